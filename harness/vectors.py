@@ -1,0 +1,51 @@
+"""Task vectors saved as safetensors with their provenance, reused when asked for again."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .adapters.causal_lm import cache_root
+from .data import sha256
+
+
+def cached_vector(run: Any, task: str, meta: dict[str, Any], prompts: list) -> torch.Tensor:
+    """The [n_layers, d] vector averaged over `prompts`' task tokens, from the cache if the same
+    model, template, task and spec were extracted before."""
+    from .engine import extract_task_vector
+
+    adapter = run.adapter
+    model = adapter.describe()
+    full = {
+        "model": model["name"],
+        "pretrained": model["pretrained"],
+        "revision": model["revision"],
+        "dtype": model["dtype"],
+        "task": task,
+        "template": run.template.record(),
+        **meta,
+        "prompts": sha256([p.text for p in prompts]),
+    }
+    key = sha256(full)[:20]
+    path = (
+        cache_root()
+        / "vectors"
+        / model["name"].replace("/", "_")
+        / f"{task.replace(':', '_').replace('/', '_')}-{key}.safetensors"
+    )
+    if path.is_file():
+        return load_file(path)["vector"]
+    vector = extract_task_vector(adapter, prompts, run.cfg.batch_size).contiguous()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    save_file(
+        {"vector": vector},
+        str(tmp),
+        metadata={k: json.dumps(v) if not isinstance(v, str) else v for k, v in full.items()},
+    )
+    os.replace(tmp, path)
+    return vector

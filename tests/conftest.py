@@ -1,0 +1,77 @@
+"""Shared fixtures: a tiny random Llama built offline (tokenizer trained in-process)."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Task vectors and converted models go to a throwaway folder, never the user's cache."""
+    import os
+
+    old = os.environ.get("VLM_TV_EVAL_CACHE")
+    os.environ["VLM_TV_EVAL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        del os.environ["VLM_TV_EVAL_CACHE"]
+    else:
+        os.environ["VLM_TV_EVAL_CACHE"] = old
+
+
+def _corpus() -> list[str]:
+    from benchmark import POOLS, load_pool
+
+    lines = ["Q: A:", "The capital city of the country:", "12:30 a:b"]
+    for pool in POOLS:
+        for item in load_pool(pool)["items"]:
+            lines.append(f"Q: {item['input']}\nA: {' '.join(item['labels'].values())}")
+    return lines
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_path(tmp_path_factory) -> str:
+    """A 4-layer random Llama and a byte-level BPE tokenizer, saved like a Hub checkpoint."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_corpus(), trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(fast),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    model = LlamaForCausalLM(config)
+    path = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_llama_path):
+    from harness.adapters import make_adapter
+
+    adapter = make_adapter(f"hf:{tiny_llama_path}")
+    adapter.load()
+    return adapter

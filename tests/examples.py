@@ -1,0 +1,171 @@
+"""Valid examples of every schema kind; tests derive the invalid ones from these."""
+
+import copy
+
+SHA = "0" * 64
+
+
+def results() -> dict:
+    method = {"acc": 0.5, "acc_std": 0.1, "acc_strict": 0.4, "acc_strict_std": 0.1, "n": 100}
+    return {
+        "kind": "results",
+        "schema_version": 1,
+        "run_id": "20261122-120000-abc123",
+        "created": "2026-11-22T12:00:00+00:00",
+        "model": {"name": "smollm2-135m", "revision": None, "num_layers": 30},
+        "config": {
+            "tasks": ["country_capital"],
+            "spec": "text_examples",
+            "query": "text",
+            "n_shot": 5,
+            "seeds": [0, 1, 2],
+            "methods": ["no_context", "majority", "prompt", "patch"],
+            "template": {"example": "Q: {x}\nA: {y}", "query": "Q: {x}\nA:", "separator": "\n\n"},
+            "layer": None,
+        },
+        "versions": {
+            "vlm_tv_eval": "0.1.0",
+            "torch": "2.13.0",
+            "transformers": "5.23.0",
+            "git_hash": "abc1234",
+        },
+        "seeds": [0, 1, 2],
+        "layer_selection": {"mode": "sweep", "layer": 21, "mean_curve": [0.1, 0.6]},
+        "results": {
+            "country_capital": {
+                "no_context": dict(method),
+                "majority": dict(method),
+                "prompt": dict(method),
+                "patch": dict(method, layer=21),
+            }
+        },
+    }
+
+
+def submission() -> dict:
+    return {
+        "kind": "submission",
+        "submission": {
+            "name": "SmolLM2-135M (CPU)",
+            "submitted_by": "vlm-tv-eval developers",
+            "date": "2026-11-22",
+            "reported": False,
+        },
+        "results": results(),
+    }
+
+
+def reported_submission() -> dict:
+    return {
+        "kind": "submission",
+        "submission": {
+            "name": "Idefics2 (paper)",
+            "submitted_by": "vlm-tv-eval developers",
+            "date": "2026-11-22",
+            "reported": True,
+            "source": "Luo et al. 2025, Table 2",
+        },
+        "results": {
+            "model": {"name": "idefics2"},
+            "config": {"spec": "text_examples", "query": "image"},
+            "results": {"country_capital": {"patch": {"acc": 0.61}}},
+        },
+    }
+
+
+def sample() -> dict:
+    return {
+        "doc_id": "france",
+        "task": "country_capital",
+        "split": "test",
+        "method": "patch",
+        "seed": 0,
+        "layer": 21,
+        "prompt_hash": SHA,
+        "doc_hash": SHA,
+        "prediction": " Paris",
+        "target": "Paris",
+        "lenient": True,
+        "strict": True,
+    }
+
+
+def verdict() -> dict:
+    return {
+        "item_id": "123",
+        "task": "override_semantic",
+        "judge": {"model": "gpt-4o-2024-08-06", "temperature": 0},
+        "choice": "B",
+        "success": True,
+        "raw": '{"choice": "B"}',
+        "error": None,
+    }
+
+
+def pool_record() -> dict:
+    return {
+        "id": "france",
+        "input": "France",
+        "split": "test",
+        "labels": {"country_capital": "Paris", "country_currency": "Euro"},
+        "wikipedia_title": "Flag of France",
+        "currency_name": "Euro",
+    }
+
+
+def row_cross_modal() -> dict:
+    return {
+        "id": "france",
+        "task": "country_capital",
+        "split": "test",
+        "input": "France",
+        "image": {"path": "france.png", "bytes": None},
+        "output": "Paris",
+        "attribution": {
+            "source_url": "https://upload.example/Flag_of_France.svg.png",
+            "file_page": "File:Flag of France.svg",
+            "author": "SKopp",
+            "license": "Public domain",
+        },
+    }
+
+
+def row_vqa() -> dict:
+    return {
+        "id": "262148000",
+        "task": "vqa_food_class",
+        "split": "validation",
+        "question": "What kind of food is this?",
+        "image": None,
+        "caption": "A plate with a slice of pizza topped with cheese.",
+        "output": "pizza",
+        "answers": ["pizza"] * 10,
+        "image_id": 262148,
+        "question_id": 262148000,
+    }
+
+
+def row_overriding() -> dict:
+    return {
+        "id": "semantic-0001",
+        "setting": "semantic",
+        "image": "coco/000000262148.jpg",
+        "question": "What color is the plate?",
+        "override": "What kind of food is this?",
+    }
+
+
+GOOD = {
+    "results": results,
+    "submission": submission,
+    "sample": sample,
+    "judge_verdict": verdict,
+    "pool_record": pool_record,
+    "row_cross_modal": row_cross_modal,
+    "row_vqa": row_vqa,
+    "row_overriding": row_overriding,
+}
+
+
+def good(kind: str) -> dict:
+    return copy.deepcopy(GOOD[kind]())

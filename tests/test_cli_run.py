@@ -1,0 +1,183 @@
+"""The `vlm-tv-eval` run: results files, resume, custom tasks, and errors before model load."""
+
+import json
+
+import pytest
+
+from benchmark import validate
+from harness import run as run_module
+from harness.cli import main
+
+
+def _args(tiny_llama_path, out, *extra):
+    return [
+        "--model",
+        f"hf:{tiny_llama_path}",
+        "--tasks",
+        "country_capital,food_color",
+        "--limit",
+        "6",
+        "--seeds",
+        "0,1",
+        "--n_shot",
+        "3",
+        "--output_path",
+        str(out),
+        *extra,
+    ]
+
+
+def _stable(doc):
+    """A results file without the parts that differ between two runs of the same config."""
+    doc = json.loads(json.dumps(doc))
+    for key in ("created", "timings"):
+        doc.pop(key, None)
+    doc["config"].pop("output_path")
+    return doc
+
+
+def _results(out):
+    (path,) = out.glob("*/*/results.json")
+    return json.loads(path.read_text())
+
+
+def test_limited_run_writes_valid_results_and_samples(tiny_llama_path, tmp_path, capsys):
+    assert main(_args(tiny_llama_path, tmp_path, "--log_samples")) == 0
+    doc = _results(tmp_path)
+    assert validate(doc, "results") == []
+    assert set(doc["results"]) == {"country_capital", "food_color"}
+    sel = doc["layer_selection"]
+    assert sel["mode"] == "sweep" and len(sel["mean_curve"]) == 4
+    assert sel["layer"] == max(range(4), key=lambda i: (sel["mean_curve"][i], -i))
+    patch = doc["results"]["country_capital"]["patch"]
+    assert patch["layer"] == sel["layer"] and patch["n"] == 6 and len(patch["per_seed"]) == 2
+    assert doc["config"]["template"]["example"] == "Q: {x}\nA: {y}"
+    (samples,) = tmp_path.glob("*/*/samples_country_capital.jsonl")
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert len(rows) == 4 * 2 * 6  # methods x seeds x items
+    assert all(validate(r, "sample") == [] for r in rows)
+    # The summary table is printed.
+    assert "country_capital" in capsys.readouterr().out
+
+
+def test_interrupted_run_resumes_to_the_same_results(tiny_llama_path, tmp_path, monkeypatch):
+    clean = tmp_path / "clean"
+    assert main(_args(tiny_llama_path, clean)) == 0
+
+    resumed = tmp_path / "resumed"
+    real_unit = run_module.Run.unit
+    computed = []
+
+    def dying_unit(self, name, compute):
+        def counted():
+            computed.append(name)
+            if len(computed) == 5:
+                raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-run
+            return compute()
+
+        return real_unit(self, name, counted)
+
+    monkeypatch.setattr(run_module.Run, "unit", dying_unit)
+    with pytest.raises(KeyboardInterrupt):
+        main(_args(tiny_llama_path, resumed))
+    assert not list(resumed.glob("*/*/results.json"))
+    done_before = set(computed[:4])
+
+    computed.clear()
+    monkeypatch.setattr(
+        run_module.Run,
+        "unit",
+        lambda self, n, c: real_unit(self, n, lambda: (computed.append(n), c())[1]),
+    )
+    assert main(_args(tiny_llama_path, resumed)) == 0
+    assert not done_before & set(computed), "finished units were computed again"
+    assert _stable(_results(resumed)) == _stable(_results(clean))
+
+
+def test_layer_override_is_recorded(tiny_llama_path, tmp_path):
+    assert main(_args(tiny_llama_path, tmp_path, "--layer", "2", "--methods", "patch")) == 0
+    doc = _results(tmp_path)
+    assert doc["layer_selection"] == {"mode": "override", "layer": 2}
+    assert doc["results"]["food_color"]["patch"]["layer"] == 2
+
+
+def test_instruction_and_ensemble_specs_run(tiny_llama_path, tmp_path):
+    for spec in ("instruction", "ensemble"):
+        assert main(_args(tiny_llama_path, tmp_path / spec, "--spec", spec)) == 0
+        assert validate(_results(tmp_path / spec), "results") == []
+
+
+def test_custom_task_file_gets_a_recorded_seeded_split(tiny_llama_path, tmp_path):
+    task = tmp_path / "opposites.jsonl"
+    lines = [{"instruction": "The opposite of the word:"}] + [
+        {"input": a, "output": b}
+        for a, b in [
+            ("hot", "cold"),
+            ("up", "down"),
+            ("big", "small"),
+            ("fast", "slow"),
+            ("light", "dark"),
+            ("old", "new"),
+            ("wet", "dry"),
+            ("rich", "poor"),
+            ("early", "late"),
+            ("happy", "sad"),
+        ]
+    ]
+    task.write_text("\n".join(json.dumps(x) for x in lines))
+    args = [
+        "--model",
+        f"hf:{tiny_llama_path}",
+        "--tasks",
+        str(task),
+        "--seeds",
+        "0",
+        "--n_shot",
+        "2",
+        "--output_path",
+        str(tmp_path / "out"),
+        "--spec",
+        "ensemble",
+    ]
+    assert main(args) == 0
+    doc = _results(tmp_path / "out")
+    assert validate(doc, "results") == []
+    split = doc["splits"]["custom:opposites"]
+    assert split["validation"] == 3 and split["test"] == 7
+    assert len(split["made"]["validation_ids"]) == 3
+
+
+def test_malformed_task_file_lines_are_reported_by_number(tmp_path, capsys):
+    task = tmp_path / "bad.jsonl"
+    task.write_text('{"input": "a", "output": "b"}\n{oops\n{"input": "c"}\n[1]\n')
+    assert main(["--tasks", str(task)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl:2: not valid JSON" in err
+    assert "bad.jsonl:3: missing or empty output" in err
+    assert "bad.jsonl:4: expected a JSON object" in err
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    def refuse(self):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(run_module.Run, "load_model", refuse)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "gpt-17"], "unknown model 'gpt-17'"),
+        (["--tasks", "country_capitol"], "Known task ids: country_capital"),
+        (["--layer", "30"], "--layer 30 out of range: smollm2-135m has layers 0..29"),
+        (["--layer", "-1"], "out of range"),
+        (["--n_shot", "30"], "at most 29 demos"),
+        (["--methods", "patch,vibes"], "unknown method"),
+        (["--template", "fancy"], "unknown template 'fancy'"),
+        (["--tasks", "vqa_food_class"], "not a text task"),
+    ],
+)
+def test_bad_input_is_a_clear_error_before_any_model_loads(argv, message, no_model_load, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
