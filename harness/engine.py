@@ -19,6 +19,12 @@ def _chunks(n: int, size: int) -> list[range]:
     return [range(i, min(n, i + size)) for i in range(0, n, size)]
 
 
+def _length_batches(prompts: Sequence[Prompt], size: int) -> list[list[int]]:
+    """Indices in batches of similar length, so little of each batch is padding."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i].text))
+    return [[order[i] for i in idx] for idx in _chunks(len(order), size)]
+
+
 @torch.inference_mode()
 def first_tokens(
     adapter: Adapter,
@@ -29,8 +35,8 @@ def first_tokens(
 ) -> torch.Tensor:
     """Greedy first token after each prompt; with `vector`, patched over `layer`'s output at the
     last token (`patch_last_token`)."""
-    out = []
-    for idx in _chunks(len(prompts), batch_size):
+    out = torch.empty(len(prompts), dtype=torch.long)
+    for idx in _length_batches(prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         ivs = []
         if vector is not None:
@@ -39,8 +45,8 @@ def first_tokens(
             ivs = [Intervention(layer, torch.arange(batch.size), -1, vector)]
         with patched(adapter.layers, ivs):
             logits = adapter.model(**batch.model_inputs).logits[:, -1]
-        out.append(logits.argmax(-1).cpu())
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+        out[idx] = logits.argmax(-1).cpu()
+    return out
 
 
 def patch_last_token(
@@ -60,15 +66,20 @@ def capture_task_states(
     """Every layer's output at each prompt's task token: [n_prompts, n_layers, d] (float32).
 
     Only the layers are needed, so the LM head is skipped."""
-    states = []
+    states: torch.Tensor | None = None
     base = adapter.model.get_decoder() if hasattr(adapter.model, "get_decoder") else adapter.model
-    for idx in _chunks(len(prompts), batch_size):
+    for idx in _length_batches(prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         got: list[torch.Tensor | None] = []
         with captured(adapter.layers, batch.task_index, got):
             base(**batch.model_inputs)
-        states.append(torch.stack(got, dim=1).float().cpu())  # type: ignore[arg-type]
-    return torch.cat(states)
+        chunk = torch.stack(got, dim=1).float().cpu()  # type: ignore[arg-type]
+        if states is None:
+            states = torch.empty(len(prompts), *chunk.shape[1:])
+        states[idx] = chunk
+    if states is None:
+        raise ValueError("no prompts to capture")
+    return states
 
 
 def extract_task_vector(
