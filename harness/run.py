@@ -264,7 +264,9 @@ class Run:
         args.setdefault("device", self.cfg.device)
         self.adapter = make_adapter(self.cfg.model, **args)
         self.adapter.load()
-        self.template = get_template(self.cfg.template or self.adapter.default_template)
+        if self.cfg.template:
+            self.adapter.template = get_template(self.cfg.template)
+        self.template = self.adapter.template
         self.timings["load"] = time.perf_counter() - start
         if self.cfg.layer is not None and self.cfg.layer >= self.adapter.num_layers:
             raise ConfigError(
@@ -272,21 +274,17 @@ class Run:
                 f"layers 0..{self.adapter.num_layers - 1}"
             )
 
-    @property
-    def answer_prefix(self) -> str:
-        mid = self.template.example.split("{x}", 1)[1].split("{y}", 1)[0]
-        return mid[mid.rindex(self.template.marker) + len(self.template.marker) :]
-
     def score(self, task: str, items: list[dict], pred_ids: Sequence[int]) -> dict[str, Any]:
         from .scoring import lenient_match, strict_match
-        from .templates import render_query
 
         ci = self.cfg.case_insensitive
         preds = [self.adapter.decode_token(i) for i in pred_ids]
         firsts = [
             self.adapter.decode_token(
                 self.adapter.answer_token(
-                    render_query(self.template, r["input"]).text, self.answer_prefix, r["output"]
+                    self.adapter.query_prompt(r["input"]).text,
+                    self.template.answer_prefix,
+                    r["output"],
                 )
             )
             for r in items
@@ -303,15 +301,13 @@ class Run:
     # -- the pipeline --------------------------------------------------------------------------
     def task_vector(self, task: str, seed: int):
         """[n_layers, d] vector for the configured spec, cached as safetensors."""
-        from .templates import render_examples, render_instruction
         from .vectors import cached_vector
 
         def examples_vector(s: int):
             items = self.items(task, "validation")
             prompts = [
-                render_examples(
-                    self.template,
-                    [(d["input"], d["output"]) for d in self.demos(task, "validation", q, s)],
+                self.adapter.example_prompt(
+                    [(d["input"], d["output"]) for d in self.demos(task, "validation", q, s)]
                 )
                 for q in items
             ]
@@ -324,7 +320,7 @@ class Run:
             return cached_vector(self, task, meta, prompts)
 
         def instruction_vector():
-            prompt = render_instruction(self.data[task].instruction)
+            prompt = self.adapter.instruction_prompt(self.data[task].instruction)
             meta = {"spec": "instruction", "instruction": self.data[task].instruction}
             return cached_vector(self, task, meta, [prompt])
 
@@ -336,12 +332,11 @@ class Run:
 
     def sweep(self, task: str, seed: int) -> dict[str, Any]:
         from . import engine
-        from .templates import render_query
 
         def compute():
             items = self.items(task, "validation")
             vec = self.task_vector(task, seed)
-            prompts = [render_query(self.template, r["input"]) for r in items]
+            prompts = [self.adapter.query_prompt(r["input"]) for r in items]
             ids = engine.sweep_layers(self.adapter, prompts, vec)
             per_layer = [
                 self.score(task, items, ids[:, layer].tolist()) for layer in range(ids.shape[1])
@@ -355,10 +350,9 @@ class Run:
 
     def test_unit(self, task: str, method: str, seed: int, layer: int | None) -> dict[str, Any]:
         from . import engine
-        from .templates import render_examples, render_query
 
         items = self.items(task, "test")
-        queries = [render_query(self.template, r["input"]) for r in items]
+        queries = [self.adapter.query_prompt(r["input"]) for r in items]
         bs = self.cfg.batch_size
 
         def compute():
@@ -372,8 +366,7 @@ class Run:
                 return out
             elif method == "prompt":
                 prompts = [
-                    render_examples(
-                        self.template,
+                    self.adapter.example_prompt(
                         [(d["input"], d["output"]) for d in self.demos(task, "test", r, seed)],
                         query=r["input"],
                     )

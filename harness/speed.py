@@ -19,7 +19,6 @@ from benchmark import load_task
 from . import engine
 from .adapters import make_adapter
 from .data import sample_demos
-from .templates import get_template, render_examples, render_query
 
 
 def _timed(fn):
@@ -36,16 +35,14 @@ def main() -> None:
     args = parser.parse_args()
 
     adapter, load_s = _timed(lambda: (a := make_adapter(args.model), a.load(), a)[2])
-    template = get_template(adapter.default_template)
     items = load_task(args.task, "validation")[: args.items]
     specs = [
-        render_examples(
-            template,
-            [(d["input"], d["output"]) for d in sample_demos(items, q, 5, 0, args.task)],
+        adapter.example_prompt(
+            [(d["input"], d["output"]) for d in sample_demos(items, q, 5, 0, args.task)]
         )
         for q in items
     ]
-    queries = [render_query(template, r["input"]) for r in items]
+    queries = [adapter.query_prompt(r["input"]) for r in items]
     vectors, extract_s = _timed(lambda: engine.extract_task_vector(adapter, specs))
     n_layers = adapter.num_layers
 
@@ -64,8 +61,7 @@ def main() -> None:
     agree = (fast == slow).float().mean().item()
 
     prompts = [
-        render_examples(
-            template,
+        adapter.example_prompt(
             [(d["input"], d["output"]) for d in sample_demos(items, q, 5, 1, args.task)],
             query=q["input"],
         )

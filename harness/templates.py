@@ -31,6 +31,12 @@ class Template:
                 "{x} and {y} in the example and end the query"
             )
 
+    @property
+    def answer_prefix(self) -> str:
+        """What the template puts between the answer marker and the answer (" " or "")."""
+        mid = self.example.split("{x}", 1)[1].split("{y}", 1)[0]
+        return mid[mid.rindex(self.marker) + len(self.marker) :]
+
     def record(self) -> dict[str, str]:
         return asdict(self)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 import torch
@@ -11,6 +12,10 @@ from safetensors.torch import load_file, save_file
 
 from .adapters.causal_lm import cache_root
 from .data import sha256
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "x"
 
 
 def cached_vector(run: Any, task: str, meta: dict[str, Any], prompts: list) -> torch.Tensor:
@@ -31,12 +36,7 @@ def cached_vector(run: Any, task: str, meta: dict[str, Any], prompts: list) -> t
         "prompts": sha256([p.text for p in prompts]),
     }
     key = sha256(full)[:20]
-    path = (
-        cache_root()
-        / "vectors"
-        / model["name"].replace("/", "_")
-        / f"{task.replace(':', '_').replace('/', '_')}-{key}.safetensors"
-    )
+    path = cache_root() / "vectors" / _safe(model["name"]) / f"{_safe(task)}-{key}.safetensors"
     if path.is_file():
         return load_file(path)["vector"]
     vector = extract_task_vector(adapter, prompts, run.cfg.batch_size).contiguous()

@@ -14,7 +14,14 @@ from typing import Any
 
 import torch
 
-from ..templates import Prompt
+from ..templates import (
+    Prompt,
+    Template,
+    get_template,
+    render_examples,
+    render_instruction,
+    render_query,
+)
 
 
 @dataclass
@@ -69,6 +76,7 @@ class Adapter:
         self.load_in_4bit = load_in_4bit
         self.model: Any = None
         self.tokenizer: Any = None
+        self.template: Template = get_template(self.default_template)
 
     # -- what subclasses provide ---------------------------------------------------------------
     def load(self) -> None:
@@ -81,6 +89,27 @@ class Adapter:
 
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         raise NotImplementedError
+
+    # -- prompts -------------------------------------------------------------------------------
+    # Inputs are strings here; VLM adapters also take images, writing their placeholder into the
+    # text and the image into `Prompt.images` (the processor expands it into image tokens).
+    def _text_input(self, x: Any) -> str:
+        if not isinstance(x, str):
+            raise ValueError(f"model {self.name!r} is text-only; got a {type(x).__name__} input")
+        return x
+
+    def example_prompt(self, examples: Sequence[tuple[Any, str]], query: Any = None) -> Prompt:
+        """Examples (and optionally a query) in the template; the task token is the delimiter
+        before the last example's answer."""
+        pairs = [(self._text_input(x), y) for x, y in examples]
+        q = None if query is None else self._text_input(query)
+        return render_examples(self.template, pairs, query=q)
+
+    def query_prompt(self, x: Any) -> Prompt:
+        return render_query(self.template, self._text_input(x))
+
+    def instruction_prompt(self, instruction: str) -> Prompt:
+        return render_instruction(instruction)
 
     # -- shared --------------------------------------------------------------------------------
     @property

@@ -96,6 +96,12 @@ class CausalLMAdapter(Adapter):
     def layers(self) -> Sequence[torch.nn.Module]:
         return self._layers
 
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        if self.name == "hf":
+            out["name"] = f"hf:{self.pretrained}"
+        return out
+
     @property
     def hidden_size(self) -> int:
         return int(self.model.config.get_text_config().hidden_size)

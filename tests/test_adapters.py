@@ -1,0 +1,93 @@
+from importlib.metadata import EntryPoint
+
+import pytest
+import torch
+
+import harness.adapters as adapters
+from harness.adapters import Adapter, adapter_class, make_adapter
+from harness.adapters.causal_lm import CausalLMAdapter
+from harness.cli import main
+from harness.vectors import cached_vector
+
+
+def test_hf_prefix_gives_the_generic_adapter():
+    cls, implied = adapter_class("hf:some/repo")
+    assert cls is CausalLMAdapter and implied == {"pretrained": "some/repo"}
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(ValueError, match="smollm2-135m"):
+        make_adapter("llama-99b")
+
+
+def test_unknown_model_arg_is_named():
+    with pytest.raises(ValueError, match="colour"):
+        make_adapter("smollm2-135m", colour="blue")
+
+
+class PluginAdapter(Adapter):
+    name = "my-plugin-model"
+    description = "a model from another package"
+
+
+def test_adapters_from_other_packages_via_entry_points(monkeypatch):
+    ep = EntryPoint("my-plugin-model", f"{__name__}:PluginAdapter", adapters.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(
+        adapters, "entry_points", lambda group: [ep] if group == adapters.ENTRY_POINT_GROUP else []
+    )
+    monkeypatch.setattr(adapters, "_REGISTRY", dict(adapters._REGISTRY))
+    assert "my-plugin-model" in adapters.adapter_names()
+    cls, _ = adapter_class("my-plugin-model")
+    assert cls is PluginAdapter
+
+
+def test_ls_models(capsys):
+    assert main(["ls", "models"]) == 0
+    out = capsys.readouterr().out
+    assert "smollm2-135m" in out and "hf" in out
+
+
+def test_text_only_adapter_rejects_images(tiny_adapter):
+    with pytest.raises(ValueError, match="text-only"):
+        tiny_adapter.query_prompt(object())
+
+
+def test_decoder_layers_are_found(tiny_adapter):
+    assert tiny_adapter.num_layers == 4
+    assert tiny_adapter.layers is tiny_adapter.model.model.layers
+
+
+def test_task_vectors_are_cached_with_metadata(tiny_adapter, monkeypatch):
+    from safetensors import safe_open
+
+    import harness.engine as engine
+
+    class FakeRun:
+        adapter = tiny_adapter
+        template = tiny_adapter.template
+
+        class cfg:
+            batch_size = 4
+
+    prompts = [tiny_adapter.example_prompt([("France", "Paris"), ("Peru", "Lima")])]
+    meta = {"spec": "text_examples", "seed": 3, "n_shot": 2}
+    first = cached_vector(FakeRun, "country_capital", meta, prompts)
+    assert first.shape == (4, 64)
+
+    def boom(*a, **k):
+        raise AssertionError("extracted again instead of reading the cache")
+
+    monkeypatch.setattr(engine, "extract_task_vector", boom)
+    again = cached_vector(FakeRun, "country_capital", meta, prompts)
+    assert torch.equal(first, again)
+    from harness.adapters.causal_lm import cache_root
+
+    found = []
+    for path in (cache_root() / "vectors").rglob("country_capital-*.safetensors"):
+        with safe_open(str(path), "pt") as f:
+            md = f.metadata()
+        if md["seed"] == "3" and md["n_shot"] == "2":
+            found.append(md)
+    assert len(found) == 1
+    assert found[0]["task"] == "country_capital" and found[0]["spec"] == "text_examples"
+    assert found[0]["pretrained"] == tiny_adapter.pretrained
