@@ -5,6 +5,7 @@ All functions take an adapter and `Prompt`s and return plain tensors; they know 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -17,6 +18,13 @@ from .templates import Prompt
 def _chunks(n: int, size: int) -> list[range]:
     size = max(1, size)
     return [range(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+def _last_logits_only(model: torch.nn.Module) -> dict[str, int]:
+    """Ask for the logits of the last position only, where the model supports it (most HF
+    causal LMs): the vocabulary projection of every other position is wasted work."""
+    params = inspect.signature(model.forward).parameters
+    return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
 def _length_batches(prompts: Sequence[Prompt], size: int) -> list[list[int]]:
@@ -36,6 +44,7 @@ def first_tokens(
     """Greedy first token after each prompt; with `vector`, patched over `layer`'s output at the
     last token (`patch_last_token`)."""
     out = torch.empty(len(prompts), dtype=torch.long)
+    keep = _last_logits_only(adapter.model)
     for idx in _length_batches(prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         ivs = []
@@ -44,7 +53,7 @@ def first_tokens(
                 raise ValueError("patching needs a layer")
             ivs = [Intervention(layer, torch.arange(batch.size), -1, vector)]
         with patched(adapter.layers, ivs):
-            logits = adapter.model(**batch.model_inputs).logits[:, -1]
+            logits = adapter.model(**batch.model_inputs, **keep).logits[:, -1]
         out[idx] = logits.argmax(-1).cpu()
     return out
 
@@ -107,6 +116,7 @@ def sweep_layers(
     layers = list(range(adapter.num_layers)) if layers is None else list(layers)
     n_layers = len(layers)
     items_per_chunk = max(1, max_rows // n_layers)
+    keep = _last_logits_only(adapter.model)
     out = []
     for idx in _chunks(len(prompts), items_per_chunk):
         batch = adapter.encode([prompts[i] for i in idx])
@@ -117,7 +127,7 @@ def sweep_layers(
             k: (v[:, :-1] if k in ("input_ids", "attention_mask", "position_ids") else v)
             for k, v in inputs.items()
         }
-        cache = adapter.model(**prefix, use_cache=True).past_key_values
+        cache = adapter.model(**prefix, use_cache=True, **keep).past_key_values
         cache.batch_repeat_interleave(n_layers)
         step = {
             "input_ids": inputs["input_ids"][:, -1:].repeat_interleave(n_layers, 0),
