@@ -157,3 +157,62 @@ def majority_answer(demos: list[dict[str, Any]]) -> str:
 def sha256(obj: Any) -> str:
     text = obj if isinstance(obj, str) else json.dumps(obj, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def record_digest(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as JSON-able data: the decoded image is left out (its hash stays in)."""
+    return {k: v for k, v in record.items() if k != "image"}
+
+
+def with_images(task: TaskData, data: str) -> TaskData:
+    """The task's records joined with their images from a built cross-modal dataset.
+
+    `data` is a folder written by `vlm-tv-build cross-modal` or a Hub dataset id; the config
+    is the task id and rows are matched to the pool by id, so the split stays the pool's.
+    """
+    if task.id.startswith("custom:"):
+        raise ValueError(f"image modes need a built dataset; {task.id} is a text-only task file")
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - datasets is a dependency of the dev install
+        raise ValueError(
+            "image modes need `datasets`: pip install 'vlm-tv-eval[builders]'"
+        ) from exc
+    try:
+        built = datasets.load_dataset(data, task.id)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load"
+        raise ValueError(
+            f"cannot load config {task.id!r} of the image dataset {data!r}: {exc}. Build it with "
+            "`vlm-tv-build cross-modal --out DIR` (needs network) and pass --data DIR"
+        ) from None
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for split, records in task.splits.items():
+        if split not in built:
+            raise ValueError(f"image dataset {data!r} config {task.id!r} has no {split!r} split")
+        rows = {row["id"]: row for row in built[split]}
+        missing = [r["id"] for r in records if rows.get(r["id"], {}).get("image") is None]
+        if missing:
+            raise ValueError(
+                f"image dataset {data!r} ({task.id}/{split}) lacks images for {len(missing)} "
+                f"item(s): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}. "
+                "Rebuild it with `vlm-tv-build cross-modal` (not text-only)"
+            )
+        out = []
+        for r in records:
+            image = rows[r["id"]]["image"]
+            try:
+                image.load()
+            except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad files
+                raise ValueError(
+                    f"image of {task.id}/{r['id']} in {data!r} is corrupt: {exc}"
+                ) from None
+            digest = hashlib.sha256(image.tobytes()).hexdigest()
+            out.append(dict(r, image=image, image_sha256=digest))
+        splits[split] = out
+    return TaskData(
+        task.id,
+        task.instruction,
+        splits,
+        source=f"{task.source}+images:{data}",
+        split_made=task.split_made,
+    )

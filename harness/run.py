@@ -21,10 +21,20 @@ from typing import Any
 
 from benchmark import CROSS_MODAL_TASKS, validate
 
-from .data import TaskData, TaskFileError, load_task_data, majority_answer, sample_demos, sha256
+from .data import (
+    TaskData,
+    TaskFileError,
+    load_task_data,
+    majority_answer,
+    record_digest,
+    sample_demos,
+    sha256,
+    with_images,
+)
 from .results import method_summary, versions, write_json_atomic
 
-SPECS = ("text_examples", "instruction", "ensemble")
+SPECS = ("text_examples", "image_examples", "instruction", "ensemble")
+QUERIES = ("text", "image")
 ALL_METHODS = ("no_context", "majority", "prompt", "patch")
 
 
@@ -51,6 +61,9 @@ class RunConfig:
     device: str = "cpu"
     output_path: str = "runs"
     log_samples: bool = False
+    data: str | None = None
+    source_model: str | None = None
+    source_model_args: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> dict[str, Any]:
         """What changes the numbers; its hash names the run folder."""
@@ -103,9 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--query",
         default=d.query,
-        choices=["text"],
-        help="query modality (image queries come with the VLM adapters)",
+        choices=QUERIES,
+        help="query modality; image queries (and --spec image_examples) need a VLM and --data",
     )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="the built cross-modal dataset with images: a folder written by `vlm-tv-build` "
+        "or a Hub dataset id (datasets.load_dataset)",
+    )
+    p.add_argument(
+        "--source_model",
+        default=None,
+        help="extract task vectors in this model (e.g. the VLM's base LLM) and patch them into "
+        "--model at the same layer",
+    )
+    p.add_argument("--source_model_args", default="", help="k=v,... for --source_model")
     p.add_argument("--n_shot", type=int, default=d.n_shot)
     p.add_argument("--seeds", type=_int_list, default=d.seeds, help="e.g. 0,1,2")
     p.add_argument("--methods", default=",".join(d.methods), help=",".join(ALL_METHODS))
@@ -116,7 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="patch at this layer instead of choosing it on validation",
     )
-    p.add_argument("--template", default=None, help="paper | spaced (default: the adapter's)")
+    p.add_argument(
+        "--template",
+        default=None,
+        help="paper | spaced | model (the model's own chat format); default: the adapter's",
+    )
     p.add_argument("--case_insensitive", action="store_true")
     p.add_argument("--instruction", default=None, help="instruction for a custom task file")
     p.add_argument("--batch_size", type=int, default=d.batch_size)
@@ -152,6 +182,9 @@ def parse_config(argv: Sequence[str]) -> RunConfig:
         device=args.device,
         output_path=args.output_path,
         log_samples=args.log_samples,
+        data=args.data,
+        source_model=args.source_model,
+        source_model_args=_parse_model_args(args.source_model_args),
     )
 
 
@@ -175,17 +208,40 @@ def check_config(cfg: RunConfig) -> tuple[type, dict[str, TaskData]]:
         raise ConfigError("--limit must be at least 2")
     if cfg.batch_size < 1:
         raise ConfigError("--batch_size must be at least 1")
-    if cfg.template is not None:
+    if cfg.template is not None and cfg.template != "model":
         try:
             get_template(cfg.template)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     if not cfg.tasks:
         raise ConfigError("--tasks is empty")
+    needs_images = cfg.spec == "image_examples" or cfg.query == "image"
+    if needs_images and not cls.supports_images:
+        raise ConfigError(
+            f"model {cfg.model!r} is text-only; --spec image_examples and --query image need a "
+            "VLM adapter (idefics2, llava-1.5, mantis-fuyu)"
+        )
+    if cfg.source_model:
+        try:
+            source_cls, _ = adapter_class(cfg.source_model)
+        except ValueError as exc:
+            raise ConfigError(f"--source_model: {exc}") from None
+        if cfg.spec == "image_examples" and not source_cls.supports_images:
+            raise ConfigError(
+                f"--source_model {cfg.source_model} is text-only: use --spec text_examples, "
+                "instruction or ensemble for LLM->VLM transfer"
+            )
+    if needs_images and not cfg.data:
+        raise ConfigError(
+            "image modes need the images: build them with `vlm-tv-build cross-modal --out DIR` "
+            "(needs network) and pass --data DIR, or pass --data <hub-dataset-id>"
+        )
     data: dict[str, TaskData] = {}
     for name in cfg.tasks:
         try:
             td = load_task_data(name, cfg.instruction)
+            if needs_images:
+                td = with_images(td, cfg.data)
         except (KeyError, ValueError, TaskFileError) as exc:
             raise ConfigError(str(exc).strip("'\"")) from None
         if cfg.spec in ("instruction", "ensemble") and not td.instruction:
@@ -211,7 +267,7 @@ def check_config(cfg: RunConfig) -> tuple[type, dict[str, TaskData]]:
 
 def _needs_demos(cfg: RunConfig, split: str) -> bool:
     if split == "validation":
-        return cfg.spec in ("text_examples", "ensemble") and "patch" in cfg.methods
+        return cfg.spec != "instruction" and "patch" in cfg.methods
     return bool({"majority", "prompt"} & set(cfg.methods))
 
 
@@ -226,13 +282,25 @@ class Run:
         self.cfg = cfg
         self.data = data
         # The items themselves are part of the identity: an edited task file is a new run.
-        items = {t: d.splits for t, d in data.items()}
+        items = {
+            t: {s: [record_digest(r) for r in rs] for s, rs in d.splits.items()}
+            for t, d in data.items()
+        }
         self.run_id = f"{cfg.spec}-{sha256([cfg.identity(), items])[:12]}"
         self.dir = Path(cfg.output_path) / _slug(cfg.model) / self.run_id
         self.parts = self.dir / "parts"
         self.timings: dict[str, float] = {}
         self.adapter: Any = None
         self.template: Any = None
+        self.source: Any = None  # LLM->VLM: the model the vectors come from
+        self.source_vectors: dict[tuple[str, int], Any] = {}
+
+    # -- inputs in the configured modalities -------------------------------------------------
+    def spec_input(self, record: dict[str, Any]) -> Any:
+        return record["image"] if self.cfg.spec == "image_examples" else record["input"]
+
+    def query_input(self, record: dict[str, Any]) -> Any:
+        return record["image"] if self.cfg.query == "image" else record["input"]
 
     # -- items ---------------------------------------------------------------------------------
     def items(self, task: str, split: str) -> list[dict[str, Any]]:
@@ -255,18 +323,39 @@ class Run:
         write_json_atomic(path, out)
         return out
 
-    def load_model(self) -> None:
+    def _load(self, model: str, model_args: dict[str, Any]) -> Any:
         from .adapters import make_adapter
         from .templates import get_template
 
-        start = time.perf_counter()
-        args = dict(self.cfg.model_args)
+        args = dict(model_args)
         args.setdefault("device", self.cfg.device)
-        self.adapter = make_adapter(self.cfg.model, **args)
-        self.adapter.load()
-        if self.cfg.template:
-            self.adapter.template = get_template(self.cfg.template)
+        adapter = make_adapter(model, **args)
+        adapter.load()
+        if self.cfg.template == "model":
+            adapter.use_chat_template = True
+            adapter.chat_parts()  # fails now, with a clear message, if there is no chat template
+        elif self.cfg.template:
+            adapter.template = get_template(self.cfg.template)
+        return adapter
+
+    def load_model(self) -> None:
+        start = time.perf_counter()
+        self.adapter = self._load(self.cfg.model, self.cfg.model_args)
         self.template = self.adapter.template
+        if self.cfg.source_model:
+            self.source = self._load(self.cfg.source_model, self.cfg.source_model_args)
+            src, dst = self.source.hidden_size, self.adapter.hidden_size
+            if src != dst:
+                raise ConfigError(
+                    f"--source_model {self.cfg.source_model} has hidden size {src} but "
+                    f"{self.cfg.model} has {dst}: vectors can only move between a VLM and its own "
+                    "base LLM (idefics2 <- mistral-7b, llava-1.5 <- vicuna-7b)"
+                )
+            if self.source.num_layers != self.adapter.num_layers:
+                raise ConfigError(
+                    f"--source_model has {self.source.num_layers} layers, {self.cfg.model} has "
+                    f"{self.adapter.num_layers}: patching 'at the same layer' needs equal depth"
+                )
         self.timings["load"] = time.perf_counter() - start
         if self.cfg.layer is not None and self.cfg.layer >= self.adapter.num_layers:
             raise ConfigError(
@@ -299,44 +388,57 @@ class Run:
         }
 
     # -- the pipeline --------------------------------------------------------------------------
-    def task_vector(self, task: str, seed: int):
-        """[n_layers, d] vector for the configured spec, cached as safetensors."""
+    def task_vector(self, task: str, seed: int, adapter: Any = None):
+        """[n_layers, d] vector for the configured spec from `adapter` (default: the patched
+        model), cached as safetensors."""
         from .vectors import cached_vector
+
+        adapter = adapter or self.adapter
+        examples = "image_examples" if self.cfg.spec == "image_examples" else "text_examples"
 
         def examples_vector(s: int):
             items = self.items(task, "validation")
             prompts = [
-                self.adapter.example_prompt(
-                    [(d["input"], d["output"]) for d in self.demos(task, "validation", q, s)]
+                adapter.example_prompt(
+                    [
+                        (self.spec_input(d), d["output"])
+                        for d in self.demos(task, "validation", q, s)
+                    ]
                 )
                 for q in items
             ]
             meta = {
-                "spec": "text_examples",
+                "spec": examples,
                 "seed": s,
                 "n_shot": self.cfg.n_shot,
-                "items": sha256([q["id"] for q in items]),
+                "items": sha256([record_digest(q) for q in items]),
             }
-            return cached_vector(self, task, meta, prompts)
+            return cached_vector(adapter, self.cfg.batch_size, task, meta, prompts)
 
         def instruction_vector():
-            prompt = self.adapter.instruction_prompt(self.data[task].instruction)
+            prompt = adapter.instruction_prompt(self.data[task].instruction)
             meta = {"spec": "instruction", "instruction": self.data[task].instruction}
-            return cached_vector(self, task, meta, [prompt])
+            return cached_vector(adapter, self.cfg.batch_size, task, meta, [prompt])
 
-        if self.cfg.spec == "text_examples":
-            return examples_vector(seed)
         if self.cfg.spec == "instruction":
             return instruction_vector()
-        return (examples_vector(seed) + instruction_vector()) / 2
+        if self.cfg.spec == "ensemble":
+            return (examples_vector(seed) + instruction_vector()) / 2
+        return examples_vector(seed)
+
+    def patch_vector(self, task: str, seed: int):
+        """The vector that is patched: the source model's under LLM->VLM, else the model's own."""
+        if self.cfg.source_model:
+            return self.source_vectors[task, seed]
+        return self.task_vector(task, seed)
 
     def sweep(self, task: str, seed: int) -> dict[str, Any]:
         from . import engine
 
         def compute():
             items = self.items(task, "validation")
-            vec = self.task_vector(task, seed)
-            prompts = [self.adapter.query_prompt(r["input"]) for r in items]
+            vec = self.patch_vector(task, seed)
+            prompts = [self.adapter.query_prompt(self.query_input(r)) for r in items]
             ids = engine.sweep_layers(self.adapter, prompts, vec)
             per_layer = [
                 self.score(task, items, ids[:, layer].tolist()) for layer in range(ids.shape[1])
@@ -352,7 +454,7 @@ class Run:
         from . import engine
 
         items = self.items(task, "test")
-        queries = [self.adapter.query_prompt(r["input"]) for r in items]
+        queries = [self.adapter.query_prompt(self.query_input(r)) for r in items]
         bs = self.cfg.batch_size
 
         def compute():
@@ -367,15 +469,18 @@ class Run:
             elif method == "prompt":
                 prompts = [
                     self.adapter.example_prompt(
-                        [(d["input"], d["output"]) for d in self.demos(task, "test", r, seed)],
-                        query=r["input"],
+                        [
+                            (self.spec_input(d), d["output"])
+                            for d in self.demos(task, "test", r, seed)
+                        ],
+                        query=self.query_input(r),
                     )
                     for r in items
                 ]
                 hashes = [sha256(p.text) for p in prompts]
                 ids = engine.first_tokens(self.adapter, prompts, bs).tolist()
             else:
-                vec = self.task_vector(task, seed)
+                vec = self.patch_vector(task, seed)
                 ids = engine.patch_last_token(self.adapter, queries, vec[layer], layer, bs).tolist()
             out = self.score(task, items, ids)
             out["prompt_hashes"] = hashes
@@ -436,6 +541,16 @@ class Run:
         start = time.perf_counter()
         self.load_model()
         need_vectors = "patch" in cfg.methods
+        if self.source is not None and need_vectors:
+            for task, seed in tqdm(
+                [(t, s) for t in self.data for s in cfg.seeds],
+                desc=f"vectors from {cfg.source_model}",
+                unit="task-seed",
+            ):
+                self.source_vectors[task, seed] = self.task_vector(task, seed, self.source)
+        if self.source is not None:
+            self.source = None
+            _release_memory()
         sweeps: dict[str, dict[int, dict]] = {t: {} for t in self.data}
         if need_vectors and cfg.layer is None:
             jobs = [(t, s) for t in self.data for s in cfg.seeds]
@@ -465,6 +580,8 @@ class Run:
                     **extra,
                 )
         doc = self.results_file(results, selection)
+        if self.source_vectors and selection:
+            doc["transfer"] = self.transfer_similarity(selection["layer"])
         errors = validate(doc, "results")
         if errors:  # a bug in the harness, not the user's input
             raise RuntimeError("results do not match the schema: " + "; ".join(map(str, errors)))
@@ -472,6 +589,35 @@ class Run:
         if cfg.log_samples:
             self.write_samples(test, layer)
         return doc
+
+    def transfer_similarity(self, layer: int) -> dict[str, Any]:
+        """Cosine similarity at the patched layer between the source model's vector and the
+        model's own vector for the same task (matched) and for the other tasks (mismatched),
+        averaged over seeds."""
+        cos = torch_cosine()
+        own = {(t, s): self.task_vector(t, s) for t in self.data for s in self.cfg.seeds}
+        matched, mismatched = {}, {}
+        for t in self.data:
+            matched[t] = statistics.fmean(
+                cos(self.source_vectors[t, s][layer], own[t, s][layer]) for s in self.cfg.seeds
+            )
+            others = [u for u in self.data if u != t]
+            if others:
+                mismatched[t] = statistics.fmean(
+                    cos(self.source_vectors[t, s][layer], own[u, s][layer])
+                    for u in others
+                    for s in self.cfg.seeds
+                )
+        out: dict[str, Any] = {
+            "source_model": self.cfg.source_model,
+            "layer": layer,
+            "cosine": matched,
+            "mean_cosine": statistics.fmean(matched.values()),
+        }
+        if mismatched:
+            out["mismatched_cosine"] = mismatched
+            out["mean_mismatched_cosine"] = statistics.fmean(mismatched.values())
+        return out
 
     def results_file(self, results: dict[str, Any], selection: dict | None) -> dict[str, Any]:
         cfg = self.cfg
@@ -529,7 +675,7 @@ class Run:
                                     "seed": seed,
                                     "layer": layer if method == "patch" else None,
                                     "prompt_hash": unit["prompt_hashes"][i],
-                                    "doc_hash": sha256(rec),
+                                    "doc_hash": sha256(record_digest(rec)),
                                     "prediction": unit["preds"][i],
                                     "target": rec["output"],
                                     "lenient": unit["lenient"][i],
@@ -540,6 +686,26 @@ class Run:
                         )
             path = self.dir / f"samples_{_slug(task)}.jsonl"
             path.write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def torch_cosine():
+    import torch
+
+    def cos(a, b) -> float:
+        return float(torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=0))
+
+    return cos
+
+
+def _release_memory() -> None:
+    """Give a dropped model's memory back (GPU memory for the patched model)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def summary_table(doc: dict[str, Any]) -> str:

@@ -62,23 +62,16 @@ def test_task_vectors_are_cached_with_metadata(tiny_adapter, monkeypatch):
 
     import harness.engine as engine
 
-    class FakeRun:
-        adapter = tiny_adapter
-        template = tiny_adapter.template
-
-        class cfg:
-            batch_size = 4
-
     prompts = [tiny_adapter.example_prompt([("France", "Paris"), ("Peru", "Lima")])]
     meta = {"spec": "text_examples", "seed": 3, "n_shot": 2}
-    first = cached_vector(FakeRun, "country_capital", meta, prompts)
+    first = cached_vector(tiny_adapter, 4, "country_capital", meta, prompts)
     assert first.shape == (4, 64)
 
     def boom(*a, **k):
         raise AssertionError("extracted again instead of reading the cache")
 
     monkeypatch.setattr(engine, "extract_task_vector", boom)
-    again = cached_vector(FakeRun, "country_capital", meta, prompts)
+    again = cached_vector(tiny_adapter, 4, "country_capital", meta, prompts)
     assert torch.equal(first, again)
     from harness.adapters.causal_lm import cache_root
 

@@ -8,6 +8,13 @@ from typing import Any
 
 from .base import Adapter, Batch
 from .causal_lm import CausalLMAdapter, SmolLM2Adapter
+from .vlm import (
+    Idefics2Adapter,
+    LlavaAdapter,
+    MantisFuyuAdapter,
+    Mistral7BAdapter,
+    Vicuna7BAdapter,
+)
 
 ENTRY_POINT_GROUP = "vlm_tv_eval.adapters"
 
@@ -22,8 +29,16 @@ def register_adapter(cls: type[Adapter]) -> type[Adapter]:
     return cls
 
 
-register_adapter(SmolLM2Adapter)
-register_adapter(CausalLMAdapter)
+for _cls in (
+    SmolLM2Adapter,
+    CausalLMAdapter,
+    Idefics2Adapter,
+    LlavaAdapter,
+    MantisFuyuAdapter,
+    Mistral7BAdapter,
+    Vicuna7BAdapter,
+):
+    register_adapter(_cls)
 
 
 def _plugins() -> dict[str, Any]:

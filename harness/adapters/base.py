@@ -54,6 +54,8 @@ class Adapter:
     default_revision: str | None = None
     default_template: str = "paper"
     supports_images: bool = False
+    # The paired LLM (for a VLM) or VLM (for an LLM), for LLM->VLM transfer.
+    paired_with: str | None = None
 
     def __init__(
         self,
@@ -70,13 +72,17 @@ class Adapter:
                 "pretrained, revision, dtype, device, load_in_4bit"
             )
         self.pretrained = pretrained or self.default_pretrained
-        self.revision = revision if revision is not None else self.default_revision
+        # The pinned revision belongs to the default checkpoint, not to one the user names.
+        default_revision = self.default_revision if pretrained is None else None
+        self.revision = revision if revision is not None else default_revision
         self.dtype = dtype
         self.device = device
         self.load_in_4bit = load_in_4bit
         self.model: Any = None
         self.tokenizer: Any = None
         self.template: Template = get_template(self.default_template)
+        # --template model: wrap every prompt in the model's own chat format (Table 10 ablation).
+        self.use_chat_template = False
 
     # -- what subclasses provide ---------------------------------------------------------------
     def load(self) -> None:
@@ -103,13 +109,39 @@ class Adapter:
         before the last example's answer."""
         pairs = [(self._text_input(x), y) for x, y in examples]
         q = None if query is None else self._text_input(query)
-        return render_examples(self.template, pairs, query=q)
+        return self.wrap(render_examples(self.template, pairs, query=q))
 
     def query_prompt(self, x: Any) -> Prompt:
-        return render_query(self.template, self._text_input(x))
+        return self.wrap(render_query(self.template, self._text_input(x)))
 
     def instruction_prompt(self, instruction: str) -> Prompt:
-        return render_instruction(instruction)
+        return self.wrap(render_instruction(instruction))
+
+    def wrap(self, prompt: Prompt) -> Prompt:
+        """With `use_chat_template`, put the prompt in a user turn followed by the assistant's
+        turn; the task character moves with it."""
+        if not self.use_chat_template:
+            return prompt
+        before, after = self.chat_parts()
+        task_char = None if prompt.task_char is None else prompt.task_char + len(before)
+        return Prompt(before + prompt.text + after, list(prompt.images), task_char)
+
+    def chat_parts(self) -> tuple[str, str]:
+        """The text the chat template puts before and after a user message."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ValueError(
+                f"model {self.name!r} has no chat template, so --template model cannot be used; "
+                "use --template paper or spaced"
+            )
+        sentinel = "\u2063TASK\u2063"
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": sentinel}], tokenize=False, add_generation_prompt=True
+        )
+        before, after = text.split(sentinel)
+        bos = getattr(self.tokenizer, "bos_token", None)
+        if bos and before.startswith(bos):  # the tokenizer adds it again
+            before = before[len(bos) :]
+        return before, after
 
     # -- shared --------------------------------------------------------------------------------
     @property
@@ -120,6 +152,7 @@ class Adapter:
         """What a results file records about the model."""
         return {
             "name": self.name,
+            "paired_with": self.paired_with,
             "adapter": type(self).__name__,
             "pretrained": str(self.pretrained),
             "revision": self.revision,

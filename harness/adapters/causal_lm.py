@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import operator
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,8 @@ class CausalLMAdapter(Adapter):
     name = "hf"
     description = "any Hugging Face causal LM: hf:<repo-or-local-path> (text only)"
     default_template = "spaced"
+    # Where the decoder layers live, as an attribute path (None: found from the module tree).
+    layers_path: str | None = None
 
     def _from_pretrained_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"revision": self.revision} if self.revision else {}
@@ -90,7 +93,10 @@ class CausalLMAdapter(Adapter):
             self.model.to(self.device)
         self.model.eval()
         self.model.requires_grad_(False)
-        self._layers = find_decoder_layers(self.model)
+        if self.layers_path:
+            self._layers = operator.attrgetter(self.layers_path)(self.model)
+        else:
+            self._layers = find_decoder_layers(self.model)
 
     @property
     def layers(self) -> Sequence[torch.nn.Module]:

@@ -1,0 +1,69 @@
+"""The Hub's dataset layout: one folder per config, one Parquet file per split, a card.
+
+`OUT/<config>/<split>-00000-of-00001.parquet` plus `OUT/README.md` whose YAML `configs:` names
+each file. That is what `datasets.load_dataset(OUT, config)` reads locally and what the Hub
+serves after an upload, with no loading script. The features (the `Image` type included) are
+stored in each Parquet file's schema metadata, so a reader gets PIL images back.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .http import atomic_write_bytes
+
+SPLIT_ORDER = ("validation", "test")
+
+
+def data_file(config: str, split: str) -> str:
+    """Path of a config's split inside the dataset folder (also its `data_files` entry)."""
+    return f"{config}/{split}-00000-of-00001.parquet"
+
+
+def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], features: Any) -> None:
+    """Encode rows with `features` (datasets.Features) and write them atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    encoded = [features.encode_example(dict(row)) for row in rows]
+    table = pa.Table.from_pylist(encoded, schema=features.arrow_schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        # Small row groups keep image-heavy files readable by the Hub's viewer.
+        pq.write_table(table, tmp, row_group_size=100)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_splits(rows_by_config: Mapping[str, Mapping[str, Sequence[Any]]]) -> dict[str, list]:
+    """{config: [splits with rows, in validation/test order]}."""
+    out = {}
+    for config, by_split in rows_by_config.items():
+        splits = [s for s in SPLIT_ORDER if by_split.get(s)]
+        splits += sorted(s for s in by_split if s not in SPLIT_ORDER and by_split[s])
+        out[config] = splits
+    return out
+
+
+def write_configs(
+    out_dir: str | Path,
+    rows_by_config: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+    features: Any,
+    card_text: str,
+) -> Path:
+    """Write every (config, split) as Parquet and the card; returns the folder."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for config, splits in config_splits(rows_by_config).items():
+        for split in splits:
+            write_parquet(out / data_file(config, split), rows_by_config[config][split], features)
+    atomic_write_bytes(out / "README.md", card_text.encode("utf-8"))
+    return out

@@ -1,0 +1,86 @@
+"""Display names and orderings, kept in one place so every output lists things the same way."""
+
+from __future__ import annotations
+
+from benchmark import METHODS, TASKS
+
+# Settings in the order the paper discusses them: its headline (text examples patched onto
+# image queries) first. A setting not listed here sorts after these, alphabetically.
+SETTING_ORDER: tuple[tuple[str, str], ...] = (
+    ("text_examples", "image"),
+    ("image_examples", "image"),
+    ("instruction", "image"),
+    ("ensemble", "image"),
+    ("text_examples", "text"),
+    ("image_examples", "text"),
+    ("instruction", "text"),
+    ("ensemble", "text"),
+)
+
+SPEC_LABELS = {
+    "text_examples": "Text examples",
+    "image_examples": "Image examples",
+    "instruction": "Instruction",
+    "ensemble": "Ensemble (instruction + examples)",
+}
+
+METHOD_LABELS = {
+    "no_context": "No context",
+    "majority": "Random (majority)",
+    "prompt": "Prompt",
+    "patch": "Patch",
+    "system_prompt": "System prompt",
+    "instruction_patch": "Instruction patch",
+}
+
+# Short column headers, as in the paper's tables.
+TASK_LABELS = {
+    "country_capital": "Capital",
+    "country_currency": "Currency",
+    "animal_latin": "Latin",
+    "animal_young": "Young",
+    "food_color": "Color",
+    "food_flavor": "Flavor",
+    "vqa_food_class": "Food-Class",
+    "vqa_shirt_color": "Shirt-Color",
+    "vqa_man_holding": "Man-Holding",
+    "override_semantic": "Semantic",
+    "override_syntax": "Syntax",
+    "override_creative": "Creative",
+    "override_factual": "Factual",
+}
+
+# Methods whose accuracy depends on a chosen layer.
+LAYERED_METHODS = ("patch", "instruction_patch")
+
+
+def setting_id(spec: str, query: str) -> str:
+    """`text_examples→image`: the key used in the CSV, the page's filter and file names."""
+    return f"{spec}→{query}"
+
+
+def setting_label(spec: str, query: str) -> str:
+    return f"{SPEC_LABELS.get(spec, spec)} → {query} queries"
+
+
+def setting_key(spec: str, query: str) -> tuple[int, str, str]:
+    known = (spec, query)
+    rank = SETTING_ORDER.index(known) if known in SETTING_ORDER else len(SETTING_ORDER)
+    return (rank, spec, query)
+
+
+def method_label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def method_key(method: str) -> tuple[int, str]:
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
+
+
+def task_label(task: str) -> str:
+    return TASK_LABELS.get(task, task)
+
+
+def task_key(task: str) -> tuple[int, str]:
+    order = list(TASKS)
+    return (order.index(task) if task in order else len(order), task)

@@ -1,0 +1,181 @@
+"""Submission files: made from a harness results file, validated, and checked for duplicates.
+
+A submission is a results file wrapped with who/when/what metadata (schema kind "submission").
+They are only ever written by `make_submission` + `write_submission`, so a hand-written file
+shows up as a schema error or a file that `add` would not have produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmark import validate
+
+# Config keys that say where and how a run was executed, not what was measured: two files that
+# differ only in these hold the same measurement.
+_RUN_ONLY_CONFIG = ("output_path", "batch_size", "device", "log_samples")
+
+
+class SubmissionError(Exception):
+    """A submission that cannot be made or written; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submission file as loaded: its file name (inside `submissions/`) and content."""
+
+    file: str
+    data: dict[str, Any]
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.data["submission"]
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self.data["results"]
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    @property
+    def reported(self) -> bool:
+        return bool(self.meta["reported"])
+
+    @property
+    def model(self) -> str:
+        return self.results["model"]["name"]
+
+    @property
+    def spec(self) -> str:
+        return self.results["config"]["spec"]
+
+    @property
+    def query(self) -> str:
+        return query_of(self.results)
+
+    @property
+    def stem(self) -> str:
+        return self.file.removesuffix(".json")
+
+
+def query_of(results: dict[str, Any]) -> str:
+    """The query modality; results written before `config.query` existed were text-only."""
+    return results.get("config", {}).get("query") or "text"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "submission"
+
+
+def submission_filename(data: dict[str, Any]) -> str:
+    """`<name>_<spec>-to-<query>.json`: one name and setting per file, readable in a listing."""
+    results = data["results"]
+    spec = results["config"]["spec"]
+    return f"{slug(data['submission']['name'])}_{slug(spec)}-to-{query_of(results)}.json"
+
+
+def content_key(data: dict[str, Any]) -> str:
+    """A hash of what was measured (model, config, per-task results), for duplicate detection."""
+    results = data["results"]
+    config = {k: v for k, v in results["config"].items() if k not in _RUN_ONLY_CONFIG}
+    config["query"] = query_of(results)
+    model = results["model"]
+    payload = {
+        "model": [model.get("name"), model.get("revision")],
+        "config": config,
+        "results": results["results"],
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def dumps(data: dict[str, Any]) -> str:
+    """The one way a submission is serialised, so files made by `add` look alike."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def make_submission(
+    results: dict[str, Any],
+    *,
+    name: str,
+    submitted_by: str,
+    date: str,
+    model_card: str | None = None,
+    hardware: str | None = None,
+    notes: str | None = None,
+) -> dict[str, Any]:
+    """Wrap a harness results file as a (reproduced, not reported) submission."""
+    meta: dict[str, Any] = {"name": name, "submitted_by": submitted_by, "date": date}
+    for key, value in (("model_card", model_card), ("hardware", hardware), ("notes", notes)):
+        if value:
+            meta[key] = value
+    meta["reported"] = False
+    return {"kind": "submission", "submission": meta, "results": results}
+
+
+def schema_problems(data: Any, file: str) -> list[str]:
+    """Schema errors as `file: $.json.path: message` lines."""
+    return [f"{file}: {err.path}: {err.message}" for err in validate(data, "submission")]
+
+
+def load_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
+    """Every `*.json` in `folder`, sorted by file name, and the problems found.
+
+    A file that is not valid JSON or not a valid submission is reported and left out; so is the
+    second of two files holding the same measurement.
+    """
+    loaded: list[Submission] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problems.append(f"{path.name}: $: not valid JSON: {exc}")
+            continue
+        errors = schema_problems(data, path.name)
+        if errors:
+            problems.extend(errors)
+            continue
+        key = content_key(data)
+        if key in seen:
+            problems.append(
+                f"{path.name}: duplicate of {seen[key]} (same model, config and results); "
+                "delete one of the two files"
+            )
+            continue
+        seen[key] = path.name
+        loaded.append(Submission(path.name, data))
+    return loaded, problems
+
+
+def write_submission(data: dict[str, Any], folder: Path, *, overwrite: bool = False) -> Path:
+    """Validate `data`, refuse duplicates of existing submissions, and write it to `folder`."""
+    file = submission_filename(data)
+    errors = schema_problems(data, file)
+    if errors:
+        raise SubmissionError("not a valid submission:\n  " + "\n  ".join(errors))
+    target = folder / file
+    if target.exists() and not overwrite:
+        raise SubmissionError(
+            f"{target} already exists; a submission's name and setting must be unique: "
+            "pick another --name"
+        )
+    existing, _ = load_submissions(folder) if folder.is_dir() else ([], [])
+    key = content_key(data)
+    for other in existing:
+        if other.file != file and content_key(other.data) == key:
+            raise SubmissionError(
+                f"these results are already submitted as {folder / other.file} "
+                "(same model, config and results)"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    target.write_text(dumps(data), "utf-8")
+    return target

@@ -1,0 +1,140 @@
+"""Submissions flattened into leaderboard rows: one row per (submission, method).
+
+Every output (README, CSV, page, plots) is drawn from these rows, so they agree with each other.
+Averages are always recomputed here from the per-task accuracies, for reproduced and reported
+rows alike; the std of the average is taken over seeds from the per-seed accuracies.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from . import labels
+from .submissions import Submission
+
+
+@dataclass(frozen=True)
+class Cell:
+    """An accuracy and its std over seeds (None where the source gives none)."""
+
+    acc: float
+    std: float | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    file: str
+    name: str
+    model: str
+    reported: bool
+    source: str | None
+    spec: str
+    query: str
+    method: str
+    cells: dict[str, Cell]
+    avg: Cell
+    layers: tuple[int, ...]
+    num_layers: int | None
+
+    @property
+    def setting(self) -> str:
+        return labels.setting_id(self.spec, self.query)
+
+
+def _average(results: list[dict]) -> Cell:
+    """Mean over tasks; its std over seeds when every task has the same number of seeds."""
+    acc = sum(r["acc"] for r in results) / len(results)
+    seeds = [r.get("per_seed") for r in results]
+    if not all(seeds) or len({len(s) for s in seeds}) != 1:
+        return Cell(acc)
+    per_seed = [sum(column) / len(column) for column in zip(*seeds, strict=True)]
+    # Population std (ddof=0), the convention of the harness' per-task acc_std.
+    return Cell(acc, statistics.pstdev(per_seed) if len(per_seed) > 1 else None)
+
+
+def submission_rows(sub: Submission) -> list[Row]:
+    by_method: dict[str, dict[str, dict]] = {}
+    for task, methods in sub.results["results"].items():
+        for method, result in methods.items():
+            by_method.setdefault(method, {})[task] = result
+    selection = sub.results.get("layer_selection") or {}
+    rows = []
+    for method in sorted(by_method, key=labels.method_key):
+        results = by_method[method]
+        tasks = sorted(results, key=labels.task_key)
+        layers: set[int] = set()
+        if method in labels.LAYERED_METHODS:
+            layers = {r["layer"] for r in results.values() if "layer" in r}
+            if not layers and "layer" in selection:
+                layers = {selection["layer"]}
+        rows.append(
+            Row(
+                file=sub.file,
+                name=sub.name,
+                model=sub.model,
+                reported=sub.reported,
+                source=sub.meta.get("source"),
+                spec=sub.spec,
+                query=sub.query,
+                method=method,
+                cells={t: Cell(results[t]["acc"], results[t].get("acc_std")) for t in tasks},
+                avg=_average([results[t] for t in tasks]),
+                layers=tuple(sorted(layers)),
+                num_layers=sub.results["model"].get("num_layers"),
+            )
+        )
+    return rows
+
+
+def row_key(row: Row) -> tuple:
+    """Settings in the paper's order; reproduced runs before reported rows; then by name."""
+    return (
+        labels.setting_key(row.spec, row.query),
+        row.reported,
+        row.name.lower(),
+        row.file,
+        labels.method_key(row.method),
+    )
+
+
+def all_rows(submissions: list[Submission]) -> list[Row]:
+    rows = [row for sub in submissions for row in submission_rows(sub)]
+    return sorted(rows, key=row_key)
+
+
+def tasks_of(rows: list[Row]) -> list[str]:
+    """The tasks any of `rows` has, in registry order: the table's task columns."""
+    return sorted({t for row in rows for t in row.cells}, key=labels.task_key)
+
+
+def settings_of(rows: list[Row]) -> list[tuple[str, str]]:
+    return sorted({(r.spec, r.query) for r in rows}, key=lambda s: labels.setting_key(*s))
+
+
+# Fixed formatting, so the same numbers always give the same bytes.
+DASH = "—"
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def fmt_cell(cell: Cell | None) -> str:
+    """`0.36 ± 0.03`; `0.61 ± —` where no std exists (reported rows); `—` for no value."""
+    if cell is None:
+        return DASH
+    return f"{fmt(cell.acc)} ± {fmt(cell.std)}"
+
+
+def fmt_layer(row: Row) -> str:
+    """`22 / 30` for a patched row with a known depth; `—` for methods without a layer."""
+    if not row.layers:
+        return DASH
+    text = ", ".join(str(layer) for layer in row.layers)
+    return f"{text} / {row.num_layers}" if row.num_layers else text
+
+
+def partial_average(row: Row, columns: list[str]) -> bool:
+    """True when a row's average covers fewer tasks than the table shows."""
+    return any(task not in row.cells for task in columns)

@@ -1,0 +1,176 @@
+"""Tiny random VLMs built offline from configs, saved like Hub checkpoints.
+
+Each has a byte-level BPE tokenizer trained in-process with the special tokens its processor
+needs; the text backbones share hidden size 64 so LLM->VLM transfer can be tested.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+HIDDEN = 64
+CORPUS = [
+    "Q:France\nA:Paris",
+    "Q:<image>\nA:Tokyo",
+    "Q: Japan\nA: Tokyo",
+    "The capital city of the country:",
+    "image 0: image 1: The color of the food:",
+]
+
+
+def make_tokenizer(specials: list[str]) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320,
+        special_tokens=["<pad>", "<s>", "</s>", *specials],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
+
+
+def _text(vocab: int, model_type: str | None = None, layers: int = 4) -> dict:
+    cfg = dict(
+        vocab_size=vocab,
+        hidden_size=HIDDEN,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=0,
+        max_position_embeddings=1024,
+    )
+    if model_type:
+        cfg["model_type"] = model_type
+    return cfg
+
+
+def build_llava(path: Path) -> Path:
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
+    tok = make_tokenizer(["<image>"])
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=32,
+    )
+    config = LlavaConfig(
+        vision_config=vision,
+        text_config=LlamaConfig(**_text(len(tok))),
+        image_token_index=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    torch.manual_seed(1)
+    LlavaForConditionalGeneration(config).save_pretrained(path)
+    images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    LlavaProcessor(
+        image_processor=images,
+        tokenizer=tok,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        image_token="<image>",
+    ).save_pretrained(path)
+    return path
+
+
+def build_idefics2(path: Path) -> Path:
+    from transformers import (
+        Idefics2Config,
+        Idefics2ForConditionalGeneration,
+        Idefics2ImageProcessor,
+        Idefics2Processor,
+    )
+
+    tok = make_tokenizer(["<image>", "<fake_token_around_image>", "<end_of_utterance>"])
+    config = Idefics2Config(
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        perceiver_config=dict(
+            hidden_size=HIDDEN,
+            resampler_n_latents=4,
+            resampler_depth=1,
+            resampler_n_heads=2,
+            resampler_head_dim=8,
+            num_key_value_heads=1,
+        ),
+        text_config=_text(len(tok), "mistral"),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(2)
+    Idefics2ForConditionalGeneration(config).save_pretrained(path)
+    images = Idefics2ImageProcessor(
+        do_image_splitting=False, size={"shortest_edge": 32, "longest_edge": 32}
+    )
+    Idefics2Processor(image_processor=images, tokenizer=tok, image_seq_len=4).save_pretrained(path)
+    return path
+
+
+def build_fuyu(path: Path) -> Path:
+    from transformers import FuyuConfig, FuyuForCausalLM
+
+    tok = make_tokenizer(["|SPEAKER|", "|NEWLINE|", "<0x04>"])
+    text = _text(len(tok), "persimmon")
+    text.pop("num_key_value_heads")
+    config = FuyuConfig(
+        text_config=text,
+        patch_size=8,
+        num_channels=3,
+        image_token_id=tok.convert_tokens_to_ids("|SPEAKER|"),
+        vocab_size=len(tok),
+        hidden_size=HIDDEN,
+    )
+    torch.manual_seed(3)
+    FuyuForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def build_llm(path: Path) -> Path:
+    """A tiny Mistral with the same hidden size, standing in for a VLM's base LLM."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    tok = make_tokenizer([])
+    torch.manual_seed(4)
+    MistralForCausalLM(MistralConfig(**_text(len(tok)))).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def build_wide_llm(path: Path) -> Path:
+    """Hidden size 96: a mismatched pair for any of the VLMs above."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    tok = make_tokenizer([])
+    cfg = _text(len(tok))
+    cfg["hidden_size"] = 96
+    MistralForCausalLM(MistralConfig(**cfg)).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
