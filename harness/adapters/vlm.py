@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -201,9 +202,7 @@ class MantisFuyuAdapter(VLMAdapter):
         Fuyu's image processor scales pixels to [-1, 1] (mean 0.5, std 0.5) and pads with the
         value 1.0; the width-224 images never need the 1080x1920 downscale."""
         p = self.patch_size
-        x = torch.tensor(list(image.getdata()), dtype=torch.float32).view(
-            image.height, image.width, 3
-        )
+        x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32).copy())
         x = (x / 255.0 - 0.5) / 0.5
         rows, cols = -(-image.height // p), -(-image.width // p)
         padded = torch.ones(rows * p, cols * p, 3)
