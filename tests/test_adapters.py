@@ -84,3 +84,36 @@ def test_task_vectors_are_cached_with_metadata(tiny_adapter, monkeypatch):
     assert len(found) == 1
     assert found[0]["task"] == "country_capital" and found[0]["spec"] == "text_examples"
     assert found[0]["pretrained"] == tiny_adapter.pretrained
+
+
+def test_load_in_4bit_uses_the_authors_quantisation():
+    """Only the arguments are checked: bitsandbytes needs a GPU, which these machines lack."""
+    seen = {}
+
+    class FakeModel:
+        @classmethod
+        def from_pretrained(cls, name, **kwargs):
+            seen.update(kwargs, name=name)
+            return cls()
+
+    adapter = make_adapter("idefics2", load_in_4bit=True, device="cuda:0")
+    adapter._load_weights(FakeModel)
+    q = seen["quantization_config"]
+    assert seen["name"] == "HuggingFaceM4/idefics2-8b"
+    assert seen["revision"] == "2c42686c57fe21cf0348c9ce1077d094b72e7698"
+    assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4" and q.bnb_4bit_use_double_quant
+    assert q.bnb_4bit_compute_dtype == torch.float16 and seen["device_map"] == "cuda:0"
+    assert seen["dtype"] == torch.bfloat16  # bf16 on GPU by default
+
+
+def test_a_user_checkpoint_does_not_inherit_the_pinned_revision():
+    assert make_adapter("llava-1.5").revision == "a272c74b2481d8aff3aa6fc2c4bf891fe57334fb"
+    assert make_adapter("llava-1.5", pretrained="/models/my-llava").revision is None
+    assert make_adapter("llava-1.5", revision="abc").revision == "abc"
+
+
+def test_vlm_and_llm_pairs_are_recorded():
+    assert make_adapter("idefics2").paired_with == "mistral-7b"
+    assert make_adapter("mistral-7b").paired_with == "idefics2"
+    assert make_adapter("llava-1.5").paired_with == "vicuna-7b"
+    assert make_adapter("vicuna-7b").paired_with == "llava-1.5"

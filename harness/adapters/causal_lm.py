@@ -56,13 +56,26 @@ class CausalLMAdapter(Adapter):
     # Where the decoder layers live, as an attribute path (None: found from the module tree).
     layers_path: str | None = None
 
-    def _from_pretrained_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"revision": self.revision} if self.revision else {}
+    def _revision(self) -> dict[str, Any]:
+        return {"revision": self.revision} if self.revision else {}
+
+    def _load_weights(self, model_class: Any) -> Any:
+        """`model_class.from_pretrained` with the revision, dtype and optional 4-bit setting."""
+        kwargs = self._revision()
+        kwargs["dtype"] = resolve_dtype(self.dtype, self.device)
         if self.load_in_4bit:
             from transformers import BitsAndBytesConfig
 
-            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True)
-        return kwargs
+            # The authors' setting: NF4 weights, double quantisation, fp16 compute.
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.float16,
+                bnb_4bit_quant_storage=torch.float16,
+            )
+            kwargs["device_map"] = self.device
+        return model_class.from_pretrained(self.pretrained, **kwargs)
 
     @classmethod
     def peek_num_layers(cls, **model_args: Any) -> int | None:
@@ -81,11 +94,8 @@ class CausalLMAdapter(Adapter):
 
         if not self.pretrained:
             raise ValueError("the hf adapter needs a checkpoint: --model hf:<repo-or-path>")
-        kwargs = self._from_pretrained_kwargs()
-        self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **kwargs)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            self.pretrained, dtype=resolve_dtype(self.dtype, self.device), **kwargs
-        )
+        self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **self._revision())
+        self.model = self._load_weights(AutoModelForCausalLM)
         self._finish_load()
 
     def _finish_load(self) -> None:

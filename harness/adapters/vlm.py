@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..templates import Prompt, render_examples, render_query
 from .base import Batch
-from .causal_lm import CausalLMAdapter, resolve_dtype
+from .causal_lm import CausalLMAdapter
 
 IMAGE_WIDTH = 224  # the paper resizes every image to width 224, keeping the aspect ratio
 
@@ -81,12 +81,9 @@ class VLMAdapter(CausalLMAdapter):
     def load(self) -> None:
         from transformers import AutoProcessor
 
-        kwargs = self._from_pretrained_kwargs()
-        self.processor = AutoProcessor.from_pretrained(self.pretrained, **kwargs)
+        self.processor = AutoProcessor.from_pretrained(self.pretrained, **self._revision())
         self.tokenizer = self.processor.tokenizer
-        self.model = self._model_class().from_pretrained(
-            self.pretrained, dtype=resolve_dtype(self.dtype, self.device), **kwargs
-        )
+        self.model = self._load_weights(self._model_class())
         self._finish_load()
 
     def _finish_load(self) -> None:
@@ -180,11 +177,8 @@ class MantisFuyuAdapter(VLMAdapter):
     def load(self) -> None:
         from transformers import AutoTokenizer
 
-        kwargs = self._from_pretrained_kwargs()
-        self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **kwargs)
-        self.model = self._model_class().from_pretrained(
-            self.pretrained, dtype=resolve_dtype(self.dtype, self.device), **kwargs
-        )
+        self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **self._revision())
+        self.model = self._load_weights(self._model_class())
         self._finish_load()
 
     def _finish_load(self) -> None:
