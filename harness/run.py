@@ -31,6 +31,7 @@ from .data import (
     sha256,
     with_images,
 )
+from .parallel import current_shard
 from .results import method_summary, versions, write_json_atomic
 
 SPECS = ("text_examples", "image_examples", "instruction", "ensemble")
@@ -294,6 +295,7 @@ class Run:
         self.template: Any = None
         self.source: Any = None  # LLM->VLM: the model the vectors come from
         self.source_vectors: dict[tuple[str, int], Any] = {}
+        self.shard = current_shard()
 
     # -- inputs in the configured modalities -------------------------------------------------
     def spec_input(self, record: dict[str, Any]) -> Any:
@@ -328,7 +330,10 @@ class Run:
         from .templates import get_template
 
         args = dict(model_args)
-        args.setdefault("device", self.cfg.device)
+        device = self.cfg.device
+        if self.shard.count > 1 and self.shard.device and device.startswith("cuda"):
+            device = self.shard.device  # one GPU per process
+        args.setdefault("device", device)
         adapter = make_adapter(model, **args)
         adapter.load()
         if self.cfg.template == "model":
@@ -532,37 +537,47 @@ class Run:
             "mean_curve": mean_curve,
         }
 
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> dict[str, Any] | None:
+        """Run every unit not done yet and write results.json; None in a non-main process."""
         from tqdm.auto import tqdm
 
         cfg = self.cfg
         self.dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.dir / "config.json", asdict(cfg))
         start = time.perf_counter()
+        shard = self.shard
+        quiet = not shard.is_main
         self.load_model()
         need_vectors = "patch" in cfg.methods
+        task_seeds = [(t, s) for t in self.data for s in cfg.seeds]
         if self.source is not None and need_vectors:
-            for task, seed in tqdm(
-                [(t, s) for t in self.data for s in cfg.seeds],
-                desc=f"vectors from {cfg.source_model}",
-                unit="task-seed",
-            ):
+            desc = f"vectors from {cfg.source_model}"
+            for task, seed in tqdm(shard.take(task_seeds), desc=desc, disable=quiet):
+                self.task_vector(task, seed, self.source)
+            shard.barrier()
+            for task, seed in task_seeds:  # read back from the vector cache
                 self.source_vectors[task, seed] = self.task_vector(task, seed, self.source)
         if self.source is not None:
             self.source = None
             _release_memory()
         sweeps: dict[str, dict[int, dict]] = {t: {} for t in self.data}
         if need_vectors and cfg.layer is None:
-            jobs = [(t, s) for t in self.data for s in cfg.seeds]
-            for task, seed in tqdm(jobs, desc="validation sweep", unit="task-seed"):
+            desc = "validation sweep"
+            for task, seed in tqdm(shard.take(task_seeds), desc=desc, disable=quiet):
+                self.sweep(task, seed)
+            shard.barrier()
+            for task, seed in task_seeds:  # read back the units every process wrote
                 sweeps[task][seed] = self.sweep(task, seed)
         selection = self.choose_layer(sweeps) if need_vectors else None
         layer = selection["layer"] if selection else None
 
         jobs = [(t, m, s) for t in self.data for m in cfg.methods for s in cfg.seeds]
-        test: dict[tuple[str, str, int], dict] = {}
-        for task, method, seed in tqdm(jobs, desc="test", unit="unit"):
-            test[task, method, seed] = self.test_unit(task, method, seed, layer)
+        for task, method, seed in tqdm(shard.take(jobs), desc="test", unit="unit", disable=quiet):
+            self.test_unit(task, method, seed, layer)
+        shard.barrier()
+        if not shard.is_main:
+            return None
+        test = {(t, m, s): self.test_unit(t, m, s, layer) for t, m, s in jobs}
         self.timings["total"] = time.perf_counter() - start
 
         results: dict[str, Any] = {}
@@ -741,6 +756,8 @@ def cmd_run(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"vlm-tv-eval: error: {exc}", file=sys.stderr)
         return 2
+    if doc is None:  # another process of an `accelerate launch` writes the results
+        return 0
     print(summary_table(doc))
     sel = doc.get("layer_selection")
     if sel:
