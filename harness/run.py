@@ -59,7 +59,7 @@ class RunConfig:
     case_insensitive: bool = False
     instruction: str | None = None
     batch_size: int = 32
-    device: str = "cpu"
+    device: str = "auto"
     output_path: str = "runs"
     log_samples: bool = False
     data: str | None = None
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case_insensitive", action="store_true")
     p.add_argument("--instruction", default=None, help="instruction for a custom task file")
     p.add_argument("--batch_size", type=int, default=d.batch_size)
-    p.add_argument("--device", default=d.device)
+    p.add_argument("--device", default=d.device, help="auto (cuda if available), cpu, cuda:N")
     p.add_argument("--output_path", default=d.output_path)
     p.add_argument("--log_samples", action="store_true")
     return p
@@ -331,6 +331,10 @@ class Run:
 
         args = dict(model_args)
         device = self.cfg.device
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.shard.count > 1 and self.shard.device and device.startswith("cuda"):
             device = self.shard.device  # one GPU per process
         args.setdefault("device", device)
