@@ -19,9 +19,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 run: install
 	$(BIN)/vlm-tv-eval
 
-test: install
+test: install /usr/bin/chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
+	$(BIN)/vlm-tv-leaderboard check
+
+# The leaderboard page is tested in a real headless browser: Debian's chromium.
+/usr/bin/chromium:
+	apt-get update -qq && apt-get install -y -qq chromium
 
 lint: install
 	$(BIN)/ruff check .

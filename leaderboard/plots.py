@@ -24,7 +24,13 @@ METHOD_COLORS = {
     "system_prompt": "#9467bd",
     "instruction_patch": "#ff7f0e",
 }
-_STYLE = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+# DejaVu Sans ships inside matplotlib, and matplotlib prefers its own copy over a system one.
+_STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
 
 
 def has_layer_curve(sub: Submission) -> bool:
@@ -106,7 +112,7 @@ def layers_plot(sub: Submission) -> bytes:
         ax.axvline(layer, color="#d62728", linestyle="--", linewidth=1, label=f"chosen: {layer}")
     ax.set_ylim(0, 1)
     ax.set_xlabel("layer")
-    ax.set_ylabel(f"validation accuracy ({selection.get('split', 'validation')})")
+    ax.set_ylabel(f"{selection.get('split', 'validation')} accuracy of patch")
     ax.set_title(_title(sub), fontsize=10)
     ax.legend(loc="upper left", ncols=4, frameon=False, fontsize=8)
     fig.tight_layout()

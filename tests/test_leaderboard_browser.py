@@ -1,0 +1,147 @@
+"""The leaderboard page in a real browser: Debian's chromium, headless, driven by playwright.
+
+Needs `apt-get install -y chromium` and `pip install playwright` (its bundled browsers are never
+downloaded: the test launches /usr/bin/chromium). Missing either is a failure, not a skip.
+The screenshot is kept in pytest's tmp_path and copied to /tmp/leaderboard_screenshot.png.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from leaderboard import ROOT
+from leaderboard.cli import main
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SCREENSHOT_COPY = Path("/tmp/leaderboard_screenshot.png")
+
+
+def make_root(tmp_path: Path) -> Path:
+    """A throwaway leaderboard folder holding copies of the committed submissions."""
+    root = tmp_path / "leaderboard"
+    shutil.copytree(ROOT / "submissions", root / "submissions")
+    return root
+
+
+def _index(page, header: str) -> int:
+    """A column's position, by its header text (the sort arrow is CSS, not text)."""
+    index = page.eval_on_selector_all(
+        "#leaderboard thead th", "(ths, name) => ths.findIndex(t => t.innerText === name)", header
+    )
+    assert index >= 0, f"no column {header!r}"
+    return index
+
+
+def _click_header(page, header: str) -> None:
+    page.locator("#leaderboard thead th").nth(_index(page, header)).locator("button").click()
+
+
+def _column(page, header: str) -> list[str]:
+    """The `data-sort` keys of one column, top to bottom, for the visible rows."""
+    index = _index(page, header)
+    return page.eval_on_selector_all(
+        "#leaderboard tbody tr:not([hidden])",
+        "(rows, i) => rows.map(r => r.cells[i].dataset.sort)",
+        index,
+    )
+
+
+def _numbers_then_blanks(keys: list[str]) -> tuple[list[float], list[str]]:
+    numbers = [float(k) for k in keys if k != ""]
+    blanks = keys[len(numbers) :]
+    assert all(k == "" for k in blanks), "empty cells must sort last"
+    return numbers, blanks
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium with "
+            "`apt-get update && apt-get install -y chromium` (the page is tested in a real browser)"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install playwright (never `playwright install`)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def test_page_sorts_filters_and_renders(browser, tmp_path):
+    root = make_root(tmp_path)
+    assert main(["--root", str(root), "build"]) == 0
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto((root / "index.html").as_uri())
+
+    rows = page.locator("#leaderboard tbody tr")
+    total = rows.count()
+    assert total > 10
+    assert page.locator("#shown").inner_text() == f"{total} of {total} rows shown"
+
+    # Sorting: the first click on a number column puts the best first, the second reverses.
+    before = _column(page, "Avg")
+    _click_header(page, "Avg")
+    after = _column(page, "Avg")
+    numbers, _ = _numbers_then_blanks(after)
+    assert numbers == sorted(numbers, reverse=True)
+    assert after != before, "clicking the header did not change the order"
+    avg_header = page.locator("#leaderboard thead th").nth(_index(page, "Avg"))
+    assert avg_header.get_attribute("aria-sort") == "descending"
+    _click_header(page, "Avg")
+    numbers, _ = _numbers_then_blanks(_column(page, "Avg"))
+    assert numbers == sorted(numbers)
+    assert avg_header.get_attribute("aria-sort") == "ascending"
+    _click_header(page, "Model")
+    names = _column(page, "Model")
+    assert names == sorted(names)
+
+    # Filters hide rows; both together leave SmolLM2's patch row alone.
+    page.select_option("#filter-method", "patch")
+    methods = page.eval_on_selector_all(
+        "#leaderboard tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.method)"
+    )
+    assert methods and set(methods) == {"patch"}
+    assert page.locator("#leaderboard tbody tr[hidden]").count() == total - len(methods)
+    assert not page.locator("#leaderboard tbody tr[hidden]").first.is_visible()
+    page.select_option("#filter-setting", "text_examples→text")
+    visible = page.locator("#leaderboard tbody tr:not([hidden])")
+    assert visible.count() == 1
+    assert "SmolLM2-135M-Instruct (CPU)" in visible.inner_text()
+    assert page.locator("#shown").inner_text() == f"1 of {total} rows shown"
+
+    # The model links to its submission file, next to the page.
+    href = visible.locator("a").get_attribute("href")
+    assert href.startswith("submissions/") and (root / href).is_file()
+
+    # Reported rows look different from reproduced ones and carry a badge.
+    page.select_option("#filter-setting", "")
+    page.select_option("#filter-method", "")
+    style = "el => getComputedStyle(el).fontStyle"
+    assert page.locator("tr.reported td").first.evaluate(style) == "italic"
+    assert page.locator("tr:not(.reported) td").first.evaluate(style) == "normal"
+    assert page.locator("tr.reported .badge").count() == page.locator("tr.reported").count()
+
+    # Offline: the page asked for nothing but itself.
+    assert requests == [(root / "index.html").as_uri()]
+
+    shot = tmp_path / "leaderboard.png"
+    _click_header(page, "Avg")
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+    shutil.copy(shot, SCREENSHOT_COPY)
