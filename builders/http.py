@@ -71,9 +71,8 @@ def user_agent(contact: str | None = None, override: str | None = None) -> str:
             f"--contact you@example.org (or a URL), or set {CONTACT_ENV}"
         )
     return (
-        f"vlm-tv-eval-builder/{_version()} "
-        f"(https://github.com/vlm-tv-eval; {contact.strip()}) "
-        f"python-requests/{requests.__version__}"
+        f"vlm-tv-eval-builder/{_version()} ({contact.strip()}; builds the vlm-tv-eval "
+        f"benchmark datasets) python-requests/{requests.__version__}"
     )
 
 
@@ -186,7 +185,11 @@ class HttpClient:
                     headers={"User-Agent": self.user_agent},
                     timeout=self.timeout,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
                 last, status = f"{type(exc).__name__}: {exc}", None
             else:
                 status = response.status_code

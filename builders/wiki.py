@@ -54,7 +54,9 @@ def strip_html(value: str | None) -> str | None:
     """Plain text of an extmetadata value (Artist is often a link to a user page)."""
     if not value:
         return None
-    text = BeautifulSoup(value, "html.parser").get_text(" ", strip=True)
+    text = value
+    if "<" in value or "&" in value:
+        text = BeautifulSoup(value, "html.parser").get_text(" ", strip=True)
     text = " ".join(text.split())
     return text or None
 

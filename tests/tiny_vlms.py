@@ -177,39 +177,24 @@ def build_wide_llm(path: Path) -> Path:
 
 
 def write_image_dataset(root: Path, tasks: list[str]) -> Path:
-    """A built cross-modal dataset in the Hub layout, with a small generated image per item
-    (a colour that depends on the item), for the harness's image modes."""
+    """A built cross-modal dataset (the builders' own writer) with a small generated image per
+    item, a colour that depends on the item, for the harness's image modes."""
     import hashlib
 
-    import datasets
-    import yaml
     from PIL import Image
 
     from benchmark import load_task
+    from builders.cross_modal import write_dataset
 
-    configs = []
+    rows = {}
     for task in tasks:
-        for split in ("validation", "test"):
-            rows = []
-            for r in load_task(task, split):
-                rgb = tuple(hashlib.sha256(r["id"].encode()).digest()[:3])
-                rows.append(
-                    {
-                        **{k: r[k] for k in ("id", "task", "split", "input", "output")},
-                        "image": Image.new("RGB", (32, 24), rgb),
-                    }
-                )
-            ds = datasets.Dataset.from_list(rows).cast_column("image", datasets.Image())
-            (root / task).mkdir(parents=True, exist_ok=True)
-            ds.to_parquet(str(root / task / f"{split}-00000-of-00001.parquet"))
-        configs.append(
+        rows[task] = [
             {
-                "config_name": task,
-                "data_files": [
-                    {"split": s, "path": f"{task}/{s}-00000-of-00001.parquet"}
-                    for s in ("validation", "test")
-                ],
+                **r,
+                "image": Image.new(
+                    "RGB", (32, 24), tuple(hashlib.sha256(r["id"].encode()).digest()[:3])
+                ),
             }
-        )
-    (root / "README.md").write_text("---\n" + yaml.safe_dump({"configs": configs}) + "---\n")
-    return root
+            for r in load_task(task)
+        ]
+    return write_dataset(root, rows)
