@@ -32,22 +32,11 @@ def _corpus() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_llama_path(tmp_path_factory) -> str:
     """A 4-layer random Llama and a byte-level BPE tokenizer, saved like a Hub checkpoint."""
+    import tiny_vlms
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<pad>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(_corpus(), trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>"
-    )
+    fast = tiny_vlms.make_tokenizer([], corpus=_corpus(), vocab_size=400)
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(fast),

@@ -45,6 +45,33 @@ class Batch:
         return self.model_inputs["input_ids"]
 
 
+def position_ids(mask: torch.Tensor) -> torch.Tensor:
+    """Positions that count real tokens only, so a left-padded row equals the row alone."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def left_pad(
+    rows: Sequence[Sequence[int]], task_cols: Sequence[int], pad_id: int
+) -> dict[str, torch.Tensor]:
+    """Token rows left-padded to one width: input_ids, attention_mask, position_ids, and each
+    row's task column shifted by its padding (`task_index`)."""
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    task_index = torch.empty(len(rows), dtype=torch.long)
+    for b, (ids, col) in enumerate(zip(rows, task_cols, strict=True)):
+        pad = width - len(ids)
+        input_ids[b, pad:] = torch.tensor(list(ids))
+        mask[b, pad:] = 1
+        task_index[b] = pad + col
+    return {
+        "input_ids": input_ids,
+        "attention_mask": mask,
+        "position_ids": position_ids(mask),
+        "task_index": task_index,
+    }
+
+
 class Adapter:
     """Base class. Subclasses set `name`, `default_pretrained`, and implement `load`."""
 
@@ -159,6 +186,11 @@ class Adapter:
             "dtype": str(getattr(self.model, "dtype", self.dtype)),
             "num_layers": self.num_layers if self.model is not None else None,
         }
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else (self.tokenizer.eos_token_id or 0)
 
     def decode_token(self, token_id: int) -> str:
         return self.tokenizer.decode([int(token_id)])

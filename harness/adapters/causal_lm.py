@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..templates import Prompt
-from .base import Adapter, Batch
+from .base import Adapter, Batch, left_pad
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -125,9 +125,6 @@ class CausalLMAdapter(Adapter):
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         if any(p.images for p in prompts):
             raise ValueError(f"model {self.name!r} is text-only; image prompts need a VLM adapter")
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self.tokenizer.eos_token_id or 0
         rows, task_cols = [], []
         for p in prompts:
             enc = self.tokenizer(p.text, add_special_tokens=True, return_offsets_mapping=True)
@@ -136,18 +133,8 @@ class CausalLMAdapter(Adapter):
             task_cols.append(
                 len(ids) - 1 if p.task_char is None else _token_at(enc["offset_mapping"], p)
             )
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        task_index = torch.empty(len(rows), dtype=torch.long)
-        for b, (ids, col) in enumerate(zip(rows, task_cols, strict=True)):
-            pad = width - len(ids)
-            input_ids[b, pad:] = torch.tensor(ids)
-            mask[b, pad:] = 1
-            task_index[b] = pad + col
-        # Positions count real tokens only, so a left-padded row equals the row alone.
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        inputs = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids}
+        inputs = left_pad(rows, task_cols, self.pad_id)
+        task_index = inputs.pop("task_index")
         return Batch({k: v.to(self.device) for k, v in inputs.items()}, task_index.to(self.device))
 
 

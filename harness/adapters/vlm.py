@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from ..templates import Prompt, render_examples, render_query
-from .base import Batch
+from .base import Batch, left_pad, position_ids
 from .causal_lm import CausalLMAdapter
 
 IMAGE_WIDTH = 224  # the paper resizes every image to width 224, keeping the aspect ratio
@@ -30,10 +30,6 @@ def resize_to_width(image: Image.Image, width: int = IMAGE_WIDTH) -> Image.Image
         return image
     height = max(1, round(image.height * width / image.width))
     return image.resize((width, height), Image.Resampling.BICUBIC)
-
-
-def _position_ids(mask: torch.Tensor) -> torch.Tensor:
-    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 class VLMAdapter(CausalLMAdapter):
@@ -116,7 +112,7 @@ class VLMAdapter(CausalLMAdapter):
                 )
             task_index[b] = pad + len(head_ids) - 1
         inputs = {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}
-        inputs["position_ids"] = _position_ids(mask)
+        inputs["position_ids"] = position_ids(mask)
         return Batch({k: v.to(self.device) for k, v in inputs.items()}, task_index.to(self.device))
 
 
@@ -236,24 +232,9 @@ class MantisFuyuAdapter(VLMAdapter):
 
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         rows = [self._encode_one(p) for p in prompts]
-        width = max(len(ids) for ids, _, _ in rows)
-        pad_id = self.tokenizer.pad_token_id
-        pad_id = pad_id if pad_id is not None else (self.tokenizer.eos_token_id or 0)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        task_index = torch.empty(len(rows), dtype=torch.long)
-        all_patches: list[torch.Tensor] = []
-        for b, (ids, patches, col) in enumerate(rows):
-            pad = width - len(ids)
-            input_ids[b, pad:] = torch.tensor(ids)
-            mask[b, pad:] = 1
-            task_index[b] = pad + col
-            all_patches += patches
-        inputs: dict[str, torch.Tensor] = {
-            "input_ids": input_ids,
-            "attention_mask": mask,
-            "position_ids": _position_ids(mask),
-        }
+        inputs = left_pad([ids for ids, _, _ in rows], [col for _, _, col in rows], self.pad_id)
+        task_index = inputs.pop("task_index")
+        all_patches = [patch for _, patches, _ in rows for patch in patches]
         if all_patches:
             # The model scatters patch embeddings into the image-token positions in order, row
             # after row, so one flat sequence of patches serves the whole batch.
