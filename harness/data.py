@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,20 +187,17 @@ def with_images(task: TaskData, data: str) -> TaskData:
             "`vlm-tv-build cross-modal --out DIR` (needs network) and pass --data DIR"
         ) from None
     splits: dict[str, list[dict[str, Any]]] = {}
+    missing: list[str] = []
     for split, records in task.splits.items():
         if split not in built:
             raise ValueError(f"image dataset {data!r} config {task.id!r} has no {split!r} split")
         rows = {row["id"]: row for row in built[split]}
-        missing = [r["id"] for r in records if rows.get(r["id"], {}).get("image") is None]
-        if missing:
-            raise ValueError(
-                f"image dataset {data!r} ({task.id}/{split}) lacks images for {len(missing)} "
-                f"item(s): {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}. "
-                "Rebuild it with `vlm-tv-build cross-modal` (not text-only)"
-            )
         out = []
         for r in records:
-            image = rows[r["id"]]["image"]
+            image = rows.get(r["id"], {}).get("image")
+            if image is None:  # left out of a build with --allow-missing: recorded, not hidden
+                missing.append(r["id"])
+                continue
             try:
                 image.load()
             except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad files
@@ -209,10 +207,22 @@ def with_images(task: TaskData, data: str) -> TaskData:
             digest = hashlib.sha256(image.tobytes()).hexdigest()
             out.append(dict(r, image=image, image_sha256=digest))
         splits[split] = out
+    if not all(splits.values()):
+        raise ValueError(
+            f"image dataset {data!r} ({task.id}) has no images (a text-only build?); build it "
+            "with `vlm-tv-build cross-modal --out DIR` and pass --data DIR"
+        )
+    if missing:
+        print(
+            f"warning: {task.id}: {len(missing)} item(s) have no image in {data} and are left "
+            f"out: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}",
+            file=sys.stderr,
+        )
     return TaskData(
         task.id,
         task.instruction,
         splits,
         source=f"{task.source}+images:{data}",
         split_made=task.split_made,
+        extra={"missing_images": missing},
     )

@@ -666,6 +666,7 @@ class Run:
                     "validation": len(self.items(t, "validation")),
                     "test": len(self.items(t, "test")),
                     "made": d.split_made,
+                    "missing_images": d.extra.get("missing_images", []),
                 }
                 for t, d in self.data.items()
             },

@@ -329,3 +329,63 @@ def test_model_template_wraps_prompts_and_moves_the_task_token(vlm):
     finally:
         a.use_chat_template = False
         a.tokenizer.chat_template = None
+
+
+def test_items_without_images_are_left_out_and_recorded(vlm_paths, tmp_path):
+    from benchmark import load_task
+    from builders.cross_modal import write_dataset
+
+    rows = [dict(r, image=img(i % 250, 5, 5)) for i, r in enumerate(load_task("food_color"))]
+    gone = {rows[0]["id"], rows[-1]["id"]}
+    rows = [r for r in rows if r["id"] not in gone]  # as a build with --allow-missing leaves it
+    data = write_dataset(tmp_path / "built", {"food_color": rows})
+    assert (
+        main(
+            [
+                "--model",
+                "idefics2",
+                "--model_args",
+                f"pretrained={vlm_paths['idefics2']}",
+                "--query",
+                "image",
+                "--data",
+                str(data),
+                "--tasks",
+                "food_color",
+                "--limit",
+                "3",
+                "--seeds",
+                "0",
+                "--n_shot",
+                "2",
+                "--methods",
+                "no_context",
+                "--output_path",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
+    (path,) = (tmp_path / "out").glob("*/*/results.json")
+    split = json.loads(path.read_text())["splits"]["food_color"]
+    assert set(split["missing_images"]) == gone
+
+
+def test_a_text_only_build_cannot_serve_image_queries(tmp_path, capsys):
+    from builders.cli import main as build
+
+    assert build(["text-only", "--out", str(tmp_path / "text"), "--tasks", "food_color"]) == 0
+    code = main(
+        [
+            "--model",
+            "idefics2",
+            "--query",
+            "image",
+            "--data",
+            str(tmp_path / "text"),
+            "--tasks",
+            "food_color",
+        ]
+    )
+    assert code == 2
+    assert "no images" in capsys.readouterr().err
