@@ -296,6 +296,7 @@ class Run:
         self.source: Any = None  # LLM->VLM: the model the vectors come from
         self.source_vectors: dict[tuple[str, int], Any] = {}
         self.shard = current_shard()
+        self.source_description: dict[str, Any] | None = None
 
     # -- inputs in the configured modalities -------------------------------------------------
     def spec_input(self, record: dict[str, Any]) -> Any:
@@ -562,6 +563,7 @@ class Run:
             for task, seed in task_seeds:  # read back from the vector cache
                 self.source_vectors[task, seed] = self.task_vector(task, seed, self.source)
         if self.source is not None:
+            self.source_description = self.source.describe()
             self.source = None
             _release_memory()
         sweeps: dict[str, dict[int, dict]] = {t: {} for t in self.data}
@@ -654,7 +656,7 @@ class Run:
             "schema_version": 1,
             "run_id": self.run_id,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "model": self.adapter.describe(),
+            "model": {**self.adapter.describe(), "source_model": self.source_description},
             "config": config,
             "versions": versions(),
             "seeds": list(cfg.seeds),
