@@ -297,6 +297,7 @@ class Run:
         self.source_vectors: dict[tuple[str, int], Any] = {}
         self.shard = current_shard()
         self.source_description: dict[str, Any] | None = None
+        self._first_tokens: dict[tuple[str, str], str] = {}
 
     # -- inputs in the configured modalities -------------------------------------------------
     def spec_input(self, record: dict[str, Any]) -> Any:
@@ -320,9 +321,8 @@ class Run:
             return json.loads(path.read_text("utf-8"))
         start = time.perf_counter()
         out = compute()
-        self.timings[name.split("/")[-1].split("-")[0]] = (
-            self.timings.get(name.split("/")[-1].split("-")[0], 0.0) + time.perf_counter() - start
-        )
+        kind = name.split("/")[-1].split("-")[0]  # sweep, prompt, patch, ...
+        self.timings[kind] = self.timings.get(kind, 0.0) + time.perf_counter() - start
         write_json_atomic(path, out)
         return out
 
@@ -378,16 +378,7 @@ class Run:
 
         ci = self.cfg.case_insensitive
         preds = [self.adapter.decode_token(i) for i in pred_ids]
-        firsts = [
-            self.adapter.decode_token(
-                self.adapter.answer_token(
-                    self.adapter.query_prompt(r["input"]).text,
-                    self.template.answer_prefix,
-                    r["output"],
-                )
-            )
-            for r in items
-        ]
+        firsts = [self.target_first_token(task, r) for r in items]
         return {
             "doc_ids": [r["id"] for r in items],
             "preds": preds,
@@ -396,6 +387,19 @@ class Run:
             ],
             "strict": [strict_match(p, f, ci) for p, f in zip(preds, firsts, strict=True)],
         }
+
+    def target_first_token(self, task: str, record: dict[str, Any]) -> str:
+        """The label's first token as it follows the query (for the strict rule), computed once
+        per item rather than once per layer of the sweep."""
+        key = (task, record["id"])
+        if key not in self._first_tokens:
+            token = self.adapter.answer_token(
+                self.adapter.query_prompt(record["input"]).text,
+                self.template.answer_prefix,
+                record["output"],
+            )
+            self._first_tokens[key] = self.adapter.decode_token(token)
+        return self._first_tokens[key]
 
     # -- the pipeline --------------------------------------------------------------------------
     def task_vector(self, task: str, seed: int, adapter: Any = None):
