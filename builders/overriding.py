@@ -33,7 +33,15 @@ from tqdm import tqdm
 
 from .images import CorruptImageError
 from .sources import CocoImages
-from .vqa import MIN_VOTES, QA, NotEnoughItemsError, consensus, normalise_answer, normalise_text
+from .vqa import (
+    MIN_VOTES,
+    QA,
+    BuildReport,
+    NotEnoughItemsError,
+    consensus,
+    normalise_answer,
+    normalise_text,
+)
 
 SETTINGS = ("semantic", "syntax", "creative", "factual")
 FORMATS = {
@@ -325,13 +333,6 @@ def make_card(
     return card.render(front, title, sections)
 
 
-@dataclass
-class OverridingReport:
-    out_dir: Path
-    counts: dict[str, dict[str, int]]
-    skipped: dict[str, Counter]
-
-
 def build_overriding(
     out_dir: str | Path,
     images: CocoImages,
@@ -345,7 +346,7 @@ def build_overriding(
     seed: int = 0,
     min_votes: int = MIN_VOTES,
     sources: Mapping[str, Any] | None = None,
-) -> OverridingReport:
+) -> BuildReport:
     """Build the chosen settings, check each row against `row_overriding`, write them."""
     from .cross_modal import check_rows, row_counts
     from .layout import write_configs
@@ -381,4 +382,4 @@ def build_overriding(
     check_rows(rows, "row_overriding")
     text = make_card(rows, skipped, seed=seed, sources=sources or {})
     write_configs(out_dir, rows, features(), text)
-    return OverridingReport(Path(out_dir), row_counts(rows), skipped)
+    return BuildReport(Path(out_dir), row_counts(rows), skipped)

@@ -283,7 +283,9 @@ def make_card(
 
 
 @dataclass
-class VqaReport:
+class BuildReport:
+    """What a VQA or overriding build wrote, and how many candidates it skipped and why."""
+
     out_dir: Path
     counts: dict[str, dict[str, int]]
     skipped: dict[str, Counter]
@@ -301,7 +303,7 @@ def build_vqa(
     n_test: int = 100,
     min_votes: int = MIN_VOTES,
     sources: Mapping[str, Any] | None = None,
-) -> VqaReport:
+) -> BuildReport:
     """Select every config's rows, check them against `row_vqa`, write Parquet and the card."""
     from .cross_modal import check_rows, row_counts
     from .layout import write_configs
@@ -330,4 +332,4 @@ def build_vqa(
         sources=sources or {},
     )
     write_configs(out_dir, rows_by_config, features(), text)
-    return VqaReport(Path(out_dir), row_counts(rows_by_config), skipped)
+    return BuildReport(Path(out_dir), row_counts(rows_by_config), skipped)

@@ -38,18 +38,7 @@ def tiny_llama_path(tmp_path_factory) -> str:
 
     fast = tiny_vlms.make_tokenizer([], corpus=_corpus(), vocab_size=400)
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
+    config = LlamaConfig(**tiny_vlms.text_config(len(fast)), bos_token_id=1, eos_token_id=2)
     model = LlamaForCausalLM(config)
     path = tmp_path_factory.mktemp("tiny-llama")
     model.save_pretrained(path)

@@ -39,10 +39,13 @@ def make_tokenizer(
     )
 
 
-def _text(vocab: int, model_type: str | None = None, layers: int = 4) -> dict:
+def text_config(
+    vocab: int, model_type: str | None = None, layers: int = 4, hidden: int = HIDDEN
+) -> dict:
+    """The tiny text backbone every test model shares (hidden 64 unless asked otherwise)."""
     cfg = dict(
         vocab_size=vocab,
-        hidden_size=HIDDEN,
+        hidden_size=hidden,
         intermediate_size=128,
         num_hidden_layers=layers,
         num_attention_heads=4,
@@ -77,7 +80,7 @@ def build_llava(path: Path) -> Path:
     )
     config = LlavaConfig(
         vision_config=vision,
-        text_config=LlamaConfig(**_text(len(tok))),
+        text_config=LlamaConfig(**text_config(len(tok))),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
@@ -122,7 +125,7 @@ def build_idefics2(path: Path) -> Path:
             resampler_head_dim=8,
             num_key_value_heads=1,
         ),
-        text_config=_text(len(tok), "mistral"),
+        text_config=text_config(len(tok), "mistral"),
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=False,
     )
@@ -139,7 +142,7 @@ def build_fuyu(path: Path) -> Path:
     from transformers import FuyuConfig, FuyuForCausalLM
 
     tok = make_tokenizer(["|SPEAKER|", "|NEWLINE|", "<0x04>"])
-    text = _text(len(tok), "persimmon")
+    text = text_config(len(tok), "persimmon")
     text.pop("num_key_value_heads")
     config = FuyuConfig(
         text_config=text,
@@ -155,27 +158,20 @@ def build_fuyu(path: Path) -> Path:
     return path
 
 
-def build_llm(path: Path) -> Path:
-    """A tiny Mistral with the same hidden size, standing in for a VLM's base LLM."""
+def build_llm(path: Path, hidden: int = HIDDEN) -> Path:
+    """A tiny Mistral standing in for a VLM's base LLM (hidden 64 matches the VLMs above)."""
     from transformers import MistralConfig, MistralForCausalLM
 
     tok = make_tokenizer([])
     torch.manual_seed(4)
-    MistralForCausalLM(MistralConfig(**_text(len(tok)))).save_pretrained(path)
+    MistralForCausalLM(MistralConfig(**text_config(len(tok), hidden=hidden))).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
 
 def build_wide_llm(path: Path) -> Path:
     """Hidden size 96: a mismatched pair for any of the VLMs above."""
-    from transformers import MistralConfig, MistralForCausalLM
-
-    tok = make_tokenizer([])
-    cfg = _text(len(tok))
-    cfg["hidden_size"] = 96
-    MistralForCausalLM(MistralConfig(**cfg)).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return build_llm(path, hidden=96)
 
 
 def write_image_dataset(root: Path, tasks: list[str]) -> Path:
