@@ -767,9 +767,23 @@ def cmd_run(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"vlm-tv-eval: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; finished units are kept in {run.parts}. Run the same command again "
+            "to resume.",
+            file=sys.stderr,
+        )
+        return 130
     if doc is None:  # another process of an `accelerate launch` writes the results
         return 0
     print(summary_table(doc))
+    transfer = doc.get("transfer")
+    if transfer:
+        print(
+            f"LLM->VLM from {transfer['source_model']} at layer {transfer['layer']}: cosine "
+            f"{transfer['mean_cosine']:.2f} (mismatched tasks "
+            f"{transfer.get('mean_mismatched_cosine', float('nan')):.2f})"
+        )
     sel = doc.get("layer_selection")
     if sel:
         print(

@@ -60,7 +60,9 @@ def test_limited_run_writes_valid_results_and_samples(tiny_llama_path, tmp_path,
     assert "country_capital" in capsys.readouterr().out
 
 
-def test_interrupted_run_resumes_to_the_same_results(tiny_llama_path, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_results(
+    tiny_llama_path, tmp_path, monkeypatch, capsys
+):
     clean = tmp_path / "clean"
     assert main(_args(tiny_llama_path, clean)) == 0
 
@@ -78,8 +80,8 @@ def test_interrupted_run_resumes_to_the_same_results(tiny_llama_path, tmp_path, 
         return real_unit(self, name, counted)
 
     monkeypatch.setattr(run_module.Run, "unit", dying_unit)
-    with pytest.raises(KeyboardInterrupt):
-        main(_args(tiny_llama_path, resumed))
+    assert main(_args(tiny_llama_path, resumed)) == 130
+    assert "Run the same command again to resume" in capsys.readouterr().err
     assert not list(resumed.glob("*/*/results.json"))
     done_before = set(computed[:4])
 

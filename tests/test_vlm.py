@@ -225,6 +225,7 @@ def test_llm_to_vlm_transfer(vlm_paths, image_data, tmp_path_factory, tmp_path):
     transfer = doc["transfer"]
     assert transfer["source_model"] == f"hf:{llm}"
     assert doc["model"]["source_model"]["pretrained"] == str(llm)
+    assert doc["model"]["device"] == "cpu"
     assert set(transfer["cosine"]) == {"country_capital", "food_color"}
     assert all(-1 <= c <= 1 for c in transfer["cosine"].values())
     assert "mean_mismatched_cosine" in transfer

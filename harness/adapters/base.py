@@ -184,6 +184,7 @@ class Adapter:
             "pretrained": str(self.pretrained),
             "revision": self.revision,
             "dtype": str(getattr(self.model, "dtype", self.dtype)),
+            "device": self.device,
             "num_layers": self.num_layers if self.model is not None else None,
         }
 
