@@ -26,7 +26,7 @@ test: install /usr/bin/chromium
 
 # The leaderboard page is tested in a real headless browser: Debian's chromium.
 /usr/bin/chromium:
-	apt-get update -qq && apt-get install -y -qq chromium
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 lint: install
 	$(BIN)/ruff check .
