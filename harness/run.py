@@ -650,6 +650,9 @@ class Run:
         config["tasks"] = list(self.data)
         config["task_sources"] = {t: d.source for t, d in self.data.items()}
         config["template"] = self.template.record()
+        if self.adapter.use_chat_template:  # --template model: the exact wrapping is recorded
+            before, after = self.adapter.chat_parts()
+            config["template"]["chat"] = {"before": before, "after": after}
         config["std"] = "population std over seeds (ddof=0)"
         config["metric"] = (
             "first token, greedy; acc = lenient (strip, either a prefix of the "

@@ -29,3 +29,24 @@ def test_patch_beats_no_context_on_country_capital(tmp_path, capsys):
     # The chosen layer sits in the model's middle-to-late band, not at the edges.
     assert 10 <= res["patch"]["layer"] <= 27
     assert doc["model"]["num_layers"] == 30
+
+
+def test_model_template_is_recorded_exactly(tmp_path):
+    argv = [
+        "--tasks",
+        "food_color",
+        "--limit",
+        "4",
+        "--seeds",
+        "0",
+        "--methods",
+        "no_context",
+        "--template",
+        "model",
+        "--output_path",
+        str(tmp_path),
+    ]
+    assert main(argv) == 0
+    (path,) = tmp_path.glob("smollm2-135m/*/results.json")
+    chat = json.loads(path.read_text())["config"]["template"]["chat"]
+    assert "<|im_start|>user" in chat["before"] and "<|im_start|>assistant" in chat["after"]

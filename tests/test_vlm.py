@@ -328,6 +328,7 @@ def test_model_template_wraps_prompts_and_moves_the_task_token(vlm):
         batch = a.encode([spec])
         col = int(batch.task_index[0])
         assert a.tokenizer.decode(batch.input_ids[0, col + 1 :].tolist()).startswith("Lima")
+        assert a.chat_parts() == ("User:", "<end_of_utterance>\nAssistant:")
     finally:
         a.use_chat_template = False
         a.tokenizer.chat_template = None
