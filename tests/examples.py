@@ -169,3 +169,11 @@ GOOD = {
 
 def good(kind: str) -> dict:
     return copy.deepcopy(GOOD[kind]())
+
+
+def run_results(out) -> dict:
+    """The one results.json a CLI run wrote under `out`."""
+    import json
+
+    (path,) = out.glob("*/*/results.json")
+    return json.loads(path.read_text())

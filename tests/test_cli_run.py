@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from examples import run_results
 
 from benchmark import validate
 from harness import run as run_module
@@ -36,9 +37,7 @@ def _stable(doc):
     return doc
 
 
-def _results(out):
-    (path,) = out.glob("*/*/results.json")
-    return json.loads(path.read_text())
+_results = run_results
 
 
 def test_limited_run_writes_valid_results_and_samples(tiny_llama_path, tmp_path, capsys):

@@ -1,10 +1,11 @@
 """Data parallelism: two processes (torch.distributed, as `accelerate launch` starts them on
 GPUs; gloo on this CPU) split the units and end with the single-process results."""
 
-import json
 import os
 import subprocess
 import sys
+
+from examples import run_results
 
 from harness.parallel import Shard
 
@@ -16,9 +17,7 @@ def test_shards_split_jobs_without_overlap_or_gaps():
     assert Shard().take(jobs) == jobs and Shard().is_main and not Shard(1, 2).is_main
 
 
-def _results(out):
-    (path,) = out.glob("*/*/results.json")
-    return json.loads(path.read_text())
+_results = run_results
 
 
 def test_two_processes_give_the_single_process_results(tiny_llama_path, tmp_path):

@@ -285,23 +285,6 @@ def test_image_mode_errors_before_loading(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_missing_image_dataset_says_how_to_build_it(tmp_path, capsys):
-    code = main(
-        [
-            "--model",
-            "idefics2",
-            "--query",
-            "image",
-            "--data",
-            str(tmp_path / "nope"),
-            "--tasks",
-            "food_color",
-        ]
-    )
-    assert code == 2
-    assert "vlm-tv-build cross-modal" in capsys.readouterr().err
-
-
 def test_model_template_without_a_chat_template_is_a_clear_error(vlm):
     a = vlm("llava-1.5")
     a.use_chat_template = True
@@ -374,21 +357,17 @@ def test_items_without_images_are_left_out_and_recorded(vlm_paths, tmp_path):
     assert set(split["missing_images"]) == gone
 
 
-def test_a_text_only_build_cannot_serve_image_queries(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "build_text_only,message",
+    [(False, "vlm-tv-build cross-modal"), (True, "no images")],
+    ids=["no-dataset", "text-only-build"],
+)
+def test_unusable_image_data_says_how_to_build_it(tmp_path, capsys, build_text_only, message):
     from builders.cli import main as build
 
-    assert build(["text-only", "--out", str(tmp_path / "text"), "--tasks", "food_color"]) == 0
-    code = main(
-        [
-            "--model",
-            "idefics2",
-            "--query",
-            "image",
-            "--data",
-            str(tmp_path / "text"),
-            "--tasks",
-            "food_color",
-        ]
-    )
-    assert code == 2
-    assert "no images" in capsys.readouterr().err
+    data = tmp_path / "data"
+    if build_text_only:
+        assert build(["text-only", "--out", str(data), "--tasks", "food_color"]) == 0
+    argv = ["--model", "idefics2", "--query", "image", "--data", str(data), "--tasks", "food_color"]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
