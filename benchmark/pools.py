@@ -17,10 +17,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .layout import SPLITS
 from .tasks import get_task
 
 POOLS = ("countries", "animals", "foods")
-SPLITS = ("validation", "test")
 SPLIT_SIZES = {"validation": 30, "test": 100}
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .protocol import FIRST_TOKEN_METHODS
+
 # Scoring rules. The cross-modal and VQA tasks compare the first generated token with the label;
 # the overriding tasks ask a judge model which question an answer addresses.
 FIRST_TOKEN = "first_token"
 JUDGE = "judge"
-
-# Method ids a results file may hold. The first four apply to every first-token task; the last
-# two belong to the overriding study.
-METHODS = ("no_context", "majority", "prompt", "patch", "system_prompt", "instruction_patch")
 
 
 @dataclass(frozen=True)
@@ -30,7 +28,7 @@ class Task:
     answer_type: str
     scoring: str
     description: str
-    methods: tuple[str, ...] = field(default=("no_context", "majority", "prompt", "patch"))
+    methods: tuple[str, ...] = field(default=FIRST_TOKEN_METHODS)
 
     @property
     def has_shipped_pool(self) -> bool:
@@ -43,125 +41,140 @@ TASKS: dict[str, Task] = {
     t.id: t
     for t in [
         Task(
-            "country_capital",
-            "cross_modal",
-            "countries",
-            "The capital city of the country:",
-            "city",
-            FIRST_TOKEN,
-            "Country (name or flag) -> its capital city.",
+            id="country_capital",
+            family="cross_modal",
+            source="countries",
+            instruction="The capital city of the country:",
+            answer_type="city",
+            scoring=FIRST_TOKEN,
+            description="Country (name or flag) -> its capital city.",
         ),
         Task(
-            "country_currency",
-            "cross_modal",
-            "countries",
-            "The last word of the official currency of the country:",
-            "word",
-            FIRST_TOKEN,
-            "Country (name or flag) -> last word of its official currency's name.",
+            id="country_currency",
+            family="cross_modal",
+            source="countries",
+            instruction="The last word of the official currency of the country:",
+            answer_type="word",
+            scoring=FIRST_TOKEN,
+            description="Country (name or flag) -> last word of its official currency's name.",
         ),
         Task(
-            "animal_latin",
-            "cross_modal",
-            "animals",
-            "The scientific name of the animal's species in latin:",
-            "binomial",
-            FIRST_TOKEN,
-            "Mammal (name or photo) -> its binomial name in Latin.",
+            id="animal_latin",
+            family="cross_modal",
+            source="animals",
+            instruction="The scientific name of the animal's species in latin:",
+            answer_type="binomial",
+            scoring=FIRST_TOKEN,
+            description="Mammal (name or photo) -> its binomial name in Latin.",
         ),
         Task(
-            "animal_young",
-            "cross_modal",
-            "animals",
-            "The term for the baby of the animal:",
-            "word",
-            FIRST_TOKEN,
-            "Mammal (name or photo) -> the English term for its young.",
+            id="animal_young",
+            family="cross_modal",
+            source="animals",
+            instruction="The term for the baby of the animal:",
+            answer_type="word",
+            scoring=FIRST_TOKEN,
+            description="Mammal (name or photo) -> the English term for its young.",
         ),
         Task(
-            "food_color",
-            "cross_modal",
-            "foods",
-            "The color of the food:",
-            "color",
-            FIRST_TOKEN,
-            "Food (name or photo) -> its iconic colour.",
+            id="food_color",
+            family="cross_modal",
+            source="foods",
+            instruction="The color of the food:",
+            answer_type="color",
+            scoring=FIRST_TOKEN,
+            description="Food (name or photo) -> its iconic colour.",
         ),
         Task(
-            "food_flavor",
-            "cross_modal",
-            "foods",
-            "The flavor descriptor of the food:",
-            "flavor",
-            FIRST_TOKEN,
-            "Food (name or photo) -> its dominant flavour descriptor.",
+            id="food_flavor",
+            family="cross_modal",
+            source="foods",
+            instruction="The flavor descriptor of the food:",
+            answer_type="flavor",
+            scoring=FIRST_TOKEN,
+            description="Food (name or photo) -> its dominant flavour descriptor.",
         ),
         Task(
-            "vqa_food_class",
-            "vqa",
-            "vqav2",
-            "What kind of food is this?",
-            "short_answer",
-            FIRST_TOKEN,
-            "VQAv2 images asked 'What kind of food is this?'; text version = dense caption.",
+            id="vqa_food_class",
+            family="vqa",
+            source="vqav2",
+            instruction="What kind of food is this?",
+            answer_type="short_answer",
+            scoring=FIRST_TOKEN,
+            description=(
+                "VQAv2 images asked 'What kind of food is this?'; text version = dense caption."
+            ),
         ),
         Task(
-            "vqa_shirt_color",
-            "vqa",
-            "vqav2",
-            "What color is the man's shirt?",
-            "color",
-            FIRST_TOKEN,
-            "VQAv2 images asked 'What color is the man's shirt?'; text version = dense caption.",
+            id="vqa_shirt_color",
+            family="vqa",
+            source="vqav2",
+            instruction="What color is the man's shirt?",
+            answer_type="color",
+            scoring=FIRST_TOKEN,
+            description=(
+                "VQAv2 images asked 'What color is the man's shirt?'; text version = dense caption."
+            ),
         ),
         Task(
-            "vqa_man_holding",
-            "vqa",
-            "vqav2",
-            "What is the man holding?",
-            "short_answer",
-            FIRST_TOKEN,
-            "VQAv2 images asked 'What is the man holding?'; text version = dense caption.",
+            id="vqa_man_holding",
+            family="vqa",
+            source="vqav2",
+            instruction="What is the man holding?",
+            answer_type="short_answer",
+            scoring=FIRST_TOKEN,
+            description=(
+                "VQAv2 images asked 'What is the man holding?'; text version = dense caption."
+            ),
         ),
         Task(
-            "override_semantic",
-            "overriding",
-            "vqav2",
-            "Answer the overriding question about the image.",
-            "free_text",
-            JUDGE,
-            "Image + question 1 in the prompt; a different VQAv2 question patched as a vector.",
-            _OVERRIDE_METHODS,
+            id="override_semantic",
+            family="overriding",
+            source="vqav2",
+            instruction="Answer the overriding question about the image.",
+            answer_type="free_text",
+            scoring=JUDGE,
+            description=(
+                "Image + question 1 in the prompt; a different VQAv2 question patched as a vector."
+            ),
+            methods=_OVERRIDE_METHODS,
         ),
         Task(
-            "override_syntax",
-            "overriding",
-            "vqav2",
-            "Answer in the overriding format (ALL CAPS, quotes or JSON).",
-            "free_text",
-            JUDGE,
-            "Image + one formatting instruction in the prompt; a conflicting one patched.",
-            _OVERRIDE_METHODS,
+            id="override_syntax",
+            family="overriding",
+            source="vqav2",
+            instruction="Answer in the overriding format (ALL CAPS, quotes or JSON).",
+            answer_type="free_text",
+            scoring=JUDGE,
+            description=(
+                "Image + one formatting instruction in the prompt; a conflicting one patched."
+            ),
+            methods=_OVERRIDE_METHODS,
         ),
         Task(
-            "override_creative",
-            "overriding",
-            "vqav2",
-            "Answer with the overriding creative output (book title, character or company name).",
-            "free_text",
-            JUDGE,
-            "Image + one creative instruction in the prompt; a conflicting one patched.",
-            _OVERRIDE_METHODS,
+            id="override_creative",
+            family="overriding",
+            source="vqav2",
+            instruction=(
+                "Answer with the overriding creative output "
+                "(book title, character or company name)."
+            ),
+            answer_type="free_text",
+            scoring=JUDGE,
+            description=(
+                "Image + one creative instruction in the prompt; a conflicting one patched."
+            ),
+            methods=_OVERRIDE_METHODS,
         ),
         Task(
-            "override_factual",
-            "overriding",
-            "okvqa",
-            "Answer the overriding knowledge question about the image.",
-            "free_text",
-            JUDGE,
-            "OK-VQA / A-OKVQA images with two conflicting knowledge questions.",
-            _OVERRIDE_METHODS,
+            id="override_factual",
+            family="overriding",
+            source="okvqa",
+            instruction="Answer the overriding knowledge question about the image.",
+            answer_type="free_text",
+            scoring=JUDGE,
+            description="OK-VQA / A-OKVQA images with two conflicting knowledge questions.",
+            methods=_OVERRIDE_METHODS,
         ),
     ]
 }

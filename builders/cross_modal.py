@@ -23,21 +23,14 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmark import CROSS_MODAL_TASKS, get_task, load_pool, load_task, validate
+from benchmark.layout import COLUMNS as FAMILY_COLUMNS
+from benchmark.layout import config_name
 
 from . import card
 from .layout import config_splits, write_configs
 from .wiki import ImageProblem, WikiImage, WikiImages
 
-COLUMNS = (
-    "id",
-    "task",
-    "split",
-    "input",
-    "image",
-    "output",
-    "wikipedia_title",
-    "attribution",
-)
+COLUMNS = FAMILY_COLUMNS["cross_modal"]
 ATTRIBUTION_KEYS = ("source_url", "file_page", "author", "license", "license_url")
 
 
@@ -237,7 +230,7 @@ def write_dataset(
     `datasets.load_dataset(str(folder), task)` then loads it.
     """
     by_config = {
-        task: group_by_split(complete_row(task, row) for row in rows)
+        config_name(task): group_by_split(complete_row(task, row) for row in rows)
         for task, rows in rows_by_task.items()
     }
     if check:

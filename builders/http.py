@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -22,6 +21,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+
+from benchmark.files import atomic_write_bytes
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 CONTACT_ENV = "VLM_TV_BUILD_CONTACT"
@@ -74,19 +75,6 @@ def user_agent(contact: str | None = None, override: str | None = None) -> str:
         f"vlm-tv-eval-builder/{_version()} ({contact.strip()}; builds the vlm-tv-eval "
         f"benchmark datasets) python-requests/{requests.__version__}"
     )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cache_key(url: str, params: Mapping[str, Any] | None = None) -> str:

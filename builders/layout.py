@@ -1,4 +1,4 @@
-"""The Hub's dataset layout: one folder per config, one Parquet file per split, a card.
+"""Writing the Hub's dataset layout that `benchmark.layout` describes.
 
 `OUT/<config>/<split>-00000-of-00001.parquet` plus `OUT/README.md` whose YAML `configs:` names
 each file. That is what `datasets.load_dataset(OUT, config)` reads locally and what the Hub
@@ -8,20 +8,14 @@ stored in each Parquet file's schema metadata, so a reader gets PIL images back.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .http import atomic_write_bytes
+from benchmark.files import atomic_output, atomic_write_text
+from benchmark.layout import SPLITS, data_file
 
-SPLIT_ORDER = ("validation", "test")
-
-
-def data_file(config: str, split: str) -> str:
-    """Path of a config's split inside the dataset folder (also its `data_files` entry)."""
-    return f"{config}/{split}-00000-of-00001.parquet"
+__all__ = ["SPLITS", "config_splits", "data_file", "write_configs", "write_parquet"]
 
 
 def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], features: Any) -> None:
@@ -31,24 +25,17 @@ def write_parquet(path: Path, rows: Sequence[Mapping[str, Any]], features: Any) 
 
     encoded = [features.encode_example(dict(row)) for row in rows]
     table = pa.Table.from_pylist(encoded, schema=features.arrow_schema)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp:
         # Small row groups keep image-heavy files readable by the Hub's viewer.
-        pq.write_table(table, tmp, row_group_size=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        pq.write_table(table, str(tmp), row_group_size=100)
 
 
 def config_splits(rows_by_config: Mapping[str, Mapping[str, Sequence[Any]]]) -> dict[str, list]:
     """{config: [splits with rows, in validation/test order]}."""
     out = {}
     for config, by_split in rows_by_config.items():
-        splits = [s for s in SPLIT_ORDER if by_split.get(s)]
-        splits += sorted(s for s in by_split if s not in SPLIT_ORDER and by_split[s])
+        splits = [s for s in SPLITS if by_split.get(s)]
+        splits += sorted(s for s in by_split if s not in SPLITS and by_split[s])
         out[config] = splits
     return out
 
@@ -65,5 +52,5 @@ def write_configs(
     for config, splits in config_splits(rows_by_config).items():
         for split in splits:
             write_parquet(out / data_file(config, split), rows_by_config[config][split], features)
-    atomic_write_bytes(out / "README.md", card_text.encode("utf-8"))
+    atomic_write_text(out / "README.md", card_text)
     return out

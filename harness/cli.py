@@ -1,8 +1,8 @@
-"""`vlm-tv-eval`: evaluate a model, validate files, list what is registered.
+"""`vlm-tv-eval`: every subcommand's arguments, and what each prints.
 
 vlm-tv-eval [--model NAME ...]      run an evaluation (no arguments: the main job)
 vlm-tv-eval validate FILE...        check files against the schema their kind names
-vlm-tv-eval ls tasks|models         list registered tasks or model adapters
+vlm-tv-eval ls tasks|models|methods list what is registered
 """
 
 from __future__ import annotations
@@ -10,10 +10,170 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from benchmark import TASKS, kinds, validate_file
+from benchmark import CROSS_MODAL_TASKS, QUERIES, SPECS, TASKS, kinds, validate_file
 
-SUBCOMMANDS = ("validate", "ls")
+from .config import ConfigError, RunConfig
+
+
+def _model_args(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise ConfigError(f"--model_args: {part!r} is not key=value")
+        key, value = (s.strip() for s in part.split("=", 1))
+        out[key] = value.lower() == "true" if value.lower() in ("true", "false") else value
+    return out
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def run_parser() -> argparse.ArgumentParser:
+    d = RunConfig()
+    p = argparse.ArgumentParser(
+        prog="vlm-tv-eval",
+        description="Evaluate cross-modal task vectors. With no arguments: the main job "
+        "(smollm2-135m, six tasks, text examples -> text queries, all methods, 3 seeds, sweep). "
+        "Also: `vlm-tv-eval validate FILE...`, `vlm-tv-eval ls tasks|models|methods`.",
+    )
+    p.add_argument("--model", default=d.model, help="adapter name (see `ls models`) or hf:<repo>")
+    p.add_argument(
+        "--model_args",
+        default="",
+        help="k=v,... e.g. pretrained=PATH,revision=R,dtype=bfloat16,load_in_4bit=true",
+    )
+    p.add_argument(
+        "--tasks",
+        default="all",
+        help="comma-separated task ids, `all`, or a path to your own JSONL task file",
+    )
+    p.add_argument("--spec", default=d.spec, choices=SPECS)
+    p.add_argument(
+        "--query",
+        default=d.query,
+        choices=QUERIES,
+        help="query modality; image queries (and --spec image_examples) need a VLM and --data",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="the built cross-modal dataset with images: a folder written by `vlm-tv-build` "
+        "or a Hub dataset id (datasets.load_dataset)",
+    )
+    p.add_argument(
+        "--source_model",
+        default=None,
+        help="extract task vectors in this model (e.g. the VLM's base LLM) and patch them into "
+        "--model at the same layer",
+    )
+    p.add_argument("--source_model_args", default="", help="k=v,... for --source_model")
+    p.add_argument("--n_shot", type=int, default=d.n_shot)
+    p.add_argument("--seeds", type=_int_list, default=d.seeds, help="e.g. 0,1,2")
+    p.add_argument("--methods", default=",".join(d.methods), help="see `vlm-tv-eval ls methods`")
+    p.add_argument("--limit", type=int, default=None, help="items per split (quick runs)")
+    p.add_argument(
+        "--layer",
+        type=int,
+        default=None,
+        help="patch at this layer instead of choosing it on validation",
+    )
+    p.add_argument(
+        "--template",
+        default=None,
+        help="paper | spaced | model (the model's own chat format); default: the adapter's",
+    )
+    p.add_argument("--case_insensitive", action="store_true")
+    p.add_argument("--instruction", default=None, help="instruction for a custom task file")
+    p.add_argument("--batch_size", type=int, default=d.batch_size)
+    p.add_argument("--device", default=d.device, help="auto (cuda if available), cpu, cuda:N")
+    p.add_argument("--output_path", default=d.output_path)
+    p.add_argument("--log_samples", action="store_true")
+    return p
+
+
+def parse_run_config(argv: Sequence[str]) -> RunConfig:
+    args = run_parser().parse_args(argv)
+    return RunConfig(
+        model=args.model,
+        model_args=_model_args(args.model_args),
+        tasks=CROSS_MODAL_TASKS if args.tasks == "all" else _names(args.tasks),
+        spec=args.spec,
+        query=args.query,
+        n_shot=args.n_shot,
+        seeds=tuple(args.seeds),
+        methods=_names(args.methods),
+        limit=args.limit,
+        layer=args.layer,
+        template=args.template,
+        case_insensitive=args.case_insensitive,
+        instruction=args.instruction,
+        batch_size=args.batch_size,
+        device=args.device,
+        output_path=args.output_path,
+        log_samples=args.log_samples,
+        data=args.data,
+        source_model=args.source_model,
+        source_model_args=_model_args(args.source_model_args),
+    )
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    from .data import load_run_data
+    from .evaluator import evaluate
+    from .results import summary_table
+    from .store import RunStore
+
+    try:
+        config = parse_run_config(argv)
+        config.validate()
+        data = load_run_data(config)
+    except ConfigError as exc:
+        print(f"vlm-tv-eval: error: {exc}", file=sys.stderr)
+        return 2
+    store = RunStore(config, data)
+    print(f"run folder: {store.dir}", file=sys.stderr)
+    try:
+        doc = evaluate(config, data, store)
+    except ConfigError as exc:
+        print(f"vlm-tv-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; finished units are kept in {store.parts}. Run the same command "
+            "again to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    if doc is None:  # another process of an `accelerate launch` writes the results
+        return 0
+    print(summary_table(doc))
+    transfer = doc.get("transfer")
+    if transfer:
+        print(
+            f"LLM->VLM from {transfer['source_model']} at layer {transfer['layer']}: cosine "
+            f"{transfer['mean_cosine']:.2f} (mismatched tasks "
+            f"{transfer.get('mean_mismatched_cosine', float('nan')):.2f})"
+        )
+    sel = doc.get("layer_selection")
+    total = doc["timings"].get("total", 0)
+    where = store.dir / "results.json"
+    if sel:
+        print(f"layer {sel['layer']} ({sel['mode']}); total {total:.0f} s; results: {where}")
+    else:
+        print(f"total {total:.0f} s; results: {where}")
+    return 0
 
 
 def cmd_validate(argv: Sequence[str]) -> int:
@@ -42,28 +202,34 @@ def cmd_validate(argv: Sequence[str]) -> int:
 
 def cmd_ls(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="vlm-tv-eval ls")
-    parser.add_argument("what", choices=["tasks", "models"])
+    parser.add_argument("what", choices=["tasks", "models", "methods"])
     args = parser.parse_args(argv)
     if args.what == "tasks":
         print(f"{'task':20} {'family':12} {'source':10} {'scoring':12} instruction")
         for t in TASKS.values():
             print(f"{t.id:20} {t.family:12} {t.source:10} {t.scoring:12} {t.instruction}")
-        return 0
-    from . import adapters
+    elif args.what == "models":
+        from .adapters import describe_adapters
 
-    for name, desc in adapters.describe_adapters():
-        print(f"{name:20} {desc}")
+        for name, desc in describe_adapters():
+            print(f"{name:20} {desc}")
+    else:
+        from .methods import get_method, method_names
+
+        for name in method_names():
+            method = get_method(name)
+            needs = "task vector + layer" if method.needs_vector else "-"
+            print(f"{name:20} {needs:20} {method.context('text_examples', 5)}")
     return 0
+
+
+SUBCOMMANDS = {"validate": cmd_validate, "ls": cmd_ls}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "validate":
-        return cmd_validate(argv[1:])
-    if argv and argv[0] == "ls":
-        return cmd_ls(argv[1:])
-    from .run import cmd_run
-
+    if argv and argv[0] in SUBCOMMANDS:
+        return SUBCOMMANDS[argv[0]](argv[1:])
     return cmd_run(argv)
 
 

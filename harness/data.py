@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import CROSS_MODAL_TASKS, get_task, load_task
+from benchmark.layout import IMAGE_COLUMN, JOIN_KEY, config_name
 
 
 @dataclass
@@ -180,7 +181,7 @@ def with_images(task: TaskData, data: str) -> TaskData:
             "image modes need `datasets`: pip install 'vlm-tv-eval[builders]'"
         ) from exc
     try:
-        built = datasets.load_dataset(data, task.id)
+        built = datasets.load_dataset(data, config_name(task.id))
     except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load"
         raise ValueError(
             f"cannot load config {task.id!r} of the image dataset {data!r}: {exc}. Build it with "
@@ -191,10 +192,10 @@ def with_images(task: TaskData, data: str) -> TaskData:
     for split, records in task.splits.items():
         if split not in built:
             raise ValueError(f"image dataset {data!r} config {task.id!r} has no {split!r} split")
-        rows = {row["id"]: row for row in built[split]}
+        rows = {row[JOIN_KEY]: row for row in built[split]}
         out = []
         for r in records:
-            image = rows.get(r["id"], {}).get("image")
+            image = rows.get(r["id"], {}).get(IMAGE_COLUMN)
             if image is None:  # left out of a build with --allow-missing: recorded, not hidden
                 missing.append(r["id"])
                 continue
@@ -226,3 +227,37 @@ def with_images(task: TaskData, data: str) -> TaskData:
         split_made=task.split_made,
         extra={"missing_images": missing},
     )
+
+
+def load_run_data(config: Any) -> dict[str, TaskData]:
+    """Every task of a run with its items (and images, in image modes), and the checks that
+    need them: an instruction for instruction specs, enough items for --n_shot demos."""
+    from .config import ConfigError
+    from .methods import get_method
+
+    methods = [get_method(m) for m in config.methods]
+    demo_splits = set()
+    if config.spec != "instruction" and any(m.needs_vector for m in methods):
+        demo_splits.add("validation")  # example prompts for the task vectors
+    if any(m.needs_demos(config.spec) for m in methods):
+        demo_splits.add("test")
+    data: dict[str, TaskData] = {}
+    for name in config.tasks:
+        try:
+            td = load_task_data(name, config.instruction)
+            if config.uses_images:
+                td = with_images(td, config.data)
+        except (KeyError, ValueError, TaskFileError) as exc:
+            raise ConfigError(str(exc).strip("'\"")) from None
+        if config.spec in ("instruction", "ensemble") and not td.instruction:
+            raise ConfigError(f"task {td.id} has no instruction; pass --instruction")
+        for split, records in td.splits.items():
+            # Demos come from the split minus the query.
+            if split in demo_splits and config.n_shot > len(records) - 1:
+                raise ConfigError(
+                    f"--n_shot {config.n_shot} is larger than task {td.id}'s {split} split "
+                    f"allows ({len(records)} items, so at most {len(records) - 1} demos besides "
+                    "the query)"
+                )
+        data[td.id] = td
+    return data

@@ -1,15 +1,19 @@
-"""The results file: config, versions, git hash, seeds, layer curve, per-task accuracies."""
+"""From units to the results file: layer choice, aggregation over seeds, transfer cosines, the
+results document (config, versions, git hash, seeds, layer curve, per-task accuracies), the
+per-sample rows and the summary table printed at the end of a run."""
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from .data import record_digest, sha256
 
 
 def _version(package: str) -> str:
@@ -70,9 +74,198 @@ def method_summary(
     }
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write via a temporary file and rename, so an interrupted run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(tmp, path)
+def choose_layer(
+    sweeps: Mapping[str, Mapping[int, Mapping[str, list[float]]]],
+    n_layers: int,
+    override: int | None,
+) -> dict[str, Any]:
+    """The layer with the best mean validation accuracy over tasks (each task's curve averaged
+    over its seeds first); ties go to the lowest layer. `override` (--layer) skips the choice."""
+    if override is not None:
+        return {"mode": "override", "layer": override}
+    curves = {
+        task: [
+            statistics.fmean(by_seed[s]["acc"][layer] for s in by_seed) for layer in range(n_layers)
+        ]
+        for task, by_seed in sweeps.items()
+    }
+    mean_curve = [statistics.fmean(c[layer] for c in curves.values()) for layer in range(n_layers)]
+    best = max(range(n_layers), key=lambda layer: (mean_curve[layer], -layer))
+    return {
+        "mode": "sweep",
+        "layer": best,
+        "split": "validation",
+        "validation_curve": curves,
+        "mean_curve": mean_curve,
+    }
+
+
+def aggregate(
+    units: Mapping[tuple[str, str, int], Mapping[str, Any]],
+    tasks: Sequence[str],
+    methods: Sequence[Any],
+    seeds: Sequence[int],
+    spec: str,
+    n_shot: int,
+    layer: int | None,
+) -> dict[str, Any]:
+    """Per task and method: mean and std over seeds, what the model saw, and the layer."""
+    results: dict[str, Any] = {}
+    for task in tasks:
+        results[task] = {}
+        for method in methods:
+            runs = [units[task, method.name, s] for s in seeds]
+            extra: dict[str, Any] = {"split": "test", "context": method.context(spec, n_shot)}
+            if not method.seeded(spec):
+                extra["seeded"] = False  # computed once, counted for every seed
+            if method.needs_vector:
+                extra["layer"] = layer
+            results[task][method.name] = method_summary(
+                [statistics.fmean(r["lenient"]) for r in runs],
+                [statistics.fmean(r["strict"]) for r in runs],
+                len(runs[0]["lenient"]),
+                **extra,
+            )
+    return results
+
+
+def transfer_similarity(
+    source: Mapping[tuple[str, int], Any],
+    own: Mapping[tuple[str, int], Any],
+    tasks: Sequence[str],
+    seeds: Sequence[int],
+    layer: int,
+    source_model: str,
+) -> dict[str, Any]:
+    """Cosine similarity at the patched layer between the source model's vector and the
+    model's own vector for the same task (matched) and for the other tasks (mismatched),
+    averaged over seeds."""
+    import torch
+
+    def cos(a: Any, b: Any) -> float:
+        return float(torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=0))
+
+    matched, mismatched = {}, {}
+    for t in tasks:
+        matched[t] = statistics.fmean(cos(source[t, s][layer], own[t, s][layer]) for s in seeds)
+        others = [u for u in tasks if u != t]
+        if others:
+            mismatched[t] = statistics.fmean(
+                cos(source[t, s][layer], own[u, s][layer]) for u in others for s in seeds
+            )
+    out: dict[str, Any] = {
+        "source_model": source_model,
+        "layer": layer,
+        "cosine": matched,
+        "mean_cosine": statistics.fmean(matched.values()),
+    }
+    if mismatched:
+        out["mismatched_cosine"] = mismatched
+        out["mean_mismatched_cosine"] = statistics.fmean(mismatched.values())
+    return out
+
+
+def results_document(
+    *,
+    run_id: str,
+    config: Any,
+    data: Mapping[str, Any],
+    items: Callable[[str, str], list],
+    model: dict[str, Any],
+    prompting: dict[str, Any],
+    results: dict[str, Any],
+    selection: dict[str, Any] | None,
+    timings: Mapping[str, float],
+) -> dict[str, Any]:
+    """The results file: everything needed to reproduce its numbers."""
+    cfg = config.as_dict()
+    cfg["tasks"] = list(data)
+    cfg["task_sources"] = {t: d.source for t, d in data.items()}
+    cfg["template"] = prompting
+    cfg["std"] = "population std over seeds (ddof=0)"
+    cfg["metric"] = (
+        "first token, greedy; acc = lenient (strip, either a prefix of the "
+        "other), acc_strict = exact first token"
+    )
+    doc: dict[str, Any] = {
+        "kind": "results",
+        "schema_version": 1,
+        "run_id": run_id,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": model,
+        "config": cfg,
+        "versions": versions(),
+        "seeds": list(config.seeds),
+        "results": results,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "splits": {
+            t: {
+                "source": d.source,
+                "validation": len(items(t, "validation")),
+                "test": len(items(t, "test")),
+                "made": d.split_made,
+                "missing_images": d.extra.get("missing_images", []),
+            }
+            for t, d in data.items()
+        },
+    }
+    if selection:
+        doc["layer_selection"] = selection
+    return doc
+
+
+def sample_rows(
+    task: str,
+    records: Sequence[Mapping[str, Any]],
+    units: Mapping[tuple[str, str, int], Mapping[str, Any]],
+    methods: Sequence[Any],
+    seeds: Sequence[int],
+    spec: str,
+    layer: int | None,
+) -> list[dict[str, Any]]:
+    """One row per (method, seed, item): the prediction, the target, both scores, and hashes
+    of the prompt and the item (schema kind `sample`)."""
+    by_id = {r["id"]: r for r in records}
+    rows = []
+    for method in methods:
+        for seed in seeds:
+            unit = units[task, method.name, seed]
+            for i, doc_id in enumerate(unit["doc_ids"]):
+                rec = by_id[doc_id]
+                rows.append(
+                    {
+                        "doc_id": doc_id,
+                        "task": task,
+                        "split": "test",
+                        "method": method.name,
+                        "spec": spec,
+                        "seed": seed,
+                        "layer": layer if method.needs_vector else None,
+                        "prompt_hash": unit["prompt_hashes"][i],
+                        "doc_hash": sha256(record_digest(rec)),
+                        "prediction": unit["preds"][i],
+                        "target": rec["output"],
+                        "lenient": unit["lenient"][i],
+                        "strict": unit["strict"][i],
+                    }
+                )
+    return rows
+
+
+def summary_table(doc: dict[str, Any]) -> str:
+    methods = doc["config"]["methods"]
+    head = f"{'task':20}" + "".join(f"{m:>16}" for m in methods)
+    lines = [head, "-" * len(head)]
+    avg: dict[str, list[float]] = {m: [] for m in methods}
+    for task, by_method in doc["results"].items():
+        cells = []
+        for m in methods:
+            r = by_method[m]
+            avg[m].append(r["acc"])
+            cell = f"{r['acc']:.2f}±{r['acc_std']:.2f}"
+            if "layer" in r:
+                cell += f" L{r['layer']}"
+            cells.append(f"{cell:>16}")
+        lines.append(f"{task:20}" + "".join(cells))
+    lines.append(f"{'average':20}" + "".join(f"{statistics.fmean(avg[m]):>16.2f}" for m in methods))
+    return "\n".join(lines)

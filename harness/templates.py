@@ -69,10 +69,19 @@ class Prompt:
     task_char: int | None = None
 
 
+def _preamble(template: Template, instruction: str | None) -> str:
+    """An instruction placed before examples or a query, set off like one more example."""
+    return f"{instruction}{template.separator}" if instruction else ""
+
+
 def render_examples(
-    template: Template, examples: Sequence[tuple[str, str]], query: str | None = None
+    template: Template,
+    examples: Sequence[tuple[str, str]],
+    query: str | None = None,
+    instruction: str | None = None,
 ) -> Prompt:
-    """Examples (x, y) joined by the separator, then optionally a query.
+    """Examples (x, y) joined by the separator, then optionally a query; an instruction, if
+    given, comes first (the ensemble spec's prompt baseline).
 
     The task token is the delimiter of the last example's answer marker (the authors' choice:
     it sees n-1 complete examples and the n-th input, and is unaffected by what follows).
@@ -83,7 +92,7 @@ def render_examples(
     pre, rest = template.example.split("{x}", 1)
     mid, post = rest.split("{y}", 1)
     marker_in_mid = mid.rindex(template.marker) + len(template.marker) - 1
-    text, task_char = "", 0
+    text, task_char = _preamble(template, instruction), 0
     for i, (x, y) in enumerate(examples):
         if i:
             text += template.separator
@@ -94,10 +103,11 @@ def render_examples(
     return Prompt(text=text, task_char=task_char)
 
 
-def render_query(template: Template, x: str) -> Prompt:
-    """The bare query; the model answers after it, and the patch goes on its last token."""
+def render_query(template: Template, x: str, instruction: str | None = None) -> Prompt:
+    """The bare query (after an optional instruction: the instruction spec's prompt baseline);
+    the model answers after it, and the patch goes on its last token."""
     pre, post = template.query.split("{x}", 1)
-    return Prompt(text=pre + x + post, task_char=None)
+    return Prompt(text=_preamble(template, instruction) + pre + x + post, task_char=None)
 
 
 def render_instruction(instruction: str) -> Prompt:

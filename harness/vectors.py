@@ -1,22 +1,23 @@
-"""Task vectors saved as safetensors with their provenance, reused when asked for again."""
+"""Task vectors: built from a spec's prompts, saved as safetensors with their provenance, and
+reused when the same model, template, task and spec are asked for again."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from benchmark.files import atomic_output, slug
+
+from .adapters import Adapter
 from .adapters.causal_lm import cache_root
-from .data import sha256
+from .data import record_digest, sha256
 
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "x"
+if TYPE_CHECKING:
+    from .context import EvalContext
 
 
 def _prompt_digest(prompts: list) -> str:
@@ -31,7 +32,7 @@ def cached_vector(
 ) -> torch.Tensor:
     """The [n_layers, d] vector averaged over `prompts`' task tokens, from the cache if the same
     model, template, task and spec were extracted before."""
-    from .engine import extract_task_vector
+    from . import engine
 
     model = adapter.describe()
     full = {
@@ -41,21 +42,56 @@ def cached_vector(
         "dtype": model["dtype"],
         "task": task,
         "template": adapter.template.record(),
-        "chat_template": adapter.use_chat_template,
+        "chat_template": adapter.chat,
         **meta,
         "prompts": _prompt_digest(prompts),
     }
     key = sha256(full)[:20]
-    path = cache_root() / "vectors" / _safe(model["name"]) / f"{_safe(task)}-{key}.safetensors"
+    path = cache_root() / "vectors" / slug(model["name"]) / f"{slug(task)}-{key}.safetensors"
     if path.is_file():
         return load_file(path)["vector"]
-    vector = extract_task_vector(adapter, prompts, batch_size).contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(
-        {"vector": vector},
-        str(tmp),
-        metadata={k: json.dumps(v) if not isinstance(v, str) else v for k, v in full.items()},
-    )
-    os.replace(tmp, path)
+    vector = engine.extract_task_vector(adapter, prompts, batch_size).contiguous()
+    metadata = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in full.items()}
+    with atomic_output(path) as tmp:
+        save_file({"vector": vector}, str(tmp), metadata=metadata)
     return vector
+
+
+def task_vector(adapter: Adapter, ctx: EvalContext, task: str, seed: int) -> torch.Tensor:
+    """[n_layers, d] vector for the configured spec, made in `adapter` (the evaluated model, or
+    the source model under LLM->VLM transfer).
+
+    Examples: one N-shot prompt per validation item (demos from the same split, never the
+    item), the task token's state averaged over the prompts, as the authors do. Instruction: the
+    raw string's last token. Ensemble: the mean of the two.
+    """
+    config = ctx.config
+
+    def examples_vector() -> torch.Tensor:
+        items = ctx.items(task, "validation")
+        prompts = [
+            adapter.example_prompt(
+                [(ctx.spec_input(d), d["output"]) for d in ctx.demos(task, "validation", q, seed)]
+            )
+            for q in items
+        ]
+        meta = {
+            "spec": "image_examples" if config.spec == "image_examples" else "text_examples",
+            "seed": seed,
+            "n_shot": config.n_shot,
+            "items": sha256([record_digest(q) for q in items]),
+        }
+        return cached_vector(adapter, config.batch_size, task, meta, prompts)
+
+    def instruction_vector() -> torch.Tensor:
+        instruction = ctx.data[task].instruction
+        meta = {"spec": "instruction", "instruction": instruction}
+        return cached_vector(
+            adapter, config.batch_size, task, meta, [adapter.instruction_prompt(instruction)]
+        )
+
+    if config.spec == "instruction":
+        return instruction_vector()
+    if config.spec == "ensemble":
+        return (examples_vector() + instruction_vector()) / 2
+    return examples_vector()

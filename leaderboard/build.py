@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark.files import atomic_write_bytes
+
 from . import labels
 from .csv_out import render_csv
 from .html_page import render_html
@@ -63,8 +65,7 @@ def write(root: Path, files: dict[str, bytes]) -> list[str]:
         path = root / relative
         if path.is_file() and path.read_bytes() == content:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+        atomic_write_bytes(path, content)
         changed.append(relative)
     for relative in _existing_plots(root):
         if relative not in files:

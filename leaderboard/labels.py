@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from benchmark import METHODS, TASKS
+from benchmark import METHODS, QUERIES, SPECS, TASKS
 
-# Settings in the order the paper discusses them: its headline (text examples patched onto
-# image queries) first. A setting not listed here sorts after these, alphabetically.
-SETTING_ORDER: tuple[tuple[str, str], ...] = (
-    ("text_examples", "image"),
-    ("image_examples", "image"),
-    ("instruction", "image"),
-    ("ensemble", "image"),
-    ("text_examples", "text"),
-    ("image_examples", "text"),
-    ("instruction", "text"),
-    ("ensemble", "text"),
+# Settings in the order the paper discusses them: image queries first (QUERIES lists text first)
+# so that its headline, text examples patched onto image queries, leads; then text queries.
+# Specs in SPECS order within each. A setting not listed here sorts after these, alphabetically.
+SETTING_ORDER: tuple[tuple[str, str], ...] = tuple(
+    (spec, query) for query in reversed(QUERIES) for spec in SPECS
 )
 
 SPEC_LABELS = {
@@ -49,10 +43,6 @@ TASK_LABELS = {
     "override_creative": "Creative",
     "override_factual": "Factual",
 }
-
-# Methods whose accuracy depends on a chosen layer.
-LAYERED_METHODS = ("patch", "instruction_patch")
-
 
 def setting_id(spec: str, query: str) -> str:
     """`text_examples→image`: the key used in the CSV, the page's filter and file names."""

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark import validate
-
-# Config keys that say where and how a run was executed, not what was measured: two files that
-# differ only in these hold the same measurement.
-_RUN_ONLY_CONFIG = ("output_path", "batch_size", "device", "log_samples")
+from benchmark import measurement_config, validate
+from benchmark.files import atomic_write_text, slug
 
 
 class SubmissionError(Exception):
@@ -70,21 +66,18 @@ def query_of(results: dict[str, Any]) -> str:
     return results.get("config", {}).get("query") or "text"
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "submission"
-
-
 def submission_filename(data: dict[str, Any]) -> str:
     """`<name>_<spec>-to-<query>.json`: one name and setting per file, readable in a listing."""
     results = data["results"]
     spec = results["config"]["spec"]
-    return f"{slug(data['submission']['name'])}_{slug(spec)}-to-{query_of(results)}.json"
+    name = slug(data["submission"]["name"], "submission")
+    return f"{name}_{slug(spec, 'submission')}-to-{query_of(results)}.json"
 
 
 def content_key(data: dict[str, Any]) -> str:
     """A hash of what was measured (model, config, per-task results), for duplicate detection."""
     results = data["results"]
-    config = {k: v for k, v in results["config"].items() if k not in _RUN_ONLY_CONFIG}
+    config = measurement_config(results["config"])  # the fields that decide the numbers
     config["query"] = query_of(results)
     model = results["model"]
     payload = {
@@ -176,6 +169,5 @@ def write_submission(data: dict[str, Any], folder: Path, *, overwrite: bool = Fa
                 f"these results are already submitted as {folder / other.file} "
                 "(same model, config and results)"
             )
-    folder.mkdir(parents=True, exist_ok=True)
-    target.write_text(dumps(data), "utf-8")
+    atomic_write_text(target, dumps(data))
     return target

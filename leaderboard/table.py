@@ -10,6 +10,8 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from benchmark import LAYERED_METHODS
+
 from . import labels
 from .submissions import Submission
 
@@ -64,7 +66,7 @@ def submission_rows(sub: Submission) -> list[Row]:
         results = by_method[method]
         tasks = sorted(results, key=labels.task_key)
         layers: set[int] = set()
-        if method in labels.LAYERED_METHODS:
+        if method in LAYERED_METHODS:
             layers = {r["layer"] for r in results.values() if "layer" in r}
             if not layers and "layer" in selection:
                 layers = {selection["layer"]}

@@ -76,7 +76,7 @@ def test_task_vectors_are_cached_with_metadata(tiny_adapter, monkeypatch):
     from harness.adapters.causal_lm import cache_root
 
     found = []
-    for path in (cache_root() / "vectors").rglob("country_capital-*.safetensors"):
+    for path in (cache_root() / "vectors").rglob("country-capital-*.safetensors"):
         with safe_open(str(path), "pt") as f:
             md = f.metadata()
         if md.get("seed") == "3" and md.get("n_shot") == "2":

@@ -6,7 +6,8 @@ import pytest
 from examples import run_results
 
 from benchmark import validate
-from harness import run as run_module
+from harness import evaluator
+from harness.store import RunStore
 from harness.cli import main
 
 
@@ -51,7 +52,7 @@ def test_limited_run_writes_valid_results_and_samples(tiny_llama_path, tmp_path,
     patch = doc["results"]["country_capital"]["patch"]
     assert patch["layer"] == sel["layer"] and patch["n"] == 6 and len(patch["per_seed"]) == 2
     assert doc["config"]["template"]["example"] == "Q: {x}\nA: {y}"
-    (samples,) = tmp_path.glob("*/*/samples_country_capital.jsonl")
+    (samples,) = tmp_path.glob("*/*/samples_country-capital.jsonl")
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     assert len(rows) == 4 * 2 * 6  # methods x seeds x items
     assert all(validate(r, "sample") == [] for r in rows)
@@ -66,7 +67,7 @@ def test_interrupted_run_resumes_to_the_same_results(
     assert main(_args(tiny_llama_path, clean)) == 0
 
     resumed = tmp_path / "resumed"
-    real_unit = run_module.Run.unit
+    real_unit = RunStore.unit
     computed = []
 
     def dying_unit(self, name, compute):
@@ -78,7 +79,7 @@ def test_interrupted_run_resumes_to_the_same_results(
 
         return real_unit(self, name, counted)
 
-    monkeypatch.setattr(run_module.Run, "unit", dying_unit)
+    monkeypatch.setattr(RunStore, "unit", dying_unit)
     assert main(_args(tiny_llama_path, resumed)) == 130
     assert "Run the same command again to resume" in capsys.readouterr().err
     assert not list(resumed.glob("*/*/results.json"))
@@ -86,7 +87,7 @@ def test_interrupted_run_resumes_to_the_same_results(
 
     computed.clear()
     monkeypatch.setattr(
-        run_module.Run,
+        RunStore,
         "unit",
         lambda self, n, c: real_unit(self, n, lambda: (computed.append(n), c())[1]),
     )
@@ -160,10 +161,10 @@ def test_malformed_task_file_lines_are_reported_by_number(tmp_path, capsys):
 
 @pytest.fixture
 def no_model_load(monkeypatch):
-    def refuse(self):
+    def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")
 
-    monkeypatch.setattr(run_module.Run, "load_model", refuse)
+    monkeypatch.setattr(evaluator, "load_adapter", refuse)
 
 
 @pytest.mark.parametrize(

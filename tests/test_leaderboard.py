@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from examples import good, reported_submission
 
-from leaderboard import ROOT, build, paper
+from benchmark import EXECUTION_KEYS, METHODS, QUERIES, SPECS
+from leaderboard import ROOT, build, labels, paper
 from leaderboard.cli import main
-from leaderboard.submissions import dumps, load_submissions, submission_filename
+from leaderboard.submissions import content_key, dumps, load_submissions, submission_filename
 from leaderboard.table import Cell, _average, all_rows
 
 SMOLLM2 = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"
@@ -154,6 +155,21 @@ def test_different_results_are_not_duplicates(tmp_path):
     assert (len(loaded), problems) == (2, [])
 
 
+@pytest.mark.parametrize("key", EXECUTION_KEYS)
+def test_execution_keys_do_not_make_a_new_measurement(key):
+    data = json.loads(SMOLLM2.read_text())
+    other = copy.deepcopy(data)
+    other["results"]["config"][key] = "somewhere else"
+    assert content_key(other) == content_key(data)
+    other["results"]["config"]["n_shot"] = 3  # a field that changes the numbers
+    assert content_key(other) != content_key(data)
+
+
+def test_every_committed_file_name_is_what_add_would_write():
+    for path in sorted((ROOT / "submissions").glob("*.json")):
+        assert submission_filename(json.loads(path.read_text("utf-8"))) == path.name
+
+
 # --- add ----------------------------------------------------------------------------------------
 
 
@@ -259,6 +275,16 @@ def test_page_is_self_contained():
     assert "http://" not in html and "https://" not in html
     assert "<script src" not in html and "<link" not in html
     assert 'href="submissions/smollm2-135m-instruct-cpu_text-examples-to-text.json"' in html
+
+
+def test_labels_and_orders_cover_the_protocol():
+    assert sorted(labels.SETTING_ORDER) == sorted((s, q) for s in SPECS for q in QUERIES)
+    assert len(set(labels.SETTING_ORDER)) == len(labels.SETTING_ORDER)
+    assert labels.SETTING_ORDER[0] == ("text_examples", "image")  # the paper's headline
+    assert [q for _, q in labels.SETTING_ORDER] == ["image"] * 4 + ["text"] * 4
+    assert set(labels.SPEC_LABELS) == set(SPECS)
+    assert tuple(labels.METHOD_LABELS) == METHODS
+    assert labels.method_key("toy_method") > labels.method_key("instruction_patch")
 
 
 # --- the paper's rows ---------------------------------------------------------------------------

@@ -1,9 +1,19 @@
 import json
+from importlib import resources
 
 import pytest
 from examples import good, reported_submission
 
-from benchmark import TASKS, validate
+from benchmark import (
+    FIRST_TOKEN_METHODS,
+    LAYERED_METHODS,
+    METHOD_ID_PATTERN,
+    METHODS,
+    QUERIES,
+    SPECS,
+    TASKS,
+    validate,
+)
 from benchmark.validation import KINDS, schema
 
 
@@ -37,15 +47,68 @@ def test_every_kind_has_a_draft_2020_12_schema():
         assert schema(kind)["$schema"] == "https://json-schema.org/draft/2020-12/schema"
 
 
-def test_schema_task_enum_matches_the_registry():
-    common = json.loads(
-        (
-            __import__("benchmark").validation.resources.files("benchmark")
-            / "schemas"
-            / "common.schema.json"
-        ).read_text()
+def _common():
+    """common.schema.json: shared definitions, not a kind of its own."""
+    return json.loads(
+        (resources.files("benchmark") / "schemas" / "common.schema.json").read_text("utf-8")
     )
-    assert common["$defs"]["registered_task_id"]["enum"] == list(TASKS)
+
+
+def test_schema_task_enum_matches_the_registry():
+    assert _common()["$defs"]["registered_task_id"]["enum"] == list(TASKS)
+
+
+def test_schema_settings_match_the_protocol():
+    config = schema("results")["properties"]["config"]["properties"]
+    assert tuple(config["spec"]["enum"]) == SPECS
+    assert tuple(config["query"]["enum"]) == QUERIES
+
+
+def test_schema_method_ids_match_the_protocol():
+    method_id = _common()["$defs"]["method_id"]
+    assert method_id["pattern"] == METHOD_ID_PATTERN
+    assert all(m in method_id["description"] for m in METHODS)
+    task_results = schema("results")["$defs"]["task_results"]
+    assert tuple(task_results["properties"]) == METHODS
+    layered = {
+        m for m, s in task_results["properties"].items() if s["$ref"].endswith("patch_result")
+    }
+    assert layered == set(LAYERED_METHODS)
+    assert set(FIRST_TOKEN_METHODS) <= set(METHODS)
+
+
+@pytest.mark.parametrize("kind", ["results", "submission"])
+def test_plugin_method_ids_validate(kind):
+    doc = good(kind)
+    results = doc["results"] if kind == "results" else doc["results"]["results"]
+    config = doc["config"] if kind == "results" else doc["results"]["config"]
+    config["methods"].append("toy_method")
+    results["country_capital"]["toy_method"] = dict(results["country_capital"]["prompt"])
+    assert validate(doc, kind) == []
+
+
+@pytest.mark.parametrize("kind", ["results", "submission"])
+def test_bad_method_ids_fail(kind):
+    doc = good(kind)
+    results = doc["results"] if kind == "results" else doc["results"]["results"]
+    results["country_capital"]["Bad-Id"] = dict(results["country_capital"]["prompt"])
+    prefix = "$.results" if kind == "results" else "$.results.results"
+    assert f"{prefix}.country_capital" in paths(doc, kind)
+
+
+def test_plugin_method_results_are_checked_like_known_ones():
+    doc = good("results")
+    doc["results"]["country_capital"]["toy_method"] = {"acc": 2.0, "acc_std": 0, "n": 1}
+    assert "$.results.country_capital.toy_method.acc" in paths(doc, "results")
+
+
+def test_reported_submission_accepts_plugin_method_ids_but_not_bad_ones():
+    doc = reported_submission()
+    task = next(iter(doc["results"]["results"].values()))
+    task["toy_method"] = {"acc": 0.1}
+    assert validate(doc, "submission") == []
+    task["Bad-Id"] = {"acc": 0.1}
+    assert validate(doc, "submission") != []
 
 
 # (kind, mutation, JSON path that must be reported)
@@ -70,7 +133,7 @@ BAD = [
     ),
     (
         "results",
-        lambda d: d["results"]["country_capital"].update(magic={"acc": 0.1}),
+        lambda d: d["results"]["country_capital"].update({"Magic-Method": {"acc": 0.1}}),
         "$.results.country_capital",
     ),
     (

