@@ -44,6 +44,7 @@ TASK_LABELS = {
     "override_factual": "Factual",
 }
 
+
 def setting_id(spec: str, query: str) -> str:
     """`text_examples→image`: the key used in the CSV, the page's filter and file names."""
     return f"{spec}→{query}"

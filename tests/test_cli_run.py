@@ -7,8 +7,8 @@ from examples import run_results
 
 from benchmark import validate
 from harness import evaluator
-from harness.store import RunStore
 from harness.cli import main
+from harness.store import RunStore
 
 
 def _args(tiny_llama_path, out, *extra):
