@@ -130,6 +130,7 @@ def parse_run_config(argv: Sequence[str]) -> RunConfig:
 
 
 def cmd_run(argv: Sequence[str]) -> int:
+    # Imported here so that `vlm-tv-eval validate` and `ls tasks` never import torch.
     from .data import load_run_data
     from .evaluator import evaluate
     from .results import summary_table

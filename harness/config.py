@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmark import CROSS_MODAL_TASKS, QUERIES, SPECS, measurement_config
+from benchmark import (
+    CROSS_MODAL_TASKS,
+    FIRST_TOKEN_METHODS,
+    QUERIES,
+    SPECS,
+    measurement_config,
+)
 
 
 class ConfigError(ValueError):
     """Bad input found before any model loads; the message names the problem and the fix."""
-
-
-DEFAULT_METHODS = ("no_context", "majority", "prompt", "patch")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class RunConfig:
     query: str = "text"
     n_shot: int = 5
     seeds: tuple[int, ...] = (0, 1, 2)
-    methods: tuple[str, ...] = DEFAULT_METHODS
+    methods: tuple[str, ...] = FIRST_TOKEN_METHODS
     limit: int | None = None
     layer: int | None = None
     template: str | None = None  # None: the model's default; "model": its own chat format
@@ -68,6 +71,7 @@ class RunConfig:
 
     def validate(self) -> None:
         """Fail fast, before any data or model loads. Reads at most a model's config file."""
+        # Imported here so that `vlm-tv-eval validate` and `ls tasks` never import torch.
         from .adapters import adapter_class, make_adapter
         from .methods import get_method
         from .templates import get_template

@@ -14,6 +14,8 @@ from typing import Any
 from benchmark import CROSS_MODAL_TASKS, get_task, load_task
 from benchmark.layout import IMAGE_COLUMN, JOIN_KEY, config_name
 
+from .config import ConfigError
+
 
 @dataclass
 class TaskData:
@@ -232,8 +234,7 @@ def with_images(task: TaskData, data: str) -> TaskData:
 def load_run_data(config: Any) -> dict[str, TaskData]:
     """Every task of a run with its items (and images, in image modes), and the checks that
     need them: an instruction for instruction specs, enough items for --n_shot demos."""
-    from .config import ConfigError
-    from .methods import get_method
+    from .methods import get_method  # here: methods import this module
 
     methods = [get_method(m) for m in config.methods]
     demo_splits = set()

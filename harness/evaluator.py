@@ -8,6 +8,7 @@ resumes. Under `accelerate launch` every process takes its share of each step's 
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Mapping
@@ -69,8 +70,6 @@ def _check_pair(source: Adapter, target: Adapter, config: RunConfig) -> None:
 
 def _release_memory() -> None:
     """Give a dropped model's memory back (GPU memory for the patched model)."""
-    import gc
-
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

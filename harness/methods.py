@@ -11,6 +11,7 @@ nothing else changes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -58,8 +59,6 @@ def register_method(
     context: str | Callable[[str, int], str] = "",
 ) -> Callable[[MethodFn], MethodFn]:
     """Decorator: make `fn` available as `--methods <name>`."""
-    import re
-
     if not re.fullmatch(METHOD_ID_PATTERN, name):
         raise ValueError(f"method id {name!r} must match {METHOD_ID_PATTERN}")
 

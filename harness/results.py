@@ -13,6 +13,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .data import record_digest, sha256
 
 
@@ -140,7 +142,6 @@ def transfer_similarity(
     """Cosine similarity at the patched layer between the source model's vector and the
     model's own vector for the same task (matched) and for the other tasks (mismatched),
     averaged over seeds."""
-    import torch
 
     def cos(a: Any, b: Any) -> float:
         return float(torch.nn.functional.cosine_similarity(a.float(), b.float(), dim=0))

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from benchmark.files import atomic_output, slug
 
+from . import engine
 from .adapters import Adapter
 from .adapters.causal_lm import cache_root
 from .data import record_digest, sha256
@@ -32,8 +33,6 @@ def cached_vector(
 ) -> torch.Tensor:
     """The [n_layers, d] vector averaged over `prompts`' task tokens, from the cache if the same
     model, template, task and spec were extracted before."""
-    from . import engine
-
     model = adapter.describe()
     full = {
         "model": model["name"],
