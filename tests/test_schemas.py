@@ -203,3 +203,11 @@ def test_reported_submission_rejects_unknown_task():
 def test_unknown_kind_is_a_clear_error():
     with pytest.raises(ValueError, match="known kinds"):
         validate({}, "resluts")
+
+
+def test_method_context_and_seeded_are_typed():
+    doc = good("results")
+    doc["results"]["country_capital"]["patch"].update(context="the query", seeded=False)
+    assert validate(doc, "results") == []
+    doc["results"]["country_capital"]["patch"]["seeded"] = "no"
+    assert "$.results.country_capital.patch.seeded" in paths(doc, "results")
