@@ -25,12 +25,19 @@ METHODS: tuple[str, ...] = (
     "majority",
     "prompt",
     "patch",
+    "original",
     "system_prompt",
     "instruction_patch",
 )
 
 # The methods a first-token task (cross-modal and VQA) runs by default.
 FIRST_TOKEN_METHODS: tuple[str, ...] = ("no_context", "majority", "prompt", "patch")
+
+# The overriding study's three rows (the paper's Table 5): the original task alone, the
+# overriding instruction in the system prompt, and the overriding task patched as an
+# instruction vector. The model answers free-form; a judge (or, for override_text, the known
+# labels) says which task the answer addresses.
+OVERRIDING_METHODS: tuple[str, ...] = ("original", "system_prompt", "instruction_patch")
 
 # Methods whose number depends on a chosen layer: a results file must record the layer for them,
 # and the leaderboard shows it next to the accuracy.

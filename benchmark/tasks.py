@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .protocol import FIRST_TOKEN_METHODS
+from .protocol import FIRST_TOKEN_METHODS, OVERRIDING_METHODS
 
 # Scoring rules. The cross-modal and VQA tasks compare the first generated token with the label;
 # the overriding tasks ask a judge model which question an answer addresses.
 FIRST_TOKEN = "first_token"
 JUDGE = "judge"
+# Free-form answers whose labels are known: exact match against both tasks' labels, and the judge
+# (which the exact match then checks).
+EXACT_AND_JUDGE = "exact_and_judge"
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Task:
         return self.family == "cross_modal"
 
 
-_OVERRIDE_METHODS = ("no_context", "system_prompt", "instruction_patch")
+_OVERRIDE_METHODS = OVERRIDING_METHODS
 
 TASKS: dict[str, Task] = {
     t.id: t
@@ -174,6 +177,20 @@ TASKS: dict[str, Task] = {
             answer_type="free_text",
             scoring=JUDGE,
             description="OK-VQA / A-OKVQA images with two conflicting knowledge questions.",
+            methods=_OVERRIDE_METHODS,
+        ),
+        Task(
+            id="override_text",
+            family="overriding",
+            source="pools",
+            instruction="Answer the conflicting task of the same pool (patched as an instruction).",
+            answer_type="free_text",
+            scoring=EXACT_AND_JUDGE,
+            description=(
+                "Text-only, from the shipped pools: a query set up for one task (capital, latin, "
+                "color...) while the pool's other task (currency, young, flavor...) is patched; "
+                "both labels are known, so it is scored by exact match and by the judge."
+            ),
             methods=_OVERRIDE_METHODS,
         ),
     ]

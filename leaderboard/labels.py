@@ -23,6 +23,7 @@ METHOD_LABELS = {
     "majority": "Random (majority)",
     "prompt": "Prompt",
     "patch": "Patch",
+    "original": "Original task",
     "system_prompt": "System prompt",
     "instruction_patch": "Instruction patch",
 }
@@ -42,6 +43,7 @@ TASK_LABELS = {
     "override_syntax": "Syntax",
     "override_creative": "Creative",
     "override_factual": "Factual",
+    "override_text": "Text (pools)",
 }
 
 

@@ -94,12 +94,12 @@ def test_every_cross_modal_task_loads_with_the_documented_shape():
         assert len(load_task(task_id, "test")) == 100
 
 
-def test_registry_holds_all_13_tasks_with_instructions():
-    assert len(TASKS) == 13
+def test_registry_holds_all_14_tasks_with_instructions():
+    assert len(TASKS) == 14
     for task in TASKS.values():
         assert get_task(task.id) is task
         assert task.instruction.strip()
-        assert task.scoring in ("first_token", "judge")
+        assert task.scoring in ("first_token", "judge", "exact_and_judge")
     assert get_task("country_capital").instruction == "The capital city of the country:"
 
 
