@@ -368,3 +368,19 @@ def test_unusable_image_data_says_how_to_build_it(tmp_path, capsys, build_text_o
     argv = ["--model", "idefics2", "--query", "image", "--data", str(data), "--tasks", "food_color"]
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", list(VLMS))
+def test_generation_with_images_batched_equals_unbatched(vlm, name):
+    a = vlm(name)
+    prompts = [
+        a.query_prompt(img(0, 200, 0)),
+        a.example_prompt([(img(9, 9, 9), "Paris"), ("Peru", "Lima")], query=img(1, 2, 3)),
+        a.query_prompt("Japan"),
+    ]
+    together = engine.generate(a, prompts, max_new_tokens=5, batch_size=8, stop=())
+    alone = [engine.generate(a, [p], max_new_tokens=5, stop=())[0] for p in prompts]
+    assert together == alone
+    vec = torch.randn(a.hidden_size) * 8
+    hot = engine.generate(a, prompts, max_new_tokens=5, vector=vec, layer=1, stop=())
+    assert hot != together
