@@ -256,7 +256,7 @@ def cmd_vqa(args: argparse.Namespace) -> int:
 
 
 def cmd_overriding(args: argparse.Namespace) -> int:
-    from .overriding import SETTINGS, build_overriding
+    from .overriding import SETTINGS, build_overriding, factual_count_report
     from .sources import CocoImages, read_records
     from .vqa import load_qas
 
@@ -294,6 +294,11 @@ def cmd_overriding(args: argparse.Namespace) -> int:
         min_votes=args.min_votes,
         sources=sources,
     )
+    if "override_factual" in report.counts:
+        line, warning = factual_count_report(sum(report.counts["override_factual"].values()))
+        print(line)
+        if warning:
+            print(warning, file=sys.stderr)
     print(f"wrote {report.out_dir} ({_counts_line(report.counts)})")
     _push(args)
     return 0

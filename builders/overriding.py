@@ -10,13 +10,18 @@ task an answer addresses. Four settings, one config each, `test` split only:
   have a pair and a readable image file.
 - syntax: the same images; question 1 of the semantic pair plus one formatting instruction
   in the prompt, a different formatting instruction (ALL CAPS / quotes / JSON) as the override.
-  The reference answers are the consensus answer rendered in each format.
+  The reference answers are the consensus answer rendered in each format: upper-cased, in
+  double quotes, or as the JSON object `{"answer": ...}`.
 - creative: the same images; two different creative instructions (book title / character name
   / company name). No reference answers.
 - factual: COCO images asked questions in both OK-VQA and A-OKVQA: the OK-VQA question (lowest
   question id) in the prompt, the first A-OKVQA question with a different text as the override.
   Answers: the OK-VQA consensus (when its annotations are given) and A-OKVQA's correct choice
-  (or the most common direct answer).
+  (or the most common direct answer). The paper's factual set has 148 images; the build
+  prints its own count and warns when it is more than 25% away from that.
+
+The formatting and creative instructions are the paper's fixed pools, word for word (its
+Figure 9).
 """
 
 from __future__ import annotations
@@ -44,16 +49,21 @@ from .vqa import (
 )
 
 SETTINGS = ("semantic", "syntax", "creative", "factual")
+# The paper's fixed pools, word for word (Luo, Darrell & Bar, ICML 2025, Figure 9).
 FORMATS = {
-    "all_caps": "Answer in all capital letters (ALL CAPS).",
-    "quotes": "Put your answer in double quotation marks.",
-    "json": 'Answer in JSON format, as {"answer": "..."}.',
+    "all_caps": "Format your answer in ALL CAPS.",
+    "quotes": "Put your answer in quotes.",
+    "json": "Answer in JSON format.",
 }
 CREATIVE = {
-    "book_title": "Suggest a title for a book inspired by this image.",
-    "character_name": "Suggest a name for a character in a story about this image.",
-    "company_name": "Suggest a name for a company inspired by this image.",
+    "book_title": "Write a creative book title that matches the image.",
+    "character_name": "Invent a name for the main character of the image.",
+    "company_name": "Name a company that could use this image in an advertisement.",
 }
+# The factual set of the paper: COCO images shared by OK-VQA and A-OKVQA.
+PAPER_FACTUAL_IMAGES = 148
+# A factual build further than this fraction from the paper's count gets a warning.
+FACTUAL_TOLERANCE = 0.25
 
 
 def ordered_pairs(keys: Sequence[str]) -> list[tuple[str, str]]:
@@ -222,6 +232,24 @@ def creative_rows(pairs: Sequence[Pair], seed: int = 0) -> list[dict[str, Any]]:
     return rows
 
 
+def factual_count_report(n: int) -> tuple[str, str | None]:
+    """A line stating the factual set's image count, and a warning when it is far from the
+    paper's (more than FACTUAL_TOLERANCE away from PAPER_FACTUAL_IMAGES), else None."""
+    paper = PAPER_FACTUAL_IMAGES
+    line = f"override_factual: {n} image(s) (the paper's factual set has {paper})"
+    if abs(n - paper) <= FACTUAL_TOLERANCE * paper:
+        return line, None
+    side = "fewer" if n < paper else "more"
+    warning = (
+        f"warning: override_factual has {n} image(s), far from the paper's {paper} "
+        f"({abs(n - paper) / paper:.0%} {side}; more than {FACTUAL_TOLERANCE:.0%} off). Check "
+        "that the inputs are the OK-VQA val2014 and A-OKVQA val files and that --n-factual "
+        "is not set lower than intended; numbers on this set are not comparable with the "
+        "paper's Factual column."
+    )
+    return line, warning
+
+
 def aokvqa_answer(record: Mapping[str, Any]) -> str | None:
     choices, idx = record.get("choices"), record.get("correct_choice_idx")
     if isinstance(choices, list) and isinstance(idx, int) and 0 <= idx < len(choices):
@@ -299,10 +327,15 @@ def make_card(
     )
     formats = "\n".join(f'  - `{k}`: "{v}"' for k, v in FORMATS.items())
     creative = "\n".join(f'  - `{k}`: "{v}"' for k, v in CREATIVE.items())
+    factual = ""
+    if "override_factual" in rows_by_config:
+        n = sum(len(rows) for rows in rows_by_config["override_factual"].values())
+        factual = f"\n\nFactual images: {n} (the paper's factual set: {PAPER_FACTUAL_IMAGES})."
     construction = (
         (__doc__ or "").split("test` split only:", 1)[-1].strip()
-        + f"\n\nSeed: {seed}. Formatting instructions:\n{formats}\n\nCreative instructions:\n"
-        f"{creative}\n\nSkipped while selecting:\n{skips}"
+        + f"\n\nSeed: {seed}. Formatting instructions (the paper's, word for word):\n"
+        f"{formats}\n\nCreative instructions (the paper's, word for word):\n{creative}"
+        f"{factual}\n\nSkipped while selecting:\n{skips}"
     )
     columns = (
         "`id`, `setting`, `image` (COCO image, original JPEG), `question` (task 1, in the "

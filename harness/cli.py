@@ -3,6 +3,7 @@
 vlm-tv-eval [--model NAME ...]      run an evaluation (no arguments: the main job)
 vlm-tv-eval validate FILE...        check files against the schema their kind names
 vlm-tv-eval ls tasks|models|methods list what is registered
+vlm-tv-eval judge RUN_DIR           judge an overriding run's generations
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from benchmark import CROSS_MODAL_TASKS, QUERIES, SPECS, TASKS, kinds, validate_file
+from benchmark import (
+    CROSS_MODAL_TASKS,
+    FIRST_TOKEN_METHODS,
+    QUERIES,
+    SPECS,
+    TASKS,
+    kinds,
+    validate_file,
+)
 
 from .config import ConfigError, RunConfig
 
@@ -59,7 +68,13 @@ def run_parser() -> argparse.ArgumentParser:
         default="all",
         help="comma-separated task ids, `all`, or a path to your own JSONL task file",
     )
-    p.add_argument("--spec", default=d.spec, choices=SPECS)
+    p.add_argument(
+        "--spec",
+        default=None,
+        choices=SPECS,
+        help="how the task is specified (default: text_examples; instruction for the image "
+        "overriding sets)",
+    )
     p.add_argument(
         "--query",
         default=d.query,
@@ -81,7 +96,12 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--source_model_args", default="", help="k=v,... for --source_model")
     p.add_argument("--n_shot", type=int, default=d.n_shot)
     p.add_argument("--seeds", type=_int_list, default=d.seeds, help="e.g. 0,1,2")
-    p.add_argument("--methods", default=",".join(d.methods), help="see `vlm-tv-eval ls methods`")
+    p.add_argument(
+        "--methods",
+        default=None,
+        help="see `vlm-tv-eval ls methods` (default: the tasks' own: no_context,majority,prompt,"
+        "patch; original,system_prompt,instruction_patch for overriding tasks)",
+    )
     p.add_argument("--limit", type=int, default=None, help="items per split (quick runs)")
     p.add_argument(
         "--layer",
@@ -100,20 +120,54 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=d.device, help="auto (cuda if available), cpu, cuda:N")
     p.add_argument("--output_path", default=d.output_path)
     p.add_argument("--log_samples", action="store_true")
+    o = p.add_argument_group("overriding tasks (free-form answers, judged)")
+    o.add_argument("--max_new_tokens", type=int, default=d.max_new_tokens)
+    o.add_argument(
+        "--layer_from",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="patch at the layer a previous run of the same model chose",
+    )
+    o.add_argument(
+        "--judge",
+        default=None,
+        help="judge model, a dated snapshot (default when judging: gpt-4o-2024-08-06); the key "
+        "is read from OPENAI_API_KEY only",
+    )
+    o.add_argument(
+        "--judge_base_url",
+        default=None,
+        help="any OpenAI-compatible server (vLLM, llama.cpp, Ollama, Azure) instead of OpenAI",
+    )
     return p
+
+
+def _default_methods(tasks: Sequence[str]) -> tuple[str, ...]:
+    """The tasks' own methods when they agree (custom files: the first-token methods)."""
+    own = {TASKS[t].methods if t in TASKS else FIRST_TOKEN_METHODS for t in tasks}
+    return own.pop() if len(own) == 1 else FIRST_TOKEN_METHODS
+
+
+def _default_spec(tasks: Sequence[str]) -> str:
+    """Image overriding sets are set up by their image and question: their spec is the
+    overriding instruction. Everything else defaults to text examples."""
+    image_sets = all(t in TASKS and TASKS[t].source in ("vqav2", "okvqa") for t in tasks)
+    overriding = all(t in TASKS and TASKS[t].family == "overriding" for t in tasks)
+    return "instruction" if tasks and overriding and image_sets else "text_examples"
 
 
 def parse_run_config(argv: Sequence[str]) -> RunConfig:
     args = run_parser().parse_args(argv)
+    tasks = CROSS_MODAL_TASKS if args.tasks == "all" else _names(args.tasks)
     return RunConfig(
         model=args.model,
         model_args=_model_args(args.model_args),
-        tasks=CROSS_MODAL_TASKS if args.tasks == "all" else _names(args.tasks),
-        spec=args.spec,
+        tasks=tasks,
+        spec=args.spec or _default_spec(tasks),
         query=args.query,
         n_shot=args.n_shot,
         seeds=tuple(args.seeds),
-        methods=_names(args.methods),
+        methods=_names(args.methods) if args.methods is not None else _default_methods(tasks),
         limit=args.limit,
         layer=args.layer,
         template=args.template,
@@ -126,6 +180,10 @@ def parse_run_config(argv: Sequence[str]) -> RunConfig:
         data=args.data,
         source_model=args.source_model,
         source_model_args=_model_args(args.source_model_args),
+        max_new_tokens=args.max_new_tokens,
+        layer_from=args.layer_from,
+        judge=args.judge,
+        judge_base_url=args.judge_base_url,
     )
 
 
@@ -133,7 +191,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     # Imported here so that `vlm-tv-eval validate` and `ls tasks` never import torch.
     from .data import load_run_data
     from .evaluator import evaluate
-    from .results import summary_table
+    from .results import overriding_table, summary_table
     from .store import RunStore
 
     try:
@@ -158,6 +216,17 @@ def cmd_run(argv: Sequence[str]) -> int:
         )
         return 130
     if doc is None:  # another process of an `accelerate launch` writes the results
+        return 0
+    if config.overriding:
+        print(overriding_table(doc))
+        where = doc.pop("path")
+        if where.endswith("pending_results.json"):
+            print(
+                f"generations written; no numbers until judged: vlm-tv-eval judge {store.dir} "
+                "--judge gpt-4o-2024-08-06 (or --judge_base_url URL)"
+            )
+        else:
+            print(f"results: {where}")
         return 0
     print(summary_table(doc))
     transfer = doc.get("transfer")
@@ -224,7 +293,34 @@ def cmd_ls(argv: Sequence[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"validate": cmd_validate, "ls": cmd_ls}
+def cmd_judge(argv: Sequence[str]) -> int:
+    """Judge (or re-judge) the generations an overriding run logged, and score the run."""
+    from .judging import judge_run_dir
+    from .results import overriding_table
+
+    parser = argparse.ArgumentParser(
+        prog="vlm-tv-eval judge",
+        description="Judge an overriding run's logged generations (generations_<task>.jsonl) and "
+        "write verdicts_<task>.jsonl and results.json. Verdicts are cached by (judge, prompt): "
+        "a rerun asks again only what failed.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument(
+        "--judge", default=None, help="a dated snapshot (default gpt-4o-2024-08-06)"
+    )
+    parser.add_argument("--judge_base_url", default=None)
+    args = parser.parse_args(argv)
+    try:
+        doc, path = judge_run_dir(args.run_dir, args.judge, args.judge_base_url)
+    except ValueError as exc:
+        print(f"vlm-tv-eval judge: error: {exc}", file=sys.stderr)
+        return 2
+    print(overriding_table(doc))
+    print(f"results: {path}")
+    return 0
+
+
+SUBCOMMANDS = {"validate": cmd_validate, "ls": cmd_ls, "judge": cmd_judge}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

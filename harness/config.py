@@ -45,6 +45,11 @@ class RunConfig:
     data: str | None = None
     source_model: str | None = None
     source_model_args: dict[str, Any] = field(default_factory=dict)
+    # Overriding runs: how long an answer may be, where the layer comes from, who judges.
+    max_new_tokens: int = 32
+    layer_from: str | None = None
+    judge: str | None = None
+    judge_base_url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -53,12 +58,26 @@ class RunConfig:
         return out
 
     def identity(self) -> dict[str, Any]:
-        """What changes the numbers; its hash (with the items) names the run folder."""
-        return measurement_config(self.as_dict())
+        """What changes the numbers; its hash (with the items) names the run folder. The judge
+        is left out: the folder holds generations, which any judge may score later."""
+        out = measurement_config(self.as_dict())
+        for key in JUDGE_KEYS:
+            out.pop(key, None)
+        return out
+
+    @property
+    def overriding(self) -> bool:
+        """An overriding run (free-form answers, judged): every task is an overriding task."""
+        from .overriding import is_overriding
+
+        return bool(self.tasks) and all(is_overriding(t) for t in self.tasks)
 
     @property
     def uses_images(self) -> bool:
-        return self.spec == "image_examples" or self.query == "image"
+        from .overriding import has_labels, is_overriding
+
+        image_sets = any(is_overriding(t) and not has_labels(t) for t in self.tasks)
+        return self.spec == "image_examples" or self.query == "image" or image_sets
 
     @property
     def chat(self) -> bool:
@@ -97,6 +116,7 @@ class RunConfig:
             raise ConfigError("--batch_size must be at least 1")
         if not self.tasks:
             raise ConfigError("--tasks is empty")
+        _validate_overriding(self)
         try:
             if self.named_template:
                 get_template(self.named_template)
@@ -126,8 +146,89 @@ class RunConfig:
                 "DIR` (needs network) and pass --data DIR, or pass --data <hub-dataset-id>"
             )
         if self.layer is not None:
-            n_layers = adapter.peek_num_layers()
-            check_layer(self.layer, self.model, n_layers)
+            check_layer(self.layer, self.model, adapter.peek_num_layers())
+        if self.layer_from:
+            layer_from_results(self.layer_from, self.model, adapter.peek_num_layers())
+
+
+JUDGE_KEYS = ("judge", "judge_base_url")
+
+
+def _validate_overriding(config: RunConfig) -> None:
+    from .methods import get_method
+    from .overriding import has_labels, is_overriding
+
+    kinds = {is_overriding(t) for t in config.tasks}
+    if len(kinds) > 1:
+        raise ConfigError(
+            "overriding tasks (free-form, judged) and first-token tasks cannot share a run; "
+            "run them separately"
+        )
+    wanted = "overriding" if config.overriding else "first_token"
+    wrong = [m for m in config.methods if get_method(m).kind != wanted]
+    if wrong:
+        raise ConfigError(
+            f"method(s) {', '.join(wrong)} do not apply to {wanted.replace('_', '-')} tasks; "
+            + (
+                "overriding tasks run original, system_prompt, instruction_patch"
+                if config.overriding
+                else "use no_context, majority, prompt, patch"
+            )
+        )
+    if config.max_new_tokens < 1:
+        raise ConfigError("--max_new_tokens must be at least 1")
+    if config.layer_from and config.layer is not None:
+        raise ConfigError("give --layer or --layer_from, not both")
+    if not config.overriding:
+        return
+    image_sets = [t for t in config.tasks if not has_labels(t)]
+    if image_sets and config.spec != "instruction":
+        raise ConfigError(
+            f"{', '.join(image_sets)}: the image and question 1 set the task up, so the spec is "
+            "the overriding instruction: use --spec instruction (the default for these tasks)"
+        )
+    needs_layer = any(get_method(m).needs_vector for m in config.methods)
+    if image_sets and needs_layer and config.layer is None and not config.layer_from:
+        raise ConfigError(
+            "the image overriding sets have no labels to choose a layer on: pass --layer N (the "
+            "authors' layers: idefics2 16, llava-1.5 15, mantis-fuyu 23) or --layer_from "
+            "RESULTS_JSON of a run of the same model on the six tasks"
+        )
+    if config.judge or config.judge_base_url:
+        from .judge import DEFAULT_JUDGE, Judge, JudgeConfigError
+
+        try:
+            Judge(config.judge or DEFAULT_JUDGE, config.judge_base_url)
+        except JudgeConfigError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def layer_from_results(path: str, model: str, n_layers: int | None) -> dict[str, Any]:
+    """The layer another run chose, after checking that it is a run of the same model."""
+    import json
+    from pathlib import Path
+
+    file = Path(path)
+    try:
+        doc = json.loads(file.read_text("utf-8"))
+        layer = int(doc["layer_selection"]["layer"])
+        source_model = doc["model"]["name"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"--layer_from {path}: not a results file with a chosen layer ({exc})"
+        ) from None
+    if source_model != model:
+        raise ConfigError(
+            f"--layer_from {path} is a run of {source_model}, not {model}: a layer does not carry "
+            "over between models"
+        )
+    check_layer(layer, model, n_layers)
+    return {
+        "mode": "from_results",
+        "layer": layer,
+        "source": str(file),
+        "run_id": doc.get("run_id"),
+    }
 
 
 def check_layer(layer: int, model: str, n_layers: int | None) -> None:

@@ -234,7 +234,9 @@ def with_images(task: TaskData, data: str) -> TaskData:
 def load_run_data(config: Any) -> dict[str, TaskData]:
     """Every task of a run with its items (and images, in image modes), and the checks that
     need them: an instruction for instruction specs, enough items for --n_shot demos."""
-    from .methods import get_method  # here: methods import this module
+    # Here, not at the top: both modules import this one.
+    from .methods import get_method
+    from .overriding import is_overriding, load_override_set, load_override_text
 
     methods = [get_method(m) for m in config.methods]
     demo_splits = set()
@@ -245,6 +247,13 @@ def load_run_data(config: Any) -> dict[str, TaskData]:
     data: dict[str, TaskData] = {}
     for name in config.tasks:
         try:
+            if is_overriding(name):  # their own items, prompts and demos
+                data[name] = (
+                    load_override_text()
+                    if name == "override_text"
+                    else load_override_set(name, config.data)
+                )
+                continue
             td = load_task_data(name, config.instruction)
             if config.uses_images:
                 td = with_images(td, config.data)

@@ -162,9 +162,9 @@ def generate(
     """Greedy continuation of each prompt, cut at EOS or at the first stop string.
 
     Batched with left padding and a KV cache: the prompt is run once, then one token per step.
-    With `vector`, layer `layer`'s output at the prompt's last token is replaced in the prompt
-    pass only (as the authors patch): the generated tokens see the patched state through the
-    cache but are not patched themselves.
+    With `vector` ([d], or [n_prompts, d]: one per prompt), layer `layer`'s output at the
+    prompt's last token is replaced in the prompt pass only, as the authors patch: the
+    generated tokens see the patched state through the cache but are not patched themselves.
     """
     if vector is not None and layer is None:
         raise ValueError("patching needs a layer")
@@ -175,7 +175,8 @@ def generate(
         inputs = batch.model_inputs
         ivs = []
         if vector is not None:
-            ivs = [Intervention(int(layer), torch.arange(batch.size), -1, vector)]  # type: ignore[arg-type]
+            rows_vector = vector if vector.dim() == 1 else vector[list(idx)]
+            ivs = [Intervention(int(layer), torch.arange(batch.size), -1, rows_vector)]  # type: ignore[arg-type]
         with patched(adapter.layers, ivs):
             step = adapter.model(**inputs, use_cache=True, **_last_logits_only(adapter.model))
         mask = inputs["attention_mask"]

@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 from benchmark import validate
 from benchmark.files import slug
 
-from . import engine
+from . import engine, judging, overriding
 from .adapters import Adapter, make_adapter
-from .config import ConfigError, RunConfig, check_layer
+from .config import ConfigError, RunConfig, check_layer, layer_from_results
 from .context import EvalContext
 from .data import TaskData
 from .methods import Method, get_method
@@ -129,7 +129,9 @@ def evaluate(
     ctx = EvalContext(config, data, adapter, vectors=patched)
 
     selection = None
-    if needs_vectors:
+    if needs_vectors and config.layer_from:
+        selection = layer_from_results(config.layer_from, config.model, adapter.num_layers)
+    elif needs_vectors:
         sweeps: dict[str, dict[int, dict]] = {t: {} for t in data}
         if config.layer is None:
             sweep_seeds = [(t, s) for t, s in task_seeds if vector_seeded or s == config.seeds[0]]
@@ -163,6 +165,8 @@ def evaluate(
         (t, m.name, s): test_unit(t, m, s) for t in data for m in methods for s in config.seeds
     }
     store.time("total", time.perf_counter() - start)
+    if config.overriding:
+        return _finish_overriding(config, data, store, ctx, units, methods, selection, layer)
 
     results = aggregate(units, list(data), methods, config.seeds, config.spec, config.n_shot, layer)
     model = {**adapter.describe(), "source_model": source_description}
@@ -206,6 +210,8 @@ def _sweep(ctx: EvalContext, store: RunStore, task: str, seed: int) -> dict[str,
     seed = seed if seeded else ctx.config.seeds[0]
 
     def compute() -> dict[str, Any]:
+        if ctx.config.overriding:
+            return overriding.sweep(ctx, task, seed)
         items = ctx.items(task, "validation")
         prompts = [ctx.query_prompt(r) for r in items]
         ids = engine.sweep_layers(ctx.adapter, prompts, ctx.vector(task, seed))
@@ -219,3 +225,48 @@ def _sweep(ctx: EvalContext, store: RunStore, task: str, seed: int) -> dict[str,
         }
 
     return store.unit(f"{slug(task)}/sweep{_seed_key(seeded, seed)}", compute)
+
+
+def _finish_overriding(
+    config: RunConfig,
+    data: Mapping[str, TaskData],
+    store: RunStore,
+    ctx: EvalContext,
+    units: Mapping[tuple[str, str, int], Any],
+    methods: list[Method],
+    selection: dict[str, Any] | None,
+    layer: int | None,
+) -> dict[str, Any]:
+    """Write the generations, judge them if a judge was named, and score the run."""
+    for task in data:
+        rows = judging.generation_rows(
+            task, ctx.items(task, "test"), units, methods, config.seeds, layer
+        )
+        judging.write_rows(store.dir / f"generations_{slug(task)}.jsonl", rows)
+    doc = results_document(
+        run_id=store.run_id,
+        config=config,
+        data=data,
+        items=ctx.items,
+        model=ctx.adapter.describe(),
+        prompting=ctx.adapter.prompting(),
+        results={},
+        selection=selection,
+        timings=store.timings,
+        metric=(
+            "free-form greedy generation (stop at a newline or max_new_tokens); image sets: the "
+            "judge's success rate (choice B or C) over judged answers; override_text: acc = the "
+            "answer starts like the overriding label (lenient), judged also judge_acc"
+        ),
+    )
+    judge = None
+    if config.judge or config.judge_base_url:
+        from .adapters.causal_lm import cache_root
+        from .judge import DEFAULT_JUDGE, Judge
+
+        judge = Judge(
+            config.judge or DEFAULT_JUDGE, config.judge_base_url, cache_dir=cache_root() / "judge"
+        )
+    doc, path = judging.finish(store.dir, doc, methods, judge)
+    doc["path"] = str(path)
+    return doc

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .context import EvalContext, Scored
 
 ENTRY_POINT_GROUP = "vlm_tv_eval.methods"
+METHOD_KINDS = ("first_token", "overriding")
 
 MethodFn = Callable[["EvalContext", str, int, "int | None"], "Scored"]
 
@@ -34,6 +35,7 @@ MethodFn = Callable[["EvalContext", str, int, "int | None"], "Scored"]
 class Method:
     name: str
     fn: MethodFn
+    kind: str  # "first_token" (scored by the first token) or "overriding" (free-form answers)
     needs_vector: bool  # patches a task vector, so the run extracts vectors and picks a layer
     needs_demos: Callable[[str], bool]  # spec -> draws demos from the test split
     seeded: Callable[[str], bool]  # spec -> the result depends on the seed
@@ -53,6 +55,7 @@ def _as_rule(value: bool | Callable[[str], bool]) -> Callable[[str], bool]:
 def register_method(
     name: str,
     *,
+    kind: str = "first_token",
     needs_vector: bool = False,
     needs_demos: bool | Callable[[str], bool] = False,
     seeded: bool | Callable[[str], bool] = True,
@@ -61,11 +64,13 @@ def register_method(
     """Decorator: make `fn` available as `--methods <name>`."""
     if not re.fullmatch(METHOD_ID_PATTERN, name):
         raise ValueError(f"method id {name!r} must match {METHOD_ID_PATTERN}")
+    if kind not in METHOD_KINDS:
+        raise ValueError(f"method kind {kind!r}: use one of {', '.join(METHOD_KINDS)}")
 
     def decorate(fn: MethodFn) -> MethodFn:
         describe = context if callable(context) else (lambda _spec, _n: context)
         _METHODS[name] = Method(
-            name, fn, needs_vector, _as_rule(needs_demos), _as_rule(seeded), describe
+            name, fn, kind, needs_vector, _as_rule(needs_demos), _as_rule(seeded), describe
         )
         return fn
 

@@ -177,6 +177,10 @@ def results_document(
     results: dict[str, Any],
     selection: dict[str, Any] | None,
     timings: Mapping[str, float],
+    metric: str = (
+        "first token, greedy; acc = lenient (strip, either a prefix of the "
+        "other), acc_strict = exact first token"
+    ),
 ) -> dict[str, Any]:
     """The results file: everything needed to reproduce its numbers."""
     cfg = config.as_dict()
@@ -184,10 +188,7 @@ def results_document(
     cfg["task_sources"] = {t: d.source for t, d in data.items()}
     cfg["template"] = prompting
     cfg["std"] = "population std over seeds (ddof=0)"
-    cfg["metric"] = (
-        "first token, greedy; acc = lenient (strip, either a prefix of the "
-        "other), acc_strict = exact first token"
-    )
+    cfg["metric"] = metric
     doc: dict[str, Any] = {
         "kind": "results",
         "schema_version": 1,
@@ -202,7 +203,7 @@ def results_document(
         "splits": {
             t: {
                 "source": d.source,
-                "validation": len(items(t, "validation")),
+                "validation": len(items(t, "validation")) if "validation" in d.splits else 0,
                 "test": len(items(t, "test")),
                 "made": d.split_made,
                 "missing_images": d.extra.get("missing_images", []),
@@ -269,4 +270,32 @@ def summary_table(doc: dict[str, Any]) -> str:
             cells.append(f"{cell:>16}")
         lines.append(f"{task:20}" + "".join(cells))
     lines.append(f"{'average':20}" + "".join(f"{statistics.fmean(avg[m]):>16.2f}" for m in methods))
+    return "\n".join(lines)
+
+
+def overriding_table(doc: dict[str, Any]) -> str:
+    """Per task and method: the number, and what judged it (failures shown, never hidden)."""
+    lines = [f"{'task':20} {'method':18} {'acc':>6} {'n':>5}  judge"]
+    for task, by_method in doc["results"].items():
+        for method, r in by_method.items():
+            acc = "-" if r.get("acc") is None else f"{r['acc']:.2f}"
+            notes = []
+            if "exact_original" in r:
+                notes.append(f"still original {r['exact_original']:.2f}")
+            if "judged" in r:
+                judge_acc = r.get("judge_acc", r.get("acc"))
+                shown = "-" if judge_acc is None else f"{judge_acc:.2f}"
+                notes.append(
+                    f"judge {shown} ({r['judged']} judged, {r['judge_failures']} failed"
+                    + (
+                        f", agrees with exact match {r['judge_agreement']:.2f}"
+                        if r.get("judge_agreement") is not None
+                        else ""
+                    )
+                    + ")"
+                )
+            layer = f" L{r['layer']}" if "layer" in r else ""
+            lines.append(f"{task:20} {method + layer:18} {acc:>6} {r['n']:>5}  {'; '.join(notes)}")
+    judge = doc.get("judge")
+    lines.append(f"judge: {judge['model'] if judge else 'none (not judged yet)'}")
     return "\n".join(lines)

@@ -11,24 +11,33 @@ from pathlib import Path
 from benchmark.files import atomic_write_bytes
 
 from . import labels
-from .csv_out import render_csv
+from .csv_out import OVERRIDING_CSV, render_csv, render_overriding_csv
 from .html_page import render_html
 from .markdown import render_markdown
+from .overriding import is_overriding, override_rows
 from .plots import render_plots
 from .submissions import Submission, load_submissions
 from .table import all_rows
 
 SUBMISSIONS = "submissions"
 PLOTS = "plots"
-# The generated files besides plots/*.png; everything in plots/ is generated too.
+# The generated files besides plots/*.png; everything in plots/ is generated too, and so is
+# OVERRIDING_CSV once an overriding submission exists.
 GENERATED = ("README.md", "leaderboard.csv", "index.html")
 
 
 def ordered(submissions: list[Submission]) -> list[Submission]:
-    """The order submissions are listed and plotted in: the same as the tables' rows."""
+    """The order submissions are listed and plotted in: the same as the tables' rows, the
+    overriding study (its own section, after the accuracy tables) last."""
     return sorted(
         submissions,
-        key=lambda s: (labels.setting_key(s.spec, s.query), s.reported, s.name.lower(), s.file),
+        key=lambda s: (
+            is_overriding(s),
+            labels.setting_key(s.spec, s.query),
+            s.reported,
+            s.name.lower(),
+            s.file,
+        ),
     )
 
 
@@ -44,22 +53,28 @@ def render(submissions: list[Submission]) -> dict[str, bytes]:
     """Every generated file, keyed by its path relative to the leaderboard folder."""
     submissions = ordered(submissions)
     rows = all_rows(submissions)
+    overriding = override_rows(submissions)
     files = {
-        "README.md": render_markdown(submissions, rows).encode("utf-8"),
+        "README.md": render_markdown(submissions, rows, overriding).encode("utf-8"),
         "leaderboard.csv": render_csv(rows).encode("utf-8"),
-        "index.html": render_html(rows).encode("utf-8"),
+        "index.html": render_html(rows, overriding).encode("utf-8"),
     }
-    files.update(render_plots(submissions, rows))
+    if overriding:
+        files[OVERRIDING_CSV] = render_overriding_csv(overriding).encode("utf-8")
+    files.update(render_plots(submissions, rows, overriding))
     return files
 
 
-def _existing_plots(root: Path) -> list[str]:
+def _existing_optional(root: Path) -> list[str]:
+    """Generated files that only some submissions make: the plots and the overriding CSV."""
     folder = root / PLOTS
-    return sorted(f"{PLOTS}/{p.name}" for p in folder.glob("*.png")) if folder.is_dir() else []
+    found = sorted(f"{PLOTS}/{p.name}" for p in folder.glob("*.png")) if folder.is_dir() else []
+    return found + ([OVERRIDING_CSV] if (root / OVERRIDING_CSV).is_file() else [])
 
 
 def write(root: Path, files: dict[str, bytes]) -> list[str]:
-    """Write the files that changed and delete plots no submission makes; return what changed."""
+    """Write the files that changed and delete optional files no submission makes (plots, the
+    overriding CSV); return what changed."""
     changed = []
     for relative, content in sorted(files.items()):
         path = root / relative
@@ -67,7 +82,7 @@ def write(root: Path, files: dict[str, bytes]) -> list[str]:
             continue
         atomic_write_bytes(path, content)
         changed.append(relative)
-    for relative in _existing_plots(root):
+    for relative in _existing_optional(root):
         if relative not in files:
             (root / relative).unlink()
             changed.append(f"{relative} (removed)")
@@ -83,7 +98,7 @@ def stale(root: Path, files: dict[str, bytes]) -> list[str]:
             out.append(f"{relative}: missing")
         elif path.read_bytes() != content:
             out.append(f"{relative}: out of date")
-    for relative in _existing_plots(root):
+    for relative in _existing_optional(root):
         if relative not in files:
             out.append(f"{relative}: made by no submission")
     return out

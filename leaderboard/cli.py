@@ -1,8 +1,9 @@
 """`vlm-tv-leaderboard`: add submissions, regenerate the leaderboard, check it is up to date.
 
     vlm-tv-leaderboard add runs/.../results.json --name "My model (A100)" --submitted-by "me"
-    vlm-tv-leaderboard reported     # (re)write the paper's reported rows
-    vlm-tv-leaderboard build        # README.md, leaderboard.csv, index.html, plots/*.png
+    vlm-tv-leaderboard reported     # (re)write the paper's reported rows (Tables 2 and 5)
+    vlm-tv-leaderboard build        # README.md, leaderboard.csv, index.html, plots/*.png and,
+                                    # with overriding runs, leaderboard_overriding.csv
     vlm-tv-leaderboard check        # what CI runs: valid, no duplicates, generated files current
 
 Exit status: 0 on success, 1 when something is invalid or out of date, 2 on a usage error.
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--notes", help="anything a reader should know")
 
     commands.add_parser("reported", help="write the paper's reported rows to submissions/")
-    commands.add_parser("build", help="regenerate README.md, leaderboard.csv, index.html, plots")
+    commands.add_parser("build", help="regenerate README.md, the CSV files, index.html, plots")
     commands.add_parser("check", help="fail unless submissions are valid and files up to date")
     return parser
 

@@ -1,4 +1,6 @@
-"""`leaderboard/leaderboard.csv`: the rows as data, one line per (submission, method).
+"""`leaderboard/leaderboard.csv`: the rows as data, one line per (submission, method); and
+`leaderboard_overriding.csv`: the overriding study's rows, whose columns differ (override rates,
+judge counts, the judge itself), so they are a file of their own.
 
 Numbers have four decimals and missing values are empty, so spreadsheets and pandas read it
 as is and the bytes only change when a number does.
@@ -9,7 +11,10 @@ from __future__ import annotations
 import csv
 import io
 
+from .overriding import TEXT_EXTRAS, OverrideRow, columns
 from .table import Row, tasks_of
+
+OVERRIDING_CSV = "leaderboard_overriding.csv"
 
 
 def _num(value: float | None) -> str:
@@ -34,5 +39,49 @@ def render_csv(rows: list[Row]) -> str:
             cell = row.cells.get(task)
             line += [_num(cell.acc), _num(cell.std)] if cell else ["", ""]
         line += [_num(row.avg.acc), _num(row.avg.std), len(row.cells), f"submissions/{row.file}"]
+        writer.writerow(line)
+    return buffer.getvalue()
+
+
+def _count(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def render_overriding_csv(rows: list[OverrideRow]) -> str:
+    """One line per (submission, method). Per setting: the rate (`acc`: judged success rate,
+    or exact-match rate for override_text), its std, n, answers judged, judge failures, the rate
+    with failures counted as misses; for override_text also exact_original and, when judged,
+    judge_acc, judge_acc_failures_as_misses and judge_agreement."""
+    tasks = columns(rows)
+    head = ["name", "model", "query", "method", "reported", "source", "layer", "num_layers"]
+    head += ["judge_model", "judge_temperature", "judge_base_url"]
+    for task in tasks:
+        head += [task, f"{task}_std", f"{task}_n", f"{task}_judged", f"{task}_judge_failures"]
+        head += [f"{task}_acc_failures_as_misses"]
+        if task == "override_text":
+            head += [f"{task}_{extra}" for extra in TEXT_EXTRAS]
+    head += ["file"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(head)
+    for row in rows:
+        judge = row.judge
+        line = [row.name, row.model, row.query, row.method]
+        line += ["true" if row.reported else "false", row.source or ""]
+        line += [" ".join(str(x) for x in row.layers), row.num_layers or ""]
+        line += (
+            [judge.model, _count(judge.temperature), judge.base_url or ""] if judge else [""] * 3
+        )
+        for task in tasks:
+            cell = row.cells.get(task)
+            width = 6 + (len(TEXT_EXTRAS) if task == "override_text" else 0)
+            if cell is None:
+                line += [""] * width
+                continue
+            line += [_num(cell.acc), _num(cell.std), _count(cell.n), _count(cell.judged)]
+            line += [_count(cell.judge_failures), _num(cell.acc_failures_as_misses)]
+            if task == "override_text":
+                line += [_num(cell.extras.get(extra)) for extra in TEXT_EXTRAS]
+        line += [f"submissions/{row.file}"]
         writer.writerow(line)
     return buffer.getvalue()

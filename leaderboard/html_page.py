@@ -1,14 +1,18 @@
-"""`leaderboard/index.html`: every row in one sortable, filterable table, in a single file.
+"""`leaderboard/index.html`: every row in one sortable, filterable table, in a single file;
+the task-overriding study's rows in a second sortable table below it.
 
 The page works offline from a checkout: CSS and JavaScript are inline, and the only links are
-relative ones to the submission files next to it.
+relative ones to the submission files next to it (a judge's own endpoint URL is not shown).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
-from . import labels
+from . import labels, overriding
+from .csv_out import OVERRIDING_CSV
+from .overriding import OverrideCell, OverrideRow, row_judge_text
 from .page_assets import CSS, JS
 from .table import DASH, Cell, Row, fmt, fmt_layer, settings_of, tasks_of
 
@@ -19,18 +23,23 @@ def _num_cell(cell: Cell | None) -> str:
     return f'<td data-sort="{cell.acc:.6f}">{fmt(cell.acc)}<small> ± {fmt(cell.std)}</small></td>'
 
 
-def _row(row: Row, tasks: list[str]) -> str:
-    setting_rank = labels.setting_key(row.spec, row.query)[0]
-    method_rank = labels.method_key(row.method)[0]
+def _model_td(row: Row | OverrideRow) -> str:
     model = f'<a href="submissions/{escape(row.file)}">{escape(row.name)}</a>'
     if row.reported:
         model += f' <span class="badge" title="{escape(row.source or "")}">reported</span>'
+    return (
+        f'<td data-sort="{escape(row.name.lower())}" title="model {escape(row.model)}">{model}</td>'
+    )
+
+
+def _row(row: Row, tasks: list[str]) -> str:
+    setting_rank = labels.setting_key(row.spec, row.query)[0]
+    method_rank = labels.method_key(row.method)[0]
     layer = f"{row.layers[0]}" if row.layers else ""
     cells = [
         f'<td data-sort="{setting_rank:03d} {escape(row.setting)}">'
         f"{escape(row.spec)} → {escape(row.query)}</td>",
-        f'<td data-sort="{escape(row.name.lower())}" title="model {escape(row.model)}">'
-        f"{model}</td>",
+        _model_td(row),
         f'<td data-sort="{method_rank:03d}">{escape(labels.method_label(row.method))}</td>',
         *(_num_cell(row.cells.get(t)) for t in tasks),
         _num_cell(row.avg),
@@ -42,6 +51,50 @@ def _row(row: Row, tasks: list[str]) -> str:
         + "".join(cells)
         + "</tr>"
     )
+
+
+def _rate_cell(cell: OverrideCell | None) -> str:
+    if cell is None or cell.acc is None:
+        return f'<td data-sort="">{DASH}</td>'
+    return f'<td data-sort="{cell.acc:.6f}">{fmt(cell.acc)}</td>'
+
+
+def _override_row(row: OverrideRow, columns: list[str]) -> str:
+    method_rank = labels.method_key(row.method)[0]
+    method = labels.overriding_method_label(row.method)
+    layer = f"{row.layers[0]}" if row.layers else ""
+    judge = row_judge_text(row, with_url=False)
+    cells = [
+        _model_td(row),
+        f'<td data-sort="{method_rank:03d}">{escape(method)}</td>',
+        *(_rate_cell(row.cells.get(t)) for t in columns),
+        f'<td data-sort="{layer}">{escape(fmt_layer(row))}</td>',
+        f'<td data-sort="{escape(judge.lower())}">{escape(judge)}</td>',
+    ]
+    css = ' class="reported"' if row.reported else ""
+    return f'<tr{css} data-method="{escape(row.method)}">' + "".join(cells) + "</tr>"
+
+
+def _overriding_section(rows: list[OverrideRow]) -> str:
+    columns = overriding.columns(rows)
+    headers = [_header("Model", "text"), _header("Method", "text")]
+    headers += [_header(labels.task_label(t), "num", t) for t in columns]
+    headers += [_header("Layer", "num"), _header("Judge", "text")]
+    body = "\n".join(_override_row(row, columns) for row in rows)
+    return f"""
+<h2>{escape(labels.OVERRIDING_TITLE)}</h2>
+<p class="lead">The image and the original question are in the prompt; a conflicting task is left
+out (Original task), written into the system prompt, or patched in as an instruction vector.
+Each cell is an override rate, mean over seeds: for the image settings the share of judged
+answers that the judge sorts as addressing the overriding task or both (choice B or C), judge
+failures left out and counted in the Judge column; Text (pools) is the exact-match rate on text
+queries from the shipped pools. As data: <a href="{OVERRIDING_CSV}">{OVERRIDING_CSV}</a>.</p>
+<table id="overriding" class="sortable">
+<thead><tr>{"".join(headers)}</tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>"""
 
 
 def _header(title: str, kind: str, tip: str = "") -> str:
@@ -58,7 +111,7 @@ def _options(choices: list[tuple[str, str]], everything: str) -> str:
     return "".join(options)
 
 
-def render_html(rows: list[Row]) -> str:
+def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> str:
     tasks = tasks_of(rows)
     headers = [_header("Setting", "text"), _header("Model", "text"), _header("Method", "text")]
     headers += [_header(labels.task_label(t), "num", t) for t in tasks]
@@ -67,7 +120,9 @@ def render_html(rows: list[Row]) -> str:
     methods = sorted({r.method for r in rows}, key=labels.method_key)
     method_choices = [(m, labels.method_label(m)) for m in methods]
     sources = sorted({r.source for r in rows if r.reported and r.source})
+    sources += [s for s in overriding.sources(list(override_rows)) if s not in sources]
     body = "\n".join(_row(row, tasks) for row in rows)
+    section = _overriding_section(list(override_rows)) if override_rows else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -87,12 +142,12 @@ have no std and no layer (—). Click a column header to sort; click again to re
 <label>Method <select id="filter-method">{_options(method_choices, "All methods")}</select></label>
 <span id="shown">{len(rows)} of {len(rows)} rows shown</span>
 </div>
-<table id="leaderboard">
+<table id="leaderboard" class="sortable">
 <thead><tr>{"".join(headers)}</tr></thead>
 <tbody>
 {body}
 </tbody>
-</table>
+</table>{section}
 <footer>Reported rows: {escape("; ".join(sources)) or DASH}. Each model links to its submission
 file. Generated by <code>vlm-tv-leaderboard build</code> from <code>submissions/</code>; do not
 edit by hand.</footer>

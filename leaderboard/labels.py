@@ -47,6 +47,40 @@ TASK_LABELS = {
 }
 
 
+# The task-overriding study (the paper's Table 5) has a section of its own: its numbers are
+# override rates, not first-token accuracies. Its tasks are the registry's "overriding" family.
+OVERRIDING_TITLE = "Task overriding (Table 5)"
+OVERRIDING_TASKS: tuple[str, ...] = tuple(
+    t for t, task in TASKS.items() if task.family == "overriding"
+)
+# The four image settings are always columns of the overriding table; others only when present.
+OVERRIDING_SETTINGS: tuple[str, ...] = (
+    "override_semantic",
+    "override_syntax",
+    "override_creative",
+    "override_factual",
+)
+# As the paper's Table 5 labels its rows: the two interventions are added to the original task.
+OVERRIDING_METHOD_LABELS = {
+    "original": "Original task",
+    "system_prompt": "+ System prompt",
+    "instruction_patch": "+ Instruction patch",
+}
+
+
+def overriding_label(query: str) -> str:
+    """`Task overriding, image queries`: how plots and lists name the study's setting."""
+    return f"Task overriding, {query} queries"
+
+
+def is_overriding_task(task: str) -> bool:
+    return task in OVERRIDING_TASKS
+
+
+def overriding_method_label(method: str) -> str:
+    return OVERRIDING_METHOD_LABELS.get(method, method_label(method))
+
+
 def setting_id(spec: str, query: str) -> str:
     """`text_examples→image`: the key used in the CSV, the page's filter and file names."""
     return f"{spec}→{query}"

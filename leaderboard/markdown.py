@@ -1,8 +1,13 @@
-"""`leaderboard/README.md`: one table per setting, the list of submissions, and the plots."""
+"""`leaderboard/README.md`: one table per setting, the task-overriding table, the list of
+submissions, and the plots."""
 
 from __future__ import annotations
 
-from . import labels, plots
+from collections.abc import Sequence
+
+from . import labels, overriding, plots
+from .csv_out import OVERRIDING_CSV
+from .overriding import OverrideRow, fmt_rate, is_overriding, row_judge_text
 from .submissions import Submission
 from .table import Row, fmt_cell, fmt_layer, partial_average, settings_of, tasks_of
 
@@ -25,7 +30,20 @@ def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _model_cell(row: Row) -> str:
+OVERRIDING_INTRO = f"""\
+The image and the original question are in the prompt; a conflicting task (another question, a
+format, a creative instruction, a knowledge question) is left out (**Original task**), written
+into the system prompt (**+ System prompt**), or patched in as an instruction vector (**+
+Instruction patch**). Each cell is an override rate, mean over seeds: for the four image
+settings the share of judged answers that the judge sorts as addressing the overriding task or
+both (choice B or C); answers the judge failed on are left out of it, counted in the Judge
+column, and never filled in. **Text (pools)**: the exact-match rate on text queries from the
+shipped pools (the answer starts with the overriding task's label). **Layer** as above. As
+data, with std, n and judge counts: [{OVERRIDING_CSV}]({OVERRIDING_CSV}).
+"""
+
+
+def _model_cell(row: Row | OverrideRow) -> str:
     link = f"[{_escape(row.name)}](submissions/{row.file})"
     return f"*{link}* (reported)" if row.reported else link
 
@@ -53,11 +71,34 @@ def setting_table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def overriding_table(rows: list[OverrideRow]) -> list[str]:
+    columns = overriding.columns(rows)
+    head = ["Model", "Method", *(labels.task_label(t) for t in columns), "Layer", "Judge"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [fmt_rate(row.cells.get(t)) for t in columns]
+        method = labels.overriding_method_label(row.method)
+        judge = _escape(row_judge_text(row))
+        lines.append("| " + " | ".join([_model_cell(row), method, *cells, fmt_layer(row), judge]))
+        lines[-1] += " |"
+    sources = overriding.sources(rows)
+    if sources:
+        lines.append("")
+        lines.append("Reported rows: " + "; ".join(_escape(s) for s in sources) + ".")
+    return lines
+
+
+def _setting_of(sub: Submission) -> str:
+    if is_overriding(sub):
+        return f"task overriding, `{labels.setting_id(sub.spec, sub.query)}`"
+    return f"`{labels.setting_id(sub.spec, sub.query)}`"
+
+
 def _submission_item(sub: Submission) -> str:
     meta, results = sub.meta, sub.results
     parts = [
         f"model `{sub.model}`",
-        f"`{labels.setting_id(sub.spec, sub.query)}`",
+        _setting_of(sub),
         f"submitted by {_escape(meta['submitted_by'])} on {meta['date']}",
     ]
     if sub.reported:
@@ -77,7 +118,15 @@ def _submission_item(sub: Submission) -> str:
     return line
 
 
-def render_markdown(submissions: list[Submission], rows: list[Row]) -> str:
+def plot_heading(sub: Submission) -> str:
+    if is_overriding(sub):
+        return labels.overriding_label(sub.query)
+    return labels.setting_label(sub.spec, sub.query)
+
+
+def render_markdown(
+    submissions: list[Submission], rows: list[Row], override_rows: Sequence[OverrideRow] = ()
+) -> str:
     lines = [HEADER]
     for spec, query in settings_of(rows):
         lines.append(f"## {labels.setting_label(spec, query)}")
@@ -86,6 +135,12 @@ def render_markdown(submissions: list[Submission], rows: list[Row]) -> str:
         lines.append("")
         lines.extend(setting_table([r for r in rows if (r.spec, r.query) == (spec, query)]))
         lines.append("")
+    if override_rows:
+        lines.append(f"## {labels.OVERRIDING_TITLE}")
+        lines.append("")
+        lines.append(OVERRIDING_INTRO)
+        lines.extend(overriding_table(list(override_rows)))
+        lines.append("")
     lines.append("## Submissions")
     lines.append("")
     lines.extend(_submission_item(sub) for sub in submissions)
@@ -93,7 +148,7 @@ def render_markdown(submissions: list[Submission], rows: list[Row]) -> str:
     lines.append("## Plots")
     for sub in submissions:
         lines.append("")
-        lines.append(f"### {_escape(sub.name)}: {labels.setting_label(sub.spec, sub.query)}")
+        lines.append(f"### {_escape(sub.name)}: {plot_heading(sub)}")
         lines.append("")
         for path, alt in plots.plot_files(sub):
             lines.append(f"![{alt}]({path})")

@@ -1,9 +1,10 @@
 """The CSS and JavaScript inlined into `index.html`; the page loads nothing from anywhere else.
 
-Sorting: a click on a column header sorts the rows by that column (numbers best-first, text A-Z),
-a second click reverses; empty cells stay last either way. Each cell carries its sort key in
-`data-sort`. Filtering: rows whose `data-setting` / `data-method` differ from the chosen value
-get the `hidden` attribute.
+Sorting (every `table.sortable`: the main table and the overriding table): a click on a column
+header sorts the rows by that column (numbers best-first, text A-Z), a second click reverses;
+empty cells stay last either way. Each cell carries its sort key in `data-sort`. Filtering (the
+main table): rows whose `data-setting` / `data-method` differ from the chosen value get the
+`hidden` attribute.
 """
 
 CSS = """
@@ -30,36 +31,44 @@ tr.reported a { color: #6a7a99; }
          margin-left: .4em; border: 1px solid #b08a2e; border-radius: .7em; color: #8a6a1e;
          background: #fff6dc; }
 footer { margin-top: 1.5em; color: #666; font-size: .9em; max-width: 60em; }
+h2 { font-size: 1.15em; margin: 1.6em 0 .3em; }
+#overriding th:nth-child(3), #overriding td:nth-child(3) { text-align: right; }
+#overriding th:last-child, #overriding td:last-child { text-align: left; }
 """
 
 JS = """
 (function () {
   "use strict";
-  var table = document.getElementById("leaderboard");
-  var body = table.tBodies[0];
-  var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  function makeSortable(table) {
+    var body = table.tBodies[0];
+    var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
 
-  function sortBy(index) {
-    var th = headers[index];
-    var numeric = th.dataset.type === "num";
-    var state = th.getAttribute("aria-sort");
-    var ascending = state === "none" ? !numeric : state === "descending";
-    headers.forEach(function (h) { h.setAttribute("aria-sort", "none"); });
-    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = a.cells[index].dataset.sort, y = b.cells[index].dataset.sort;
-      if (x === "" || y === "") { return (x === "") - (y === ""); }
-      var order = numeric ? Number(x) - Number(y) : (x < y ? -1 : x > y ? 1 : 0);
-      return ascending ? order : -order;
+    function sortBy(index) {
+      var th = headers[index];
+      var numeric = th.dataset.type === "num";
+      var state = th.getAttribute("aria-sort");
+      var ascending = state === "none" ? !numeric : state === "descending";
+      headers.forEach(function (h) { h.setAttribute("aria-sort", "none"); });
+      th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[index].dataset.sort, y = b.cells[index].dataset.sort;
+        if (x === "" || y === "") { return (x === "") - (y === ""); }
+        var order = numeric ? Number(x) - Number(y) : (x < y ? -1 : x > y ? 1 : 0);
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    }
+
+    headers.forEach(function (th, index) {
+      th.querySelector("button").addEventListener("click", function () { sortBy(index); });
     });
-    rows.forEach(function (row) { body.appendChild(row); });
   }
 
-  headers.forEach(function (th, index) {
-    th.querySelector("button").addEventListener("click", function () { sortBy(index); });
-  });
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), makeSortable);
 
+  var table = document.getElementById("leaderboard");
+  var body = table.tBodies[0];
   var settingFilter = document.getElementById("filter-setting");
   var methodFilter = document.getElementById("filter-method");
   var shown = document.getElementById("shown");

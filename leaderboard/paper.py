@@ -6,6 +6,11 @@ queries, copied line for line from the project's DESIGN.md §3 so the two can be
 in each submission's notes; the leaderboard recomputes averages from the per-task values, as it
 does for every row, so a reported average can differ from the paper's by 0.01 (rounding).
 
+Table 5 (task overriding) is entered the same way, as one reported submission whose tasks are
+the four overriding settings; the leaderboard shows it in its overriding section. The paper
+names GPT-4o as the judge but no dated snapshot or temperature: the submission's `judge` says
+so instead of guessing one.
+
 Left out: the text->text and image->text patch averages and the LLM->VLM figures, which the
 paper gives without per-task values; a reported submission holds per-task accuracies only.
 """
@@ -51,6 +56,29 @@ Idefics2 | Text Examples Prompt | .11 .03 .41 .13 .21 .18 / .18
 Idefics2 | Text Examples Patch | .61 .40 .48 .62 .53 .39 / .51
 """
 
+SOURCE_TABLE_5 = "Luo et al. 2025 (ICML), Table 5"
+# Table 5, task overriding (DESIGN.md §3): method | Semantic Syntax Creative Factual.
+TABLE_5 = """
+Original | .10 .15 .08 .15
++ System Prompt | .09 .49 .06 .15
++ Instruction Patch | .36 .59 .65 .42
+"""
+TABLE_5_TASKS = ("override_semantic", "override_syntax", "override_creative", "override_factual")
+TABLE_5_METHODS = {
+    "Original": "original",
+    "+ System Prompt": "system_prompt",
+    "+ Instruction Patch": "instruction_patch",
+}
+# The model of the overriding study: Idefics2 as far as this project knows; the notes say it was
+# not checked against the paper's text.
+TABLE_5_MODEL = "Idefics2"
+# The paper's judge is GPT-4o; it gives no dated snapshot and no temperature.
+TABLE_5_JUDGE = {
+    "model": "gpt-4o (paper; snapshot not stated)",
+    "temperature": None,
+    "base_url": None,
+}
+
 # Paper model name -> (model id as the harness names it, leaderboard display name).
 MODELS = {
     "—": ("random", "Random baseline (paper)"),
@@ -90,6 +118,11 @@ def _settings() -> list[str]:
 
 
 def paper_submissions() -> list[dict[str, Any]]:
+    """Every reported submission: Table 2's, then Table 5's."""
+    return table_2_submissions() + [table_5_submission()]
+
+
+def table_2_submissions() -> list[dict[str, Any]]:
     """One reported submission per (model, spec) of Table 2.
 
     Rows that do not depend on the examples (No Context, Random) are repeated under each spec
@@ -135,3 +168,50 @@ def paper_submissions() -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def table_5_rows() -> list[tuple[str, dict[str, float]]]:
+    """(paper method label, rate per overriding setting) for each line of Table 5."""
+    rows = []
+    for line in TABLE_5.strip().splitlines():
+        method, values = (part.strip() for part in line.split("|"))
+        numbers = [float(v) for v in values.split()]
+        if len(numbers) != len(TABLE_5_TASKS):
+            raise ValueError(f"Table 5 line has {len(numbers)} values, not 4: {line}")
+        rows.append((method, dict(zip(TABLE_5_TASKS, numbers, strict=True))))
+    return rows
+
+
+def table_5_submission() -> dict[str, Any]:
+    """Table 5 as one reported submission: the overriding settings, three methods each."""
+    model_id, display = MODELS[TABLE_5_MODEL]
+    results: dict[str, dict[str, Any]] = {task: {} for task in TABLE_5_TASKS}
+    for label, per_task in table_5_rows():
+        for task, rate in per_task.items():
+            results[task][TABLE_5_METHODS[label]] = {"acc": rate}
+    notes = (
+        f"Reported in {CITATION}; not reproduced. Task overriding: the image and the original "
+        "question in the prompt; the conflicting task left out (Original), written into the "
+        "system prompt, or patched as an instruction vector. Each figure is the share of "
+        "answers that the judge, GPT-4o, sorts as addressing the overriding task or both "
+        "(choice B or C). The paper gives no judge snapshot or temperature, and no std, n or "
+        f"layer. The model is recorded as {TABLE_5_MODEL} as far as this project knows: not "
+        "confirmed against the paper's text when this row was entered."
+    )
+    return {
+        "kind": "submission",
+        "submission": {
+            "name": display,
+            "submitted_by": SUBMITTED_BY,
+            "date": ENTERED,
+            "notes": notes,
+            "reported": True,
+            "source": SOURCE_TABLE_5,
+        },
+        "results": {
+            "model": {"name": model_id},
+            "config": {"spec": "instruction", "query": QUERY},
+            "judge": dict(TABLE_5_JUDGE),
+            "results": results,
+        },
+    }

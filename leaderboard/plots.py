@@ -1,4 +1,5 @@
-"""PNG plots: per-task accuracy bars per method, and validation accuracy per layer.
+"""PNG plots: per-task accuracy bars per method, and validation accuracy per layer; for the
+task-overriding study, override-rate bars per setting and method.
 
 The PNG bytes must not change between builds of the same submissions (`check` compares them):
 matplotlib's defaults are reset for every figure (a user's matplotlibrc is ignored), the Agg
@@ -9,9 +10,11 @@ the same bytes.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from . import labels
+from .overriding import OverrideRow, is_overriding
 from .submissions import Submission
 from .table import Row
 
@@ -21,6 +24,7 @@ METHOD_COLORS = {
     "majority": "#bcbd22",
     "prompt": "#1f77b4",
     "patch": "#d62728",
+    "original": "#8c564b",
     "system_prompt": "#9467bd",
     "instruction_patch": "#ff7f0e",
 }
@@ -40,7 +44,9 @@ def has_layer_curve(sub: Submission) -> bool:
 
 def plot_files(sub: Submission) -> list[tuple[str, str]]:
     """(path relative to the leaderboard folder, alt text) of the plots made for `sub`."""
-    files = [(f"plots/{sub.stem}.tasks.png", f"{sub.name}: accuracy per task and method")]
+    what = "override rate per setting and method" if is_overriding(sub) else None
+    what = what or "accuracy per task and method"
+    files = [(f"plots/{sub.stem}.tasks.png", f"{sub.name}: {what}")]
     if has_layer_curve(sub):
         files.append((f"plots/{sub.stem}.layers.png", f"{sub.name}: validation accuracy per layer"))
     return files
@@ -63,6 +69,8 @@ def _png(fig: Any) -> bytes:
 
 def _title(sub: Submission) -> str:
     suffix = " (reported, not reproduced)" if sub.reported else ""
+    if is_overriding(sub):
+        return f"{sub.name}: {labels.overriding_label(sub.query)}{suffix}"
     return f"{sub.name}: {labels.setting_label(sub.spec, sub.query)}{suffix}"
 
 
@@ -97,6 +105,37 @@ def tasks_plot(sub: Submission, rows: list[Row]) -> bytes:
     return _png(fig)
 
 
+def overriding_plot(sub: Submission, rows: list[OverrideRow]) -> bytes:
+    """Grouped bars: one group per overriding setting, one bar per method (no average: the
+    settings measure different things, and the paper's Table 5 has none)."""
+    tasks = sorted({t for row in rows for t in row.cells}, key=labels.task_key)
+    fig = _figure(8, 3.6)
+    ax = fig.add_subplot()
+    width = 0.8 / max(len(rows), 1)
+    for i, row in enumerate(rows):
+        cells = [row.cells.get(t) for t in tasks]
+        xs = [g - 0.4 + width * (i + 0.5) for g in range(len(tasks))]
+        heights = [c.acc if c and c.acc is not None else 0.0 for c in cells]
+        errors = [c.std if c and c.std is not None else 0.0 for c in cells]
+        has_std = any(c and c.std is not None for c in cells)
+        ax.bar(
+            xs,
+            heights,
+            width,
+            yerr=errors if has_std else None,
+            capsize=2,
+            label=labels.overriding_method_label(row.method),
+            color=METHOD_COLORS.get(row.method, "#17becf"),
+        )
+    ax.set_xticks(range(len(tasks)), [labels.task_label(t) for t in tasks])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("override rate")
+    ax.set_title(_title(sub), fontsize=10)
+    ax.legend(loc="upper left", ncols=min(len(rows), 4), frameon=False)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def layers_plot(sub: Submission) -> bytes:
     """Validation accuracy of `patch` at each layer: thin per task, thick mean, chosen layer."""
     selection = sub.results["layer_selection"]
@@ -119,7 +158,9 @@ def layers_plot(sub: Submission) -> bytes:
     return _png(fig)
 
 
-def render_plots(submissions: list[Submission], rows: list[Row]) -> dict[str, bytes]:
+def render_plots(
+    submissions: list[Submission], rows: list[Row], override_rows: Sequence[OverrideRow] = ()
+) -> dict[str, bytes]:
     """Every plot, keyed by its path relative to the leaderboard folder."""
     try:
         import matplotlib
@@ -132,9 +173,12 @@ def render_plots(submissions: list[Submission], rows: list[Row]) -> dict[str, by
         matplotlib.rcdefaults()
         matplotlib.rcParams.update(_STYLE)
         for sub in submissions:
-            own = [r for r in rows if r.file == sub.file]
             paths = [path for path, _ in plot_files(sub)]
-            out[paths[0]] = tasks_plot(sub, own)
+            if is_overriding(sub):
+                mine = [r for r in override_rows if r.file == sub.file]
+                out[paths[0]] = overriding_plot(sub, mine)
+            else:
+                out[paths[0]] = tasks_plot(sub, [r for r in rows if r.file == sub.file])
             if len(paths) > 1:
                 out[paths[1]] = layers_plot(sub)
     return out

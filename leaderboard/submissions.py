@@ -16,6 +16,8 @@ from typing import Any
 from benchmark import measurement_config, validate
 from benchmark.files import atomic_write_text, slug
 
+from . import labels
+
 
 class SubmissionError(Exception):
     """A submission that cannot be made or written; the message says what to fix."""
@@ -67,10 +69,16 @@ def query_of(results: dict[str, Any]) -> str:
 
 
 def submission_filename(data: dict[str, Any]) -> str:
-    """`<name>_<spec>-to-<query>.json`: one name and setting per file, readable in a listing."""
+    """`<name>_<spec>-to-<query>.json`: one name and setting per file, readable in a listing.
+
+    A submission of the overriding study is `<name>_overriding-<query>.json`, so that it never
+    takes the file name of the same model's instruction-spec accuracy run.
+    """
     results = data["results"]
     spec = results["config"]["spec"]
     name = slug(data["submission"]["name"], "submission")
+    if any(labels.is_overriding_task(task) for task in results.get("results", {})):
+        return f"{name}_overriding-{query_of(results)}.json"
     return f"{name}_{slug(spec, 'submission')}-to-{query_of(results)}.json"
 
 

@@ -2,13 +2,15 @@
 
 Every output (README, CSV, page, plots) is drawn from these rows, so they agree with each other.
 Averages are always recomputed here from the per-task accuracies, for reproduced and reported
-rows alike; the std of the average is taken over seeds from the per-seed accuracies.
+rows alike; the std of the average is taken over seeds from the per-seed accuracies. The
+overriding study's tasks are left out here: `overriding.py` makes their rows.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import Protocol
 
 from benchmark import LAYERED_METHODS
 
@@ -58,6 +60,8 @@ def _average(results: list[dict]) -> Cell:
 def submission_rows(sub: Submission) -> list[Row]:
     by_method: dict[str, dict[str, dict]] = {}
     for task, methods in sub.results["results"].items():
+        if labels.is_overriding_task(task):
+            continue  # the overriding study has a table of its own (overriding.py)
         for method, result in methods.items():
             by_method.setdefault(method, {})[task] = result
     selection = sub.results.get("layer_selection") or {}
@@ -129,7 +133,17 @@ def fmt_cell(cell: Cell | None) -> str:
     return f"{fmt(cell.acc)} ± {fmt(cell.std)}"
 
 
-def fmt_layer(row: Row) -> str:
+class Layered(Protocol):
+    """A row with a patched layer: leaderboard rows and the overriding study's rows."""
+
+    @property
+    def layers(self) -> tuple[int, ...]: ...
+
+    @property
+    def num_layers(self) -> int | None: ...
+
+
+def fmt_layer(row: Layered) -> str:
     """`22 / 30` for a patched row with a known depth; `—` for methods without a layer."""
     if not row.layers:
         return DASH

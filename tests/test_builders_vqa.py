@@ -11,9 +11,9 @@ import yaml
 from PIL import Image
 
 from benchmark import validate
-from builders import cli
+from builders import cli, overriding
 from builders.cross_modal import json_row
-from builders.overriding import CREATIVE, FORMATS, render_format
+from builders.overriding import CREATIVE, FORMATS, factual_count_report, render_format
 from builders.sources import CocoImages, coco_image_id, load_captions
 from builders.vqa import consensus, question_configs
 
@@ -295,9 +295,32 @@ def _overriding_args(inputs, out, *extra) -> list[str]:
     ]  # fmt: skip
 
 
-def test_overriding_sets_validate_and_conflict(inputs, tmp_path):
+# The paper's pools, word for word (Figure 9); the builders must not paraphrase them.
+PAPER_SYNTAX = {
+    "all_caps": "Format your answer in ALL CAPS.",
+    "quotes": "Put your answer in quotes.",
+    "json": "Answer in JSON format.",
+}
+PAPER_CREATIVE = {
+    "book_title": "Write a creative book title that matches the image.",
+    "character_name": "Invent a name for the main character of the image.",
+    "company_name": "Name a company that could use this image in an advertisement.",
+}
+
+
+def test_overriding_pools_are_the_papers_sentences():
+    assert FORMATS == PAPER_SYNTAX
+    assert CREATIVE == PAPER_CREATIVE
+
+
+def test_overriding_sets_validate_and_conflict(inputs, tmp_path, capsys):
     out = tmp_path / "ov"
     assert cli.main(_overriding_args(inputs, out)) == 0
+    printed = capsys.readouterr()
+    # Two factual images here, far from the paper's 148: printed, and warned about on stderr.
+    assert "override_factual: 2 image(s) (the paper's factual set has 148)" in printed.out
+    assert "warning: override_factual has 2 image(s), far from the paper's 148" in printed.err
+    assert "more than 25% off" in printed.err and "warning" not in printed.out
     meta = yaml.safe_load((out / "README.md").read_text().split("---\n", 2)[1])
     assert [c["config_name"] for c in meta["configs"]] == [
         "override_semantic", "override_syntax", "override_creative", "override_factual"
@@ -321,12 +344,15 @@ def test_overriding_sets_validate_and_conflict(inputs, tmp_path):
     for row, sem in zip(sets["override_syntax"], semantic, strict=True):
         first = next(k for k, v in FORMATS.items() if row["question"].endswith(v))
         second = next(k for k, v in FORMATS.items() if row["override"] == v)
-        assert first != second and row["question"].startswith(sem["question"])
+        assert first != second
+        assert row["question"] == f"{sem['question']} {PAPER_SYNTAX[first]}"
+        assert row["override"] == PAPER_SYNTAX[second]
         assert row["question_answer"] == render_format(first, sem["question_answer"])
         assert row["override_answer"] == render_format(second, sem["question_answer"])
     assert {render_format(f, "cat") for f in FORMATS} == {"CAT", '"cat"', '{"answer": "cat"}'}
     for row in sets["override_creative"]:
-        assert row["question"] in CREATIVE.values() and row["override"] in CREATIVE.values()
+        assert row["question"] in PAPER_CREATIVE.values()
+        assert row["override"] in PAPER_CREATIVE.values()
     factual = sets["override_factual"]
     assert [r["image_id"] for r in factual] == [5, 6]  # shared; image 4 asks the same question
     assert factual[0]["question"] == "Which country invented food 5?"
@@ -335,7 +361,32 @@ def test_overriding_sets_validate_and_conflict(inputs, tmp_path):
     assert factual[0]["override_answer"] == "ancient"  # choices[correct_choice_idx]
     readme = (out / "README.md").read_text()
     assert "OK-VQA" in readme and "Only a `test` split" in readme
+    for key, sentence in {**PAPER_SYNTAX, **PAPER_CREATIVE}.items():
+        assert f'- `{key}`: "{sentence}"' in readme
+    assert "Factual images: 2 (the paper's factual set: 148)." in readme
     assert "- A-OKVQA: `aokvqa_v1p0_val.json`" in readme and str(inputs["aokvqa"]) not in readme
+
+
+def test_factual_count_warning_threshold():
+    assert factual_count_report(148) == (
+        "override_factual: 148 image(s) (the paper's factual set has 148)",
+        None,
+    )
+    assert factual_count_report(111)[1] is None  # exactly 25% fewer: still close enough
+    assert factual_count_report(185)[1] is None  # exactly 25% more
+    low = factual_count_report(110)[1]
+    assert low and "110 image(s), far from the paper's 148" in low and "26% fewer" in low
+    high = factual_count_report(200)[1]
+    assert high and "200 image(s)" in high and "35% more" in high
+
+
+def test_factual_build_near_the_papers_count_does_not_warn(inputs, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(overriding, "PAPER_FACTUAL_IMAGES", 2)
+    argv = _overriding_args(inputs, tmp_path / "f", "--settings", "factual")
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr()
+    assert "override_factual: 2 image(s) (the paper's factual set has 2)" in printed.out
+    assert "warning" not in printed.err
 
 
 def test_overriding_without_factual_inputs(inputs, tmp_path, capsys):

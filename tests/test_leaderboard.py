@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import shutil
 import subprocess
@@ -13,13 +14,16 @@ from pathlib import Path
 import pytest
 from examples import good, reported_submission
 
-from benchmark import EXECUTION_KEYS, METHODS, QUERIES, SPECS
+from benchmark import EXECUTION_KEYS, METHODS, QUERIES, SPECS, TASKS
+from benchmark.protocol import OVERRIDING_METHODS
 from leaderboard import ROOT, build, labels, paper
 from leaderboard.cli import main
+from leaderboard.csv_out import OVERRIDING_CSV
 from leaderboard.submissions import content_key, dumps, load_submissions, submission_filename
 from leaderboard.table import Cell, _average, all_rows
 
 SMOLLM2 = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"
+TABLE_5 = ROOT / "submissions" / "idefics2-paper_overriding-image.json"
 
 
 def make_root(tmp_path: Path, files: list[Path] | None = None) -> Path:
@@ -231,6 +235,189 @@ def test_add_rejects_a_task_the_leaderboard_does_not_know(tmp_path, capsys):
     assert rc == 1 and "$.results.results: 'custom:mine' is not one of" in out
 
 
+# --- the overriding study -----------------------------------------------------------------------
+
+JUDGE = {"model": "gpt-4o-2024-08-06", "temperature": 0, "base_url": None}
+# Rates per method over (semantic, syntax, creative, factual).
+RATES = {
+    "original": (0.12, 0.2, 0.05, 0.1),
+    "system_prompt": (0.11, 0.47, 0.07, 0.16),
+    "instruction_patch": (0.41, 0.63, 0.7, 0.39),
+}
+
+
+def overriding_results(*, failures: int = 3) -> dict:
+    """A results file as the harness writes it for the overriding study (four image settings).
+
+    `failures` judge failures on Semantic under the instruction patch; none elsewhere."""
+    results = good("results")
+    tasks = list(labels.OVERRIDING_SETTINGS)
+    results["config"].update(
+        tasks=tasks, methods=list(OVERRIDING_METHODS), spec="instruction", query="image", n_shot=0
+    )
+    del results["layer_selection"]
+    results["judge"] = dict(JUDGE)
+    results["results"] = {}
+    for i, task in enumerate(tasks):
+        results["results"][task] = {}
+        for method, rates in RATES.items():
+            n = 100
+            fails = failures if (task, method) == ("override_semantic", "instruction_patch") else 0
+            result = {
+                "acc": rates[i],
+                "acc_std": 0.02,
+                "n": n,
+                "per_seed": [rates[i] - 0.02, rates[i], rates[i] + 0.02],
+                "split": "test",
+                "context": f"{method} context",
+                "judged": n - fails,
+                "judge_failures": fails,
+                "acc_failures_as_misses": rates[i] * (n - fails) / n,
+            }
+            if method == "instruction_patch":
+                result["layer"] = 21
+            results["results"][task][method] = result
+    return results
+
+
+def text_results() -> dict:
+    """override_text on text queries, scored by exact match only (no judge)."""
+    results = good("results")
+    results["config"].update(
+        tasks=["override_text"], methods=list(OVERRIDING_METHODS), spec="instruction", n_shot=0
+    )
+    del results["layer_selection"]
+    results["judge"] = None
+    results["results"] = {
+        "override_text": {
+            method: dict(
+                {"acc": acc, "acc_std": 0.0, "n": 300, "exact_original": 1 - acc - 0.1},
+                **({"layer": 21} if method == "instruction_patch" else {}),
+                split="test",
+            )
+            for method, acc in zip(OVERRIDING_METHODS, (0.0, 0.03, 0.57), strict=True)
+        }
+    }
+    return results
+
+
+def _add(capsys, root: Path, tmp_path: Path, results: dict, name: str) -> None:
+    path = tmp_path / f"{len(list(tmp_path.iterdir()))}-results.json"
+    path.write_text(json.dumps(results), "utf-8")
+    argv = ["--root", str(root), "add", str(path), "--name", name, "--submitted-by", "tester"]
+    rc, out = run(capsys, *argv, "--date", "2026-11-24")
+    assert rc == 0, out
+
+
+def _overriding_section(readme: str) -> str:
+    return readme.split("## Task overriding (Table 5)", 1)[1].split("## Submissions", 1)[0]
+
+
+def test_an_added_overriding_run_gets_its_own_section_everywhere(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2, TABLE_5])
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    _add(capsys, root, inputs, overriding_results(), "Tiny VLM (GPU)")
+    assert (root / "submissions" / "tiny-vlm-gpu_overriding-image.json").is_file()
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    rc, out = run(capsys, "--root", str(root), "check")
+    assert rc == 0, out
+
+    readme = (root / "README.md").read_text()
+    section = _overriding_section(readme)
+    link = "[Tiny VLM (GPU)](submissions/tiny-vlm-gpu_overriding-image.json)"
+    judge = "gpt-4o-2024-08-06 (temperature 0)"
+    lines = [line for line in section.splitlines() if line.startswith(f"| {link} ")]
+    assert lines == [
+        f"| {link} | Original task | 0.12 | 0.20 | 0.05 | 0.10 | — | {judge} |",
+        f"| {link} | + System prompt | 0.11 | 0.47 | 0.07 | 0.16 | — | {judge} |",
+        f"| {link} | + Instruction patch | 0.41 | 0.63 | 0.70 | 0.39 | 21 / 30 "
+        f"| {judge}; judge failures: Semantic 3 |",
+    ]
+    # The reproduced run comes before the paper's reported rows, which keep their judge.
+    assert section.index(link) < section.index("Idefics2 (paper)")
+    assert "gpt-4o (paper; snapshot not stated)" in section
+    # Not in the accuracy tables, and listed (and plotted) as an overriding submission.
+    accuracy = readme.split("## Task overriding", 1)[0]
+    assert "Tiny VLM" not in accuracy
+    assert "model `smollm2-135m`; task overriding, `instruction→image`" in readme
+    assert "### Tiny VLM (GPU): Task overriding, image queries" in readme
+    assert (root / "plots" / "tiny-vlm-gpu_overriding-image.tasks.png").is_file()
+
+    main_csv = (root / "leaderboard.csv").read_text()
+    assert "Tiny VLM" not in main_csv and "override" not in main_csv
+    with (root / OVERRIDING_CSV).open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    mine = [r for r in table if r["name"] == "Tiny VLM (GPU)"]
+    assert [r["method"] for r in mine] == list(OVERRIDING_METHODS)
+    patch = mine[2]
+    assert patch["override_semantic"] == "0.4100" and patch["override_factual"] == "0.3900"
+    assert patch["override_semantic_judged"] == "97"
+    assert patch["override_semantic_judge_failures"] == "3"
+    assert patch["override_semantic_acc_failures_as_misses"] == "0.3977"
+    assert patch["override_syntax_judge_failures"] == "0"
+    assert patch["layer"] == "21" and patch["num_layers"] == "30"
+    assert (patch["judge_model"], patch["judge_temperature"]) == ("gpt-4o-2024-08-06", "0")
+    assert patch["reported"] == "false"
+    paper_row = next(r for r in table if r["name"] == "Idefics2 (paper)")
+    assert paper_row["reported"] == "true" and paper_row["judge_model"].startswith("gpt-4o (")
+    assert "override_text" not in table[0]
+
+    html = (root / "index.html").read_text()
+    page = html.split('<table id="overriding" class="sortable">', 1)[1].split("</table>", 1)[0]
+    ours = [tr for tr in page.split("<tr") if "tiny-vlm-gpu_overriding-image.json" in tr]
+    assert len(ours) == 3
+    assert '<td data-sort="0.410000">0.41</td>' in ours[2]
+    assert f"{judge}; judge failures: Semantic 3" in ours[2]
+    assert "+ Instruction patch" in ours[2] and "21 / 30" in ours[2]
+    main_table = html.split('<table id="leaderboard"', 1)[1].split("</table>", 1)[0]
+    assert "Tiny VLM" not in main_table and "override" not in main_table
+
+
+def test_text_pools_column_appears_only_with_an_override_text_run(tmp_path, capsys):
+    root = make_root(tmp_path, [TABLE_5])
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    _add(capsys, root, inputs, text_results(), "Tiny LM")
+    assert (root / "submissions" / "tiny-lm_overriding-text.json").is_file()
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    assert run(capsys, "--root", str(root), "check")[0] == 0
+    section = _overriding_section((root / "README.md").read_text())
+    head = (
+        "| Model | Method | Semantic | Syntax | Creative | Factual | Text (pools) | Layer | Judge |"
+    )
+    assert head in section
+    link = "[Tiny LM](submissions/tiny-lm_overriding-text.json)"
+    assert f"| {link} | + Instruction patch | — | — | — | — | 0.57 | 21 / 30 " in section
+    assert "| not judged (exact match) |" in section
+    paper_line = next(line for line in section.splitlines() if "+ Instruction patch" in line
+                      and "Idefics2" in line)  # fmt: skip
+    assert "| 0.36 | 0.59 | 0.65 | 0.42 | — | — |" in paper_line  # no Text (pools) in Table 5
+    with (root / OVERRIDING_CSV).open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    text = next(r for r in table if r["name"] == "Tiny LM" and r["method"] == "instruction_patch")
+    assert text["override_text"] == "0.5700" and text["override_text_exact_original"] == "0.3300"
+    assert text["judge_model"] == "" and text["query"] == "text"
+    assert (
+        '<th data-type="num" aria-sort="none" title="override_text">'
+        in (root / "index.html").read_text()
+    )
+
+
+def test_overriding_csv_without_an_overriding_submission_is_stale(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2, TABLE_5])
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    assert (root / OVERRIDING_CSV).is_file()
+    (root / "submissions" / TABLE_5.name).unlink()
+    rc, out = run(capsys, "--root", str(root), "check")
+    assert rc == 1 and f"{OVERRIDING_CSV}: made by no submission" in out
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    assert not (root / OVERRIDING_CSV).exists()
+    assert "Task overriding" not in (root / "README.md").read_text()
+    assert 'id="overriding"' not in (root / "index.html").read_text()
+    assert run(capsys, "--root", str(root), "check")[0] == 0
+
+
 # --- rows and numbers ---------------------------------------------------------------------------
 
 
@@ -285,6 +472,10 @@ def test_labels_and_orders_cover_the_protocol():
     assert set(labels.SPEC_LABELS) == set(SPECS)
     assert tuple(labels.METHOD_LABELS) == METHODS
     assert labels.method_key("toy_method") > labels.method_key("instruction_patch")
+    assert tuple(labels.OVERRIDING_METHOD_LABELS) == OVERRIDING_METHODS
+    overriding = tuple(t for t, task in TASKS.items() if task.family == "overriding")
+    assert labels.OVERRIDING_TASKS == overriding
+    assert set(labels.OVERRIDING_SETTINGS) < set(overriding) and "override_text" in overriding
 
 
 # --- the paper's rows ---------------------------------------------------------------------------
@@ -317,11 +508,59 @@ def test_paper_rows_agree_with_the_papers_own_averages():
 
 def test_paper_submissions_are_reported_with_their_source():
     subs = paper.paper_submissions()
-    assert len(subs) == 7
+    assert len(subs) == 8
     for data in subs:
         assert data["submission"]["reported"] is True
-        assert data["submission"]["source"] == "Luo et al. 2025 (ICML), Table 2"
         assert data["results"]["config"]["query"] == "image"
+    assert [d["submission"]["source"] for d in subs] == ["Luo et al. 2025 (ICML), Table 2"] * 7 + [
+        "Luo et al. 2025 (ICML), Table 5"
+    ]
+
+
+def test_table_5_is_a_reported_overriding_submission():
+    data = paper.table_5_submission()
+    assert submission_filename(data) == TABLE_5.name
+    assert data["submission"]["reported"] is True
+    assert data["submission"]["source"] == "Luo et al. 2025 (ICML), Table 5"
+    results = data["results"]
+    assert results["model"] == {"name": "idefics2"}
+    assert results["config"] == {"spec": "instruction", "query": "image"}
+    # GPT-4o, but the paper names no snapshot or temperature: said so, not guessed.
+    assert results["judge"] == {
+        "model": "gpt-4o (paper; snapshot not stated)",
+        "temperature": None,
+        "base_url": None,
+    }
+    rates = {
+        method: [results["results"][t][method]["acc"] for t in paper.TABLE_5_TASKS]
+        for method in OVERRIDING_METHODS
+    }
+    assert rates == {
+        "original": [0.10, 0.15, 0.08, 0.15],
+        "system_prompt": [0.09, 0.49, 0.06, 0.15],
+        "instruction_patch": [0.36, 0.59, 0.65, 0.42],
+    }
+    assert "not confirmed" in data["submission"]["notes"]
+
+
+def test_readme_shows_table_5_as_reported_in_its_own_section():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Task overriding (Table 5)", 1)[1].split("## Submissions", 1)[0]
+    link = f"*[Idefics2 (paper)](submissions/{TABLE_5.name})* (reported)"
+    judge = "gpt-4o (paper; snapshot not stated)"
+    assert "| Model | Method | Semantic | Syntax | Creative | Factual | Layer | Judge |" in section
+    for method, values in [
+        ("Original task", "0.10 | 0.15 | 0.08 | 0.15"),
+        ("+ System prompt", "0.09 | 0.49 | 0.06 | 0.15"),
+        ("+ Instruction patch", "0.36 | 0.59 | 0.65 | 0.42"),
+    ]:
+        assert f"| {link} | {method} | {values} | — | {judge} |" in section
+    assert "Reported rows: Luo et al. 2025 (ICML), Table 5." in section
+    # Kept out of the accuracy tables and their CSV.
+    assert readme.count(TABLE_5.name) == 4  # three rows and the submissions list
+    assert "override" not in (ROOT / "leaderboard.csv").read_text()
+    csv_rows = (ROOT / OVERRIDING_CSV).read_text().splitlines()
+    assert len(csv_rows) == 4 and all("Table 5" in line for line in csv_rows[1:])
 
 
 # --- regeneration -------------------------------------------------------------------------------
@@ -335,7 +574,8 @@ def test_build_is_deterministic(tmp_path, capsys):
     assert produced == files_of(second)
     assert {"README.md", "leaderboard.csv", "index.html"} <= set(produced)
     assert sum(name.endswith(".layers.png") for name in produced) == 1
-    assert sum(name.endswith(".tasks.png") for name in produced) == 8
+    assert sum(name.endswith(".tasks.png") for name in produced) == 9
+    assert OVERRIDING_CSV in produced
     rc, out = run(capsys, "--root", str(first), "build")
     assert rc == 0 and "no file(s) changed" in out
 
@@ -344,7 +584,7 @@ def test_check_fails_when_a_generated_file_is_stale(tmp_path, capsys):
     root = make_root(tmp_path)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     rc, out = run(capsys, "--root", str(root), "check")
-    assert rc == 0 and "ok: 8 submissions" in out
+    assert rc == 0 and "ok: 9 submissions" in out
 
     readme = root / "README.md"
     readme.write_text(readme.read_text().replace("0.26 ± 0.00", "0.99 ± 0.00"))

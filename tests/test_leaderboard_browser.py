@@ -137,6 +137,21 @@ def test_page_sorts_filters_and_renders(browser, tmp_path):
     assert page.locator("tr:not(.reported) td").first.evaluate(style) == "normal"
     assert page.locator("tr.reported .badge").count() == page.locator("tr.reported").count()
 
+    # The overriding study's own table (the paper's Table 5 rows) sorts too; the filters above
+    # belong to the main table and leave it alone.
+    page.select_option("#filter-method", "patch")
+    overriding = page.locator("#overriding tbody tr")
+    assert overriding.count() == 3 and page.locator("#overriding tbody tr[hidden]").count() == 0
+    syntax = page.eval_on_selector_all(
+        "#overriding thead th", "ths => ths.findIndex(t => t.innerText === 'Syntax')"
+    )
+    page.locator("#overriding thead th").nth(syntax).locator("button").click()
+    keys = page.eval_on_selector_all(
+        "#overriding tbody tr", "(rows, i) => rows.map(r => r.cells[i].dataset.sort)", syntax
+    )
+    assert [float(k) for k in keys] == [0.59, 0.49, 0.15]
+    page.select_option("#filter-method", "")
+
     # Offline: the page asked for nothing but itself.
     assert requests == [(root / "index.html").as_uri()]
 

@@ -163,6 +163,12 @@ BAD = [
     ("sample", lambda d: d.update(layer=None), "$.layer"),
     ("sample", lambda d: d.update(lenient="yes"), "$.lenient"),
     ("judge_verdict", lambda d: d["judge"].update(model="gpt-4o"), "$.judge.model"),
+    (
+        "judge_verdict",
+        lambda d: d["judge"].update(model="gpt-4o", base_url=None),
+        "$.judge.model",
+    ),
+    ("judge_verdict", lambda d: d["judge"].update(base_url=""), "$.judge.base_url"),
     ("judge_verdict", lambda d: d["judge"].update(temperature=0.7), "$.judge.temperature"),
     ("judge_verdict", lambda d: d.update(choice="E"), "$.choice"),
     ("judge_verdict", lambda d: d.update(choice="A"), "$.success"),
@@ -186,6 +192,16 @@ def test_bad_records_fail_with_the_right_path(kind, mutate, path):
     doc = good(kind)
     mutate(doc)
     assert path in paths(doc, kind)
+
+
+def test_judge_on_an_openai_compatible_server_may_name_its_model_freely():
+    doc = good("judge_verdict")
+    doc["judge"].update(model="llama-3.1-8b-instruct", base_url="http://127.0.0.1:8000/v1")
+    assert validate(doc, "judge_verdict") == []
+    doc["judge"]["base_url"] = None  # the OpenAI API: a dated snapshot only
+    assert "$.judge.model" in paths(doc, "judge_verdict")
+    doc["judge"]["model"] = "gpt-4o-2024-08-06"
+    assert validate(doc, "judge_verdict") == []
 
 
 def test_reported_submission_needs_a_source():

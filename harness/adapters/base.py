@@ -178,8 +178,12 @@ class Adapter(ABC):
         return Batch(moved, task_index.to(self.device))
 
     # Inputs are strings here; VLM adapters also take images, writing their placeholder into the
-    # text and the image into `Prompt.images` (the processor expands it into image tokens).
+    # text and the image into `Prompt.images` (the processor expands it into image tokens). A
+    # tuple of inputs is one input in parts (an image, then a question about it).
     def split_input(self, x: Any) -> tuple[str, list[Any]]:
+        if isinstance(x, tuple):
+            texts, images = zip(*(self.split_input(part) for part in x), strict=True)
+            return " ".join(texts), [img for imgs in images for img in imgs]
         if not isinstance(x, str):
             raise ValueError(f"model {self.name!r} is text-only; got a {type(x).__name__} input")
         return x, []
@@ -189,9 +193,11 @@ class Adapter(ABC):
         examples: Sequence[tuple[Any, str]],
         query: Any = None,
         instruction: str | None = None,
+        system: str | None = None,
     ) -> Prompt:
         """Examples (then optionally a query) in the template, after an optional instruction;
-        the task token is the delimiter before the last example's answer."""
+        the task token is the delimiter before the last example's answer. `system`: see
+        `wrap`."""
         pairs, images = [], []
         for x, y in examples:
             text, imgs = self.split_input(x)
@@ -203,38 +209,49 @@ class Adapter(ABC):
             images += imgs
         prompt = render_examples(self.template, pairs, query=q, instruction=instruction)
         prompt.images = images
-        return self.wrap(prompt)
+        return self.wrap(prompt, system)
 
-    def query_prompt(self, x: Any, instruction: str | None = None) -> Prompt:
+    def query_prompt(
+        self, x: Any, instruction: str | None = None, system: str | None = None
+    ) -> Prompt:
         """The bare query (after an optional instruction); its last token is patched."""
         text, images = self.split_input(x)
         prompt = render_query(self.template, text, instruction=instruction)
         prompt.images = images
-        return self.wrap(prompt)
+        return self.wrap(prompt, system)
 
     def instruction_prompt(self, instruction: str) -> Prompt:
         return self.wrap(render_instruction(instruction))
 
-    def wrap(self, prompt: Prompt) -> Prompt:
-        """With `chat`, put the prompt in a user turn followed by the assistant's turn; the task
-        character moves with it."""
-        if not self.chat:
+    def wrap(self, prompt: Prompt, system: str | None = None) -> Prompt:
+        """With `chat`, put the prompt in a user turn followed by the assistant's turn, after a
+        system turn holding `system`. Without chat there is no system turn: `system` goes first,
+        set off like an example. The task character moves with the text."""
+        if self.chat:
+            before, after = self.chat_parts(system)
+        else:
+            before, after = (f"{system}{self.template.separator}" if system else ""), ""
+        if not before and not after:
             return prompt
-        before, after = self.chat_parts()
         task_char = None if prompt.task_char is None else prompt.task_char + len(before)
         return Prompt(before + prompt.text + after, list(prompt.images), task_char)
 
-    def chat_parts(self) -> tuple[str, str]:
-        """The text the chat template puts before and after a user message."""
+    def chat_parts(self, system: str | None = None) -> tuple[str, str]:
+        """The text the chat template puts before and after a user message (after a system
+        message holding `system`, if given)."""
         if not getattr(self.tokenizer, "chat_template", None):
             raise ValueError(
                 f"model {self.name!r} has no chat template, so --template model cannot be used; "
                 "use --template paper or spaced"
             )
         sentinel = "\u2063TASK\u2063"
+        messages = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": sentinel})
         text = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": sentinel}], tokenize=False, add_generation_prompt=True
+            messages, tokenize=False, add_generation_prompt=True
         )
+        if system and system not in text:
+            raise ValueError(f"the chat template of {self.name!r} drops the system message")
         before, after = text.split(sentinel)
         bos = getattr(self.tokenizer, "bos_token", None)
         if bos and before.startswith(bos):  # the tokenizer adds it again

@@ -40,6 +40,8 @@ class VLMAdapter(CausalLMAdapter):
 
     # -- prompts with images -------------------------------------------------------------------
     def split_input(self, x: Any) -> tuple[str, list[Image.Image]]:
+        if isinstance(x, tuple):  # an input in parts: each part as below
+            return super().split_input(x)
         if isinstance(x, Image.Image):
             return self.image_placeholder, [resize_to_width(x, self.image_width)]
         if isinstance(x, str):

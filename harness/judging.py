@@ -1,0 +1,269 @@
+"""Scoring an overriding run: generations in, verdicts and numbers out.
+
+A run's answers are written to `generations_<task>.jsonl`; judging reads them back, so it can
+happen in the same command (`--judge`) or later and elsewhere (`vlm-tv-eval judge RUN_DIR`).
+Per task and method the numbers are:
+
+- image sets: `acc` = the judge's success rate (B or C) over the answers it judged, per seed,
+  with `judged`, `judge_failures` and `acc_failures_as_misses` beside it. A failed verdict is
+  counted, never filled in. Until judged there is no number, so the run writes
+  `pending_results.json` and no `results.json`.
+- override_text: `acc` = how often the answer starts like the overriding label (exact match),
+  `exact_original` = how often it still answers the original task; judged, also `judge_acc`
+  and `judge_agreement` (how often the judge's success equals the exact match: the benchmark's
+  own check of its judge).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmark import validate
+from benchmark.files import atomic_write_text, slug, write_json_atomic
+
+from .judge import Judge, JudgeRequest, summarize
+from .overriding import has_labels, questions
+
+UnitKey = tuple[str, str, int]  # task, method, seed
+
+
+def generation_rows(
+    task: str,
+    records: Sequence[Mapping[str, Any]],
+    units: Mapping[UnitKey, Mapping[str, Any]],
+    methods: Sequence[Any],
+    seeds: Sequence[int],
+    layer: int | None,
+) -> list[dict[str, Any]]:
+    """One row per (method, seed, item): the answer, both questions and, where known, labels."""
+    by_id = {r["id"]: r for r in records}
+    rows = []
+    for method in methods:
+        for seed in seeds:
+            unit = units[task, method.name, seed]
+            for i, doc_id in enumerate(unit["doc_ids"]):
+                rec = by_id[doc_id]
+                question1, question2 = questions(rec)
+                row: dict[str, Any] = {
+                    "doc_id": doc_id,
+                    "task": task,
+                    "method": method.name,
+                    "seed": seed,
+                    "layer": layer if method.needs_vector else None,
+                    "prompt_hash": unit["prompt_hashes"][i],
+                    "answer": unit["preds"][i],
+                    "question1": question1,
+                    "question2": question2,
+                }
+                if "exact_override" in unit:
+                    row.update(
+                        override_label=rec["output"],
+                        original_label=rec["question_answer"],
+                        exact_override=unit["exact_override"][i],
+                        exact_original=unit["exact_original"][i],
+                    )
+                rows.append(row)
+    return rows
+
+
+def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def judge_rows(judge: Judge, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    requests = [
+        JudgeRequest(
+            item_id=r["doc_id"],
+            task=r["task"],
+            method=r["method"],
+            seed=r["seed"],
+            answer=r["answer"],
+            question1=r["question1"],
+            question2=r["question2"],
+        )
+        for r in rows
+    ]
+    return judge.judge_all(requests)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+def method_result(
+    task: str,
+    method: Any,
+    rows: Sequence[Mapping[str, Any]],
+    seeds: Sequence[int],
+    verdicts: Mapping[tuple[str, str, int, str], Mapping[str, Any]] | None,
+    layer: int | None,
+    context: str,
+) -> dict[str, Any]:
+    """One task x method entry of the results file (None for `acc` when it needs a judge
+    that has not run)."""
+    by_seed = {s: [r for r in rows if r["seed"] == s] for s in seeds}
+    n = len(by_seed[seeds[0]])
+    out: dict[str, Any] = {"n": n, "split": "test", "context": context}
+    if not method.seeded:
+        out["seeded"] = False
+    if method.needs_vector:
+        out["layer"] = layer
+    if has_labels(task):
+        per_seed = [_mean([float(r["exact_override"]) for r in by_seed[s]]) for s in seeds]
+        original = [_mean([float(r["exact_original"]) for r in by_seed[s]]) for s in seeds]
+        out.update(
+            acc=statistics.fmean(per_seed),
+            acc_std=statistics.pstdev(per_seed),
+            per_seed=per_seed,
+            exact_original=statistics.fmean(original),
+        )
+    if verdicts is None:
+        return out
+    seed_verdicts = {
+        s: [verdicts[task, method.name, s, r["doc_id"]] for r in by_seed[s]] for s in seeds
+    }
+    every = [v for s in seeds for v in seed_verdicts[s]]
+    total = summarize(every)
+    per_seed_judge = [summarize(seed_verdicts[s])["acc"] or 0.0 for s in seeds]
+    judged = {
+        "judged": total["judged"],
+        "judge_failures": total["judge_failures"],
+    }
+    if has_labels(task):
+        pairs = [
+            (v["success"], r["exact_override"])
+            for s in seeds
+            for v, r in zip(seed_verdicts[s], by_seed[s], strict=True)
+            if v["success"] is not None
+        ]
+        out.update(
+            judged,
+            judge_acc=total["acc"],
+            judge_acc_failures_as_misses=total["acc_failures_as_misses"],
+            judge_agreement=_mean([float(a == b) for a, b in pairs]) if pairs else None,
+        )
+    else:
+        out.update(
+            judged,
+            acc=total["acc"] if total["acc"] is not None else 0.0,
+            acc_std=statistics.pstdev(per_seed_judge),
+            per_seed=per_seed_judge,
+            acc_failures_as_misses=total["acc_failures_as_misses"],
+        )
+    return out
+
+
+def score_run(
+    doc: dict[str, Any],
+    rows_by_task: Mapping[str, Sequence[Mapping[str, Any]]],
+    methods: Sequence[Any],
+    verdicts: Sequence[Mapping[str, Any]] | None,
+    judge: Mapping[str, Any] | None,
+) -> bool:
+    """Fill `doc["results"]` from the generations (and verdicts); True when every number is
+    there (an image set needs a judge)."""
+    keyed = None
+    if verdicts is not None:
+        keyed = {(v["task"], v["method"], v["seed"], v["item_id"]): v for v in verdicts}
+    seeds = doc["seeds"]
+    layer = (doc.get("layer_selection") or {}).get("layer")
+    spec, n_shot = doc["config"]["spec"], doc["config"]["n_shot"]
+    complete = True
+    doc["results"] = {}
+    for task, rows in rows_by_task.items():
+        doc["results"][task] = {}
+        for method in methods:
+            entry = method_result(
+                task,
+                _Seeded(method, spec),
+                [r for r in rows if r["method"] == method.name],
+                seeds,
+                keyed,
+                layer,
+                method.context(spec, n_shot),
+            )
+            complete = complete and "acc" in entry
+            doc["results"][task][method.name] = entry
+    doc["judge"] = dict(judge) if judge else None
+    return complete
+
+
+class _Seeded:
+    """A method seen under one spec: `seeded` as a value."""
+
+    def __init__(self, method: Any, spec: str):
+        self.name, self.needs_vector = method.name, method.needs_vector
+        self.seeded = method.seeded(spec)
+
+
+def finish(
+    run_dir: Path,
+    doc: dict[str, Any],
+    methods: Sequence[Any],
+    judge: Judge | None,
+) -> tuple[dict[str, Any], Path]:
+    """Judge (if a judge is given) the run's generations, score them, and write results.json
+    (or pending_results.json while an image set waits for a judge)."""
+    rows_by_task = {
+        task: read_rows(run_dir / f"generations_{slug(task)}.jsonl")
+        for task in doc["config"]["tasks"]
+    }
+    verdicts = None
+    if judge is not None:
+        verdicts = []
+        for task, rows in rows_by_task.items():
+            got = judge_rows(judge, rows)
+            write_rows(run_dir / f"verdicts_{slug(task)}.jsonl", got)
+            verdicts += got
+    complete = score_run(doc, rows_by_task, methods, verdicts, judge.describe() if judge else None)
+    pending = run_dir / "pending_results.json"
+    if not complete:
+        write_json_atomic(pending, doc)
+        return doc, pending
+    errors = validate(doc, "results")
+    if errors:  # a bug in the harness, not the user's input
+        raise RuntimeError("results do not match the schema: " + "; ".join(map(str, errors)))
+    path = run_dir / "results.json"
+    write_json_atomic(path, doc)
+    pending.unlink(missing_ok=True)
+    return doc, path
+
+
+def judge_run_dir(
+    run_dir: str | Path, model: str | None, base_url: str | None
+) -> tuple[dict[str, Any], Path]:
+    """`vlm-tv-eval judge RUN_DIR`: judge a run's logged generations and score it."""
+    from .adapters.causal_lm import cache_root
+    from .judge import DEFAULT_JUDGE
+    from .methods import get_method
+
+    folder = Path(run_dir)
+    source = next(
+        (p for p in (folder / "results.json", folder / "pending_results.json") if p.is_file()),
+        None,
+    )
+    if source is None:
+        raise ValueError(
+            f"{folder} holds no results.json or pending_results.json: give the run folder an "
+            "overriding run printed (runs/<model>/<run-id>)"
+        )
+    doc = json.loads(source.read_text("utf-8"))
+    tasks = doc.get("config", {}).get("tasks", [])
+    missing = [t for t in tasks if not (folder / f"generations_{slug(t)}.jsonl").is_file()]
+    if not tasks or missing:
+        raise ValueError(
+            f"{source} is not an overriding run with logged generations (missing "
+            f"generations for {', '.join(missing) or 'every task'})"
+        )
+    methods = [get_method(m) for m in doc["config"]["methods"]]
+    judge = Judge(model or DEFAULT_JUDGE, base_url, cache_dir=cache_root() / "judge")
+    return finish(folder, doc, methods, judge)

@@ -1,0 +1,161 @@
+"""A fake OpenAI-compatible chat server on 127.0.0.1 for the judge tests.
+
+It speaks POST /v1/chat/completions with the real response shape and decides what to do from
+the `answer:` line of the judge prompt, so each test picks a behaviour by the answer it judges:
+
+- `choose:X`       reply {"choice": "X"}
+- `rate-limit`     first request 429 with `Retry-After: <retry_after>`, then {"choice": "B"}
+- `always-500`     500 every time (with `retry-after-ms: 1` so the client's backoff is short)
+- `not-json`       reply prose every time
+- `not-json-once`  first reply prose, then {"choice": "C"}
+- `slow`           wait `slow_s` seconds, then {"choice": "B"}
+- `echo-key`       400 whose error message repeats the Authorization header
+- `echo-key-ok`    {"choice": "B", "note": <the Authorization header>}
+- `unauthorized`   401
+anything else      {"choice": "A"}
+
+It counts requests per prompt and keeps every request body.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_ANSWER = re.compile(r"^answer: (.*)$", re.MULTILINE)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout)
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = {"error": {"message": message, "type": "server_error", "code": None}}
+        self._send(status, body, headers)
+
+    def _reply(self, model: str, content: str) -> None:
+        fake = self.server.fake
+        with fake.lock:
+            fake.completions += 1
+            serial = fake.completions
+        self._send(
+            200,
+            {
+                "id": f"chatcmpl-test{serial}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": content, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 6, "total_tokens": 106},
+            },
+        )
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        fake = self.server.fake
+        if self.path != "/v1/chat/completions":
+            self._error(404, f"no route {self.path}")
+            return
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        prompt = body["messages"][0]["content"]
+        auth = self.headers.get("Authorization", "")
+        with fake.lock:
+            fake.bodies.append(body)
+            fake.counts[prompt] += 1
+            n = fake.counts[prompt]
+        found = _ANSWER.search(prompt)
+        answer = found.group(1) if found else ""
+        model = body.get("model", "")
+        if answer.startswith("choose:"):
+            self._reply(model, json.dumps({"choice": answer.removeprefix("choose:")[:1]}))
+        elif answer.startswith("rate-limit"):
+            if n == 1:
+                self._error(429, "Rate limit reached", {"Retry-After": str(fake.retry_after)})
+            else:
+                self._reply(model, '{"choice": "B"}')
+        elif answer.startswith("always-500"):
+            self._error(500, "The server had an error", {"retry-after-ms": "1"})
+        elif answer.startswith("not-json-once"):
+            self._reply(model, "I think it is B." if n == 1 else '{"choice": "C"}')
+        elif answer.startswith("not-json"):
+            self._reply(model, "The answer addresses question 2, so B.")
+        elif answer.startswith("slow"):
+            time.sleep(fake.slow_s)
+            self._reply(model, '{"choice": "B"}')
+        elif answer.startswith("echo-key-ok"):
+            self._reply(model, json.dumps({"choice": "B", "note": auth}))
+        elif answer.startswith("echo-key"):
+            self._error(400, f"Invalid request; you sent {auth}")
+        elif answer.startswith("unauthorized"):
+            self._error(401, "Incorrect API key provided")
+        else:
+            self._reply(model, '{"choice": "A"}')
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeOpenAI
+
+
+class FakeOpenAI:
+    """Start with `start()`, point the openai client at `url`, stop with `stop()`."""
+
+    def __init__(self, retry_after: str = "1", slow_s: float = 2.0) -> None:
+        self.retry_after = retry_after
+        self.slow_s = slow_s
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.bodies: list[dict] = []
+        self.completions = 0
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.fake = self
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def count(self, prompt: str) -> int:
+        with self.lock:
+            return self.counts[prompt]
+
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.counts.values())
+
+    def start(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

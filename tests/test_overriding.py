@@ -1,0 +1,204 @@
+"""Task overriding end to end: override_text from the pools on a tiny LM, an image set on a tiny
+Idefics2, the judge (a loopback OpenAI-compatible server) in the run and as its own stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from judge_server import FakeOpenAI
+
+from benchmark import validate
+from harness.cli import main
+from harness.overriding import CONFLICTS, load_override_text
+
+KEY = "sk-test-OVERRIDING-key-0123456789abcdef"
+
+
+@pytest.fixture
+def judge_server(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    for name in ("OPENAI_BASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+def _run_dir(out: Path) -> Path:
+    (config,) = out.glob("*/*/config.json")
+    return config.parent
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_override_text_pairs_each_task_with_its_pools_other_task():
+    data = load_override_text()
+    assert len(data.splits["validation"]) == 6 * 30 and len(data.splits["test"]) == 6 * 100
+    first = data.splits["test"][:6]  # interleaved: --limit 6 takes one item per direction
+    assert {r["direction"] for r in first} == {f"{a}>{b}" for a, b in CONFLICTS.items()}
+    france = {r["direction"]: r for r in data.splits["test"] if r["input"] == "France"}
+    capital = france["country_capital>country_currency"]
+    assert (capital["question_answer"], capital["output"]) == ("Paris", "Euro")
+    assert capital["override"] == "The last word of the official currency of the country:"
+    currency = france["country_currency>country_capital"]
+    assert (currency["question_answer"], currency["output"]) == ("Euro", "Paris")
+
+
+def _text_args(tiny_llama_path, out, *extra):
+    return [
+        "--model", f"hf:{tiny_llama_path}", "--tasks", "override_text", "--limit", "6",
+        "--seeds", "0,1", "--n_shot", "2", "--max_new_tokens", "4",
+        "--output_path", str(out), *extra,
+    ]  # fmt: skip
+
+
+def test_override_text_runs_the_three_methods_and_scores_by_exact_match(
+    tiny_llama_path, tmp_path, capsys
+):
+    assert main(_text_args(tiny_llama_path, tmp_path)) == 0
+    run = _run_dir(tmp_path)
+    doc = json.loads((run / "results.json").read_text())
+    assert validate(doc, "results") == []
+    res = doc["results"]["override_text"]
+    assert list(res) == ["original", "system_prompt", "instruction_patch"]
+    assert doc["layer_selection"]["mode"] == "sweep"
+    assert res["instruction_patch"]["layer"] == doc["layer_selection"]["layer"]
+    assert doc["judge"] is None and all("judged" not in r for r in res.values())
+    rows = _rows(run / "generations_override-text.jsonl")
+    assert len(rows) == 3 * 2 * 6
+    for method, r in res.items():
+        mine = [x for x in rows if x["method"] == method]
+        for i, seed in enumerate((0, 1)):
+            hits = [x["exact_override"] for x in mine if x["seed"] == seed]
+            assert r["per_seed"][i] == sum(hits) / len(hits)
+    patch = [x for x in rows if x["method"] == "instruction_patch"]
+    assert {x["question2"].split(":")[0] for x in patch} >= {"The capital city of the country"}
+    out = capsys.readouterr().out
+    assert "instruction_patch" in out and "still original" in out
+
+
+def test_the_judge_runs_in_the_same_command_and_is_counted(
+    tiny_llama_path, tmp_path, judge_server, capsys
+):
+    args = _text_args(
+        tiny_llama_path, tmp_path, "--judge", "local-judge", "--judge_base_url", judge_server.url
+    )
+    assert main(args) == 0
+    run = _run_dir(tmp_path)
+    doc = json.loads((run / "results.json").read_text())
+    assert validate(doc, "results") == []
+    assert doc["judge"] == {"model": "local-judge", "temperature": 0, "base_url": judge_server.url}
+    verdicts = _rows(run / "verdicts_override-text.jsonl")
+    assert len(verdicts) == 3 * 2 * 6
+    assert all(validate(v, "judge_verdict") == [] for v in verdicts)
+    rows = _rows(run / "generations_override-text.jsonl")
+    for method, r in doc["results"]["override_text"].items():
+        assert r["judged"] + r["judge_failures"] == 12
+        # The fake judge answers A (question 1) unless told otherwise: never a success.
+        assert r["judge_acc"] == 0.0
+        exact = [x["exact_override"] for x in rows if x["method"] == method]
+        assert r["judge_agreement"] == sum(not e for e in exact) / len(exact)
+    assert "failed" in capsys.readouterr().out
+    for path in run.rglob("*"):
+        if path.is_file():
+            assert KEY not in path.read_text(errors="ignore"), path
+
+
+def test_judging_later_reuses_the_generations_and_asks_each_prompt_once(
+    tiny_llama_path, tmp_path, judge_server, capsys
+):
+    assert main(_text_args(tiny_llama_path, tmp_path)) == 0
+    run = _run_dir(tmp_path)
+    judge = ["judge", str(run), "--judge", "local-judge", "--judge_base_url", judge_server.url]
+    assert main(judge) == 0
+    asked = judge_server.total()
+    assert asked > 0
+    doc = json.loads((run / "results.json").read_text())
+    assert doc["results"]["override_text"]["original"]["judged"] == 12
+    assert main(judge) == 0  # judged before: answered from the cache
+    assert judge_server.total() == asked
+
+
+def _overriding_set(root: Path) -> Path:
+    from PIL import Image
+
+    from collections import Counter
+
+    from builders.layout import write_configs
+    from builders.overriding import features, make_card
+
+    rows = [
+        {
+            "id": f"semantic_{i}",
+            "setting": "semantic",
+            "image": Image.new("RGB", (40, 30), (40 * i, 10, 200 - 30 * i)),
+            "question": "What color is the umbrella?",
+            "override": "What is in the bowl?",
+            "question_answer": "red",
+            "override_answer": "soup",
+            "image_id": i,
+            "source": "test",
+        }
+        for i in range(4)
+    ]
+    by_config = {"override_semantic": {"test": rows}}
+    card = make_card(by_config, {"override_semantic": Counter()}, seed=0, sources={})
+    return write_configs(root, by_config, features(), card)
+
+
+def test_an_image_set_waits_for_its_judge_then_gets_numbers(
+    tmp_path, judge_server, capsys, tmp_path_factory
+):
+    import tiny_vlms
+
+    vlm = tiny_vlms.build_idefics2(tmp_path_factory.mktemp("idefics2"))
+    data = _overriding_set(tmp_path / "data")
+    args = [
+        "--model", "idefics2", "--model_args", f"pretrained={vlm}", "--tasks",
+        "override_semantic", "--data", str(data), "--layer", "1", "--seeds", "0,1",
+        "--max_new_tokens", "3", "--output_path", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert main(args) == 0
+    run = _run_dir(tmp_path / "out")
+    assert not (run / "results.json").exists()  # no judge yet, so no number
+    assert (run / "pending_results.json").is_file()
+    assert "no numbers until judged" in capsys.readouterr().out
+    rows = _rows(run / "generations_override-semantic.jsonl")
+    # The image set is set up by the image and its question: one seed-independent run.
+    assert len(rows) == 3 * 2 * 4 and {r["question2"] for r in rows} == {"What is in the bowl?"}
+
+    assert main(["judge", str(run), "--judge", "x", "--judge_base_url", judge_server.url]) == 0
+    doc = json.loads((run / "results.json").read_text())
+    assert validate(doc, "results") == [] and not (run / "pending_results.json").exists()
+    patch = doc["results"]["override_semantic"]["instruction_patch"]
+    assert patch["layer"] == 1 and patch["seeded"] is False
+    assert patch["acc"] == 0.0 and patch["judged"] == 8 and patch["judge_failures"] == 0
+    assert doc["config"]["spec"] == "instruction"
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--tasks", "override_semantic", "--data", "x", "--model", "idefics2"], "--layer_from"),
+        (["--tasks", "override_text,country_capital"], "run them separately"),
+        (["--tasks", "override_text", "--methods", "patch"], "do not apply"),
+        (["--tasks", "country_capital", "--methods", "original"], "do not apply"),
+        (["--tasks", "override_text", "--judge", "gpt-4o"], "snapshot"),
+    ],
+)
+def test_overriding_input_errors_before_any_model_loads(extra, message, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    assert main(extra) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_layer_from_refuses_a_run_of_another_model(tiny_llama_path, tmp_path, capsys):
+    other = tmp_path / "results.json"
+    other.write_text(json.dumps({"model": {"name": "idefics2"}, "layer_selection": {"layer": 3}}))
+    args = _text_args(tiny_llama_path, tmp_path / "out", "--layer_from", str(other))
+    assert main(args) == 2
+    assert "a layer does not carry over between models" in capsys.readouterr().err
