@@ -191,6 +191,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     # Imported here so that `vlm-tv-eval validate` and `ls tasks` never import torch.
     from .data import load_run_data
     from .evaluator import evaluate
+    from .judge import JudgeConfigError
     from .results import overriding_table, summary_table
     from .store import RunStore
 
@@ -205,7 +206,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     print(f"run folder: {store.dir}", file=sys.stderr)
     try:
         doc = evaluate(config, data, store)
-    except ConfigError as exc:
+    except (ConfigError, JudgeConfigError) as exc:  # the judge refused the key or model
         print(f"vlm-tv-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -124,9 +124,9 @@ def test_judging_later_reuses_the_generations_and_asks_each_prompt_once(
 
 
 def _overriding_set(root: Path) -> Path:
-    from PIL import Image
-
     from collections import Counter
+
+    from PIL import Image
 
     from builders.layout import write_configs
     from builders.overriding import features, make_card
