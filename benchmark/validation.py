@@ -28,9 +28,14 @@ KINDS: dict[str, str] = {
     "sample": "sample",
     "submission": "submission",
     "judge_verdict": "judge_verdict",
+    "generation": "generation",
 }
 _DOCUMENT_KINDS = ("pool", "results", "submission")
-_JSONL_NAME_HINTS = (("samples_", "sample"), ("verdicts", "judge_verdict"))
+_JSONL_NAME_HINTS = (
+    ("samples_", "sample"),
+    ("verdicts", "judge_verdict"),
+    ("generations_", "generation"),
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,8 @@ def validate_file(path: str | Path, kind: str | None = None) -> list[SchemaError
     """Validate a .json document or every line of a .jsonl file.
 
     The kind comes from `kind`, else the document's "kind" field, else the file name
-    (`samples_*.jsonl` rows are samples, `verdicts*.jsonl` rows are judge verdicts).
+    (`samples_*.jsonl` rows are samples, `verdicts*.jsonl` rows are judge verdicts,
+    `generations_*.jsonl` rows are overriding answers).
     """
     path = Path(path)
     name = str(path)

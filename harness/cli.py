@@ -251,8 +251,8 @@ def cmd_validate(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="vlm-tv-eval validate",
         description="Check files against the JSON Schema their kind names (a 'kind' field, or "
-        "samples_*.jsonl / verdicts*.jsonl by name, or --kind). Prints every error with the "
-        "JSON path of the bad field; exit status 1 on any error.",
+        "samples_*.jsonl / verdicts*.jsonl / generations_*.jsonl by name, or --kind). Prints "
+        "every error with the JSON path of the bad field; exit status 1 on any error.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--kind", choices=kinds(), help="schema to use for every file")

@@ -155,6 +155,24 @@ def row_overriding() -> dict:
     }
 
 
+def generation() -> dict:
+    return {
+        "doc_id": "country_capital>country_currency/france",
+        "task": "override_text",
+        "method": "instruction_patch",
+        "seed": 0,
+        "layer": 21,
+        "prompt_hash": "0" * 64,
+        "answer": " Euro",
+        "question1": "The capital city of the country: France",
+        "question2": "The last word of the official currency of the country: France",
+        "override_label": "Euro",
+        "original_label": "Paris",
+        "exact_override": True,
+        "exact_original": False,
+    }
+
+
 GOOD = {
     "results": results,
     "submission": submission,
@@ -164,6 +182,7 @@ GOOD = {
     "row_cross_modal": row_cross_modal,
     "row_vqa": row_vqa,
     "row_overriding": row_overriding,
+    "generation": generation,
 }
 
 

@@ -202,3 +202,15 @@ def test_layer_from_refuses_a_run_of_another_model(tiny_llama_path, tmp_path, ca
     args = _text_args(tiny_llama_path, tmp_path / "out", "--layer_from", str(other))
     assert main(args) == 2
     assert "a layer does not carry over between models" in capsys.readouterr().err
+
+
+def test_generation_rows_validate_and_a_bad_one_is_named(tmp_path, capsys):
+    from examples import good
+
+    from harness.cli import main as cli
+
+    rows = [good("generation"), dict(good("generation"), exact_override="yes")]
+    path = tmp_path / "generations_override-text.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert cli(["validate", str(path)]) == 1
+    assert ":2: $.exact_override" in capsys.readouterr().err

@@ -32,6 +32,7 @@ def paths(obj, kind):
         "row_cross_modal",
         "row_vqa",
         "row_overriding",
+        "generation",
     ],
 )
 def test_good_examples_pass(kind):
