@@ -317,6 +317,12 @@ def cmd_judge(argv: Sequence[str]) -> int:
         print(f"vlm-tv-eval judge: error: {exc}", file=sys.stderr)
         return 2
     print(overriding_table(doc))
+    if path.name == "pending_results.json":
+        print(
+            f"some answers could not be judged (see judge failures): no number yet; {path} "
+            "keeps the run. Run the same command again: judged answers come from the cache."
+        )
+        return 1
     print(f"results: {path}")
     return 0
 

@@ -133,7 +133,7 @@ def method_result(
     }
     every = [v for s in seeds for v in seed_verdicts[s]]
     total = summarize(every)
-    per_seed_judge = [summarize(seed_verdicts[s])["acc"] or 0.0 for s in seeds]
+    per_seed_judge = [summarize(seed_verdicts[s])["acc"] for s in seeds]
     judged = {
         "judged": total["judged"],
         "judge_failures": total["judge_failures"],
@@ -151,10 +151,14 @@ def method_result(
             judge_acc_failures_as_misses=total["acc_failures_as_misses"],
             judge_agreement=_mean([float(a == b) for a, b in pairs]) if pairs else None,
         )
+    elif None in per_seed_judge:
+        # A seed none of whose answers was judged has no number: nothing is filled in, so the
+        # run stays pending until it is judged again.
+        out.update(judged, acc_failures_as_misses=total["acc_failures_as_misses"])
     else:
         out.update(
             judged,
-            acc=total["acc"] if total["acc"] is not None else 0.0,
+            acc=total["acc"],  # successes over judged answers, all seeds pooled
             acc_std=statistics.pstdev(per_seed_judge),
             per_seed=per_seed_judge,
             acc_failures_as_misses=total["acc_failures_as_misses"],

@@ -214,3 +214,35 @@ def test_generation_rows_validate_and_a_bad_one_is_named(tmp_path, capsys):
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     assert cli(["validate", str(path)]) == 1
     assert ":2: $.exact_override" in capsys.readouterr().err
+
+
+def test_a_seed_with_no_judged_answer_gets_no_number():
+    from harness.judging import method_result
+    from harness.methods import get_method
+
+    class Seeded:
+        name, needs_vector, seeded = "original", False, True
+
+    rows = [{"doc_id": f"d{i}", "seed": s} for s in (0, 1) for i in range(2)]
+    judge = {"model": "m", "temperature": 0, "prompt_hash": "0" * 64, "base_url": "http://x"}
+
+    def verdict(row, choice):
+        success = None if choice is None else choice in "BC"
+        error = "APIConnectionError" if choice is None else None
+        return {"item_id": row["doc_id"], "task": "override_semantic", "method": "original",
+                "seed": row["seed"], "judge": judge, "choice": choice, "success": success,
+                "error": error}  # fmt: skip
+
+    def result(choices):
+        verdicts = {
+            ("override_semantic", "original", r["seed"], r["doc_id"]): verdict(r, c)
+            for r, c in zip(rows, choices, strict=True)
+        }
+        context = get_method("original").context("instruction", 5)
+        return method_result("override_semantic", Seeded, rows, [0, 1], verdicts, None, context)
+
+    ok = result(["B", None, "A", "C"])
+    assert ok["acc"] == 2 / 3 and ok["judged"] == 3 and ok["judge_failures"] == 1
+    assert ok["per_seed"] == [1.0, 0.5] and ok["acc_failures_as_misses"] == 0.5
+    failed_seed = result(["B", "A", None, None])
+    assert "acc" not in failed_seed and failed_seed["judge_failures"] == 2
