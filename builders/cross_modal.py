@@ -220,6 +220,8 @@ def write_dataset(
     missing: Mapping[str, str] | None = None,
     card_text: str | None = None,
     check: bool = True,
+    kind: str = "cross-modal",
+    overwrite: bool = False,
 ) -> Path:
     """Write cross-modal configs (Parquet in the Hub layout + README.md card) from rows.
 
@@ -227,7 +229,8 @@ def write_dataset(
     `output` and optionally `task`, `wikipedia_title`, `image` (a PIL image, bytes, a file path,
     a {"bytes", "path"} dict, or None) and `attribution` (dict or None). Rows keep their order
     within a split. With `check`, every row must match `row_cross_modal`. Returns the folder;
-    `datasets.load_dataset(str(folder), task)` then loads it.
+    `datasets.load_dataset(str(folder), task)` then loads it. `out_dir` must be new, empty or
+    an earlier build of the same `kind`, unless `overwrite` (see `builders.output`).
     """
     by_config = {
         config_name(task): group_by_split(complete_row(task, row) for row in rows)
@@ -236,7 +239,7 @@ def write_dataset(
     if check:
         check_rows(by_config, "row_cross_modal")
     text = card_text if card_text is not None else make_card(by_config, missing)
-    return write_configs(out_dir, by_config, features(), text)
+    return write_configs(out_dir, by_config, features(), text, kind=kind, overwrite=overwrite)
 
 
 def text_rows(task: str) -> list[dict[str, Any]]:
@@ -265,10 +268,12 @@ class BuildReport:
     notes: list[str] = field(default_factory=list)
 
 
-def build_text_only(out_dir: str | Path, tasks: Sequence[str] = CROSS_MODAL_TASKS) -> BuildReport:
+def build_text_only(
+    out_dir: str | Path, tasks: Sequence[str] = CROSS_MODAL_TASKS, *, overwrite: bool = False
+) -> BuildReport:
     """The configs without images, from the shipped pools; no network."""
     rows = {task: text_rows(task) for task in check_tasks(tasks)}
-    folder = write_dataset(out_dir, rows)
+    folder = write_dataset(out_dir, rows, kind="text-only", overwrite=overwrite)
     counts = {task: split_counts(task_rows) for task, task_rows in rows.items()}
     return BuildReport(Path(folder), counts=counts, written=True)
 
@@ -304,6 +309,7 @@ def build_with_images(
     wiki: WikiImages,
     *,
     allow_missing: bool = False,
+    overwrite: bool = False,
 ) -> BuildReport:
     """Fetch every pool image (cached, resumable), then write the configs.
 
@@ -327,7 +333,7 @@ def build_with_images(
     if missing and not allow_missing:
         return report
     rows = {task: image_rows(task, images) for task in tasks}
-    write_dataset(out_dir, rows, missing=missing)
+    write_dataset(out_dir, rows, missing=missing, kind="cross-modal", overwrite=overwrite)
     report.counts = {task: split_counts(task_rows) for task, task_rows in rows.items()}
     report.written = True
     return report

@@ -4,6 +4,10 @@
 each file. That is what `datasets.load_dataset(OUT, config)` reads locally and what the Hub
 serves after an upload, with no loading script. The features (the `Image` type included) are
 stored in each Parquet file's schema metadata, so a reader gets PIL images back.
+
+`write_configs` builds the whole folder beside `OUT` and swaps it in when complete
+(`builders.output`): nothing of an earlier build is left over, an interrupted build leaves `OUT`
+as it was, and a folder that is not an earlier build of the same kind is refused.
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from benchmark.files import atomic_output, atomic_write_text
 from benchmark.layout import SPLITS, data_file
+
+from .output import build_folder
 
 __all__ = ["SPLITS", "config_splits", "data_file", "write_configs", "write_parquet"]
 
@@ -45,12 +53,21 @@ def write_configs(
     rows_by_config: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
     features: Any,
     card_text: str,
+    *,
+    kind: str = "custom",
+    overwrite: bool = False,
 ) -> Path:
-    """Write every (config, split) as Parquet and the card; returns the folder."""
+    """Write every (config, split) as Parquet and the card; returns the folder.
+
+    `out_dir` must be new, empty, or an earlier build of the same `kind` (its marker says so);
+    `overwrite` replaces whatever it holds. Raises `builders.output.OutputFolderError` otherwise.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for config, splits in config_splits(rows_by_config).items():
-        for split in splits:
-            write_parquet(out / data_file(config, split), rows_by_config[config][split], features)
-    atomic_write_text(out / "README.md", card_text)
+    configs = config_splits(rows_by_config)
+    with build_folder(out, kind, overwrite=overwrite) as tmp:
+        for config, splits in tqdm(configs.items(), desc="writing", unit="config", disable=None):
+            for split in splits:
+                rows = rows_by_config[config][split]
+                write_parquet(tmp / data_file(config, split), rows, features)
+        atomic_write_text(tmp / "README.md", card_text)
     return out

@@ -379,6 +379,7 @@ def build_overriding(
     seed: int = 0,
     min_votes: int = MIN_VOTES,
     sources: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> BuildReport:
     """Build the chosen settings, check each row against `row_overriding`, write them."""
     from .cross_modal import check_rows, row_counts
@@ -414,5 +415,5 @@ def build_overriding(
         skipped["override_factual"] = skip
     check_rows(rows, "row_overriding")
     text = make_card(rows, skipped, seed=seed, sources=sources or {})
-    write_configs(out_dir, rows, features(), text)
+    write_configs(out_dir, rows, features(), text, kind="overriding", overwrite=overwrite)
     return BuildReport(Path(out_dir), row_counts(rows), skipped)

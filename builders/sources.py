@@ -6,6 +6,9 @@ JSON and the LLaVA-ReCap Parquet shards on the Hub, and from Parquet only the co
 
 COCO image ids are the last run of digits in an id or file name: `000000391895`,
 `COCO_val2014_000000391895.jpg` and `coco/train2017/000000391895.jpg` are all image 391895.
+
+An input that cannot be used (no such file, not UTF-8, not JSON, not Parquet, records of the
+wrong shape) raises `InputError`, a one-line message that names the file and what is wrong.
 """
 
 from __future__ import annotations
@@ -18,41 +21,124 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from .images import CorruptImageError, open_verified
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _DIGITS = re.compile(r"\d+")
 
 
-def _files(spec: str) -> list[Any]:
-    """fsspec OpenFiles for a path, glob or URL; a clear error when nothing matches."""
+class InputError(ValueError):
+    """A builder input that cannot be used; the message names the file and what is wrong."""
+
+
+class InputMissingError(InputError, FileNotFoundError):
+    """No file matches an input path, glob or URL."""
+
+
+def json_type(value: Any) -> str:
+    """How a JSON value is named in messages: "an object", "a list", "a string", ..."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null" if value is None else f"a {type(value).__name__}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _files(spec: str) -> list[tuple[str, Any]]:
+    """(name, fsspec OpenFile) for a path, glob or URL; a clear error when nothing matches."""
     import fsspec
 
     if "://" not in spec:
         matches = sorted(glob.glob(os.path.expanduser(spec)))
         if not matches:
-            raise FileNotFoundError(f"no file matches {spec!r}")
-        return [fsspec.open(m, "rb") for m in matches]
+            raise InputMissingError(f"no file matches {spec!r}")
+        folders = [m for m in matches if os.path.isdir(m)]
+        if folders:
+            raise InputError(f"{folders[0]} is a folder; give a file (or a glob of files)")
+        return [(m, fsspec.open(m, "rb")) for m in matches]
     files = fsspec.open_files(spec, "rb")
     if not files:
-        raise FileNotFoundError(f"no file matches {spec!r}")
-    return list(files)
+        raise InputMissingError(f"no file matches {spec!r}")
+    return [(f.full_name, f) for f in files]
+
+
+def _parse_json(data: bytes | str, name: str) -> Any:
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{name}: not UTF-8 text (byte {exc.start}: {exc.reason}); JSON inputs must be UTF-8"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from exc
 
 
 def read_json(spec: str) -> Any:
     """One JSON document (the first file if `spec` is a glob)."""
-    with _files(spec)[0] as f:
-        return json.load(f)
+    name, opened = _files(spec)[0]
+    with opened as f:
+        return _parse_json(f.read(), name)
 
 
-def _parquet_records(f: Any, columns: Sequence[str] | None) -> Iterator[dict[str, Any]]:
+def _parquet_records(
+    f: Any, columns: Sequence[str] | None, name: str
+) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(f)
-    names = parquet.schema_arrow.names
-    wanted = [c for c in columns if c in names] if columns else None
-    for batch in parquet.iter_batches(columns=wanted, batch_size=4096):
-        yield from batch.to_pylist()
+    try:
+        parquet = pq.ParquetFile(f)
+        names = parquet.schema_arrow.names
+        wanted = [c for c in columns if c in names] if columns else None
+        for batch in parquet.iter_batches(columns=wanted, batch_size=4096):
+            yield from batch.to_pylist()
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{name}: cannot be read as Parquet ({_one_line(exc)})") from exc
+
+
+def _json_records(f: Any, name: str) -> Iterator[dict[str, Any]]:
+    doc = _parse_json(f.read(), name)
+    if isinstance(doc, dict):
+        lists = [k for k, v in doc.items() if isinstance(v, list)]
+        if len(lists) != 1:
+            found = f"lists under {', '.join(map(repr, lists))}" if lists else "no list"
+            raise InputError(
+                f"{name}: expected a JSON list of records, or an object holding one list "
+                f"({found})"
+            )
+        where, doc = f"{name}: {lists[0]!r}", doc[lists[0]]
+    elif isinstance(doc, list):
+        where = name
+    else:
+        raise InputError(f"{name}: expected a JSON list of records, found {json_type(doc)}")
+    for i, record in enumerate(doc):
+        if not isinstance(record, dict):
+            raise InputError(f"{where}[{i}] is {json_type(record)}, expected an object (a record)")
+        yield record
+
+
+def _jsonl_records(f: Any, name: str) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(f, start=1):
+        if not line.strip():
+            continue
+        record = _parse_json(line, f"{name} line {number}")
+        if not isinstance(record, dict):
+            raise InputError(f"{name} line {number}: {json_type(record)}, expected an object")
+        yield record
 
 
 def read_records(spec: str, columns: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -60,23 +146,15 @@ def read_records(spec: str, columns: Sequence[str] | None = None) -> Iterator[di
 
     `columns` limits what is read from Parquet (LLaVA-ReCap shards also hold the images).
     """
-    for opened in _files(spec):
-        name = opened.path.lower()
+    for name, opened in _files(spec):
+        suffix = opened.path.lower()
         with opened as f:
-            if name.endswith(".parquet"):
-                yield from _parquet_records(f, columns)
-            elif name.endswith(".jsonl"):
-                for line in f:
-                    if line.strip():
-                        yield json.loads(line)
+            if suffix.endswith(".parquet"):
+                yield from _parquet_records(f, columns, name)
+            elif suffix.endswith(".jsonl"):
+                yield from _jsonl_records(f, name)
             else:
-                doc = json.load(f)
-                if isinstance(doc, dict):
-                    lists = [v for v in doc.values() if isinstance(v, list)]
-                    if len(lists) != 1:
-                        raise ValueError(f"{opened.path}: expected a JSON list of records")
-                    doc = lists[0]
-                yield from doc
+                yield from _json_records(f, name)
 
 
 def coco_image_id(value: Any) -> int | None:
@@ -92,23 +170,43 @@ def caption_of(record: dict[str, Any]) -> str | None:
     """The dense caption of a LLaVA-style record: the first gpt/assistant turn."""
     if isinstance(record.get("caption"), str):
         return record["caption"].strip() or None
-    for turn in record.get("conversations") or []:
+    turns = record.get("conversations")
+    for turn in turns if isinstance(turns, list) else []:
+        if not isinstance(turn, dict):
+            continue
         if turn.get("from") in ("gpt", "assistant") and isinstance(turn.get("value"), str):
             return turn["value"].strip() or None
     return None
 
 
 def load_captions(specs: Sequence[str]) -> dict[int, str]:
-    """{COCO image id: dense caption} from LLaVA-ReCap files (id / image / conversations)."""
+    """{COCO image id: dense caption} from LLaVA-ReCap files (id / image / conversations).
+
+    An input with records but no usable caption at all is refused (`InputError`): it is not a
+    caption file (the VQAv2 questions given by mistake, say).
+    """
     captions: dict[int, str] = {}
+    bar = tqdm(desc="captions", unit="record", disable=None)
     for spec in specs:
+        records = found = 0
         for record in read_records(spec, columns=("id", "conversations", "caption")):
+            records += 1
+            bar.update()
             image_id = coco_image_id(record.get("id"))
             if image_id is None:
                 image_id = coco_image_id(record.get("image"))
             text = caption_of(record)
             if image_id is not None and text:
+                found += 1
                 captions.setdefault(image_id, text)
+        if records and not found:
+            bar.close()
+            raise InputError(
+                f"{spec}: {records} record(s), none with a dense caption of a COCO image "
+                "(expected LLaVA-ReCap records: an `id` or `image` naming the COCO image and "
+                "`conversations` with a gpt turn, or a `caption` string)"
+            )
+    bar.close()
     return captions
 
 
@@ -123,7 +221,7 @@ class CocoImages:
         index: dict[int, Path] = {}
         for folder in self.folders:
             if not folder.is_dir():
-                raise FileNotFoundError(f"COCO image folder {folder} does not exist")
+                raise InputMissingError(f"COCO image folder {folder} does not exist")
             for root, _dirs, files in os.walk(folder):
                 for name in sorted(files):
                     if name.lower().endswith(IMAGE_SUFFIXES):

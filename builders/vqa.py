@@ -29,7 +29,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .images import CorruptImageError
-from .sources import CocoImages, read_json
+from .sources import CocoImages, InputError, json_type, read_json
 
 DEFAULT_QUESTIONS = {
     "vqa_food_class": "What kind of food is this?",
@@ -72,29 +72,87 @@ class QA:
     question_type: str | None = None
 
 
-def _list_field(doc: Any, key: str, source: str) -> list[dict[str, Any]]:
-    if not isinstance(doc, dict) or not isinstance(doc.get(key), list):
-        raise ValueError(f"{source}: expected a VQAv2-style JSON object with a {key!r} list")
+def _list_field(doc: Any, key: str, source: str) -> list[Any]:
+    """The `key` list of a VQAv2-style JSON object; InputError naming what is wrong."""
+    expected = f"expected a VQAv2-style JSON object with a {key!r} list"
+    if not isinstance(doc, dict):
+        raise InputError(f"{source}: {expected}, found {json_type(doc)}")
+    if key not in doc:
+        keys = ", ".join(repr(k) for k in list(doc)[:8]) or "none"
+        raise InputError(f"{source}: no {key!r} key ({expected}; its keys: {keys})")
+    if not isinstance(doc[key], list):
+        raise InputError(f"{source}: {key!r} is {json_type(doc[key])}, expected a list")
     return doc[key]
 
 
-def load_qas(questions: str, annotations: str | None = None) -> list[QA]:
-    """Join a questions file ({"questions": [...]}) with an annotations file by question_id."""
-    notes: dict[int, dict[str, Any]] = {}
-    if annotations:
-        for ann in _list_field(read_json(annotations), "annotations", annotations):
-            notes[int(ann["question_id"])] = ann
+def record_id(record: Any, key: str, where: str) -> int:
+    """An integer id field of a record (digits in a string are accepted), else InputError."""
+    if not isinstance(record, dict):
+        raise InputError(f"{where} is {json_type(record)}, expected an object")
+    if key not in record:
+        raise InputError(f"{where} has no {key!r}")
+    value = record[key]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise InputError(f"{where}: {key!r} is {json_type(value)} {value!r:.40}, expected an integer")
+
+
+def record_text(record: dict[str, Any], key: str, where: str, *, required: bool = True) -> Any:
+    """A string field of a record (None when optional and absent or null), else InputError."""
+    value = record.get(key)
+    if value is None and not required:
+        return None
+    if key not in record:
+        raise InputError(f"{where} has no {key!r}")
+    if not isinstance(value, str):
+        raise InputError(f"{where}: {key!r} is {json_type(value)}, expected a string")
+    return value
+
+
+def _answers(ann: dict[str, Any], where: str) -> list[str]:
+    if "answers" not in ann:
+        raise InputError(f"{where} has no 'answers'")
+    answers = ann["answers"]
+    if not isinstance(answers, list):
+        raise InputError(f"{where}: 'answers' is {json_type(answers)}, expected a list")
     out = []
-    for q in _list_field(read_json(questions), "questions", questions):
-        ann = notes.get(int(q["question_id"]), {})
+    for i, answer in enumerate(answers):
+        if not isinstance(answer, dict):
+            raise InputError(f"{where}: answers[{i}] is {json_type(answer)}, expected an object")
+        out.append(record_text(answer, "answer", f"{where}: answers[{i}]"))
+    return out
+
+
+def load_qas(questions: str, annotations: str | None = None) -> list[QA]:
+    """Join a questions file ({"questions": [...]}) with an annotations file by question_id.
+
+    Files or records of the wrong shape raise `InputError` naming the file and the record.
+    """
+    notes: dict[int, tuple[list[str], str | None, str | None]] = {}
+    if annotations:
+        for i, ann in enumerate(_list_field(read_json(annotations), "annotations", annotations)):
+            where = f"{annotations}: annotations[{i}]"
+            qid = record_id(ann, "question_id", where)
+            notes[qid] = (
+                _answers(ann, where),
+                record_text(ann, "answer_type", where, required=False),
+                record_text(ann, "question_type", where, required=False),
+            )
+    out = []
+    for i, q in enumerate(_list_field(read_json(questions), "questions", questions)):
+        where = f"{questions}: questions[{i}]"
+        qid = record_id(q, "question_id", where)
+        answers, answer_type, question_type = notes.get(qid, ([], None, None))
         out.append(
             QA(
-                question_id=int(q["question_id"]),
-                image_id=int(q["image_id"]),
-                question=q["question"],
-                answers=[a["answer"] for a in ann.get("answers", [])],
-                answer_type=ann.get("answer_type"),
-                question_type=ann.get("question_type"),
+                question_id=qid,
+                image_id=record_id(q, "image_id", where),
+                question=record_text(q, "question", where),
+                answers=answers,
+                answer_type=answer_type,
+                question_type=question_type,
             )
         )
     return out
@@ -303,6 +361,7 @@ def build_vqa(
     n_test: int = 100,
     min_votes: int = MIN_VOTES,
     sources: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> BuildReport:
     """Select every config's rows, check them against `row_vqa`, write Parquet and the card."""
     from .cross_modal import check_rows, row_counts
@@ -331,5 +390,5 @@ def build_vqa(
         min_votes=min_votes,
         sources=sources or {},
     )
-    write_configs(out_dir, rows_by_config, features(), text)
+    write_configs(out_dir, rows_by_config, features(), text, kind="vqa", overwrite=overwrite)
     return BuildReport(Path(out_dir), row_counts(rows_by_config), skipped)

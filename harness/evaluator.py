@@ -149,7 +149,8 @@ def evaluate(
         if method.needs_vector:
             name += f"-L{layer}"
         seed = seed if seeded else config.seeds[0]
-        return store.unit(name, lambda: method(ctx, task, seed, layer))
+        ids = [r["id"] for r in ctx.items(task, "test")]
+        return store.unit(name, lambda: method(ctx, task, seed, layer), items=ids)
 
     jobs = [
         (t, m, s)
@@ -180,6 +181,7 @@ def evaluate(
         results=results,
         selection=selection,
         timings=store.timings,
+        created=store.created,
     )
     if source_vectors and selection:
         own = {(t, s): own_vector(t, s) for t, s in task_seeds}
@@ -224,7 +226,8 @@ def _sweep(ctx: EvalContext, store: RunStore, task: str, seed: int) -> dict[str,
             "acc_strict": [statistics.fmean(s["strict"]) for s in per_layer],
         }
 
-    return store.unit(f"{slug(task)}/sweep{_seed_key(seeded, seed)}", compute)
+    ids = [r["id"] for r in ctx.items(task, "validation")]
+    return store.unit(f"{slug(task)}/sweep{_seed_key(seeded, seed)}", compute, items=ids)
 
 
 def _finish_overriding(
@@ -253,6 +256,7 @@ def _finish_overriding(
         results={},
         selection=selection,
         timings=store.timings,
+        created=store.created,
         metric=(
             "free-form greedy generation (stop at a newline or max_new_tokens); image sets: the "
             "judge's success rate (choice B or C) over judged answers; override_text: acc = the "

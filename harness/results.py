@@ -177,6 +177,7 @@ def results_document(
     results: dict[str, Any],
     selection: dict[str, Any] | None,
     timings: Mapping[str, float],
+    created: str | None = None,
     metric: str = (
         "first token, greedy; acc = lenient (strip, either a prefix of the "
         "other), acc_strict = exact first token"
@@ -193,7 +194,7 @@ def results_document(
         "kind": "results",
         "schema_version": 1,
         "run_id": run_id,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": model,
         "config": cfg,
         "versions": versions(),

@@ -8,9 +8,13 @@ unit of work (a validation sweep, one method on one task for one seed) is writte
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,30 +35,112 @@ def run_id(config: RunConfig, data: Mapping[str, TaskData]) -> str:
     return f"{config.spec}-{sha256([config.identity(), items])[:12]}"
 
 
+@functools.cache
+def code_version() -> str:
+    """A fingerprint of the code that computes numbers (harness/ and benchmark/ sources, the
+    shipped pools and schemas): a unit written by other code is not reused."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for package in ("harness", "benchmark"):
+        for path in sorted((root / package).rglob("*")):
+            if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(root).as_posix().encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _checksum(data: Any) -> str:
+    return sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, allow_nan=True))
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 class RunStore:
     def __init__(self, config: RunConfig, data: Mapping[str, TaskData]):
         self.run_id = run_id(config, data)
         self.dir = Path(config.output_path) / slug(config.model, "model") / self.run_id
         self.parts = self.dir / "parts"
         self.timings: dict[str, float] = {}
+        self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._load_state()
 
-    def unit(self, name: str, compute: Callable[[], T]) -> T:
-        """The unit's stored result, or `compute()` saved under `parts/<name>.json`.
+    # -- the run's first start and its time, kept over interruptions --------------------------
+    def _load_state(self) -> None:
+        path = self.dir / "state.json"
+        if not path.is_file():
+            return
+        try:
+            state = json.loads(path.read_text("utf-8"))
+            created, timings = state["created"], state["timings"]
+            if not isinstance(created, str) or not all(
+                isinstance(v, (int, float)) for v in timings.values()
+            ):
+                raise TypeError("bad types")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            _warn(f"{path} is damaged ({exc}); the run's start time and timings start anew")
+            return
+        self.created, self.timings = created, {k: float(v) for k, v in timings.items()}
 
-        Time spent computing is added to `timings` under the unit's kind (the part of its
-        last path component before the first '-': sweep, prompt, patch, ...)."""
-        path = self.parts / f"{name}.json"
-        if path.is_file():
-            return json.loads(path.read_text("utf-8"))
-        start = time.perf_counter()
-        out = compute()
-        kind = name.split("/")[-1].split("-")[0]
-        self.timings[kind] = self.timings.get(kind, 0.0) + time.perf_counter() - start
-        write_json_atomic(path, out)
-        return out
+    def _save_state(self) -> None:
+        state = {"created": self.created, "timings": self.timings}
+        write_json_atomic(self.dir / "state.json", state)
 
     def time(self, kind: str, seconds: float) -> None:
         self.timings[kind] = self.timings.get(kind, 0.0) + seconds
+        self._save_state()
+
+    # -- units --------------------------------------------------------------------------------
+    def unit(self, name: str, compute: Callable[[], T], items: Sequence[str]) -> T:
+        """The unit's stored result, or `compute()` saved under `parts/<name>.json`.
+
+        A stored unit is reused only if it proves it belongs here: this run id, this code
+        version, the same item ids in the same order, and content matching the checksum taken
+        when it was written. Otherwise it is recomputed, with a warning naming the file.
+        Time spent computing is added to `timings` under the unit's kind (the part of its
+        last path component before the first '-': sweep, prompt, patch, ...)."""
+        path = self.parts / f"{name}.json"
+        expected = {
+            "unit": name,
+            "run_id": self.run_id,
+            "code": code_version(),
+            "items": sha256(list(items)),
+        }
+        if path.is_file():
+            stored, problem = self._read_unit(path, expected, list(items))
+            if problem is None:
+                return stored
+            _warn(f"{path}: {problem}; computing it again")
+        start = time.perf_counter()
+        out = compute()
+        kind = name.split("/")[-1].split("-")[0]
+        write_json_atomic(path, {**expected, "checksum": _checksum(out), "data": out})
+        self.time(kind, time.perf_counter() - start)
+        return out
+
+    @staticmethod
+    def _read_unit(path: Path, expected: dict, items: list[str]) -> tuple[Any, str | None]:
+        try:
+            stored = json.loads(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return None, f"unreadable ({exc})"
+        if not isinstance(stored, dict) or not {"checksum", "data", *expected} <= set(stored):
+            return None, "not a unit this harness wrote"
+        for key, what in (
+            ("run_id", "another run"),
+            ("code", "another version of the harness code"),
+            ("unit", "another unit"),
+            ("items", "other items"),
+        ):
+            if stored[key] != expected[key]:
+                return None, f"written by {what}" if key != "items" else "computed on other items"
+        data = stored["data"]
+        if stored["checksum"] != _checksum(data):
+            return None, "its content does not match the checksum it was written with (edited?)"
+        if isinstance(data, dict) and "doc_ids" in data and data["doc_ids"] != items:
+            return None, "its item ids differ from this run's"
+        return data, None
 
     def write_config(self, config: RunConfig) -> None:
         write_json_atomic(self.dir / "config.json", config.as_dict())

@@ -70,14 +70,14 @@ def test_interrupted_run_resumes_to_the_same_results(
     real_unit = RunStore.unit
     computed = []
 
-    def dying_unit(self, name, compute):
+    def dying_unit(self, name, compute, items):
         def counted():
             computed.append(name)
             if len(computed) == 5:
                 raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-run
             return compute()
 
-        return real_unit(self, name, counted)
+        return real_unit(self, name, counted, items)
 
     monkeypatch.setattr(RunStore, "unit", dying_unit)
     assert main(_args(tiny_llama_path, resumed)) == 130
@@ -89,7 +89,7 @@ def test_interrupted_run_resumes_to_the_same_results(
     monkeypatch.setattr(
         RunStore,
         "unit",
-        lambda self, n, c: real_unit(self, n, lambda: (computed.append(n), c())[1]),
+        lambda self, n, c, items: real_unit(self, n, lambda: (computed.append(n), c())[1], items),
     )
     assert main(_args(tiny_llama_path, resumed)) == 0
     assert not done_before & set(computed), "finished units were computed again"

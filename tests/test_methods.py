@@ -91,7 +91,7 @@ def test_instruction_spec_runs_its_own_prompt_and_each_instruction_unit_once(
     monkeypatch.setattr(
         RunStore,
         "unit",
-        lambda self, n, c: real_unit(self, n, lambda: (computed.append(n), c())[1]),
+        lambda self, n, c, items: real_unit(self, n, lambda: (computed.append(n), c())[1], items),
     )
     assert main(_args(tiny_llama_path, tmp_path, "--spec", "instruction", "--log_samples")) == 0
     doc = run_results(tmp_path)

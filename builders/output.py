@@ -1,0 +1,159 @@
+"""Output folders: a build replaces only what an earlier build of the same kind wrote.
+
+Every build writes a small marker, `.vlm-tv-build.json`, into its folder: the kind of build
+(`text-only`, `cross-modal`, `vqa`, `overriding`, or the `kind` a library caller names), the
+builder's version and the files it wrote. An output folder is accepted when it
+
+- does not exist yet, or is empty;
+- holds an earlier build of the same kind (its marker says so) and no file that build did not
+  write;
+- holds anything at all, with `overwrite` (`--overwrite`): the whole folder is replaced.
+
+Anything else (a file, a folder of other things, a build of another kind) is refused with
+`OutputFolderError`, before any work is done.
+
+A build is written into a hidden sibling folder (`.<name>.<random>.build`) and swapped in only
+once complete, so the result holds exactly the new build: no file of the old one is left over
+(a config the new build does not make is never uploaded by `--push-to-hub`), and a build that
+fails or is interrupted (Ctrl-C included) leaves the old folder as it was. Hidden names keep
+these folders out of uploads and globs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+MARKER = ".vlm-tv-build.json"
+SHOWN = 3  # unexpected files named in a refusal
+
+
+class OutputFolderError(ValueError):
+    """The output path cannot be used: a file, or a folder this build must not replace."""
+
+
+def builder_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vlm-tv-eval")
+    except PackageNotFoundError:  # running from a checkout that is not installed
+        return "0"
+
+
+def read_marker(folder: str | Path) -> dict[str, Any] | None:
+    """The marker of a build folder, or None when there is none (or it is unreadable)."""
+    try:
+        doc = json.loads((Path(folder) / MARKER).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
+        return None
+    return doc
+
+
+def files_in(folder: Path) -> list[str]:
+    """Every file (and link) below `folder`, as sorted POSIX paths relative to it."""
+    out = []
+    for root, dirs, files in os.walk(folder):
+        base = Path(root)
+        names = files + [d for d in dirs if (base / d).is_symlink()]
+        out += [(base / name).relative_to(folder).as_posix() for name in names]
+    return sorted(out)
+
+
+def _refusal(out: Path, what: str, fix: str) -> OutputFolderError:
+    return OutputFolderError(f"--out {out} {what}; {fix}")
+
+
+def check_out_dir(out: str | Path, kind: str, *, overwrite: bool = False) -> None:
+    """Raise OutputFolderError unless a `kind` build may be written to `out` (module doc)."""
+    out = Path(out)
+    real = out.resolve()
+    if real.exists() and not real.is_dir():
+        raise _refusal(out, "is a file, not a folder", "give the path of a folder to build into")
+    for parent in real.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise _refusal(out, f"cannot be made: {parent} is a file", "give another path")
+            break
+    if overwrite or not real.is_dir() or not any(real.iterdir()):
+        return
+    replace = "add --overwrite to replace the folder and everything in it"
+    marker = read_marker(real)
+    if marker is None:
+        raise _refusal(
+            out,
+            f"is not empty and is not an earlier vlm-tv-build {kind} build (it has no {MARKER})",
+            f"give a new or empty folder, or {replace}",
+        )
+    if marker["kind"] != kind:
+        raise _refusal(
+            out,
+            f"holds a vlm-tv-build {marker['kind']} build, not a {kind} build",
+            f"give another folder, or {replace}",
+        )
+    written = set(marker.get("files") or []) | {MARKER}
+    extra = [name for name in files_in(real) if name not in written]
+    if extra:
+        shown = ", ".join(extra[:SHOWN]) + (f" and {len(extra) - SHOWN} more" if extra[SHOWN:] else "")
+        raise _refusal(
+            out,
+            f"holds an earlier {kind} build and {len(extra)} file(s) it did not write ({shown}), "
+            "which a rebuild would delete",
+            f"move them out, or {replace}",
+        )
+
+
+def write_marker(folder: Path, kind: str) -> None:
+    doc = {
+        "builder": "vlm-tv-build",
+        "kind": kind,
+        "version": builder_version(),
+        "files": [name for name in files_in(folder) if name != MARKER],
+    }
+    (folder / MARKER).write_text(json.dumps(doc, indent=2) + "\n", "utf-8")
+
+
+def _swap_in(new: Path, target: Path, token: str) -> None:
+    """Put the folder `new` at `target`, the old `target` (if any) deleted afterwards."""
+    if not target.exists() and not target.is_symlink():
+        os.rename(new, target)
+        return
+    old = target.with_name(f".{target.name}.{token}.old")
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def build_folder(out: str | Path, kind: str, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty hidden folder beside `out` to write a `kind` build into.
+
+    When the block ends normally the marker is added and the folder replaces `out`; when it
+    raises (KeyboardInterrupt included) the folder is deleted and `out` is left as it was.
+    `check_out_dir` is applied first.
+    """
+    check_out_dir(out, kind, overwrite=overwrite)
+    real = Path(out).resolve()
+    real.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(8)
+    tmp = real.with_name(f".{real.name}.{token}.build")
+    tmp.mkdir()
+    try:
+        yield tmp
+        write_marker(tmp, kind)
+        _swap_in(tmp, real, token)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
