@@ -5,13 +5,21 @@ vlm-tv-build cross-modal --out DIR --contact EMAIL      the same with Wikipedia 
 vlm-tv-build vqa         --out DIR --questions ... --annotations ... --captions ... --coco-dir ...
 vlm-tv-build overriding  --out DIR --questions ... --annotations ... --coco-dir ... [OK-VQA ...]
 
-Every subcommand takes --push-to-hub ORG/NAME (prints the commit revision). Exit status: 0 built,
-1 the build failed (items without images, too few usable items, unreadable inputs), 2 usage.
+Every subcommand takes --push-to-hub ORG/NAME (prints the commit revision) and --overwrite.
+--out must be a new or empty folder or an earlier build of the same kind (`builders.output`);
+--overwrite replaces any folder. The build is swapped in only when complete: nothing of the old
+folder is left over, and a failed or interrupted build leaves it as it was.
+
+Exit status: 0 built; 1 the build failed (items without images, too few usable items, a write
+or network error); 2 usage: bad options, an --out that is a file or a folder the build must not
+replace, an input that is missing or unusable (not UTF-8, not JSON or Parquet, wrong keys or
+types; the message names the file); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -21,6 +29,8 @@ from benchmark import CROSS_MODAL_TASKS
 
 from . import hub
 from .http import ContactMissingError, DiskCache, HttpClient, user_agent
+from .output import OutputFolderError, check_out_dir
+from .sources import InputError
 
 DEFAULT_RATE = 2.0  # requests per second, serial: well inside Wikimedia's API etiquette
 TASKS_HELP = "all (default) or a comma list of cross-modal task ids"
@@ -35,6 +45,8 @@ def parse_tasks(value: str) -> list[str]:
     if value == "all":
         return list(CROSS_MODAL_TASKS)
     tasks = [t.strip() for t in value.split(",") if t.strip()]
+    if not tasks:
+        raise argparse.ArgumentTypeError(f"no task given; {TASKS_HELP}")
     unknown = [t for t in tasks if t not in CROSS_MODAL_TASKS]
     if unknown:
         raise argparse.ArgumentTypeError(
@@ -43,17 +55,69 @@ def parse_tasks(value: str) -> list[str]:
     return tasks
 
 
+def parse_settings(value: str) -> list[str]:
+    from .overriding import SETTINGS
+
+    if value == "all":
+        return list(SETTINGS)
+    settings = list(dict.fromkeys(s.strip() for s in value.split(",") if s.strip()))
+    unknown = [s for s in settings if s not in SETTINGS]
+    if unknown or not settings:
+        what = f"unknown setting(s) {', '.join(unknown)}" if unknown else "no setting given"
+        raise argparse.ArgumentTypeError(f"{what}; use all or a comma list of {','.join(SETTINGS)}")
+    return settings
+
+
 def positive_float(value: str) -> float:
-    number = float(value)
-    if number <= 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number greater than 0, not {value}")
     return number
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+
+
+def positive_int(value: str) -> int:
+    number = _int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number greater than 0, not {number}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    number = _int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
+    return number
+
+
+def existing_dir(value: str) -> Path:
+    path = Path(value)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"folder {value} does not exist")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} is a file, not a folder")
+    return path
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output dataset folder")
     parser.add_argument("--push-to-hub", metavar="REPO", help="upload to this Hub dataset repo")
     parser.add_argument("--private", action="store_true", help="create the Hub repo private")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out and everything in it (by default only a new or empty folder, or an "
+        "earlier build of the same kind, is built into)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument(
         "--rate-limit", type=positive_float, default=DEFAULT_RATE, help="requests per second"
     )
-    cm.add_argument("--max-retries", type=int, default=4)
+    cm.add_argument(
+        "--max-retries", type=non_negative_int, default=4, help="retries per request (0 or more)"
+    )
     cm.add_argument("--timeout", type=positive_float, default=60.0, help="read timeout, seconds")
     cm.add_argument("--api-url", default=None, help="MediaWiki api.php (default: en.wikipedia)")
 
@@ -98,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=]TEXT",
         help="another question to build a config for (repeatable)",
     )
-    vqa.add_argument("--n-validation", type=int, default=30)
-    vqa.add_argument("--n-test", type=int, default=100)
+    vqa.add_argument("--n-validation", type=positive_int, default=30, help="rows per config")
+    vqa.add_argument("--n-test", type=positive_int, default=100, help="rows per config")
 
     ov = sub.add_parser("overriding", help="task-overriding sets (semantic/syntax/creative/...)")
     _common(ov)
@@ -109,11 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     ov.add_argument("--aokvqa", help="aokvqa_v1p0_val.json (A-OKVQA)")
     ov.add_argument(
         "--settings",
+        type=parse_settings,
         default="all",
         help="comma list of semantic,syntax,creative,factual (default all)",
     )
-    ov.add_argument("--n-semantic", type=int, default=1000)
-    ov.add_argument("--n-factual", type=int, default=None, help="default: every shared image")
+    ov.add_argument("--n-semantic", type=positive_int, default=1000, help="images (pairs)")
+    ov.add_argument(
+        "--n-factual", type=positive_int, default=None, help="default: every shared image"
+    )
     return parser
 
 
@@ -134,13 +203,14 @@ def _vqa_inputs(parser: argparse.ArgumentParser) -> None:
         "--coco-dir",
         action="append",
         required=True,
+        type=existing_dir,
         metavar="DIR",
         help="folder of COCO images (repeatable; searched recursively)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_int, default=0)
     parser.add_argument(
         "--min-votes",
-        type=int,
+        type=positive_int,
         default=4,
         help="annotators who must give the consensus answer (of 10)",
     )
@@ -178,7 +248,7 @@ def make_client(args: argparse.Namespace) -> HttpClient:
 def cmd_text_only(args: argparse.Namespace) -> int:
     from .cross_modal import build_text_only
 
-    report = build_text_only(args.out, args.tasks)
+    report = build_text_only(args.out, args.tasks, overwrite=args.overwrite)
     print(f"wrote {report.out_dir} ({_counts_line(report.counts)})")
     _push(args)
     return 0
@@ -195,7 +265,9 @@ def cmd_cross_modal(args: argparse.Namespace) -> int:
         return 2
     wiki = WikiImages(client, api_url=args.api_url or API_URL)
     try:
-        report = build_with_images(args.out, args.tasks, wiki, allow_missing=args.allow_missing)
+        report = build_with_images(
+            args.out, args.tasks, wiki, allow_missing=args.allow_missing, overwrite=args.overwrite
+        )
     except KeyboardInterrupt:
         print(
             f"interrupted after {client.requests_made} request(s); what was downloaded is "
@@ -228,7 +300,11 @@ def cmd_vqa(args: argparse.Namespace) -> int:
     from .sources import CocoImages, load_captions
     from .vqa import build_vqa, load_qas, question_configs
 
-    questions = question_configs(args.question)
+    try:
+        questions = question_configs(args.question)
+    except ValueError as exc:
+        print(f"vlm-tv-build vqa: {exc}", file=sys.stderr)
+        return 2
     qas = load_qas(args.questions, args.annotations)
     captions = load_captions(args.captions)
     report = build_vqa(
@@ -246,6 +322,7 @@ def cmd_vqa(args: argparse.Namespace) -> int:
             "VQAv2 annotations": describe_input(args.annotations),
             "captions": ", ".join(describe_input(c) for c in args.captions),
         },
+        overwrite=args.overwrite,
     )
     for config, skipped in report.skipped.items():
         if skipped:
@@ -256,12 +333,11 @@ def cmd_vqa(args: argparse.Namespace) -> int:
 
 
 def cmd_overriding(args: argparse.Namespace) -> int:
-    from .overriding import SETTINGS, build_overriding, factual_count_report
-    from .sources import CocoImages, read_records
+    from .overriding import build_overriding, factual_count_report, load_aokvqa
+    from .sources import CocoImages
     from .vqa import load_qas
 
-    settings = list(SETTINGS) if args.settings == "all" else args.settings.split(",")
-    settings = [s.strip() for s in settings if s.strip()]
+    settings = parse_settings(args.settings) if isinstance(args.settings, str) else args.settings
     if "factual" in settings and not (args.okvqa_questions and args.aokvqa):
         print(
             "vlm-tv-build overriding: the factual setting needs --okvqa-questions and --aokvqa "
@@ -276,7 +352,7 @@ def cmd_overriding(args: argparse.Namespace) -> int:
     okvqa, aokvqa = [], []
     if "factual" in settings:
         okvqa = load_qas(args.okvqa_questions, args.okvqa_annotations)
-        aokvqa = list(read_records(args.aokvqa))
+        aokvqa = load_aokvqa(args.aokvqa)
         sources["OK-VQA questions"] = describe_input(args.okvqa_questions)
         if args.okvqa_annotations:
             sources["OK-VQA annotations"] = describe_input(args.okvqa_annotations)
@@ -293,6 +369,7 @@ def cmd_overriding(args: argparse.Namespace) -> int:
         seed=args.seed,
         min_votes=args.min_votes,
         sources=sources,
+        overwrite=args.overwrite,
     )
     if "override_factual" in report.counts:
         line, warning = factual_count_report(sum(report.counts["override_factual"].values()))
@@ -314,10 +391,23 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    name = f"vlm-tv-build {args.command}"
     try:
+        # Refused before any input is read or downloaded; checked again when writing.
+        check_out_dir(args.out, args.command, overwrite=args.overwrite)
         return COMMANDS[args.command](args)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"vlm-tv-build {args.command}: {exc}", file=sys.stderr)
+    except (OutputFolderError, InputError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"{name}: interrupted; {args.out} holds the last complete build, if any (an "
+            "unfinished build is never swapped in)",
+            file=sys.stderr,
+        )
+        return 130
+    except (OSError, ValueError) as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -83,6 +83,14 @@ def check_out_dir(out: str | Path, kind: str, *, overwrite: bool = False) -> Non
             if not parent.is_dir():
                 raise _refusal(out, f"cannot be made: {parent} is a file", "give another path")
             break
+    if real.is_dir():  # the build replaces the folder whole: never one a shell may be in
+        for precious, what in ((Path.cwd(), "the current folder"), (Path.home(), "your home")):
+            if real == precious.resolve() or real in precious.resolve().parents:
+                raise _refusal(
+                    out,
+                    f"is or holds {what}, which a build (replacing the whole folder) must not",
+                    "give another folder, or run the build from outside it",
+                )
     if overwrite or not real.is_dir() or not any(real.iterdir()):
         return
     replace = "add --overwrite to replace the folder and everything in it"
@@ -102,7 +110,9 @@ def check_out_dir(out: str | Path, kind: str, *, overwrite: bool = False) -> Non
     written = set(marker.get("files") or []) | {MARKER}
     extra = [name for name in files_in(real) if name not in written]
     if extra:
-        shown = ", ".join(extra[:SHOWN]) + (f" and {len(extra) - SHOWN} more" if extra[SHOWN:] else "")
+        shown = ", ".join(extra[:SHOWN]) + (
+            f" and {len(extra) - SHOWN} more" if extra[SHOWN:] else ""
+        )
         raise _refusal(
             out,
             f"holds an earlier {kind} build and {len(extra)} file(s) it did not write ({shown}), "

@@ -37,7 +37,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .images import CorruptImageError
-from .sources import CocoImages
+from .sources import CocoImages, InputError, json_type, read_records
 from .vqa import (
     MIN_VOTES,
     QA,
@@ -46,6 +46,8 @@ from .vqa import (
     consensus,
     normalise_answer,
     normalise_text,
+    record_id,
+    record_text,
 )
 
 SETTINGS = ("semantic", "syntax", "creative", "factual")
@@ -250,6 +252,35 @@ def factual_count_report(n: int) -> tuple[str, str | None]:
     return line, warning
 
 
+def load_aokvqa(spec: str) -> list[dict[str, Any]]:
+    """A-OKVQA records (a JSON list, JSONL or Parquet), checked: `image_id` (integer),
+    `question_id` and `question`; `choices` / `direct_answers` lists of strings and
+    `correct_choice_idx` an integer where present. InputError names the file and record."""
+    records = []
+    for i, record in enumerate(read_records(spec)):
+        where = f"{spec}: record {i}"
+        record_id(record, "image_id", where)
+        if not isinstance(record.get("question_id"), (str, int)):
+            if "question_id" not in record:
+                raise InputError(f"{where} has no 'question_id'")
+            kind = json_type(record["question_id"])
+            raise InputError(f"{where}: 'question_id' is {kind}, expected a string or integer")
+        record_text(record, "question", where)
+        for key in ("choices", "direct_answers"):
+            value = record.get(key)
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            ):
+                raise InputError(f"{where}: {key!r} is not a list of strings")
+        idx = record.get("correct_choice_idx")
+        if idx is not None and (not isinstance(idx, int) or isinstance(idx, bool)):
+            raise InputError(
+                f"{where}: 'correct_choice_idx' is {json_type(idx)}, expected an integer"
+            )
+        records.append(record)
+    return records
+
+
 def aokvqa_answer(record: Mapping[str, Any]) -> str | None:
     choices, idx = record.get("choices"), record.get("correct_choice_idx")
     if isinstance(choices, list) and isinstance(idx, int) and 0 <= idx < len(choices):
@@ -271,7 +302,7 @@ def factual_rows(
         first_ok.setdefault(qa.image_id, qa)
     by_image: dict[int, list[Mapping[str, Any]]] = defaultdict(list)
     for record in sorted(aokvqa, key=lambda r: str(r["question_id"])):
-        by_image[int(record["image_id"])].append(record)
+        by_image[record_id(record, "image_id", "an A-OKVQA record")].append(record)
     rows: list[dict[str, Any]] = []
     skipped: Counter = Counter()
     for image_id in sorted(set(first_ok) & set(by_image)):

@@ -94,9 +94,7 @@ def read_json(spec: str) -> Any:
         return _parse_json(f.read(), name)
 
 
-def _parquet_records(
-    f: Any, columns: Sequence[str] | None, name: str
-) -> Iterator[dict[str, Any]]:
+def _parquet_records(f: Any, columns: Sequence[str] | None, name: str) -> Iterator[dict[str, Any]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -117,8 +115,7 @@ def _json_records(f: Any, name: str) -> Iterator[dict[str, Any]]:
         if len(lists) != 1:
             found = f"lists under {', '.join(map(repr, lists))}" if lists else "no list"
             raise InputError(
-                f"{name}: expected a JSON list of records, or an object holding one list "
-                f"({found})"
+                f"{name}: expected a JSON list of records, or an object holding one list ({found})"
             )
         where, doc = f"{name}: {lists[0]!r}", doc[lists[0]]
     elif isinstance(doc, list):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from benchmark.files import atomic_output, slug
 
@@ -28,14 +30,52 @@ def _prompt_digest(prompts: list) -> str:
     )
 
 
+# Bump when the way a vector is made changes (positions, averaging, prompts): old cache entries
+# then no longer match any key.
+VECTOR_PROTOCOL = 2
+
+
+def _tensor_sha256(vector: torch.Tensor) -> str:
+    return hashlib.sha256(vector.contiguous().numpy().tobytes()).hexdigest()
+
+
+def _check_cached(path: Any, full: dict[str, Any], adapter: Any) -> tuple[Any, str | None]:
+    """The cached vector and None, or None and what is wrong with the file."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            stored = f.metadata() or {}
+            vector = f.get_tensor("vector")
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several kinds for bad files
+        return None, f"unreadable ({type(exc).__name__}: {exc})"
+    for key, value in full.items():
+        want = value if isinstance(value, str) else json.dumps(value)
+        if stored.get(key) != want:
+            return None, f"its {key} is {stored.get(key)!r}, this run expects {want!r}"
+    if tuple(vector.shape) != (adapter.num_layers, adapter.hidden_size):
+        return (
+            None,
+            f"shape {tuple(vector.shape)}, expected ({adapter.num_layers}, {adapter.hidden_size})",
+        )
+    if not torch.isfinite(vector).all():
+        return None, "it holds NaN or infinite values"
+    if stored.get("tensor_sha256") != _tensor_sha256(vector):
+        return None, "its values do not match the checksum written with them (edited?)"
+    return vector, None
+
+
 def cached_vector(
     adapter: Any, batch_size: int, task: str, meta: dict[str, Any], prompts: list
 ) -> torch.Tensor:
     """The [n_layers, d] vector averaged over `prompts`' task tokens, from the cache if the same
-    model, template, task and spec were extracted before."""
+    weights (by fingerprint), template, task and spec were extracted before by this protocol.
+
+    A cache file proves itself: its metadata must equal what this run expects and the tensor
+    must match the checksum written with it; otherwise it is recomputed with a warning."""
     model = adapter.describe()
     full = {
+        "protocol": VECTOR_PROTOCOL,
         "model": model["name"],
+        "fingerprint": model.get("fingerprint"),
         "pretrained": model["pretrained"],
         "revision": model["revision"],
         "dtype": model["dtype"],
@@ -48,9 +88,13 @@ def cached_vector(
     key = sha256(full)[:20]
     path = cache_root() / "vectors" / slug(model["name"]) / f"{slug(task)}-{key}.safetensors"
     if path.is_file():
-        return load_file(path)["vector"]
+        vector, problem = _check_cached(path, full, adapter)
+        if problem is None:
+            return vector
+        print(f"warning: task vector cache {path}: {problem}; extracting it again", file=sys.stderr)
     vector = engine.extract_task_vector(adapter, prompts, batch_size).contiguous()
     metadata = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in full.items()}
+    metadata["tensor_sha256"] = _tensor_sha256(vector)
     with atomic_output(path) as tmp:
         save_file({"vector": vector}, str(tmp), metadata=metadata)
     return vector

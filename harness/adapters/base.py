@@ -277,6 +277,7 @@ class Adapter(ABC):
             "dtype": str(getattr(self.model, "dtype", self.dtype)),
             "device": self.device,
             "num_layers": self.num_layers if self.model is not None else None,
+            "fingerprint": getattr(self, "_fingerprint", None),
         }
 
     @property

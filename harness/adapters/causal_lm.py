@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import operator
@@ -12,10 +13,9 @@ from typing import Any
 
 import torch
 
-from benchmark.files import atomic_output
-
 from ..templates import Prompt
 from .base import Adapter, Batch, left_pad, token_covering
+from .gguf_cache import converted
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -101,7 +101,24 @@ class CausalLMAdapter(Adapter):
         self.model = self._load_weights(AutoModelForCausalLM)
         self._finish_load()
 
+    def _checkpoint_fingerprint(self) -> str:
+        """What identifies the loaded weights: a Hub checkpoint's resolved commit, or for a
+        local folder every file's name, size and modification time (hashing a 7B checkpoint's
+        bytes on every load would cost minutes)."""
+        folder = Path(str(self.pretrained))
+        if folder.is_dir():
+            stats = [
+                (p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+                for p in sorted(folder.rglob("*"))
+                if p.is_file()
+            ]
+            return hashlib.sha256(json.dumps(stats).encode()).hexdigest()[:16]
+        commit = getattr(self.model.config, "_commit_hash", None) or self.revision or "unpinned"
+        return f"{self.pretrained}@{commit}"
+
     def _finish_load(self) -> None:
+        if not getattr(self, "_fingerprint", None):
+            self._fingerprint = self._checkpoint_fingerprint()
         if not self.load_in_4bit:
             self.model.to(self.device)
         self.model.eval()
@@ -192,10 +209,9 @@ class SmolLM2Adapter(CausalLMAdapter):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         gguf = smollm2_gguf()
-        cached = self._cached_folder(gguf)
         dtype = resolve_dtype(self.dtype, self.device)
-        if not (cached / "model.safetensors").is_file():
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+        def convert(folder: Path) -> None:
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
             # The weights are de-quantized already; drop the GGUF bookkeeping so they save as
@@ -203,9 +219,10 @@ class SmolLM2Adapter(CausalLMAdapter):
             model.hf_quantizer = None
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
-            with atomic_output(cached) as tmp:
-                model.save_pretrained(tmp)
-                tok.save_pretrained(tmp)
+            model.save_pretrained(folder)
+            tok.save_pretrained(folder)
+
+        cached, self._fingerprint = converted(gguf, self._cached_folder(gguf), convert)
         self.tokenizer = AutoTokenizer.from_pretrained(cached)
         self.model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
         self._finish_load()

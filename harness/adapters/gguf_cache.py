@@ -1,0 +1,98 @@
+"""A GGUF checkpoint de-quantized once into a transformers folder, and proven on every load.
+
+The conversion takes ~20 s; later runs read the folder. The folder holds `fingerprint.json`: the
+sha256 of the source GGUF and of every file written. A folder whose files no longer match (an
+edited tensor, a changed config, a truncated or empty folder left by a crash) is never used: it
+is rebuilt, with a warning naming it. Conversion happens under a file lock, into a temporary
+folder renamed into place, so two first runs at once convert once and a kill leaves nothing
+half-written behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmark.files import atomic_output, write_json_atomic
+
+FINGERPRINT = "fingerprint.json"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _folder_hashes(folder: Path) -> dict[str, str]:
+    return {
+        p.name: file_sha256(p)
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != FINGERPRINT
+    }
+
+
+@contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # a second first run waits for the first one
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def verify(folder: Path, gguf_sha256: str) -> str | None:
+    """None when the folder is the conversion of that GGUF, untouched; else what is wrong."""
+    if not folder.is_dir():
+        return "missing"
+    record = folder / FINGERPRINT
+    try:
+        expected = json.loads(record.read_text("utf-8"))
+        files = expected["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "it has no valid fingerprint.json (an old or interrupted conversion)"
+    if expected.get("gguf_sha256") != gguf_sha256:
+        return "it was converted from another GGUF file"
+    if not files or "model.safetensors" not in files:
+        return "it holds no weights"
+    actual = _folder_hashes(folder)
+    changed = sorted(set(files) ^ set(actual) | {n for n in files if actual.get(n) != files[n]})
+    if changed:
+        return f"its files changed since conversion: {', '.join(changed)}"
+    return None
+
+
+def converted(gguf: Path, folder: Path, convert) -> tuple[Path, str]:
+    """The verified conversion of `gguf` at `folder` (made with `convert(tmp_folder)` when
+    missing or not proven), and a fingerprint of its weights."""
+    gguf_sha = file_sha256(gguf)
+    with _locked(folder.with_name(folder.name + ".lock")):
+        problem = verify(folder, gguf_sha)
+        if problem is not None:
+            if problem != "missing":
+                print(
+                    f"warning: the converted model cache {folder} is not usable ({problem}); "
+                    "converting the GGUF again",
+                    file=sys.stderr,
+                )
+                shutil.rmtree(folder, ignore_errors=True)
+            for stale in folder.parent.glob(f".{folder.name}.*.tmp"):  # left by a kill
+                shutil.rmtree(stale, ignore_errors=True)
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            with atomic_output(folder) as tmp:
+                convert(tmp)
+                hashes = _folder_hashes(tmp)
+                write_json_atomic(tmp / FINGERPRINT, {"gguf_sha256": gguf_sha, "files": hashes})
+    files = json.loads((folder / FINGERPRINT).read_text("utf-8"))["files"]
+    return folder, files["model.safetensors"][:16]
