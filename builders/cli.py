@@ -337,7 +337,7 @@ def cmd_overriding(args: argparse.Namespace) -> int:
     from .sources import CocoImages
     from .vqa import load_qas
 
-    settings = parse_settings(args.settings) if isinstance(args.settings, str) else args.settings
+    settings = args.settings  # a list: argparse applies parse_settings to the default too
     if "factual" in settings and not (args.okvqa_questions and args.aokvqa):
         print(
             "vlm-tv-build overriding: the factual setting needs --okvqa-questions and --aokvqa "

@@ -10,7 +10,9 @@ builder's version and the files it wrote. An output folder is accepted when it
 - holds anything at all, with `overwrite` (`--overwrite`): the whole folder is replaced.
 
 Anything else (a file, a folder of other things, a build of another kind) is refused with
-`OutputFolderError`, before any work is done.
+`OutputFolderError`, before any work is done; so is, even with `overwrite`, a folder that is or
+holds the current folder or the home folder. A folder built before markers existed has none:
+rebuild it with `--overwrite`.
 
 A build is written into a hidden sibling folder (`.<name>.<random>.build`) and swapped in only
 once complete, so the result holds exactly the new build: no file of the old one is left over
@@ -88,7 +90,7 @@ def check_out_dir(out: str | Path, kind: str, *, overwrite: bool = False) -> Non
             if real == precious.resolve() or real in precious.resolve().parents:
                 raise _refusal(
                     out,
-                    f"is or holds {what}, which a build (replacing the whole folder) must not",
+                    f"is or holds {what}, and a build replaces its whole output folder",
                     "give another folder, or run the build from outside it",
                 )
     if overwrite or not real.is_dir() or not any(real.iterdir()):

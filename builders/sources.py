@@ -183,27 +183,25 @@ def load_captions(specs: Sequence[str]) -> dict[int, str]:
     caption file (the VQAv2 questions given by mistake, say).
     """
     captions: dict[int, str] = {}
-    bar = tqdm(desc="captions", unit="record", disable=None)
-    for spec in specs:
-        records = found = 0
-        for record in read_records(spec, columns=("id", "conversations", "caption")):
-            records += 1
-            bar.update()
-            image_id = coco_image_id(record.get("id"))
-            if image_id is None:
-                image_id = coco_image_id(record.get("image"))
-            text = caption_of(record)
-            if image_id is not None and text:
-                found += 1
-                captions.setdefault(image_id, text)
-        if records and not found:
-            bar.close()
-            raise InputError(
-                f"{spec}: {records} record(s), none with a dense caption of a COCO image "
-                "(expected LLaVA-ReCap records: an `id` or `image` naming the COCO image and "
-                "`conversations` with a gpt turn, or a `caption` string)"
-            )
-    bar.close()
+    with tqdm(desc="captions", unit="record", disable=None) as bar:
+        for spec in specs:
+            records = found = 0
+            for record in read_records(spec, columns=("id", "conversations", "caption")):
+                records += 1
+                bar.update()
+                image_id = coco_image_id(record.get("id"))
+                if image_id is None:
+                    image_id = coco_image_id(record.get("image"))
+                text = caption_of(record)
+                if image_id is not None and text:
+                    found += 1
+                    captions.setdefault(image_id, text)
+            if records and not found:
+                raise InputError(
+                    f"{spec}: {records} record(s), none with a dense caption of a COCO image "
+                    "(expected LLaVA-ReCap records: an `id` or `image` naming the COCO image "
+                    "and `conversations` with a gpt turn, or a `caption` string)"
+                )
     return captions
 
 

@@ -74,7 +74,7 @@ class QA:
 
 def _list_field(doc: Any, key: str, source: str) -> list[Any]:
     """The `key` list of a VQAv2-style JSON object; InputError naming what is wrong."""
-    expected = f"expected a VQAv2-style JSON object with a {key!r} list"
+    expected = f"expected a VQAv2-style JSON object holding the {key!r} list"
     if not isinstance(doc, dict):
         raise InputError(f"{source}: {expected}, found {json_type(doc)}")
     if key not in doc:

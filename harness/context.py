@@ -38,7 +38,7 @@ class EvalContext:
     # (task, seed) -> [n_layers, d]: the vector that is patched (the source model's, under
     # LLM->VLM transfer).
     vectors: Callable[[str, int], torch.Tensor] = field(repr=False)
-    _first_tokens: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    _first_tokens: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict, repr=False)
 
     # -- items ---------------------------------------------------------------------------------
     def items(self, task: str, split: str) -> list[dict[str, Any]]:
@@ -82,13 +82,17 @@ class EvalContext:
         ci = self.config.case_insensitive
         preds = [self.adapter.decode_token(i) for i in pred_ids]
         firsts = [self.target_first_token(task, r) for r in items]
+        strict = [
+            strict_match(p, text, ci, int(i), target)
+            for p, i, (target, text) in zip(preds, pred_ids, firsts, strict=True)
+        ]
         return {
             "doc_ids": [r["id"] for r in items],
             "preds": preds,
             "lenient": [
                 lenient_match(p, r["output"], ci) for p, r in zip(preds, items, strict=True)
             ],
-            "strict": [strict_match(p, f, ci) for p, f in zip(preds, firsts, strict=True)],
+            "strict": strict,
             "prompt_hashes": [sha256(p.text) for p in prompts],
         }
 
@@ -111,12 +115,12 @@ class EvalContext:
             "prompt_hashes": [sha256(p.text) for p in prompts],
         }
 
-    def target_first_token(self, task: str, record: dict[str, Any]) -> str:
-        """The label's first token as it follows the text query (for the strict rule), computed
-        once per item rather than once per layer of the sweep."""
+    def target_first_token(self, task: str, record: dict[str, Any]) -> tuple[int, str]:
+        """The label's first token (id and text) as it follows the text query, for the strict
+        rule; computed once per item rather than once per layer of the sweep."""
         key = (task, record["id"])
         if key not in self._first_tokens:
             query = self.adapter.query_prompt(record["input"]).text
             token = self.adapter.answer_token(query, record["output"])
-            self._first_tokens[key] = self.adapter.decode_token(token)
+            self._first_tokens[key] = (int(token), self.adapter.decode_token(token))
         return self._first_tokens[key]

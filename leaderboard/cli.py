@@ -4,7 +4,8 @@
     vlm-tv-leaderboard reported     # (re)write the paper's reported rows (Tables 2 and 5)
     vlm-tv-leaderboard build        # README.md, leaderboard.csv, index.html, plots/*.png and,
                                     # with overriding runs, leaderboard_overriding.csv
-    vlm-tv-leaderboard check        # what CI runs: valid, no duplicates, generated files current
+    vlm-tv-leaderboard check        # what CI runs: valid, consistent, unedited, no (near-)
+                                    # duplicates, reported rows as in paper.py, files current
 
 Exit status: 0 on success, 1 when something is invalid or out of date, 2 on a usage error.
 """
@@ -13,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 from pathlib import Path
 
 from benchmark import validate_file
+from benchmark.validation import read_json
 
 from . import ROOT, build, paper
 from .submissions import SubmissionError, make_submission, write_submission
@@ -61,7 +62,10 @@ def _add(args: argparse.Namespace) -> int:
             print(f"  {error.path}: {error.message}", file=sys.stderr)
         print("add takes a results.json written by vlm-tv-eval.", file=sys.stderr)
         return 1
-    results = json.loads(args.results.read_text("utf-8"))
+    results, errors = read_json(args.results)
+    if errors:  # changed since validate read it
+        print("\n".join(map(str, errors)), file=sys.stderr)
+        return 1
     date = args.date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     data = make_submission(
         results,
@@ -119,7 +123,10 @@ def _check(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         print(f"fix: {FIX_STALE}", file=sys.stderr)
         return 1
-    print(f"ok: {len(submissions)} submissions valid, no duplicates, generated files up to date")
+    print(
+        f"ok: {len(submissions)} submissions valid and consistent, no duplicates, generated "
+        "files up to date"
+    )
     return 0
 
 

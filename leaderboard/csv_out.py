@@ -3,7 +3,8 @@
 judge counts, the judge itself), so they are a file of their own.
 
 Numbers have four decimals and missing values are empty, so spreadsheets and pandas read it
-as is and the bytes only change when a number does.
+as is and the bytes only change when a number does. Each row says how much stands behind it:
+`<task>_n` (items scored per seed), `seeds`, and `limit` (--limit, empty for a full run).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ def render_csv(rows: list[Row]) -> str:
     head = ["setting", "spec", "query", "name", "model", "method", "reported", "source"]
     head += ["layer", "num_layers"]
     for task in tasks:
-        head += [task, f"{task}_std"]
-    head += ["avg", "avg_std", "avg_tasks", "file"]
+        head += [task, f"{task}_std", f"{task}_n"]
+    head += ["avg", "avg_std", "avg_tasks", "seeds", "limit", "file"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(head)
@@ -37,8 +38,9 @@ def render_csv(rows: list[Row]) -> str:
         line += [" ".join(str(x) for x in row.layers), row.num_layers or ""]
         for task in tasks:
             cell = row.cells.get(task)
-            line += [_num(cell.acc), _num(cell.std)] if cell else ["", ""]
-        line += [_num(row.avg.acc), _num(row.avg.std), len(row.cells), f"submissions/{row.file}"]
+            line += [_num(cell.acc), _num(cell.std), _count(cell.n)] if cell else ["", "", ""]
+        line += [_num(row.avg.acc), _num(row.avg.std), len(row.cells)]
+        line += [_count(row.seeds), _count(row.limit), f"submissions/{row.file}"]
         writer.writerow(line)
     return buffer.getvalue()
 
@@ -60,7 +62,7 @@ def render_overriding_csv(rows: list[OverrideRow]) -> str:
         head += [f"{task}_acc_failures_as_misses"]
         if task == "override_text":
             head += [f"{task}_{extra}" for extra in TEXT_EXTRAS]
-    head += ["file"]
+    head += ["seeds", "limit", "file"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(head)
@@ -82,6 +84,6 @@ def render_overriding_csv(rows: list[OverrideRow]) -> str:
             line += [_count(cell.judge_failures), _num(cell.acc_failures_as_misses)]
             if task == "override_text":
                 line += [_num(cell.extras.get(extra)) for extra in TEXT_EXTRAS]
-        line += [f"submissions/{row.file}"]
+        line += [_count(row.seeds), _count(row.limit), f"submissions/{row.file}"]
         writer.writerow(line)
     return buffer.getvalue()

@@ -3,18 +3,34 @@ the task-overriding study's rows in a second sortable table below it.
 
 The page works offline from a checkout: CSS and JavaScript are inline, and the only links are
 relative ones to the submission files next to it (a judge's own endpoint URL is not shown).
+Every value from a submission file is HTML-escaped (`html.escape`, quotes included), and link
+targets are %-encoded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from html import escape
+from urllib.parse import quote
 
 from . import labels, overriding
 from .csv_out import OVERRIDING_CSV
 from .overriding import OverrideCell, OverrideRow, row_judge_text
 from .page_assets import CSS, JS
-from .table import DASH, Cell, Row, fmt, fmt_layer, settings_of, tasks_of
+from .table import (
+    DASH,
+    SIZE_TITLE,
+    Cell,
+    Counted,
+    Row,
+    fmt,
+    fmt_layer,
+    fmt_size,
+    settings_of,
+    tasks_of,
+)
+
+SIZE_TIP = "test items scored per task and seed × seeds; (limit N): a run cut short with --limit"
 
 
 def _num_cell(cell: Cell | None) -> str:
@@ -24,12 +40,18 @@ def _num_cell(cell: Cell | None) -> str:
 
 
 def _model_td(row: Row | OverrideRow) -> str:
-    model = f'<a href="submissions/{escape(row.file)}">{escape(row.name)}</a>'
+    href = quote(f"submissions/{row.file}", safe="/-._~")
+    model = f'<a href="{escape(href)}">{escape(row.name)}</a>'
     if row.reported:
         model += f' <span class="badge" title="{escape(row.source or "")}">reported</span>'
     return (
         f'<td data-sort="{escape(row.name.lower())}" title="model {escape(row.model)}">{model}</td>'
     )
+
+
+def _size_td(row: Counted) -> str:
+    key = f"{row.n[0]}" if row.n else ""
+    return f'<td data-sort="{key}">{escape(fmt_size(row))}</td>'
 
 
 def _row(row: Row, tasks: list[str]) -> str:
@@ -44,6 +66,7 @@ def _row(row: Row, tasks: list[str]) -> str:
         *(_num_cell(row.cells.get(t)) for t in tasks),
         _num_cell(row.avg),
         f'<td data-sort="{layer}">{escape(fmt_layer(row))}</td>',
+        _size_td(row),
     ]
     css = ' class="reported"' if row.reported else ""
     return (
@@ -70,6 +93,7 @@ def _override_row(row: OverrideRow, columns: list[str]) -> str:
         *(_rate_cell(row.cells.get(t)) for t in columns),
         f'<td data-sort="{layer}">{escape(fmt_layer(row))}</td>',
         f'<td data-sort="{escape(judge.lower())}">{escape(judge)}</td>',
+        _size_td(row),
     ]
     css = ' class="reported"' if row.reported else ""
     return f'<tr{css} data-method="{escape(row.method)}">' + "".join(cells) + "</tr>"
@@ -80,6 +104,7 @@ def _overriding_section(rows: list[OverrideRow]) -> str:
     headers = [_header("Model", "text"), _header("Method", "text")]
     headers += [_header(labels.task_label(t), "num", t) for t in columns]
     headers += [_header("Layer", "num"), _header("Judge", "text")]
+    headers += [_header(SIZE_TITLE, "num", SIZE_TIP)]
     body = "\n".join(_override_row(row, columns) for row in rows)
     return f"""
 <h2>{escape(labels.OVERRIDING_TITLE)}</h2>
@@ -116,6 +141,7 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
     headers = [_header("Setting", "text"), _header("Model", "text"), _header("Method", "text")]
     headers += [_header(labels.task_label(t), "num", t) for t in tasks]
     headers += [_header("Avg", "num", "mean over the row's tasks"), _header("Layer", "num")]
+    headers += [_header(SIZE_TITLE, "num", SIZE_TIP)]
     settings = [(labels.setting_id(s, q), labels.setting_label(s, q)) for s, q in settings_of(rows)]
     methods = sorted({r.method for r in rows}, key=labels.method_key)
     method_choices = [(m, labels.method_label(m)) for m in methods]
@@ -136,7 +162,9 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
 <p class="lead">Test accuracy (first generated token, lenient match), mean ± std over seeds.
 Avg is the mean over the row's tasks, recomputed for every row. Layer is the layer patched, of
 the model's depth. <em>Reported</em> rows are figures copied from a paper, not reproduced; they
-have no std and no layer (—). Click a column header to sort; click again to reverse.</p>
+have no std and no layer (—). n × seeds: test items scored per task and seed, times seeds;
+<em>(limit N)</em> marks a run cut to N items with --limit. Click a column header to sort;
+click again to reverse.</p>
 <div class="filters">
 <label>Setting <select id="filter-setting">{_options(settings, "All settings")}</select></label>
 <label>Method <select id="filter-method">{_options(method_choices, "All methods")}</select></label>

@@ -1,5 +1,10 @@
 """`leaderboard/README.md`: one table per setting, the task-overriding table, the list of
-submissions, and the plots."""
+submissions, and the plots.
+
+Every value taken from a submission file (names, notes, hardware, model card, model and run ids,
+versions, sources, judges) goes through `escape.py`: shown as text, never as markup, and linked
+only when it is an http(s) URL.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,19 @@ from collections.abc import Sequence
 
 from . import labels, overriding, plots
 from .csv_out import OVERRIDING_CSV
+from .escape import md_code, md_path, md_text, md_url
 from .overriding import OverrideRow, fmt_rate, is_overriding, row_judge_text
 from .submissions import Submission
-from .table import Row, fmt_cell, fmt_layer, partial_average, settings_of, tasks_of
+from .table import (
+    SIZE_TITLE,
+    Row,
+    fmt_cell,
+    fmt_layer,
+    fmt_size,
+    partial_average,
+    settings_of,
+    tasks_of,
+)
 
 HEADER = """\
 # Leaderboard: cross-modal task vectors
@@ -20,14 +35,12 @@ Test accuracy (first generated token, greedy, lenient match), mean ± std over s
 the mean over the row's tasks, recomputed here for every row (its std is over the per-seed
 averages). **Layer** is the layer patched, of the model's depth. Rows marked *reported* are
 figures copied from a paper, not reproduced: they have no std and no layer (—).
+**n × seeds** is how much stands behind a row: test items scored per task and seed, times
+seeds, and *(limit N)* for a run cut to N items with `--limit` (not comparable with a full one).
 The same rows, sortable and filterable: [index.html](index.html); as data:
 [leaderboard.csv](leaderboard.csv). To add a run: `vlm-tv-leaderboard add results.json --name ...`
 then `vlm-tv-leaderboard build`.
 """
-
-
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 OVERRIDING_INTRO = f"""\
@@ -43,14 +56,19 @@ data, with std, n and judge counts: [{OVERRIDING_CSV}]({OVERRIDING_CSV}).
 """
 
 
+def _submission_link(name: str, file: str) -> str:
+    return f"[{md_text(name)}]({md_path('submissions/' + file)})"
+
+
 def _model_cell(row: Row | OverrideRow) -> str:
-    link = f"[{_escape(row.name)}](submissions/{row.file})"
+    link = _submission_link(row.name, row.file)
     return f"*{link}* (reported)" if row.reported else link
 
 
 def setting_table(rows: list[Row]) -> list[str]:
     columns = tasks_of(rows)
     head = ["Model", "Method", *(labels.task_label(t) for t in columns), "Avg", "Layer"]
+    head = [md_text(h) for h in [*head, SIZE_TITLE]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     partial = False
     for row in rows:
@@ -59,13 +77,14 @@ def setting_table(rows: list[Row]) -> list[str]:
             avg += " †"
             partial = True
         cells = [fmt_cell(row.cells.get(t)) for t in columns]
-        values = [_model_cell(row), labels.method_label(row.method), *cells, avg, fmt_layer(row)]
+        method = md_text(labels.method_label(row.method))
+        values = [_model_cell(row), method, *cells, avg, fmt_layer(row), fmt_size(row)]
         lines.append("| " + " | ".join(values) + " |")
     sources = sorted({row.source for row in rows if row.reported and row.source})
     if sources or partial:
         lines.append("")
     if sources:
-        lines.append("Reported rows: " + "; ".join(_escape(s) for s in sources) + ".")
+        lines.append("Reported rows: " + "; ".join(md_text(s) for s in sources) + ".")
     if partial:
         lines.append("† average over the row's own tasks, fewer than the table's columns.")
     return lines
@@ -74,47 +93,50 @@ def setting_table(rows: list[Row]) -> list[str]:
 def overriding_table(rows: list[OverrideRow]) -> list[str]:
     columns = overriding.columns(rows)
     head = ["Model", "Method", *(labels.task_label(t) for t in columns), "Layer", "Judge"]
+    head = [md_text(h) for h in [*head, SIZE_TITLE]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [fmt_rate(row.cells.get(t)) for t in columns]
-        method = labels.overriding_method_label(row.method)
-        judge = _escape(row_judge_text(row))
-        lines.append("| " + " | ".join([_model_cell(row), method, *cells, fmt_layer(row), judge]))
-        lines[-1] += " |"
+        method = md_text(labels.overriding_method_label(row.method))
+        judge = md_text(row_judge_text(row))
+        values = [_model_cell(row), method, *cells, fmt_layer(row), judge, fmt_size(row)]
+        lines.append("| " + " | ".join(values) + " |")
     sources = overriding.sources(rows)
     if sources:
         lines.append("")
-        lines.append("Reported rows: " + "; ".join(_escape(s) for s in sources) + ".")
+        lines.append("Reported rows: " + "; ".join(md_text(s) for s in sources) + ".")
     return lines
 
 
 def _setting_of(sub: Submission) -> str:
     if is_overriding(sub):
-        return f"task overriding, `{labels.setting_id(sub.spec, sub.query)}`"
-    return f"`{labels.setting_id(sub.spec, sub.query)}`"
+        return f"task overriding, {md_code(labels.setting_id(sub.spec, sub.query))}"
+    return md_code(labels.setting_id(sub.spec, sub.query))
 
 
 def _submission_item(sub: Submission) -> str:
     meta, results = sub.meta, sub.results
     parts = [
-        f"model `{sub.model}`",
+        f"model {md_code(sub.model)}",
         _setting_of(sub),
-        f"submitted by {_escape(meta['submitted_by'])} on {meta['date']}",
+        f"submitted by {md_text(meta['submitted_by'])} on {md_text(meta['date'])}",
     ]
     if sub.reported:
-        parts.append(f"**reported**, source: {_escape(meta['source'])}")
+        parts.append(f"**reported**, source: {md_text(meta['source'])}")
     else:
         versions = results.get("versions", {})
+        git = str(versions.get("git_hash") or "unknown")[:12]
         parts.append(
-            f"run `{results.get('run_id')}`, vlm-tv-eval {versions.get('vlm_tv_eval')} "
-            f"at git `{(versions.get('git_hash') or 'unknown')[:12]}`"
+            f"run {md_code(results.get('run_id'))}, vlm-tv-eval "
+            f"{md_text(versions.get('vlm_tv_eval'))} at git {md_code(git)}"
         )
-    for key, title in (("hardware", "hardware"), ("model_card", "model card")):
-        if meta.get(key):
-            parts.append(f"{title}: {_escape(meta[key])}")
-    line = f"- [{_escape(sub.name)}](submissions/{sub.file}): " + "; ".join(parts)
+    if meta.get("hardware"):
+        parts.append(f"hardware: {md_text(meta['hardware'])}")
+    if meta.get("model_card"):
+        parts.append(f"model card: {md_url(meta['model_card'])}")
+    line = f"- {_submission_link(sub.name, sub.file)}: " + "; ".join(parts)
     if meta.get("notes"):
-        line += f". Notes: {_escape(meta['notes'])}"
+        line += f". Notes: {md_text(meta['notes'])}"
     return line
 
 
@@ -129,9 +151,9 @@ def render_markdown(
 ) -> str:
     lines = [HEADER]
     for spec, query in settings_of(rows):
-        lines.append(f"## {labels.setting_label(spec, query)}")
+        lines.append(f"## {md_text(labels.setting_label(spec, query))}")
         lines.append("")
-        lines.append(f"Spec `{spec}`, query `{query}`.")
+        lines.append(f"Spec {md_code(spec)}, query {md_code(query)}.")
         lines.append("")
         lines.extend(setting_table([r for r in rows if (r.spec, r.query) == (spec, query)]))
         lines.append("")
@@ -148,8 +170,8 @@ def render_markdown(
     lines.append("## Plots")
     for sub in submissions:
         lines.append("")
-        lines.append(f"### {_escape(sub.name)}: {plot_heading(sub)}")
+        lines.append(f"### {md_text(sub.name)}: {md_text(plot_heading(sub))}")
         lines.append("")
         for path, alt in plots.plot_files(sub):
-            lines.append(f"![{alt}]({path})")
+            lines.append(f"![{md_text(alt)}]({md_path(path)})")
     return "\n".join(lines) + "\n"

@@ -21,7 +21,7 @@ from benchmark import LAYERED_METHODS
 
 from . import labels
 from .submissions import Submission
-from .table import DASH, fmt
+from .table import DASH, fmt, run_size
 
 # override_text's figures besides its exact-match rate (the judge's only when it was judged).
 TEXT_EXTRAS = (
@@ -67,6 +67,9 @@ class OverrideRow:
     layers: tuple[int, ...]
     num_layers: int | None
     judge: Judge | None
+    n: tuple[int, ...] = ()  # as in table.Row: items per seed, seeds, --limit
+    seeds: int | None = None
+    limit: int | None = None
 
     @property
     def failures(self) -> dict[str, int]:
@@ -127,6 +130,7 @@ def submission_rows(sub: Submission) -> list[OverrideRow]:
                 layers=tuple(sorted(layers)),
                 num_layers=sub.results["model"].get("num_layers"),
                 judge=judge_of(sub.results),
+                **run_size(sub, list(results.values())),
             )
         )
     return rows

@@ -33,7 +33,7 @@ tr.reported a { color: #6a7a99; }
 footer { margin-top: 1.5em; color: #666; font-size: .9em; max-width: 60em; }
 h2 { font-size: 1.15em; margin: 1.6em 0 .3em; }
 #overriding th:nth-child(3), #overriding td:nth-child(3) { text-align: right; }
-#overriding th:last-child, #overriding td:last-child { text-align: left; }
+#overriding th:nth-last-child(2), #overriding td:nth-last-child(2) { text-align: left; }
 """
 
 JS = """

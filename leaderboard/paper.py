@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmark.validation import canonical_sha256
+
 SOURCE = "Luo et al. 2025 (ICML), Table 2"
 CITATION = (
     "Luo, Darrell & Bar, Vision-Language Models Create Cross-Modal Task Representations, "
@@ -150,24 +152,35 @@ def table_2_submissions() -> list[dict[str, Any]]:
                 "figures in each setting."
             )
             out.append(
-                {
-                    "kind": "submission",
-                    "submission": {
-                        "name": display,
-                        "submitted_by": SUBMITTED_BY,
-                        "date": ENTERED,
-                        "notes": notes,
-                        "reported": True,
-                        "source": SOURCE,
-                    },
-                    "results": {
+                _reported(
+                    display,
+                    notes,
+                    SOURCE,
+                    {
                         "model": {"name": model_id},
                         "config": {"spec": spec, "query": QUERY},
                         "results": results,
                     },
-                }
+                )
             )
     return out
+
+
+def _reported(name: str, notes: str, source: str, results: dict[str, Any]) -> dict[str, Any]:
+    """A reported submission, with the sha256 of its results as `add` records it."""
+    return {
+        "kind": "submission",
+        "submission": {
+            "name": name,
+            "submitted_by": SUBMITTED_BY,
+            "date": ENTERED,
+            "notes": notes,
+            "reported": True,
+            "source": source,
+            "results_sha256": canonical_sha256(results),
+        },
+        "results": results,
+    }
 
 
 def table_5_rows() -> list[tuple[str, dict[str, float]]]:
@@ -198,20 +211,14 @@ def table_5_submission() -> dict[str, Any]:
         f"layer. The model is recorded as {TABLE_5_MODEL} as far as this project knows: not "
         "confirmed against the paper's text when this row was entered."
     )
-    return {
-        "kind": "submission",
-        "submission": {
-            "name": display,
-            "submitted_by": SUBMITTED_BY,
-            "date": ENTERED,
-            "notes": notes,
-            "reported": True,
-            "source": SOURCE_TABLE_5,
-        },
-        "results": {
+    return _reported(
+        display,
+        notes,
+        SOURCE_TABLE_5,
+        {
             "model": {"name": model_id},
             "config": {"spec": "instruction", "query": QUERY},
             "judge": dict(TABLE_5_JUDGE),
             "results": results,
         },
-    }
+    )

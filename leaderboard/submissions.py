@@ -2,7 +2,11 @@
 
 A submission is a results file wrapped with who/when/what metadata (schema kind "submission").
 They are only ever written by `make_submission` + `write_submission`, so a hand-written file
-shows up as a schema error or a file that `add` would not have produced.
+shows up as a schema error or a file that `add` would not have produced: the submission records
+the sha256 of its results (`submission.results_sha256`), and `integrity.py` checks that, the
+results against themselves, reported rows against the paper, and near-duplicates.
+Files are read strictly (`benchmark.validation.read_json`: no NaN, no duplicate keys, no deep
+nesting).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Any
 
 from benchmark import measurement_config, validate
 from benchmark.files import atomic_write_text, slug
+from benchmark.validation import canonical_sha256, read_json
 
 from . import labels
+from .integrity import near_duplicate, submission_problems
 
 
 class SubmissionError(Exception):
@@ -112,12 +118,14 @@ def make_submission(
     hardware: str | None = None,
     notes: str | None = None,
 ) -> dict[str, Any]:
-    """Wrap a harness results file as a (reproduced, not reported) submission."""
+    """Wrap a harness results file as a (reproduced, not reported) submission, with the sha256
+    of the results (`benchmark.validation.canonical_sha256`) so that later edits show."""
     meta: dict[str, Any] = {"name": name, "submitted_by": submitted_by, "date": date}
     for key, value in (("model_card", model_card), ("hardware", hardware), ("notes", notes)):
         if value:
             meta[key] = value
     meta["reported"] = False
+    meta["results_sha256"] = canonical_sha256(results)
     return {"kind": "submission", "submission": meta, "results": results}
 
 
@@ -129,21 +137,21 @@ def schema_problems(data: Any, file: str) -> list[str]:
 def load_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
     """Every `*.json` in `folder`, sorted by file name, and the problems found.
 
-    A file that is not valid JSON or not a valid submission is reported and left out; so is the
-    second of two files holding the same measurement.
+    A file that is not strictly valid JSON, not a valid submission, or fails the checks of
+    `integrity.py` is reported and left out; so is the second of two files holding the same
+    measurement (or a near-duplicate of it).
     """
     loaded: list[Submission] = []
     problems: list[str] = []
     seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            problems.append(f"{path.name}: $: not valid JSON: {exc}")
-            continue
-        errors = schema_problems(data, path.name)
+        data, errors = read_json(path)
         if errors:
-            problems.extend(errors)
+            problems.extend(f"{path.name}: {e.path}: {e.message}" for e in errors)
+            continue
+        found = schema_problems(data, path.name) or submission_problems(data, path.name)
+        if found:
+            problems.extend(found)
             continue
         key = content_key(data)
         if key in seen:
@@ -152,15 +160,26 @@ def load_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
                 "delete one of the two files"
             )
             continue
+        reason = next(
+            ((other.file, why) for other in loaded if (why := near_duplicate(data, other.data))),
+            None,
+        )
+        if reason:
+            problems.append(
+                f"{path.name}: near-duplicate of {reason[0]}: {reason[1]}; delete one of the "
+                "two files"
+            )
+            continue
         seen[key] = path.name
         loaded.append(Submission(path.name, data))
     return loaded, problems
 
 
 def write_submission(data: dict[str, Any], folder: Path, *, overwrite: bool = False) -> Path:
-    """Validate `data`, refuse duplicates of existing submissions, and write it to `folder`."""
+    """Validate and check `data`, refuse duplicates and near-duplicates of existing submissions,
+    and write it to `folder`."""
     file = submission_filename(data)
-    errors = schema_problems(data, file)
+    errors = schema_problems(data, file) or submission_problems(data, file)
     if errors:
         raise SubmissionError("not a valid submission:\n  " + "\n  ".join(errors))
     target = folder / file
@@ -172,10 +191,18 @@ def write_submission(data: dict[str, Any], folder: Path, *, overwrite: bool = Fa
     existing, _ = load_submissions(folder) if folder.is_dir() else ([], [])
     key = content_key(data)
     for other in existing:
-        if other.file != file and content_key(other.data) == key:
+        if other.file == file:
+            continue
+        if content_key(other.data) == key:
             raise SubmissionError(
                 f"these results are already submitted as {folder / other.file} "
                 "(same model, config and results)"
+            )
+        why = near_duplicate(data, other.data)
+        if why:
+            raise SubmissionError(
+                f"{file} would be a near-duplicate of {folder / other.file}: {why}; "
+                "nothing was written"
             )
     atomic_write_text(target, dumps(data))
     return target

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from benchmark import LAYERED_METHODS
 
@@ -20,10 +20,12 @@ from .submissions import Submission
 
 @dataclass(frozen=True)
 class Cell:
-    """An accuracy and its std over seeds (None where the source gives none)."""
+    """An accuracy, its std over seeds and the items scored per seed (None where the source
+    gives none)."""
 
     acc: float
     std: float | None = None
+    n: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,11 @@ class Row:
     avg: Cell
     layers: tuple[int, ...]
     num_layers: int | None
+    # How much stands behind the numbers: the items scored per seed (each distinct `n` of the
+    # row's tasks), the number of seeds, and `--limit` when the run was cut short.
+    n: tuple[int, ...] = ()
+    seeds: int | None = None
+    limit: int | None = None
 
     @property
     def setting(self) -> str:
@@ -55,6 +62,19 @@ def _average(results: list[dict]) -> Cell:
     per_seed = [sum(column) / len(column) for column in zip(*seeds, strict=True)]
     # Population std (ddof=0), the convention of the harness' per-task acc_std.
     return Cell(acc, statistics.pstdev(per_seed) if len(per_seed) > 1 else None)
+
+
+def run_size(sub: Submission, results: list[dict]) -> dict[str, Any]:
+    """`n`, `seeds` and `limit` of a row: the distinct items-per-seed of its results, the
+    submission's number of seeds and its `--limit` (None where the file gives none)."""
+    seeds = sub.results.get("seeds")
+    limit = (sub.results.get("config") or {}).get("limit")
+    counts = {r["n"] for r in results if isinstance(r.get("n"), int)}
+    return {
+        "n": tuple(sorted(counts)),
+        "seeds": len(seeds) if isinstance(seeds, list) else None,
+        "limit": limit if isinstance(limit, int) else None,
+    }
 
 
 def submission_rows(sub: Submission) -> list[Row]:
@@ -84,10 +104,14 @@ def submission_rows(sub: Submission) -> list[Row]:
                 spec=sub.spec,
                 query=sub.query,
                 method=method,
-                cells={t: Cell(results[t]["acc"], results[t].get("acc_std")) for t in tasks},
+                cells={
+                    t: Cell(results[t]["acc"], results[t].get("acc_std"), results[t].get("n"))
+                    for t in tasks
+                },
                 avg=_average([results[t] for t in tasks]),
                 layers=tuple(sorted(layers)),
                 num_layers=sub.results["model"].get("num_layers"),
+                **run_size(sub, list(results.values())),
             )
         )
     return rows
@@ -149,6 +173,33 @@ def fmt_layer(row: Layered) -> str:
         return DASH
     text = ", ".join(str(layer) for layer in row.layers)
     return f"{text} / {row.num_layers}" if row.num_layers else text
+
+
+class Counted(Protocol):
+    """A row that says how many items and seeds stand behind it (and any --limit)."""
+
+    @property
+    def n(self) -> tuple[int, ...]: ...
+
+    @property
+    def seeds(self) -> int | None: ...
+
+    @property
+    def limit(self) -> int | None: ...
+
+
+SIZE_TITLE = "n × seeds"
+
+
+def fmt_size(row: Counted) -> str:
+    """`100 × 3`: items scored per seed, times seeds; `30–100 × 3` where the row's tasks differ;
+    `20 × 3 (limit 20)` for a run cut short with --limit; `—` where the file gives neither
+    (reported rows)."""
+    if not row.n and row.seeds is None:
+        return DASH
+    n = DASH if not row.n else str(row.n[0]) if len(row.n) == 1 else f"{row.n[0]}–{row.n[-1]}"
+    text = f"{n} × {DASH if row.seeds is None else row.seeds}"
+    return f"{text} (limit {row.limit})" if row.limit is not None else text
 
 
 def partial_average(row: Row, columns: list[str]) -> bool:

@@ -1,12 +1,25 @@
 """Valid examples of every schema kind; tests derive the invalid ones from these."""
 
 import copy
+import statistics
+
+from benchmark.validation import canonical_sha256
 
 SHA = "0" * 64
+# Three seeds' accuracies; a result's acc and acc_std are their mean and population std, as the
+# harness writes them (and as `validate` checks).
+PER_SEED = [0.4, 0.5, 0.6]
 
 
 def results() -> dict:
-    method = {"acc": 0.5, "acc_std": 0.1, "acc_strict": 0.4, "acc_strict_std": 0.1, "n": 100}
+    method = {
+        "acc": statistics.fmean(PER_SEED),
+        "acc_std": statistics.pstdev(PER_SEED),
+        "acc_strict": 0.4,
+        "acc_strict_std": 0.1,
+        "n": 100,
+        "per_seed": list(PER_SEED),
+    }
     return {
         "kind": "results",
         "schema_version": 1,
@@ -50,12 +63,24 @@ def submission() -> dict:
             "submitted_by": "vlm-tv-eval developers",
             "date": "2026-11-22",
             "reported": False,
+            "results_sha256": canonical_sha256(results()),
         },
         "results": results(),
     }
 
 
 def reported_submission() -> dict:
+    """A reported row as the paper's table has it (Table 2: Idefics2, text examples patched
+    onto image queries)."""
+    tasks = ("country_capital", "country_currency", "animal_latin", "animal_young")
+    tasks += ("food_color", "food_flavor")
+    accs = (0.61, 0.40, 0.48, 0.62, 0.53, 0.39)
+    figures = {t: {"patch": {"acc": a}} for t, a in zip(tasks, accs, strict=True)}
+    reported = {
+        "model": {"name": "idefics2"},
+        "config": {"spec": "text_examples", "query": "image"},
+        "results": figures,
+    }
     return {
         "kind": "submission",
         "submission": {
@@ -64,13 +89,16 @@ def reported_submission() -> dict:
             "date": "2026-11-22",
             "reported": True,
             "source": "Luo et al. 2025, Table 2",
+            "results_sha256": canonical_sha256(reported),
         },
-        "results": {
-            "model": {"name": "idefics2"},
-            "config": {"spec": "text_examples", "query": "image"},
-            "results": {"country_capital": {"patch": {"acc": 0.61}}},
-        },
+        "results": reported,
     }
+
+
+def rehash(submission: dict) -> dict:
+    """`submission` with the sha256 of its (changed) results recorded, as `add` would."""
+    submission["submission"]["results_sha256"] = canonical_sha256(submission["results"])
+    return submission
 
 
 def sample() -> dict:

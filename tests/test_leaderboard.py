@@ -7,15 +7,17 @@ import copy
 import csv
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from examples import good, reported_submission
+from examples import good, rehash, reported_submission
 
 from benchmark import EXECUTION_KEYS, METHODS, QUERIES, SPECS, TASKS
 from benchmark.protocol import OVERRIDING_METHODS
+from benchmark.validation import canonical_sha256
 from leaderboard import ROOT, build, labels, paper
 from leaderboard.cli import main
 from leaderboard.csv_out import OVERRIDING_CSV
@@ -143,17 +145,28 @@ def test_same_results_under_another_name_and_run_path_is_a_duplicate(tmp_path):
     data = json.loads(SMOLLM2.read_text())
     data["submission"].update(name="Someone else's copy", notes="resubmitted")
     data["results"]["config"]["output_path"] = "/elsewhere"
-    put(root, data)
+    put(root, rehash(data))
     loaded, problems = load_submissions(root / "submissions")
     assert len(loaded) == 1
     assert len(problems) == 1 and "duplicate of" in problems[0]
 
 
+def rerun(data: dict, task: str = "food_color", method: str = "patch") -> dict:
+    """`data` as another run would submit it: another run_id, one per-seed accuracy changed
+    (acc and std recomputed), the results' sha256 recorded anew."""
+    data = copy.deepcopy(data)
+    data["results"]["run_id"] += "-rerun"
+    entry = data["results"]["results"][task][method]
+    entry["per_seed"][0] = round(entry["per_seed"][0] + 0.01, 2)
+    entry["acc"] = statistics.fmean(entry["per_seed"])
+    entry["acc_std"] = statistics.pstdev(entry["per_seed"])
+    return rehash(data)
+
+
 def test_different_results_are_not_duplicates(tmp_path):
     root = make_root(tmp_path, [SMOLLM2])
-    data = json.loads(SMOLLM2.read_text())
+    data = rerun(json.loads(SMOLLM2.read_text()))
     data["submission"]["name"] = "Rerun"
-    data["results"]["results"]["food_color"]["patch"]["acc"] = 0.3
     put(root, data)
     loaded, problems = load_submissions(root / "submissions")
     assert (len(loaded), problems) == (2, [])
@@ -200,6 +213,7 @@ def test_add_turns_a_results_file_into_a_valid_submission(tmp_path, capsys):
         "date": "2026-11-23",
         "hardware": "laptop",
         "reported": False,
+        "results_sha256": canonical_sha256(results),
     }
     assert load_submissions(root / "submissions")[1] == []
 
@@ -228,6 +242,7 @@ def test_add_rejects_a_task_the_leaderboard_does_not_know(tmp_path, capsys):
     root = make_root(tmp_path, [])
     results = good("results")
     results["results"]["custom:mine"] = results["results"].pop("country_capital")
+    results["config"]["tasks"] = ["custom:mine"]
     path = _results_file(tmp_path, results)
     rc, out = run(
         capsys, "--root", str(root), "add", str(path), "--name", "x", "--submitted-by", "y"
@@ -261,18 +276,19 @@ def overriding_results(*, failures: int = 3) -> dict:
     for i, task in enumerate(tasks):
         results["results"][task] = {}
         for method, rates in RATES.items():
-            n = 100
+            n, seeds = 100, len(results["seeds"])
             fails = failures if (task, method) == ("override_semantic", "instruction_patch") else 0
+            per_seed = [rates[i] - 0.02, rates[i], rates[i] + 0.02]
             result = {
-                "acc": rates[i],
-                "acc_std": 0.02,
+                "acc": rates[i],  # judged answers pooled over seeds: between the seeds' rates
+                "acc_std": statistics.pstdev(per_seed),
                 "n": n,
-                "per_seed": [rates[i] - 0.02, rates[i], rates[i] + 0.02],
+                "per_seed": per_seed,
                 "split": "test",
                 "context": f"{method} context",
-                "judged": n - fails,
+                "judged": n * seeds - fails,
                 "judge_failures": fails,
-                "acc_failures_as_misses": rates[i] * (n - fails) / n,
+                "acc_failures_as_misses": rates[i] * (n * seeds - fails) / (n * seeds),
             }
             if method == "instruction_patch":
                 result["layer"] = 21
@@ -293,6 +309,7 @@ def text_results() -> dict:
             method: dict(
                 {"acc": acc, "acc_std": 0.0, "n": 300, "exact_original": 1 - acc - 0.1},
                 **({"layer": 21} if method == "instruction_patch" else {}),
+                per_seed=[acc] * 3,
                 split="test",
             )
             for method, acc in zip(OVERRIDING_METHODS, (0.0, 0.03, 0.57), strict=True)
@@ -352,9 +369,9 @@ def test_an_added_overriding_run_gets_its_own_section_everywhere(tmp_path, capsy
     assert [r["method"] for r in mine] == list(OVERRIDING_METHODS)
     patch = mine[2]
     assert patch["override_semantic"] == "0.4100" and patch["override_factual"] == "0.3900"
-    assert patch["override_semantic_judged"] == "97"
+    assert patch["override_semantic_judged"] == "297"
     assert patch["override_semantic_judge_failures"] == "3"
-    assert patch["override_semantic_acc_failures_as_misses"] == "0.3977"
+    assert patch["override_semantic_acc_failures_as_misses"] == "0.4059"
     assert patch["override_syntax_judge_failures"] == "0"
     assert patch["layer"] == "21" and patch["num_layers"] == "30"
     assert (patch["judge_model"], patch["judge_temperature"]) == ("gpt-4o-2024-08-06", "0")
@@ -436,7 +453,7 @@ def test_missing_query_means_text(tmp_path):
     root = make_root(tmp_path, [])
     data = good("submission")
     del data["results"]["config"]["query"]
-    put(root, data)
+    put(root, rehash(data))
     loaded, _ = load_submissions(root / "submissions")
     assert {row.setting for row in all_rows(loaded)} == {"text_examples→text"}
 

@@ -63,3 +63,29 @@ def test_majority_answer_ties_go_to_the_first_seen():
     demos = [{"output": o} for o in ["calf", "pup", "pup", "calf", "cub"]]
     assert majority_answer(demos) == "calf"
     assert majority_answer([{"output": "cub"}, {"output": "pup"}, {"output": "pup"}]) == "pup"
+
+
+def test_byte_fragments_match_strictly_by_token_id_only():
+    # Two different tokens that each decode to U+FFFD (pieces of a multi-byte character).
+    assert not strict_match("\ufffd", "\ufffd", prediction_id=101, target_id=102)
+    assert strict_match("\ufffd", "\ufffd", prediction_id=101, target_id=101)
+    # The same word with and without its leading space is still the same first token.
+    assert strict_match(" Paris", "Paris", prediction_id=5, target_id=6)
+
+
+def test_smollm2_byte_fragment_tokens_do_not_strictly_match_tokyo_in_kanji():
+    """The real case: SmolLM2 decodes many byte tokens to U+FFFD, so a fragment would match the
+    first token of 東京 as a string; by id it does not."""
+    from harness.adapters import make_adapter
+
+    adapter = make_adapter("smollm2-135m")
+    adapter.load()
+    tok = adapter.tokenizer
+    target = adapter.answer_token("Q: Japan\nA:", "東京")
+    target_text = adapter.decode_token(target)
+    texts = tok.batch_decode([[i] for i in range(tok.vocab_size)])
+    fragments = [i for i, text in enumerate(texts) if text == target_text]
+    assert "\ufffd" in target_text and len(fragments) > 1
+    other = next(i for i in fragments if i != target)
+    assert not strict_match(adapter.decode_token(other), target_text, False, other, target)
+    assert strict_match(target_text, target_text, False, target, target)

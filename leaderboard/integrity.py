@@ -1,0 +1,133 @@
+"""What `add` and `check` verify beyond the schema, so that no number on the leaderboard is
+silently wrong:
+
+- a submission still holds the results it was made from (`submission.results_sha256`), and a
+  reproduced submission's results agree with themselves (`benchmark.validation.check_submission`:
+  acc = mean of per_seed, std, seeds, tasks and methods as configured, n as recorded);
+- a reported row is a row of the paper's tables as this project entered them (`paper.py`);
+- no two submissions are near-duplicates: the same `run_id` (a hash of the model, the config
+  that decides the numbers and the items), or the same per-seed accuracies for every task and
+  method with the same model and setting.
+
+Problems are lines `file: $.json.path: message`, like the schema's.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+from typing import Any
+
+from benchmark.validation import check_submission
+
+from . import paper
+
+PAPER_FILE = "leaderboard/paper.py"
+ReportedKey = tuple[str, str, str, str]  # model, spec, query, method
+
+
+def _setting(results: dict[str, Any]) -> tuple[str, str, str]:
+    config = results.get("config") or {}
+    return (results["model"]["name"], config.get("spec"), config.get("query") or "text")
+
+
+@cache
+def _paper_rows() -> dict[ReportedKey, dict[str, dict[str, Any]]]:
+    """(model, spec, query, method) -> {task: entry} for every row of the paper's tables."""
+    rows: dict[ReportedKey, dict[str, dict[str, Any]]] = {}
+    for data in paper.paper_submissions():
+        results = data["results"]
+        for task, methods in results["results"].items():
+            for method, entry in methods.items():
+                rows.setdefault((*_setting(results), method), {})[task] = entry
+    return rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _same(mine: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    if set(mine) != set(theirs):
+        return False
+    for key, value in mine.items():
+        other = theirs[key]
+        numbers = all(_is_number(v) for v in (value, other))
+        if numbers and not math.isclose(value, other, rel_tol=0, abs_tol=1e-9):
+            return False
+        if not numbers and value != other:
+            return False
+    return True
+
+
+def reported_problems(data: dict[str, Any], file: str) -> list[str]:
+    """A reported submission against the paper's rows: each of its methods must be a row of
+    `paper.py` for the same model and setting, with the same tasks and the same figures."""
+    results = data["results"]
+    model, spec, query = _setting(results)
+    by_method: dict[str, dict[str, Any]] = {}
+    for task, methods in results["results"].items():
+        for method, entry in methods.items():
+            by_method.setdefault(method, {})[task] = entry
+    problems = []
+    fix = "reported rows are copied from the paper, never edited: `vlm-tv-leaderboard reported`"
+    for method, entries in by_method.items():
+        row = _paper_rows().get((model, spec, query, method))
+        if row is None:
+            problems.append(
+                f"{file}: $.results.results: reported figures for model {model!r}, "
+                f"{spec}→{query}, method {method!r}, which no row of the paper's tables in "
+                f"{PAPER_FILE} has; {fix} writes the paper's rows"
+            )
+            continue
+        for task in sorted(set(entries) | set(row)):
+            path = f"$.results.results.{task}.{method}"
+            mine, theirs = entries.get(task), row.get(task)
+            if theirs is None:
+                problems.append(f"{file}: {path}: not in the paper's row ({PAPER_FILE}); {fix}")
+            elif mine is None:
+                problems.append(
+                    f"{file}: {path}: missing; the paper's row has {theirs} ({PAPER_FILE}); {fix}"
+                )
+            elif not _same(mine, theirs):
+                problems.append(
+                    f"{file}: {path}: {mine} differs from the paper's {theirs} "
+                    f"({PAPER_FILE}); {fix}"
+                )
+    return problems
+
+
+def submission_problems(data: dict[str, Any], file: str) -> list[str]:
+    """Everything wrong with one schema-valid submission, beyond its schema."""
+    problems = [f"{file}: {e.path}: {e.message}" for e in check_submission(data)]
+    if data["submission"]["reported"]:
+        problems += reported_problems(data, file)
+    return problems
+
+
+def _per_seed(results: dict[str, Any]) -> tuple | None:
+    """Every task and method's per-seed accuracies; None when any result has none."""
+    out = []
+    for task, methods in results.get("results", {}).items():
+        for method, entry in methods.items():
+            if not isinstance(entry.get("per_seed"), list):
+                return None
+            out.append((task, method, tuple(entry["per_seed"])))
+    return tuple(sorted(out)) or None
+
+
+def near_duplicate(data: dict[str, Any], other: dict[str, Any]) -> str | None:
+    """Why `data` is a near-duplicate of `other` (both reproduced submissions), or None."""
+    if data["submission"]["reported"] or other["submission"]["reported"]:
+        return None
+    mine, theirs = data["results"], other["results"]
+    run_id = mine.get("run_id")
+    if run_id and run_id == theirs.get("run_id"):
+        return (
+            f"the same run_id {run_id!r} (a hash of the model, the config that decides the "
+            "numbers and the items): the same measurement"
+        )
+    per_seed = _per_seed(mine)
+    if per_seed and _setting(mine) == _setting(theirs) and per_seed == _per_seed(theirs):
+        return "the same per-seed accuracies for every task and method, same model and setting"
+    return None
