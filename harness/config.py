@@ -108,6 +108,11 @@ class RunConfig:
                 raise ConfigError(str(exc)) from None
         if not self.seeds:
             raise ConfigError("--seeds needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(
+                f"--seeds {','.join(map(str, self.seeds))} repeats a seed; a repeated seed would "
+                "count the same draw twice in the mean and std"
+            )
         if self.n_shot < 1:
             raise ConfigError("--n_shot must be at least 1")
         if self.limit is not None and self.limit < 2:
@@ -116,6 +121,7 @@ class RunConfig:
             raise ConfigError("--batch_size must be at least 1")
         if not self.tasks:
             raise ConfigError("--tasks is empty")
+        _validate_environment(self)
         _validate_overriding(self)
         try:
             if self.named_template:
@@ -152,6 +158,48 @@ class RunConfig:
 
 
 JUDGE_KEYS = ("judge", "judge_base_url")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _validate_environment(config: RunConfig) -> None:
+    """Device, dtype, local checkpoint paths and the output folder, checked before any load."""
+    import os
+    import re
+    from pathlib import Path
+
+    import torch
+
+    for flag, args in (
+        ("--model_args", config.model_args),
+        ("--source_model_args", config.source_model_args),
+    ):
+        if args.get("dtype") not in (None, *DTYPES):
+            raise ConfigError(f"{flag}: dtype {args['dtype']!r} is not one of {', '.join(DTYPES)}")
+    device = config.device
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+        raise ConfigError(f"--device {device!r}: use auto, cpu, cuda, cuda:N or mps")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: CUDA is not available here; use --device cpu")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)"
+            )
+    for model in (config.model, config.source_model):
+        if model and model.startswith("hf:"):
+            target = model[3:]
+            if (
+                target.startswith(("/", "./", "../", "~"))
+                and not Path(target).expanduser().exists()
+            ):
+                raise ConfigError(f"--model {model}: the folder {target} does not exist")
+    out = Path(config.output_path)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output_path {out} is a file; give a folder")
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(f"--output_path {out}: {existing} is not writable")
 
 
 def _validate_overriding(config: RunConfig) -> None:

@@ -47,7 +47,10 @@ class EvalContext:
 
     def demos(self, task: str, split: str, query: dict[str, Any], seed: int) -> list[dict]:
         """Demos come from the whole split (not only the limited items), never the query."""
-        return sample_demos(self.data[task].splits[split], query, self.config.n_shot, seed, task)
+        data = self.data[task]
+        return sample_demos(
+            data.splits[split], query, self.config.n_shot, seed, data.demo_key or task
+        )
 
     def vector(self, task: str, seed: int) -> torch.Tensor:
         return self.vectors(task, seed)

@@ -27,6 +27,9 @@ class TaskData:
     source: str
     split_made: dict[str, Any] | None = None  # how a custom file's split was made
     extra: dict[str, Any] = field(default_factory=dict)
+    # Seeds the demo draws: the task id for shipped tasks, the file's content for a task file
+    # (renaming a file must not change its demos; editing it must).
+    demo_key: str = ""
 
 
 class TaskFileError(ValueError):
@@ -53,12 +56,18 @@ def load_task_file(
     """A JSONL task: one {"input", "output"[, "split", "id"]} per line; the first line may be
     {"instruction": "..."} instead. Every malformed line is reported by number."""
     path = Path(path)
+    if path.is_dir():
+        raise TaskFileError(f"task file {path} is a folder; give a .jsonl file")
     if not path.is_file():
         raise TaskFileError(f"task file {path} does not exist")
     records: list[dict[str, Any]] = []
     errors: list[str] = []
     file_instruction = None
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -89,8 +98,18 @@ def load_task_file(
                 "input": obj["input"],
                 "output": obj["output"],
                 "split": obj.get("split"),
+                "line": number,
             }
         )
+    seen: dict[str, int] = {}
+    for r in records:
+        first = seen.setdefault(r["input"].strip().casefold(), r["line"])
+        if first != r["line"]:
+            errors.append(
+                f"{path}:{r['line']}: input {r['input']!r} repeats line {first} (an item would be "
+                "its own demo or be counted twice); remove or merge one"
+            )
+    records = [{k: v for k, v in r.items() if k != "line"} for r in records]
     if errors:
         raise TaskFileError("malformed task file:\n  " + "\n  ".join(errors))
     if len(records) < 4:
@@ -122,7 +141,14 @@ def load_task_file(
         if len(rs) < 2:
             raise TaskFileError(f"{path}: split {s!r} has {len(rs)} item(s); needs at least 2")
     final_instruction = instruction or file_instruction or ""
-    return TaskData(task_id, final_instruction, splits, source=str(path), split_made=split_made)
+    return TaskData(
+        task_id,
+        final_instruction,
+        splits,
+        source=str(path),
+        split_made=split_made,
+        demo_key=f"custom-content:{sha256(text)[:16]}",
+    )
 
 
 def load_task_data(name: str, instruction: str | None = None) -> TaskData:
@@ -269,5 +295,10 @@ def load_run_data(config: Any) -> dict[str, TaskData]:
                     f"allows ({len(records)} items, so at most {len(records) - 1} demos besides "
                     "the query)"
                 )
+        if td.id in data:
+            raise ConfigError(
+                f"two tasks are named {td.id} ({data[td.id].source} and {td.source}): rename "
+                "one of the files, or give the task once"
+            )
         data[td.id] = td
     return data

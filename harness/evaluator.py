@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import statistics
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -121,6 +122,8 @@ def evaluate(
         check_layer(config.layer, config.model, adapter.num_layers)
 
     own_ctx = EvalContext(config, data, adapter, vectors=_no_vectors)
+    if not config.overriding:
+        _check_lengths(own_ctx)
 
     def own_vector(task: str, seed: int) -> torch.Tensor:
         return task_vector(adapter, own_ctx, task, seed)
@@ -199,6 +202,40 @@ def evaluate(
             )
             store.write_samples(task, rows)
     return doc
+
+
+LONG_ITEM_CHARS = 500
+
+
+def _check_lengths(ctx: EvalContext) -> None:
+    """The longest prompt a run can build must fit the model's context (an error before any
+    work), and an unusually long item is named in a warning."""
+    config, adapter = ctx.config, ctx.adapter
+    text_config = adapter.model.config.get_text_config()
+    limit = getattr(text_config, "max_position_embeddings", None)
+    for task, data in ctx.data.items():
+        records = [r for rs in data.splits.values() for r in rs]
+        for r in records:
+            size = len(r["input"]) + len(r["output"])
+            if size > LONG_ITEM_CHARS:
+                print(f"warning: {task}/{r['id']} is {size} characters long", file=sys.stderr)
+        if not limit or config.uses_images:
+            continue
+        longest = sorted(records, key=lambda r: len(r["input"]) + len(r["output"]))
+        worst = longest[-(config.n_shot + 1) :]
+        instruction = data.instruction if config.spec == "ensemble" else None
+        prompt = adapter.example_prompt(
+            [(r["input"], r["output"]) for r in worst[:-1]] or [(worst[0]["input"], "")],
+            query=worst[-1]["input"],
+            instruction=instruction,
+        )
+        n_tokens = len(adapter.tokenizer(prompt.text)["input_ids"])
+        if n_tokens > limit:
+            raise ConfigError(
+                f"task {task}: a prompt with its {config.n_shot} longest examples is {n_tokens} "
+                f"tokens, more than {config.model}'s context of {limit}; lower --n_shot or "
+                "shorten the items"
+            )
 
 
 def _no_vectors(task: str, seed: int) -> torch.Tensor:

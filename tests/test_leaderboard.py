@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import shutil
 import statistics
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from benchmark.validation import canonical_sha256
 from leaderboard import ROOT, build, labels, paper
 from leaderboard.cli import main
 from leaderboard.csv_out import OVERRIDING_CSV
+from leaderboard.escape import md_url
 from leaderboard.submissions import content_key, dumps, load_submissions, submission_filename
 from leaderboard.table import Cell, _average, all_rows
 
@@ -346,10 +349,10 @@ def test_an_added_overriding_run_gets_its_own_section_everywhere(tmp_path, capsy
     judge = "gpt-4o-2024-08-06 (temperature 0)"
     lines = [line for line in section.splitlines() if line.startswith(f"| {link} ")]
     assert lines == [
-        f"| {link} | Original task | 0.12 | 0.20 | 0.05 | 0.10 | — | {judge} |",
-        f"| {link} | + System prompt | 0.11 | 0.47 | 0.07 | 0.16 | — | {judge} |",
+        f"| {link} | Original task | 0.12 | 0.20 | 0.05 | 0.10 | — | {judge} | 100 × 3 |",
+        f"| {link} | + System prompt | 0.11 | 0.47 | 0.07 | 0.16 | — | {judge} | 100 × 3 |",
         f"| {link} | + Instruction patch | 0.41 | 0.63 | 0.70 | 0.39 | 21 / 30 "
-        f"| {judge}; judge failures: Semantic 3 |",
+        f"| {judge}; judge failures: Semantic 3 | 100 × 3 |",
     ]
     # The reproduced run comes before the paper's reported rows, which keep their judge.
     assert section.index(link) < section.index("Idefics2 (paper)")
@@ -657,3 +660,303 @@ def test_build_never_imports_torch_or_the_harness(tmp_path):
     assert done.returncode == 0, done.stderr
     in_process = build.render(build.load(root)[0])
     assert build.stale(root, in_process) == []
+
+
+# --- verified, not just parsed -----------------------------------------------------------------
+
+
+def _check(capsys, root: Path) -> tuple[int, str]:
+    return run(capsys, "--root", str(root), "check")
+
+
+def test_nan_in_a_submission_fails_check(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2])
+    path = root / "submissions" / SMOLLM2.name
+    path.write_text(path.read_text().replace('"acc": 0.02,', '"acc": NaN,', 1))
+    rc, out = _check(capsys, root)
+    assert rc == 1
+    assert f"{SMOLLM2.name}: $.results.results.country_capital.no_context.acc: NaN is not" in out
+
+
+def test_a_duplicate_key_in_a_submission_fails_check(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2])
+    path = root / "submissions" / SMOLLM2.name
+    text = path.read_text().replace('"reported": false,', '"reported": false, "reported": true,')
+    path.write_text(text)
+    rc, out = _check(capsys, root)
+    assert rc == 1 and f"{SMOLLM2.name}: $.submission: duplicate key 'reported'" in out
+
+
+def test_add_refuses_nan_in_a_results_file(tmp_path, capsys):
+    root = make_root(tmp_path, [])
+    path = _results_file(tmp_path, good("results"))
+    path.write_text(
+        path.read_text().replace('"acc_strict_std": 0.1,', '"acc_strict_std": Infinity,', 1)
+    )
+    rc, out = run(
+        capsys, "--root", str(root), "add", str(path), "--name", "x", "--submitted-by", "y"
+    )
+    assert rc == 1 and f"{path} is not a valid results file" in out and "Infinity is not" in out
+    assert list((root / "submissions").iterdir()) == []
+
+
+def test_a_bad_created_fails_check_and_add(tmp_path, capsys):
+    root = make_root(tmp_path, [])
+    data = good("submission")
+    data["results"]["created"] = "yesterday"
+    put(root, rehash(data), "late.json")
+    rc, out = _check(capsys, root)
+    assert rc == 1 and "late.json: $.results.created: 'yesterday' is not a 'date-time'" in out
+    path = _results_file(tmp_path, data["results"])
+    rc, out = run(
+        capsys, "--root", str(root), "add", str(path), "--name", "x", "--submitted-by", "y"
+    )
+    assert rc == 1 and "$.created: 'yesterday' is not a 'date-time'" in out
+
+
+def test_a_hand_edited_submission_fails_check(tmp_path, capsys):
+    """Numbers changed consistently (acc and std follow per_seed), but not by `add`."""
+    root = make_root(tmp_path, [SMOLLM2])
+    data = rerun(json.loads(SMOLLM2.read_text()))
+    data["results"]["run_id"] = json.loads(SMOLLM2.read_text())["results"]["run_id"]
+    data["submission"]["results_sha256"] = json.loads(SMOLLM2.read_text())["submission"][
+        "results_sha256"
+    ]
+    put(root, data, SMOLLM2.name)
+    rc, out = _check(capsys, root)
+    assert rc == 1
+    assert f"{SMOLLM2.name}: $.submission.results_sha256: " in out
+    assert "changed after `vlm-tv-leaderboard add`" in out
+
+
+def test_the_results_hash_is_sha256_of_canonical_json():
+    data = json.loads(SMOLLM2.read_text())
+    text = json.dumps(data["results"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert data["submission"]["results_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("acc", 0.25, "food_color.patch.acc: 0.25 is not the mean of per_seed"),
+        ("acc_std", 0.5, "food_color.patch.acc_std: 0.5 is not the population std"),
+        ("per_seed", [0.26, 0.26], "food_color.patch.per_seed: 2 value(s) for 3 seed(s)"),
+        ("n", 20, "food_color.patch.n: 20 items scored per seed, but the recorded test split"),
+    ],
+)
+def test_an_inconsistent_submission_fails_check(tmp_path, capsys, field, value, message):
+    root = make_root(tmp_path, [SMOLLM2])
+    data = json.loads(SMOLLM2.read_text())
+    data["results"]["results"]["food_color"]["patch"][field] = value
+    put(root, rehash(data), SMOLLM2.name)  # the hash matches: only the numbers disagree
+    rc, out = _check(capsys, root)
+    assert rc == 1 and f"{SMOLLM2.name}: $.results.results.{message}" in out
+
+
+def test_the_same_run_id_is_a_near_duplicate(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2])
+    data = rerun(json.loads(SMOLLM2.read_text()))
+    data["results"]["run_id"] = json.loads(SMOLLM2.read_text())["results"]["run_id"]
+    data["submission"]["name"] = "Again (GPU)"
+    put(root, rehash(data))
+    rc, out = _check(capsys, root)
+    assert rc == 1
+    assert (
+        f"{SMOLLM2.name}: near-duplicate of again-gpu_text-examples-to-text.json: the same run_id "
+        "'text_examples-accd7c38ed1d'"
+    ) in out
+
+    (root / "submissions" / submission_filename(data)).unlink()
+    path = _results_file(tmp_path, data["results"])
+    argv = ["--root", str(root), "add", str(path), "--name", "Again", "--submitted-by", "me"]
+    rc, out = run(capsys, *argv)
+    assert rc == 1 and f"near-duplicate of {root / 'submissions' / SMOLLM2.name}" in out
+    assert "nothing was written" in out
+    assert sorted(p.name for p in (root / "submissions").iterdir()) == [SMOLLM2.name]
+
+
+def test_identical_per_seed_numbers_are_a_near_duplicate(tmp_path, capsys):
+    """Another run id and config (n_shot), but every per-seed number the same."""
+    root = make_root(tmp_path, [SMOLLM2])
+    data = json.loads(SMOLLM2.read_text())
+    data["results"]["run_id"] = "text_examples-000000000000"
+    data["results"]["config"]["n_shot"] = 4
+    data["submission"]["name"] = "Copy"
+    put(root, rehash(data))
+    rc, out = _check(capsys, root)
+    assert rc == 1
+    assert (
+        f"{SMOLLM2.name}: near-duplicate of copy_text-examples-to-text.json: the same per-seed "
+        "accuracies for every task and method, same model and setting"
+    ) in out
+
+
+def test_a_reported_row_must_be_the_papers(tmp_path, capsys):
+    paper_file = ROOT / "submissions" / "idefics2-paper_text-examples-to-image.json"
+    root = make_root(tmp_path, [paper_file])
+    data = json.loads(paper_file.read_text())
+    data["results"]["results"]["country_capital"]["patch"]["acc"] = 0.71
+    put(root, rehash(data), paper_file.name)  # the hash matches: only the paper check sees it
+    rc, out = _check(capsys, root)
+    assert rc == 1
+    assert (
+        f"{paper_file.name}: $.results.results.country_capital.patch: {{'acc': 0.71}} differs "
+        "from the paper's {'acc': 0.61} (leaderboard/paper.py)"
+    ) in out
+
+    data = json.loads(paper_file.read_text())
+    data["results"]["model"]["name"] = "gpt-5"
+    put(root, rehash(data), paper_file.name)
+    rc, out = _check(capsys, root)
+    assert rc == 1 and "model 'gpt-5'" in out and "which no row of the paper's tables" in out
+
+
+def test_a_deeply_nested_submission_is_refused(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2])
+    (root / "submissions" / "deep.json").write_text("{" + '"a":{' * 50_000 + "}" * 50_001)
+    rc, out = _check(capsys, root)
+    assert rc == 1 and "deep.json: $: nested too deeply to read" in out
+
+
+def test_a_limited_run_shows_its_size_everywhere(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2])
+    results = good("results")
+    results["config"]["limit"] = 20
+    results["splits"] = {"country_capital": {"validation": 20, "test": 20}}
+    for entry in results["results"]["country_capital"].values():
+        entry["n"] = 20
+    _add(capsys, root, tmp_path, results, "Quick")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    readme = (root / "README.md").read_text()
+    quick = [line for line in readme.splitlines() if line.startswith("| [Quick]")]
+    assert len(quick) == 4 and all(line.endswith(" | 20 × 3 (limit 20) |") for line in quick)
+    full = [line for line in readme.splitlines() if line.startswith("| [SmolLM2")]
+    assert full and all(line.endswith(" | 100 × 3 |") for line in full)
+    assert "| Avg | Layer | n × seeds |" in readme
+    with (root / "leaderboard.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["name"] == "Quick"]
+    assert {(r["country_capital_n"], r["seeds"], r["limit"]) for r in rows} == {("20", "3", "20")}
+    html = (root / "index.html").read_text()
+    assert '<td data-sort="20">20 × 3 (limit 20)</td>' in html
+    assert '<td data-sort="100">100 × 3</td>' in html
+
+
+# --- no markup injection -----------------------------------------------------------------------
+
+EVIL = "x](javascript:alert(1)) | <img src=x onerror=alert(1)> **b**"
+
+
+class _Page(HTMLParser):
+    """Tags, attributes, table rows (cell counts) and text of rendered HTML."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.rows: list[int] = []
+        self.text: list[str] = []
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "tr":
+            self.rows.append(0)
+        if tag in ("td", "th") and self.rows:
+            self.rows[-1] += 1
+        if tag == "a":
+            self._href, self._link = dict(attrs).get("href"), ""
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, self._link))
+            self._href = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._href is not None:
+            self._link += data
+
+
+def _injection_root(tmp_path: Path, capsys) -> Path:
+    root = make_root(tmp_path, [SMOLLM2, TABLE_5])
+    results = good("results")
+    results["model"]["name"] = "m`x|<img src=x onerror=alert(5)>"
+    results["run_id"] = "run`<script>alert(6)</script>"
+    results["versions"]["vlm_tv_eval"] = "<img src=x onerror=alert(7)>"
+    path = _results_file(tmp_path, results)
+    argv = ["--root", str(root), "add", str(path), "--name", EVIL, "--date", "2026-11-24"]
+    argv += ["--submitted-by", "[me](http://evil.example) <i>me</i>"]
+    argv += ["--model-card", "javascript:alert(4)", "--hardware", "<b>GPU</b> | *x* _y_ ~~z~~"]
+    argv += ["--notes", "one\n| a | b |\n<script>alert(2)</script> [c](javascript:alert(3)) `c`"]
+    rc, out = run(capsys, *argv)
+    assert rc == 0, out
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    return root
+
+
+def _no_active_markup(page: _Page, scripts: int = 0) -> None:
+    """No script (but the page's own `scripts`), no event handler, no foreign image, no link
+    other than http(s) and relative ones."""
+    assert [t for t, _ in page.tags].count("script") == scripts
+    for tag, attrs in page.tags:
+        assert tag not in ("iframe", "object", "embed"), (tag, attrs)
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+        if tag == "img":
+            assert attrs["src"].startswith("plots/"), attrs
+        if tag == "a":
+            href = attrs.get("href", "")
+            assert not href.lower().lstrip().startswith(("javascript:", "data:", "vbscript:"))
+
+
+def test_markup_in_submission_values_is_shown_as_text_in_the_readme(tmp_path, capsys):
+    from markdown_it import MarkdownIt
+
+    root = _injection_root(tmp_path, capsys)
+    readme = (root / "README.md").read_text()
+    # Rendered as GitHub would, raw HTML allowed (the worst case for an injected value).
+    html = (
+        MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(readme)
+    )
+    page = _Page(html)
+    _no_active_markup(page)
+    assert not [t for t, _ in page.tags if t in ("b", "i", "del", "s")]
+    text = "".join(page.text)
+    assert f"{EVIL}: Text examples → text queries" in text  # the plot heading, verbatim
+    assert "submitted by [me](http://evil.example) <i>me</i> on 2026-11-24" in text
+    assert "hardware: <b>GPU</b> | *x* _y_ ~~z~~" in text
+    assert "model card: javascript:alert(4)" in text
+    assert "Notes: one | a | b | <script>alert(2)</script> [c](javascript:alert(3)) `c`" in text
+    assert "model m`x|<img src=x onerror=alert(5)>" in text
+    assert "run run`<script>alert(6)</script>, vlm-tv-eval <img src=x onerror=alert(7)>" in text
+    mine = [(href, label) for href, label in page.links if label == EVIL]
+    assert len(mine) == 4 + 1  # four table rows and the submissions list
+    assert {href for href, _ in mine} == {
+        "submissions/x-javascript-alert-1-img-src-x-onerror-alert-1-b_text-examples-to-text.json"
+    }
+    # Every row of every table keeps its column count: no value split a cell.
+    tables = html.split("<table>")[1:]
+    for table in tables:
+        counts = _Page(table).rows
+        assert len(set(counts)) == 1, counts
+
+
+def test_only_http_links_are_made():
+    assert md_url("https://huggingface.co/x_(y)") == (
+        "[https://huggingface.co/x\\_(y)](https://huggingface.co/x_%28y%29)"
+    )
+    for value in ("javascript:alert(1)", "JavaScript:alert(1)", "data:text/html,x", "/rel", "x y"):
+        assert "](" not in md_url(value)
+
+
+def test_markup_in_submission_values_is_escaped_in_the_page(tmp_path, capsys):
+    root = _injection_root(tmp_path, capsys)
+    html = (root / "index.html").read_text()
+    page = _Page(html)
+    _no_active_markup(page, scripts=1)  # the page's own sorting and filtering
+    assert not [t for t, _ in page.tags if t == "img"]
+    assert (
+        "x](javascript:alert(1)) | &lt;img src=x onerror=alert(1)&gt; **b**" in html
+    )  # escaped as text
+    assert [label for _, label in page.links].count(EVIL) == 4
+    assert 'title="model m`x|&lt;img src=x onerror=alert(5)&gt;"' in html

