@@ -27,6 +27,7 @@ from benchmark.files import atomic_write_text, slug, write_json_atomic
 
 from .judge import Judge, JudgeRequest, summarize
 from .overriding import has_labels, questions
+from .results import unit_items
 
 UnitKey = tuple[str, str, int]  # task, method, seed
 
@@ -40,33 +41,28 @@ def generation_rows(
     layer: int | None,
 ) -> list[dict[str, Any]]:
     """One row per (method, seed, item): the answer, both questions and, where known, labels."""
-    by_id = {r["id"]: r for r in records}
     rows = []
-    for method in methods:
-        for seed in seeds:
-            unit = units[task, method.name, seed]
-            for i, doc_id in enumerate(unit["doc_ids"]):
-                rec = by_id[doc_id]
-                question1, question2 = questions(rec)
-                row: dict[str, Any] = {
-                    "doc_id": doc_id,
-                    "task": task,
-                    "method": method.name,
-                    "seed": seed,
-                    "layer": layer if method.needs_vector else None,
-                    "prompt_hash": unit["prompt_hashes"][i],
-                    "answer": unit["preds"][i],
-                    "question1": question1,
-                    "question2": question2,
-                }
-                if "exact_override" in unit:
-                    row.update(
-                        override_label=rec["output"],
-                        original_label=rec["question_answer"],
-                        exact_override=unit["exact_override"][i],
-                        exact_original=unit["exact_original"][i],
-                    )
-                rows.append(row)
+    for method, seed, unit, i, rec in unit_items(task, records, units, methods, seeds):
+        question1, question2 = questions(rec)
+        row: dict[str, Any] = {
+            "doc_id": rec["id"],
+            "task": task,
+            "method": method.name,
+            "seed": seed,
+            "layer": layer if method.needs_vector else None,
+            "prompt_hash": unit["prompt_hashes"][i],
+            "answer": unit["preds"][i],
+            "question1": question1,
+            "question2": question2,
+        }
+        if "exact_override" in unit:
+            row.update(
+                override_label=rec["output"],
+                original_label=rec["question_answer"],
+                exact_override=unit["exact_override"][i],
+                exact_original=unit["exact_original"][i],
+            )
+        rows.append(row)
     return rows
 
 

@@ -179,8 +179,22 @@ def _uses_examples(spec: str) -> bool:
     return spec not in ("instruction",)
 
 
-def _generate(ctx: EvalContext, task: str, prompts: list[Prompt], **patch: Any) -> list[str]:
-    return engine.generate(
+def _answer(
+    ctx: EvalContext, task: str, seed: int, *, system: bool = False, layer: int | None = None
+) -> dict[str, Any]:
+    """Generate for every test item: the original prompt, with the overriding instruction as
+    the system prompt (`system`) or its vector patched at `layer`; then score."""
+    items = ctx.items(task, "test")
+    prompts = [
+        original_prompt(ctx, r, seed, system=r["override"] if system else None) for r in items
+    ]
+    patch: dict[str, Any] = {}
+    if layer is not None:
+        vectors = instruction_vectors(
+            ctx.adapter, [r["override"] for r in items], ctx.config.batch_size, layer
+        )
+        patch = {"vector": torch.stack([vectors[r["override"]] for r in items]), "layer": layer}
+    answers = engine.generate(
         ctx.adapter,
         prompts,
         ctx.config.max_new_tokens,
@@ -188,6 +202,7 @@ def _generate(ctx: EvalContext, task: str, prompts: list[Prompt], **patch: Any) 
         stop=STOP,
         **patch,
     )
+    return score_generations(items, answers, prompts, ctx.config.case_insensitive)
 
 
 def score_generations(
@@ -235,10 +250,7 @@ def _context(row: str):
     context=_context("nothing else (the original task alone)"),
 )
 def original(ctx: EvalContext, task: str, seed: int, layer: int | None) -> dict:
-    items = ctx.items(task, "test")
-    prompts = [original_prompt(ctx, r, seed) for r in items]
-    answers = _generate(ctx, task, prompts)
-    return score_generations(items, answers, prompts, ctx.config.case_insensitive)
+    return _answer(ctx, task, seed)
 
 
 @register_method(
@@ -252,10 +264,7 @@ def original(ctx: EvalContext, task: str, seed: int, layer: int | None) -> dict:
     ),
 )
 def system_prompt(ctx: EvalContext, task: str, seed: int, layer: int | None) -> dict:
-    items = ctx.items(task, "test")
-    prompts = [original_prompt(ctx, r, seed, system=r["override"]) for r in items]
-    answers = _generate(ctx, task, prompts)
-    return score_generations(items, answers, prompts, ctx.config.case_insensitive)
+    return _answer(ctx, task, seed, system=True)
 
 
 @register_method(
@@ -269,14 +278,7 @@ def system_prompt(ctx: EvalContext, task: str, seed: int, layer: int | None) -> 
 def instruction_patch(ctx: EvalContext, task: str, seed: int, layer: int | None) -> dict:
     if layer is None:
         raise ValueError("instruction_patch needs a layer")
-    items = ctx.items(task, "test")
-    prompts = [original_prompt(ctx, r, seed) for r in items]
-    vectors = instruction_vectors(
-        ctx.adapter, [r["override"] for r in items], ctx.config.batch_size, layer
-    )
-    stacked = torch.stack([vectors[r["override"]] for r in items])
-    answers = _generate(ctx, task, prompts, vector=stacked, layer=layer)
-    return score_generations(items, answers, prompts, ctx.config.case_insensitive)
+    return _answer(ctx, task, seed, layer=layer)
 
 
 # -- layer choice for override_text ---------------------------------------------------------------

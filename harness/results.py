@@ -7,7 +7,7 @@ from __future__ import annotations
 import platform
 import statistics
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -228,31 +228,41 @@ def sample_rows(
 ) -> list[dict[str, Any]]:
     """One row per (method, seed, item): the prediction, the target, both scores, and hashes
     of the prompt and the item (schema kind `sample`)."""
+    return [
+        {
+            "doc_id": rec["id"],
+            "task": task,
+            "split": "test",
+            "method": method.name,
+            "spec": spec,
+            "seed": seed,
+            "layer": layer if method.needs_vector else None,
+            "prompt_hash": unit["prompt_hashes"][i],
+            "doc_hash": sha256(record_digest(rec)),
+            "prediction": unit["preds"][i],
+            "target": rec["output"],
+            "lenient": unit["lenient"][i],
+            "strict": unit["strict"][i],
+        }
+        for method, seed, unit, i, rec in unit_items(task, records, units, methods, seeds)
+    ]
+
+
+def unit_items(
+    task: str,
+    records: Sequence[Mapping[str, Any]],
+    units: Mapping[tuple[str, str, int], Mapping[str, Any]],
+    methods: Sequence[Any],
+    seeds: Sequence[int],
+) -> Iterator[tuple[Any, int, Mapping[str, Any], int, Mapping[str, Any]]]:
+    """(method, seed, unit, position in the unit, item record) for every prediction of a task,
+    in method, seed, item order: what per-item files are written from."""
     by_id = {r["id"]: r for r in records}
-    rows = []
     for method in methods:
         for seed in seeds:
             unit = units[task, method.name, seed]
             for i, doc_id in enumerate(unit["doc_ids"]):
-                rec = by_id[doc_id]
-                rows.append(
-                    {
-                        "doc_id": doc_id,
-                        "task": task,
-                        "split": "test",
-                        "method": method.name,
-                        "spec": spec,
-                        "seed": seed,
-                        "layer": layer if method.needs_vector else None,
-                        "prompt_hash": unit["prompt_hashes"][i],
-                        "doc_hash": sha256(record_digest(rec)),
-                        "prediction": unit["preds"][i],
-                        "target": rec["output"],
-                        "lenient": unit["lenient"][i],
-                        "strict": unit["strict"][i],
-                    }
-                )
-    return rows
+                yield method, seed, unit, i, by_id[doc_id]
 
 
 def summary_table(doc: dict[str, Any]) -> str:

@@ -7,10 +7,12 @@ The screenshot is kept in pytest's tmp_path and copied to /tmp/leaderboard_scree
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+from examples import good
 
 from leaderboard import ROOT
 from leaderboard.cli import main
@@ -160,3 +162,31 @@ def test_page_sorts_filters_and_renders(browser, tmp_path):
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
     shutil.copy(shot, SCREENSHOT_COPY)
+
+
+EVIL = "x](javascript:alert(1)) | <img src=x onerror=alert(1)> **b**"
+
+
+def test_markup_in_a_name_is_text_in_the_page(browser, tmp_path):
+    """A submission named with markup: the page shows the name as text, loads no image and
+    runs nothing (no dialog), and its link goes to the submission file."""
+    root = make_root(tmp_path)
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(good("results")))
+    argv = ["--root", str(root), "add", str(results), "--name", EVIL, "--submitted-by", "x"]
+    assert main([*argv, "--notes", "<script>alert(2)</script>"]) == 0
+    assert main(["--root", str(root), "build"]) == 0
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto((root / "index.html").as_uri())
+    page.wait_for_timeout(200)
+    links = page.locator("#leaderboard a", has_text="javascript:alert(1)")
+    assert links.count() == 4
+    assert {links.nth(i).inner_text() for i in range(4)} == {EVIL}
+    href = links.first.get_attribute("href")
+    assert href.startswith("submissions/x-javascript") and (root / href).is_file()
+    assert page.locator("img").count() == 0
+    assert dialogs == [] and requests == [(root / "index.html").as_uri()]
