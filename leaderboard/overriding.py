@@ -17,11 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmark import LAYERED_METHODS
-
 from . import labels
 from .submissions import Submission
-from .table import DASH, fmt, run_size
+from .table import DASH, fmt, method_layers, run_size
 
 # override_text's figures besides its exact-match rate (the judge's only when it was judged).
 TEXT_EXTRAS = (
@@ -112,11 +110,7 @@ def submission_rows(sub: Submission) -> list[OverrideRow]:
     rows = []
     for method in sorted(by_method, key=labels.method_key):
         results = by_method[method]
-        layers: set[int] = set()
-        if method in LAYERED_METHODS:
-            layers = {r["layer"] for r in results.values() if "layer" in r}
-            if not layers and "layer" in selection:
-                layers = {selection["layer"]}
+        layers = method_layers(method, results, selection)
         rows.append(
             OverrideRow(
                 file=sub.file,

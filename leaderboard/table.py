@@ -89,11 +89,7 @@ def submission_rows(sub: Submission) -> list[Row]:
     for method in sorted(by_method, key=labels.method_key):
         results = by_method[method]
         tasks = sorted(results, key=labels.task_key)
-        layers: set[int] = set()
-        if method in LAYERED_METHODS:
-            layers = {r["layer"] for r in results.values() if "layer" in r}
-            if not layers and "layer" in selection:
-                layers = {selection["layer"]}
+        layers = method_layers(method, results, selection)
         rows.append(
             Row(
                 file=sub.file,
@@ -205,3 +201,16 @@ def fmt_size(row: Counted) -> str:
 def partial_average(row: Row, columns: list[str]) -> bool:
     """True when a row's average covers fewer tasks than the table shows."""
     return any(task not in row.cells for task in columns)
+
+
+def method_layers(
+    method: str, results: dict[str, dict[str, Any]], selection: dict[str, Any]
+) -> set[int]:
+    """The layers a layered method patched at (from its results, else the run's chosen layer);
+    empty for a method that patches nothing."""
+    if method not in LAYERED_METHODS:
+        return set()
+    layers = {r["layer"] for r in results.values() if "layer" in r}
+    if not layers and "layer" in selection:
+        layers = {selection["layer"]}
+    return layers

@@ -53,3 +53,21 @@ def tiny_adapter(tiny_llama_path):
     adapter = make_adapter(f"hf:{tiny_llama_path}")
     adapter.load()
     return adapter
+
+
+# A distinctive fake key: tests assert it is written to no file.
+JUDGE_TEST_KEY = "sk-test-JUDGE-key-0123456789abcdef"
+
+
+@pytest.fixture
+def judge_server(monkeypatch):
+    """The loopback OpenAI-compatible server of judge_server.py, with a fake key set and no
+    proxy or base URL in the environment to lead the client elsewhere."""
+    from judge_server import FakeOpenAI
+
+    monkeypatch.setenv("OPENAI_API_KEY", JUDGE_TEST_KEY)
+    for name in ("OPENAI_BASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()

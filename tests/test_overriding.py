@@ -7,23 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
-from judge_server import FakeOpenAI
+from conftest import JUDGE_TEST_KEY
 
 from benchmark import validate
 from harness.cli import main
 from harness.overriding import CONFLICTS, load_override_text
 
-KEY = "sk-test-OVERRIDING-key-0123456789abcdef"
-
-
-@pytest.fixture
-def judge_server(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    for name in ("OPENAI_BASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
+KEY = JUDGE_TEST_KEY  # the key the judge_server fixture sets
 
 
 def _run_dir(out: Path) -> Path:

@@ -7,15 +7,14 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-from judge_server import FakeOpenAI
+from conftest import JUDGE_TEST_KEY
 
 from benchmark import validate_file
 from harness.cli import main
 from leaderboard import ROOT
 from leaderboard.cli import main as leaderboard
 
-KEY = "sk-test-CONSISTENCY-key-0123456789abcdef"
+KEY = JUDGE_TEST_KEY  # the key the judge_server fixture sets
 
 
 def _run_dir(out: Path) -> Path:
@@ -52,16 +51,6 @@ def test_a_run_with_samples_passes_and_a_tampered_sample_is_caught(
     assert len(errors) == 1
     assert "results.json: $.results.country_capital.prompt.per_seed[1]: " in errors[0]
     assert "the 6 rows of samples_country-capital.jsonl score" in errors[0]
-
-
-@pytest.fixture
-def judge_server(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    for name in ("OPENAI_BASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    fake = FakeOpenAI().start()
-    yield fake
-    fake.stop()
 
 
 def test_a_judged_override_text_run_passes(tiny_llama_path, tmp_path, judge_server):
