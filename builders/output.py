@@ -18,7 +18,10 @@ A build is written into a hidden sibling folder (`.<name>.<random>.build`) and s
 once complete, so the result holds exactly the new build: no file of the old one is left over
 (a config the new build does not make is never uploaded by `--push-to-hub`), and a build that
 fails or is interrupted (Ctrl-C included) leaves the old folder as it was. Hidden names keep
-these folders out of uploads and globs.
+these folders out of uploads and globs. A build killed outright (SIGKILL, power loss) cannot
+clean up after itself, so the hidden folder records its process id (`OWNER`) and the next build
+into the same `out` deletes the folders of processes that are gone, and puts back an old build
+that was moved aside but never replaced.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = ".vlm-tv-build.json"
+OWNER = ".vlm-tv-build.owner"  # "<host> <pid>" of the process writing a hidden build folder
 SHOWN = 3  # unexpected files named in a refusal
 
 
@@ -148,6 +152,46 @@ def _swap_in(new: Path, target: Path, token: str) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _owner_alive(folder: Path) -> bool:
+    """Whether the process that made `folder` may still be writing it (unknown counts as yes)."""
+    try:
+        host, pid = (folder / OWNER).read_text("utf-8").split()
+        pid_number = int(pid)
+    except (OSError, ValueError):
+        return False  # no owner file: made before owners were recorded, or never finished
+    if host != os.uname().nodename:
+        return True  # another machine on a shared disk: not ours to judge
+    try:
+        os.kill(pid_number, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(real: Path) -> list[Path]:
+    """Delete hidden build folders beside `real` left by killed builds; return what was removed.
+
+    A `.old` folder whose build never got swapped in is the previous build itself: it goes back
+    to `real` when `real` is missing, and is deleted otherwise.
+    """
+    removed = []
+    for path in sorted(real.parent.glob(f".{real.name}.*.build")):
+        if path.is_dir() and not path.is_symlink() and not _owner_alive(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    for path in sorted(real.parent.glob(f".{real.name}.*.old")):
+        if not path.is_dir() or path.is_symlink():
+            continue
+        if not real.exists() and not real.is_symlink():
+            os.rename(path, real)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 @contextmanager
 def build_folder(out: str | Path, kind: str, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty hidden folder beside `out` to write a `kind` build into.
@@ -156,14 +200,18 @@ def build_folder(out: str | Path, kind: str, *, overwrite: bool = False) -> Iter
     raises (KeyboardInterrupt included) the folder is deleted and `out` is left as it was.
     `check_out_dir` is applied first.
     """
-    check_out_dir(out, kind, overwrite=overwrite)
     real = Path(out).resolve()
+    if real.parent.is_dir():
+        clean_stale(real)
+    check_out_dir(out, kind, overwrite=overwrite)
     real.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(8)
     tmp = real.with_name(f".{real.name}.{token}.build")
     tmp.mkdir()
     try:
+        (tmp / OWNER).write_text(f"{os.uname().nodename} {os.getpid()}\n", "utf-8")
         yield tmp
+        (tmp / OWNER).unlink()
         write_marker(tmp, kind)
         _swap_in(tmp, real, token)
     except BaseException:

@@ -111,7 +111,7 @@ class RunStore:
             stored, problem = self._read_unit(path, expected, list(items))
             if problem is None:
                 return stored
-            _warn(f"{path}: {problem}; computing it again")
+            _warn(f"{path}: {problem}; computing it again (it is replaced: nothing to delete)")
         start = time.perf_counter()
         out = compute()
         kind = name.split("/")[-1].split("-")[0]

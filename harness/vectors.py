@@ -91,7 +91,11 @@ def cached_vector(
         vector, problem = _check_cached(path, full, adapter)
         if problem is None:
             return vector
-        print(f"warning: task vector cache {path}: {problem}; extracting it again", file=sys.stderr)
+        print(
+            f"warning: task vector cache {path}: {problem}; extracting it again (it is "
+            "replaced: nothing to delete)",
+            file=sys.stderr,
+        )
     vector = engine.extract_task_vector(adapter, prompts, batch_size).contiguous()
     metadata = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in full.items()}
     metadata["tensor_sha256"] = _tensor_sha256(vector)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from benchmark import validate_file
-from benchmark.validation import read_json
+from benchmark.strict_json import read_json
 
 from . import ROOT, build, paper
 from .submissions import SubmissionError, make_submission, write_submission
@@ -54,7 +54,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Longest accepted values (the submission schema's maxLength): a name is also a file name.
+TEXT_LIMITS = {"name": 80, "submitted_by": 80, "hardware": 200, "model_card": 500, "notes": 2000}
+
+
 def _add(args: argparse.Namespace) -> int:
+    for key, limit in TEXT_LIMITS.items():
+        value = getattr(args, key)
+        if value is not None and len(value) > limit:
+            flag = "--" + key.replace("_", "-")
+            print(
+                f"vlm-tv-leaderboard add: {flag} is {len(value)} characters long; the limit is "
+                f"{limit}: shorten it (long explanations belong in --notes)",
+                file=sys.stderr,
+            )
+            return 2
     errors = validate_file(args.results, "results")
     if errors:
         print(f"{args.results} is not a valid results file:", file=sys.stderr)

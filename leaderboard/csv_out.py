@@ -18,6 +18,14 @@ from .table import Row, tasks_of
 OVERRIDING_CSV = "leaderboard_overriding.csv"
 
 
+def _text(value: object) -> str:
+    """A text cell that a spreadsheet will not run: a leading `= + - @` (or tab, CR) makes
+    Excel, LibreOffice and Sheets read the cell as a formula, so such a value gets a `'`
+    in front, as OWASP advises for CSV injection."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -33,8 +41,8 @@ def render_csv(rows: list[Row]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(head)
     for row in rows:
-        line = [row.setting, row.spec, row.query, row.name, row.model, row.method]
-        line += ["true" if row.reported else "false", row.source or ""]
+        line = [_text(x) for x in (row.setting, row.spec, row.query, row.name, row.model)]
+        line += [row.method, "true" if row.reported else "false", _text(row.source)]
         line += [" ".join(str(x) for x in row.layers), row.num_layers or ""]
         for task in tasks:
             cell = row.cells.get(task)
@@ -68,11 +76,13 @@ def render_overriding_csv(rows: list[OverrideRow]) -> str:
     writer.writerow(head)
     for row in rows:
         judge = row.judge
-        line = [row.name, row.model, row.query, row.method]
-        line += ["true" if row.reported else "false", row.source or ""]
+        line = [_text(row.name), _text(row.model), row.query, row.method]
+        line += ["true" if row.reported else "false", _text(row.source)]
         line += [" ".join(str(x) for x in row.layers), row.num_layers or ""]
         line += (
-            [judge.model, _count(judge.temperature), judge.base_url or ""] if judge else [""] * 3
+            [_text(judge.model), _count(judge.temperature), _text(judge.base_url)]
+            if judge
+            else [""] * 3
         )
         for task in tasks:
             cell = row.cells.get(task)

@@ -2,7 +2,7 @@
 silently wrong:
 
 - a submission still holds the results it was made from (`submission.results_sha256`), and a
-  reproduced submission's results agree with themselves (`benchmark.validation.check_submission`:
+  reproduced submission's results agree with themselves (`benchmark.consistency.check_submission`:
   acc = mean of per_seed, std, seeds, tasks and methods as configured, n as recorded);
 - a reported row is a row of the paper's tables as this project entered them (`paper.py`);
 - no two submissions are near-duplicates: the same `run_id` (a hash of the model, the config
@@ -18,7 +18,7 @@ import math
 from functools import cache
 from typing import Any
 
-from benchmark.validation import check_submission
+from benchmark.consistency import check_submission
 
 from . import paper
 

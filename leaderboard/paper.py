@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.validation import canonical_sha256
+from benchmark.strict_json import canonical_sha256
 
 SOURCE = "Luo et al. 2025 (ICML), Table 2"
 CITATION = (

@@ -5,7 +5,7 @@ They are only ever written by `make_submission` + `write_submission`, so a hand-
 shows up as a schema error or a file that `add` would not have produced: the submission records
 the sha256 of its results (`submission.results_sha256`), and `integrity.py` checks that, the
 results against themselves, reported rows against the paper, and near-duplicates.
-Files are read strictly (`benchmark.validation.read_json`: no NaN, no duplicate keys, no deep
+Files are read strictly (`benchmark.strict_json.read_json`: no NaN, no duplicate keys, no deep
 nesting).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmark import measurement_config, validate
 from benchmark.files import atomic_write_text, slug
-from benchmark.validation import canonical_sha256, read_json
+from benchmark.strict_json import canonical_sha256, read_json
 
 from . import labels
 from .integrity import near_duplicate, submission_problems
@@ -82,10 +82,10 @@ def submission_filename(data: dict[str, Any]) -> str:
     """
     results = data["results"]
     spec = results["config"]["spec"]
-    name = slug(data["submission"]["name"], "submission")
+    name = slug(data["submission"]["name"], "submission")[:80]
     if any(labels.is_overriding_task(task) for task in results.get("results", {})):
         return f"{name}_overriding-{query_of(results)}.json"
-    return f"{name}_{slug(spec, 'submission')}-to-{query_of(results)}.json"
+    return f"{name}_{slug(spec, 'submission')[:80]}-to-{query_of(results)}.json"
 
 
 def content_key(data: dict[str, Any]) -> str:
@@ -119,7 +119,7 @@ def make_submission(
     notes: str | None = None,
 ) -> dict[str, Any]:
     """Wrap a harness results file as a (reproduced, not reported) submission, with the sha256
-    of the results (`benchmark.validation.canonical_sha256`) so that later edits show."""
+    of the results (`benchmark.strict_json.canonical_sha256`) so that later edits show."""
     meta: dict[str, Any] = {"name": name, "submitted_by": submitted_by, "date": date}
     for key, value in (("model_card", model_card), ("hardware", hardware), ("notes", notes)):
         if value:
@@ -188,6 +188,8 @@ def write_submission(data: dict[str, Any], folder: Path, *, overwrite: bool = Fa
             f"{target} already exists; a submission's name and setting must be unique: "
             "pick another --name"
         )
+    if folder.exists() and not folder.is_dir():
+        raise SubmissionError(f"{folder} is a file, not a folder; move it away or pick --root")
     existing, _ = load_submissions(folder) if folder.is_dir() else ([], [])
     key = content_key(data)
     for other in existing:
@@ -204,5 +206,11 @@ def write_submission(data: dict[str, Any], folder: Path, *, overwrite: bool = Fa
                 f"{file} would be a near-duplicate of {folder / other.file}: {why}; "
                 "nothing was written"
             )
-    atomic_write_text(target, dumps(data))
+    try:
+        atomic_write_text(target, dumps(data))
+    except OSError as exc:
+        raise SubmissionError(
+            f"cannot write {target}: {exc.strerror or exc}; --root must name a writable "
+            "leaderboard folder whose submissions/ is a folder"
+        ) from None
     return target

@@ -3,7 +3,7 @@
 import copy
 import statistics
 
-from benchmark.validation import canonical_sha256
+from benchmark.strict_json import canonical_sha256
 
 SHA = "0" * 64
 # Three seeds' accuracies; a result's acc and acc_std are their mean and population std, as the

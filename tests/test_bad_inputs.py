@@ -5,6 +5,7 @@ refused."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from examples import run_results
@@ -96,3 +97,20 @@ def test_demos_follow_the_files_content_not_its_name(tiny_llama_path, tmp_path):
         (results,) = run_results(out)["results"].values()
         docs.append(results)
     assert docs[0] == docs[1]
+
+
+def test_a_read_only_output_path_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    """Root ignores permissions here, so the answer the OS would give is injected."""
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode)
+    )
+    monkeypatch.setattr(evaluator, "load_adapter", lambda *a, **k: pytest.fail("model loaded"))
+    code = main(["--output_path", str(locked / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{locked} is not writable" in err and "Traceback" not in err
+    assert not (locked / "runs").exists()

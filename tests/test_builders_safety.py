@@ -9,6 +9,9 @@ what is wrong; the write shows progress. Then a catalogue of bad invocations, ea
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from PIL import Image
 from builders import cli, layout
 from builders.output import MARKER, OutputFolderError, check_out_dir, read_marker
 
+ROOT = Path(__file__).resolve().parents[1]
 FOOD = "What kind of food is this?"
 
 
@@ -155,6 +159,31 @@ def test_interrupted_or_failed_build_leaves_the_old_folder(
     got, err = run(text_only(out, "country_capital", extra=("--overwrite",)), capsys)
     assert got == code and "Traceback" not in err
     assert snapshot(out) == before and hidden_siblings(out) == []
+
+
+KILLED_BUILD = """
+import os, signal, sys
+from builders.output import build_folder
+with build_folder(sys.argv[1], "text-only") as tmp:
+    (tmp / "half.parquet").write_bytes(b"half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_build_leaves_nothing_the_next_build_keeps(tmp_path, capsys):
+    """SIGKILL runs no cleanup: the next build into the same --out removes the dead build's
+    hidden folder, and an old build moved aside but never replaced comes back."""
+    out = tmp_path / "ds"
+    assert run(text_only(out, "food_color"), capsys)[0] == 0
+    before = snapshot(out)
+    killed = subprocess.run([sys.executable, "-c", KILLED_BUILD, str(out)], cwd=ROOT)
+    assert killed.returncode == -signal.SIGKILL
+    assert len(hidden_siblings(out)) == 1 and snapshot(out) == before
+
+    # Killed between moving the old build aside and renaming the new one in.
+    out.rename(out.with_name(f".{out.name}.0123456789abcdef.old"))
+    assert run(text_only(out, "food_color"), capsys)[0] == 0
+    assert hidden_siblings(out) == [] and snapshot(out).keys() == before.keys()
 
 
 # --- rule 3: --out naming a file ---------------------------------------------------------------

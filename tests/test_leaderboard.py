@@ -19,7 +19,7 @@ from examples import good, rehash, reported_submission
 
 from benchmark import EXECUTION_KEYS, METHODS, QUERIES, SPECS, TASKS
 from benchmark.protocol import OVERRIDING_METHODS
-from benchmark.validation import canonical_sha256
+from benchmark.strict_json import canonical_sha256
 from leaderboard import ROOT, build, labels, paper
 from leaderboard.cli import main
 from leaderboard.csv_out import OVERRIDING_CSV
@@ -960,3 +960,53 @@ def test_markup_in_submission_values_is_escaped_in_the_page(tmp_path, capsys):
     )  # escaped as text
     assert [label for _, label in page.links].count(EVIL) == 4
     assert 'title="model m`x|&lt;img src=x onerror=alert(5)&gt;"' in html
+
+
+def _add_args(root: Path, path: Path, *extra: str) -> list[str]:
+    return ["--root", str(root), "add", str(path), "--submitted-by", "tester", *extra]
+
+
+def test_a_name_too_long_for_a_file_name_is_a_usage_error(tmp_path, capsys):
+    root = make_root(tmp_path, [])
+    path = _results_file(tmp_path, good("results"))
+    rc, out = run(capsys, *_add_args(root, path, "--name", "x" * 300))
+    assert rc == 2 and "--name is 300 characters long; the limit is 80" in out
+    assert "Traceback" not in out and list((root / "submissions").iterdir()) == []
+    rc, out = run(capsys, *_add_args(root, path, "--name", "x" * 80))
+    assert rc == 0, out
+
+
+def test_a_submissions_path_that_is_not_a_writable_folder_is_a_clear_error(
+    tmp_path, capsys, monkeypatch
+):
+    root = tmp_path / "leaderboard"
+    root.mkdir()
+    (root / "submissions").write_text("not a folder")
+    path = _results_file(tmp_path, good("results"))
+    rc, out = run(capsys, *_add_args(root, path, "--name", "x"))
+    assert rc == 1 and "submissions is a file, not a folder" in out
+
+    # Read-only: root ignores chmod, so the refusal the OS would give is injected.
+    (root / "submissions").unlink()
+    (root / "submissions").mkdir()
+
+    def refuse(target, text):
+        raise PermissionError(13, "Permission denied", str(target))
+
+    monkeypatch.setattr("leaderboard.submissions.atomic_write_text", refuse)
+    rc, out = run(capsys, *_add_args(root, path, "--name", "x"))
+    assert rc == 1 and "cannot write" in out and "Permission denied" in out
+    assert "Traceback" not in out
+
+
+def test_csv_cells_never_start_a_spreadsheet_formula(tmp_path, capsys):
+    root = make_root(tmp_path, [])
+    path = _results_file(tmp_path, good("results"))
+    rc, out = run(capsys, *_add_args(root, path, "--name", '=HYPERLINK("http://x")'))
+    assert rc == 0, out
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    with open(root / "leaderboard.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(row["name"] == '\'=HYPERLINK("http://x")' for row in rows)
+    for row in rows:
+        assert not any(str(v)[:1] in "=+@" for k, v in row.items() if v and k != "avg"), row

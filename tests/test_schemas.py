@@ -14,14 +14,9 @@ from benchmark import (
     TASKS,
     validate,
 )
-from benchmark.validation import (
-    KINDS,
-    canonical_json,
-    check_results_consistency,
-    check_submission,
-    loads_checked,
-    schema,
-)
+from benchmark.consistency import check_results_consistency, check_submission
+from benchmark.strict_json import canonical_json, loads_checked
+from benchmark.validation import KINDS, schema
 
 
 def paths(obj, kind):

@@ -83,7 +83,7 @@ def converted(gguf: Path, folder: Path, convert) -> tuple[Path, str]:
             if problem != "missing":
                 print(
                     f"warning: the converted model cache {folder} is not usable ({problem}); "
-                    "converting the GGUF again",
+                    "converting the GGUF again (the folder is replaced: nothing to delete)",
                     file=sys.stderr,
                 )
                 shutil.rmtree(folder, ignore_errors=True)
