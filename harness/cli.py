@@ -77,9 +77,10 @@ def run_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--query",
-        default=d.query,
+        default=None,
         choices=QUERIES,
-        help="query modality; image queries (and --spec image_examples) need a VLM and --data",
+        help="query modality (default: text; image for the VQA tasks); image queries (and "
+        "--spec image_examples) need a VLM and --data",
     )
     p.add_argument(
         "--data",
@@ -156,6 +157,12 @@ def _default_spec(tasks: Sequence[str]) -> str:
     return "instruction" if tasks and overriding and image_sets else "text_examples"
 
 
+def _default_query(tasks: Sequence[str]) -> str:
+    """The VQA subsets are questions about images: the paper queries them with the image."""
+    vqa = all(t in TASKS and TASKS[t].family == "vqa" for t in tasks)
+    return "image" if tasks and vqa else "text"
+
+
 def parse_run_config(argv: Sequence[str]) -> RunConfig:
     args = run_parser().parse_args(argv)
     tasks = CROSS_MODAL_TASKS if args.tasks == "all" else _names(args.tasks)
@@ -164,7 +171,7 @@ def parse_run_config(argv: Sequence[str]) -> RunConfig:
         model_args=_model_args(args.model_args),
         tasks=tasks,
         spec=args.spec or _default_spec(tasks),
-        query=args.query,
+        query=args.query or _default_query(tasks),
         n_shot=args.n_shot,
         seeds=tuple(args.seeds),
         methods=_names(args.methods) if args.methods is not None else _default_methods(tasks),

@@ -123,6 +123,7 @@ class RunConfig:
             raise ConfigError("--tasks is empty")
         _validate_environment(self)
         _validate_overriding(self)
+        _validate_vqa(self)
         try:
             if self.named_template:
                 get_template(self.named_template)
@@ -134,6 +135,11 @@ class RunConfig:
             raise ConfigError(
                 f"model {self.model!r} is text-only; --spec image_examples and --query image need "
                 "a VLM adapter (idefics2, llava-1.5, mantis-fuyu)"
+                + (
+                    "; the VQA tasks query images unless --query text"
+                    if self.query == "image" and any(t.startswith("vqa_") for t in self.tasks)
+                    else ""
+                )
             )
         if self.source_model:
             try:
@@ -200,6 +206,22 @@ def _validate_environment(config: RunConfig) -> None:
     existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
     if not os.access(existing, os.W_OK):
         raise ConfigError(f"--output_path {out}: {existing} is not writable")
+
+
+def _validate_vqa(config: RunConfig) -> None:
+    """VQA subsets read their items from a built VQA dataset, so a run is all VQA or none:
+    one --data cannot be both the VQA build and the cross-modal build."""
+    from .vqa import BUILD_HINT, is_vqa
+
+    vqa = [t for t in config.tasks if is_vqa(t)]
+    if vqa and len(vqa) != len(config.tasks):
+        others = ", ".join(t for t in config.tasks if not is_vqa(t))
+        raise ConfigError(
+            f"the VQA tasks ({', '.join(vqa)}) read a built VQA dataset and cannot share a run "
+            f"with {others}: run them separately"
+        )
+    if vqa and not config.data:
+        raise ConfigError(f"the VQA tasks need their items: {BUILD_HINT}")
 
 
 def _validate_overriding(config: RunConfig) -> None:

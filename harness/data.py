@@ -263,6 +263,7 @@ def load_run_data(config: Any) -> dict[str, TaskData]:
     # Here, not at the top: both modules import this one.
     from .methods import get_method
     from .overriding import is_overriding, load_override_set, load_override_text
+    from .vqa import is_vqa, load_vqa_task
 
     methods = [get_method(m) for m in config.methods]
     demo_splits = set()
@@ -280,8 +281,11 @@ def load_run_data(config: Any) -> dict[str, TaskData]:
                     else load_override_set(name, config.data)
                 )
                 continue
-            td = load_task_data(name, config.instruction)
-            if config.uses_images:
+            if is_vqa(name):  # items, captions and images from one built VQA dataset
+                td = load_vqa_task(name, config.data, config.instruction)
+            else:
+                td = load_task_data(name, config.instruction)
+            if config.uses_images and not is_vqa(name):
                 td = with_images(td, config.data)
         except (KeyError, ValueError, TaskFileError) as exc:
             raise ConfigError(str(exc).strip("'\"")) from None

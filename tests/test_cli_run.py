@@ -177,7 +177,8 @@ def no_model_load(monkeypatch):
         (["--n_shot", "30"], "at most 29 demos"),
         (["--methods", "patch,vibes"], "unknown method"),
         (["--template", "fancy"], "unknown template 'fancy'"),
-        (["--tasks", "vqa_food_class"], "not a text task"),
+        (["--tasks", "vqa_food_class"], "vlm-tv-build vqa"),
+        (["--tasks", "override_semantic", "--spec", "text_examples"], "override"),
     ],
 )
 def test_bad_input_is_a_clear_error_before_any_model_loads(argv, message, no_model_load, capsys):
