@@ -49,8 +49,16 @@ METHOD_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 # Config fields that say where and how a run executed, not what it measured. Device and batch
 # size change floating-point rounding only, and `device` defaults to "auto", so it could not
-# identify a measurement anyway; output_path and log_samples change no number at all.
-EXECUTION_KEYS: tuple[str, ...] = ("output_path", "batch_size", "device", "log_samples")
+# identify a measurement anyway; output_path and log_samples change no number at all. A preset
+# only says how the other fields were filled in; those fields are what was measured.
+EXECUTION_KEYS: tuple[str, ...] = (
+    "output_path",
+    "batch_size",
+    "device",
+    "log_samples",
+    "preset",
+    "preset_departures",
+)
 
 
 def measurement_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -63,18 +63,42 @@ AOKVQA_BIBTEX = """@inproceedings{schwenk2022aokvqa,
 }"""
 
 
+# `license: other` says nothing by itself; the Hub reads these two keys to name and link it.
+WIKIMEDIA_LICENCE = (
+    "wikimedia-per-image-licences",
+    "https://commons.wikimedia.org/wiki/Commons:Licensing",
+)
+COCO_VQA_LICENCE = ("coco-vqa-terms", "https://cocodataset.org/#termsofuse")
+# For a caller that names none: the card's Licences section says what applies.
+DEFAULT_OTHER_LICENCE_NAME = "see-dataset-card"
+
+
 def front_matter(
     config_splits: Mapping[str, Sequence[str]],
     *,
     pretty_name: str,
     license: str = "other",
+    license_name: str | None = None,
+    license_link: str | None = None,
     task_categories: Sequence[str] = ("visual-question-answering",),
     tags: Sequence[str] = ("task-vectors", "vision-language-models", "in-context-learning"),
 ) -> str:
+    """The card's YAML header.
+
+    With `license: other` the Hub shows nothing useful unless `license_name` (an id such as
+    `coco-vqa-terms`) and, when there is one, `license_link` say which terms apply; so
+    `license_name` is always written for `other` (DEFAULT_OTHER_LICENCE_NAME when not given).
+    """
     meta: dict[str, Any] = {
         "pretty_name": pretty_name,
         "language": ["en"],
         "license": license,
+    }
+    if license == "other":
+        meta["license_name"] = license_name or DEFAULT_OTHER_LICENCE_NAME
+        if license_link:
+            meta["license_link"] = license_link
+    meta |= {
         "task_categories": list(task_categories),
         "tags": list(tags),
         "configs": [

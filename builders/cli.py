@@ -92,6 +92,17 @@ def positive_int(value: str) -> int:
     return number
 
 
+def fraction(value: str) -> float:
+    """A share from 0 to 1 (0.8 = 80%)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number) or not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"must be a share from 0 to 1, not {value}")
+    return number
+
+
 def non_negative_int(value: str) -> int:
     number = _int(value)
     if number < 0:
@@ -164,14 +175,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[NAME=]TEXT",
         help="another question to build a config for (repeatable)",
     )
+    vqa.add_argument(
+        "--min-caption-coverage",
+        type=fraction,
+        default=0.8,
+        metavar="SHARE",
+        help="share of candidate images that must have a caption (default 0.8)",
+    )
     vqa.add_argument("--n-validation", type=positive_int, default=30, help="rows per config")
     vqa.add_argument("--n-test", type=positive_int, default=100, help="rows per config")
 
     ov = sub.add_parser("overriding", help="task-overriding sets (semantic/syntax/creative/...)")
     _common(ov)
     _vqa_inputs(ov)
-    ov.add_argument("--okvqa-questions", help="OpenEnded_mscoco_val2014_questions.json")
-    ov.add_argument("--okvqa-annotations", help="mscoco_val2014_annotations.json (OK-VQA)")
+    ov.add_argument(
+        "--okvqa-questions",
+        action="append",
+        help="OpenEnded_mscoco_val2014_questions.json (repeatable: several files are merged)",
+    )
+    ov.add_argument(
+        "--okvqa-annotations",
+        action="append",
+        help="mscoco_val2014_annotations.json (OK-VQA; repeatable)",
+    )
     ov.add_argument("--aokvqa", help="aokvqa_v1p0_val.json (A-OKVQA)")
     ov.add_argument(
         "--settings",
@@ -183,21 +209,30 @@ def build_parser() -> argparse.ArgumentParser:
     ov.add_argument(
         "--n-factual", type=positive_int, default=None, help="default: every shared image"
     )
+
+    au = sub.add_parser("import-authors", help="the paper authors' items and images, our layout")
+    _common(au)
+    au.add_argument("--annotations", required=True, type=Path, help="their data/annotations")
+    au.add_argument("--images", required=True, type=Path, help="where images.zip was unzipped")
+    au.add_argument("--tasks", type=parse_tasks, default=list(CROSS_MODAL_TASKS), help=TASKS_HELP)
     return parser
 
 
 def _vqa_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--questions",
+        action="append",
         required=True,
         metavar="PATH",
-        help="VQAv2 questions JSON (local path or hf://datasets/... URL)",
+        help="VQAv2 questions JSON (local path or hf://datasets/... URL); repeatable: train "
+        "and val files are merged, a question id given twice is an error",
     )
     parser.add_argument(
         "--annotations",
+        action="append",
         required=True,
         metavar="PATH",
-        help="VQAv2 annotations JSON (local path or hf://datasets/... URL)",
+        help="VQAv2 annotations JSON (local path or hf://datasets/... URL); repeatable",
     )
     parser.add_argument(
         "--coco-dir",
@@ -222,8 +257,10 @@ def _counts_line(counts: dict[str, dict[str, int]]) -> str:
     )
 
 
-def describe_input(spec: str) -> str:
-    """How an input is named in a card: Hub URLs whole, local files by name only."""
+def describe_input(spec: str | Sequence[str]) -> str:
+    """How inputs are named in a card: Hub URLs whole, local files by name only."""
+    if not isinstance(spec, str):
+        return ", ".join(describe_input(s) for s in spec)
     return spec if "://" in spec else Path(spec).name
 
 
@@ -317,6 +354,7 @@ def cmd_vqa(args: argparse.Namespace) -> int:
         n_validation=args.n_validation,
         n_test=args.n_test,
         min_votes=args.min_votes,
+        min_caption_coverage=args.min_caption_coverage,
         sources={
             "VQAv2 questions": describe_input(args.questions),
             "VQAv2 annotations": describe_input(args.annotations),
@@ -381,11 +419,23 @@ def cmd_overriding(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_authors(args: argparse.Namespace) -> int:
+    from .authors import import_authors
+
+    report = import_authors(
+        args.annotations, args.images, args.out, args.tasks, overwrite=args.overwrite
+    )
+    print(f"wrote {report.out_dir} ({_counts_line(report.counts)})")
+    _push(args)
+    return 0
+
+
 COMMANDS = {
     "text-only": cmd_text_only,
     "cross-modal": cmd_cross_modal,
     "vqa": cmd_vqa,
     "overriding": cmd_overriding,
+    "import-authors": cmd_import_authors,
 }
 
 

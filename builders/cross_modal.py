@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from benchmark import CROSS_MODAL_TASKS, get_task, load_pool, load_task, validate
 from benchmark.layout import COLUMNS as FAMILY_COLUMNS
 from benchmark.layout import config_name
@@ -160,7 +158,7 @@ def make_card(
     )
     columns = (
         "`id` (pool item id), `task`, `split`, `input` (the item as text), `image` "
-        "(the item's Wikipedia image, at most 224 px wide; null in text-only builds), `output` "
+        "(the item's Wikipedia image, 224 px wide; null in text-only builds), `output` "
         "(the label), `wikipedia_title` (the English Wikipedia page the image comes from), "
         "`attribution` (source_url, file_page, author, license, license_url of the image; "
         "null in text-only builds). Rows are in pool order; the split is fixed in the pool "
@@ -174,9 +172,12 @@ def make_card(
             "named in `wikipedia_title` (MediaWiki Action API `prop=pageimages`, free images "
             "only), or the first infobox image when the page has no lead image; a thumbnail "
             "224 px wide from upload.wikimedia.org (SVG flags are rendered to PNG by Wikimedia), "
-            "scaled to 224 px wide when Wikimedia served a wider standard size. Author and "
+            "then sized as the paper's loader sizes images: 224 px wide, height "
+            "`int((224 / width) * height)`, bicubic, smaller images enlarged. Author and "
             "licence come from the file's `extmetadata` (`Artist`, `LicenseShortName`, "
-            "`LicenseUrl`); non-free files are refused."
+            "`LicenseUrl`); non-free files are refused: flagged `NonFree`, a licence naming "
+            "fair use or non-free terms, or a file local to English Wikipedia (not on Commons) "
+            "without a recognised free licence."
         )
         licence_text = (
             "The images keep their own licences (mostly public domain and Creative Commons, "
@@ -209,7 +210,10 @@ def make_card(
         title = "vlm-tv-eval: cross-modal tasks (text only)"
         licence = "apache-2.0"
     sections.append(("Citation", card.citations(card.PAPER_BIBTEX)))
-    front = card.front_matter(splits, pretty_name=title, license=licence)
+    name, link = card.WIKIMEDIA_LICENCE if licence == "other" else (None, None)
+    front = card.front_matter(
+        splits, pretty_name=title, license=licence, license_name=name, license_link=link
+    )
     return card.render(front, title, sections)
 
 
@@ -281,14 +285,19 @@ def build_text_only(
 def fetch_pool_images(
     wiki: WikiImages, items: Sequence[Mapping[str, Any]], desc: str = "images"
 ) -> tuple[dict[str, WikiImage], dict[str, str]]:
-    """Every item's image; the failures as {item id: reason}, never dropped silently."""
+    """Every item's image; the failures as {item id: reason}, never dropped silently.
+
+    All titles go to `WikiImages.fetch_many` at once, so the API is asked 50 pages a request.
+    """
+    results = wiki.fetch_many([item["wikipedia_title"] for item in items], desc=desc)
     images: dict[str, WikiImage] = {}
     missing: dict[str, str] = {}
-    for item in tqdm(items, desc=desc, unit="item", disable=None):
-        try:
-            images[item["id"]] = wiki.fetch(item["wikipedia_title"])
-        except ImageProblem as exc:
-            missing[item["id"]] = f"{item['wikipedia_title']}: {exc}"
+    for item in items:
+        result = results[item["wikipedia_title"]]
+        if isinstance(result, ImageProblem):
+            missing[item["id"]] = f"{item['wikipedia_title']}: {result}"
+        else:
+            images[item["id"]] = result
     return images, missing
 
 
@@ -318,12 +327,8 @@ def build_with_images(
     """
     tasks = check_tasks(tasks)
     pools = list(dict.fromkeys(get_task(t).source for t in tasks))
-    images: dict[str, WikiImage] = {}
-    missing: dict[str, str] = {}
-    for pool in pools:
-        got, lost = fetch_pool_images(wiki, load_pool(pool)["items"], desc=pool)
-        images.update(got)
-        missing.update(lost)
+    items = [item for pool in pools for item in load_pool(pool)["items"]]
+    images, missing = fetch_pool_images(wiki, items)
     report = BuildReport(
         Path(out_dir),
         missing=missing,

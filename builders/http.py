@@ -1,9 +1,11 @@
 """A polite HTTP client for Wikimedia: identified, rate-limited, retrying, cached on disk.
 
 Wikimedia asks every client for a descriptive User-Agent with contact details, serial requests,
-and backing off when told to (429 / 5xx with Retry-After). The builders make ~1,200 requests for
-the three pools, so the client also keeps every good response on disk: a re-run, or a run
-resumed after an interruption, asks the network only for what it does not have yet.
+and backing off when told to: 429 / 5xx with Retry-After, or an API error such as `ratelimited`
+or `maxlag` inside a 200, which a `validate` hook turns into `RetryLater`. The builders make
+~400 requests for the three pools (the API is asked 50 titles at a time; each image is one
+download), so the client also keeps every good response on disk: a re-run, or a run resumed
+after an interruption, asks the network only for what it does not have yet.
 
 Sleeping and the clock are injected so tests can check the waits without waiting.
 """
@@ -40,6 +42,21 @@ class FetchError(RuntimeError):
 
 class ContactMissingError(ValueError):
     pass
+
+
+class RetryLater(Exception):
+    """Raised by a `validate` hook for a 200 response that is really "slow down".
+
+    MediaWiki answers rate limiting and replication lag with HTTP 200 and a JSON error
+    (`ratelimited`, `maxlag`); the client must back off and ask again exactly as for a 429.
+    `wait` is the server's own hint in seconds (the lag), used when no Retry-After header
+    came with the response.
+    """
+
+    def __init__(self, reason: str, wait: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
 
 
 def _version() -> str:
@@ -159,7 +176,13 @@ class HttpClient:
             self.sleep(wait)
         self._next_allowed = self.clock() + self.min_interval
 
-    def _fetch(self, url: str, params: Mapping[str, Any] | None) -> bytes:
+    def _fetch(
+        self,
+        url: str,
+        params: Mapping[str, Any] | None,
+        validate: Callable[[bytes], Any] | None = None,
+    ) -> bytes:
+        """The body of a 200 that `validate` accepts, retrying what is worth retrying."""
         last = "no attempt"
         status = None
         for attempt in range(self.max_retries + 1):
@@ -181,12 +204,21 @@ class HttpClient:
                 last, status = f"{type(exc).__name__}: {exc}", None
             else:
                 status = response.status_code
+                hint = None
                 if status == 200:
-                    return response.content
-                last = f"HTTP {status}"
-                if status not in RETRY_STATUSES:
-                    raise FetchError(url, last, status)
+                    try:
+                        if validate is not None:
+                            validate(response.content)
+                        return response.content
+                    except RetryLater as exc:
+                        last, hint = exc.reason, exc.wait
+                else:
+                    last = f"HTTP {status}"
+                    if status not in RETRY_STATUSES:
+                        raise FetchError(url, last, status)
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                if retry_after is None:
+                    retry_after = hint
                 if retry_after is not None:
                     wait = min(retry_after, self.max_wait)
             if attempt < self.max_retries:
@@ -200,16 +232,18 @@ class HttpClient:
         *,
         validate: Callable[[bytes], Any] | None = None,
     ) -> bytes:
-        """The body of a GET, from the cache when there; else fetched, validated, cached."""
+        """The body of a GET, from the cache when there; else fetched, validated, cached.
+
+        `validate` raising `RetryLater` makes the response count as a retryable failure;
+        raising anything else ends the request with that error (and nothing is cached).
+        """
         key = cache_key(url, params)
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
                 self.cache_hits += 1
                 return cached
-        data = self._fetch(url, params)
-        if validate is not None:
-            validate(data)
+        data = self._fetch(url, params, validate)
         if self.cache is not None:
             self.cache.put(key, data)
         return data

@@ -1,8 +1,13 @@
 """Checking, resizing and encoding images, so every stored image is one a model can read.
 
-A download that PIL cannot fully decode is refused here (and so reported, never stored). The
-paper's images are 224 px wide; Wikimedia now serves thumbnails at standard widths (250, 330,
-...), so a wider thumbnail is scaled down to 224 keeping its aspect ratio.
+A download that PIL cannot fully decode is refused here (and so reported, never stored).
+
+Every stored image is sized as the authors' loader sizes it (g-luo/task_vectors_are_cross_modal,
+`src/xpatch_dataset.py`, `open_image`): exactly 224 px wide, height `int((224 / w) * h)` (that
+float expression, truncated: a floor for positive sizes), resampled with PIL's default filter for
+RGB images, bicubic. Smaller images are enlarged too: Wikimedia serves thumbnails at standard
+widths (250, 330, ...) and never scales an original up, so an image narrower than 224 px comes
+back at its own size, and the models must still see what the paper's models saw.
 """
 
 from __future__ import annotations
@@ -48,15 +53,30 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return background
 
 
+# PIL's default for `Image.resize` on RGB images since Pillow 7, which the authors' call relied on.
+RESAMPLE = Image.Resampling.BICUBIC
+
+
+def scaled_size(width: int, height: int, target: int = TARGET_WIDTH) -> tuple[int, int]:
+    """(target, height) as the authors compute it: `int((target / width) * height)`.
+
+    Written in their order of operations, not as `height * target // width`: the two differ by
+    one pixel when the float product lands just below a whole number, and the point is to
+    match their images exactly. At least 1 px high (theirs would fail on a 0 px height).
+    """
+    return target, max(1, int((target / width) * height))
+
+
 def fit_width(image: Image.Image, width: int = TARGET_WIDTH) -> Image.Image:
-    if image.width <= width:
+    """The image scaled up or down to `width` px wide, aspect kept (see `scaled_size`)."""
+    size = scaled_size(image.width, image.height, width)
+    if size == image.size:
         return image
-    height = max(1, round(image.height * width / image.width))
-    return image.resize((width, height), Image.Resampling.LANCZOS)
+    return image.resize(size, RESAMPLE)
 
 
 def normalise(data: bytes, width: int = TARGET_WIDTH) -> tuple[bytes, str]:
-    """Verified, RGB, at most `width` wide; JPEG stays JPEG (photos), the rest becomes PNG.
+    """Verified, RGB, exactly `width` wide; JPEG stays JPEG (photos), the rest becomes PNG.
 
     Returns (encoded bytes, file extension).
     """

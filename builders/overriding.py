@@ -393,7 +393,8 @@ def make_card(
         ("Licences", licences),
         ("Citation", card.citations(*bib)),
     ]
-    front = card.front_matter(splits, pretty_name=title)
+    name, link = card.COCO_VQA_LICENCE
+    front = card.front_matter(splits, pretty_name=title, license_name=name, license_link=link)
     return card.render(front, title, sections)
 
 

@@ -6,6 +6,10 @@ JSON and the LLaVA-ReCap Parquet shards on the Hub, and from Parquet only the co
 
 COCO image ids are the last run of digits in an id or file name: `000000391895`,
 `COCO_val2014_000000391895.jpg` and `coco/train2017/000000391895.jpg` are all image 391895.
+Caption records are held to the stricter form LLaVA-ReCap-118K uses (the LLaVA convention:
+`id` is the COCO file name's 12 zero-padded digits, `000000391895`): an id of another shape
+(`GCC_train_000644580` from LLaVA-ReCap-CC3M, say) would otherwise be read as some unrelated
+COCO image and put its caption on it.
 
 An input that cannot be used (no such file, not UTF-8, not JSON, not Parquet, records of the
 wrong shape) raises `InputError`, a one-line message that names the file and what is wrong.
@@ -27,6 +31,8 @@ from .images import CorruptImageError, open_verified
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _DIGITS = re.compile(r"\d+")
+# A COCO file name's stem: 12 digits, alone or after a prefix (`COCO_val2014_`), maybe a suffix.
+_COCO_NAME = re.compile(r"(?:.*\D)?(\d{12})(?:\.[A-Za-z]+)?")
 
 
 class InputError(ValueError):
@@ -163,6 +169,21 @@ def coco_image_id(value: Any) -> int | None:
     return int(runs[-1]) if runs else None
 
 
+def recap_image_id(value: Any) -> int | None:
+    """The COCO image id of a caption record's `id` or `image`, in the form COCO names files.
+
+    An integer is taken as is (a JSON file may hold ids as numbers); a string must end in
+    the 12-digit COCO file name (`000000391895`, `COCO_val2014_000000391895.jpg`,
+    `coco/train2017/000000391895.jpg`). Anything else is None: not a COCO image.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    match = _COCO_NAME.fullmatch(Path(value.strip()).name)
+    return int(match.group(1)) if match else None
+
+
 def caption_of(record: dict[str, Any]) -> str | None:
     """The dense caption of a LLaVA-style record: the first gpt/assistant turn."""
     if isinstance(record.get("caption"), str):
@@ -180,7 +201,9 @@ def load_captions(specs: Sequence[str]) -> dict[int, str]:
     """{COCO image id: dense caption} from LLaVA-ReCap files (id / image / conversations).
 
     An input with records but no usable caption at all is refused (`InputError`): it is not a
-    caption file (the VQAv2 questions given by mistake, say).
+    caption file (the VQAv2 questions given by mistake, say). So is one whose captioned
+    records do not name COCO images by their 12-digit file names (`recap_image_id`): reading
+    the digits of another dataset's ids as COCO ids would caption the wrong images.
     """
     captions: dict[int, str] = {}
     with tqdm(desc="captions", unit="record", disable=None) as bar:
@@ -189,13 +212,21 @@ def load_captions(specs: Sequence[str]) -> dict[int, str]:
             for record in read_records(spec, columns=("id", "conversations", "caption")):
                 records += 1
                 bar.update()
-                image_id = coco_image_id(record.get("id"))
-                if image_id is None:
-                    image_id = coco_image_id(record.get("image"))
                 text = caption_of(record)
-                if image_id is not None and text:
-                    found += 1
-                    captions.setdefault(image_id, text)
+                if not text:
+                    continue
+                image_id = recap_image_id(record.get("id"))
+                if image_id is None:
+                    image_id = recap_image_id(record.get("image"))
+                if image_id is None:
+                    named = record.get("id") or record.get("image")
+                    raise InputError(
+                        f"{spec}: record {records - 1} has id {named!r:.60}, not a COCO image "
+                        "(LLaVA-ReCap-118K names each image by its 12-digit COCO file name, "
+                        "such as '000000391895'); are these captions of COCO images?"
+                    )
+                found += 1
+                captions.setdefault(image_id, text)
             if records and not found:
                 raise InputError(
                     f"{spec}: {records} record(s), none with a dense caption of a COCO image "

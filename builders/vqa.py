@@ -37,6 +37,8 @@ DEFAULT_QUESTIONS = {
     "vqa_man_holding": "What is the man holding?",
 }
 MIN_VOTES = 4
+# Share of candidate images that must have a caption (see check_caption_coverage).
+MIN_CAPTION_COVERAGE = 0.8
 
 
 def normalise_text(text: str) -> str:
@@ -125,37 +127,87 @@ def _answers(ann: dict[str, Any], where: str) -> list[str]:
     return out
 
 
-def load_qas(questions: str, annotations: str | None = None) -> list[QA]:
-    """Join a questions file ({"questions": [...]}) with an annotations file by question_id.
+def _specs(value: str | Sequence[str] | None) -> list[str]:
+    """One input or several (`--questions` train and val) as a list."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
 
+
+def load_qas(
+    questions: str | Sequence[str], annotations: str | Sequence[str] | None = None
+) -> list[QA]:
+    """Join questions files ({"questions": [...]}) with annotations files by question_id.
+
+    Several files of each (VQAv2 train and val) are merged. A question_id given twice, in
+    one file or two, is refused (`InputError` naming both places): the same file given twice,
+    or files that do not belong together, would otherwise double items or swap answers.
     Files or records of the wrong shape raise `InputError` naming the file and the record.
     """
     notes: dict[int, tuple[list[str], str | None, str | None]] = {}
-    if annotations:
-        for i, ann in enumerate(_list_field(read_json(annotations), "annotations", annotations)):
-            where = f"{annotations}: annotations[{i}]"
+    noted_in: dict[int, str] = {}
+    for spec in _specs(annotations):
+        for i, ann in enumerate(_list_field(read_json(spec), "annotations", spec)):
+            where = f"{spec}: annotations[{i}]"
             qid = record_id(ann, "question_id", where)
+            if qid in noted_in:
+                raise InputError(f"{where}: question_id {qid} is annotated twice ({noted_in[qid]})")
+            noted_in[qid] = where
             notes[qid] = (
                 _answers(ann, where),
                 record_text(ann, "answer_type", where, required=False),
                 record_text(ann, "question_type", where, required=False),
             )
     out = []
-    for i, q in enumerate(_list_field(read_json(questions), "questions", questions)):
-        where = f"{questions}: questions[{i}]"
-        qid = record_id(q, "question_id", where)
-        answers, answer_type, question_type = notes.get(qid, ([], None, None))
-        out.append(
-            QA(
-                question_id=qid,
-                image_id=record_id(q, "image_id", where),
-                question=record_text(q, "question", where),
-                answers=answers,
-                answer_type=answer_type,
-                question_type=question_type,
+    asked_in: dict[int, str] = {}
+    for spec in _specs(questions):
+        for i, q in enumerate(_list_field(read_json(spec), "questions", spec)):
+            where = f"{spec}: questions[{i}]"
+            qid = record_id(q, "question_id", where)
+            if qid in asked_in:
+                raise InputError(f"{where}: question_id {qid} is asked twice ({asked_in[qid]})")
+            asked_in[qid] = where
+            answers, answer_type, question_type = notes.get(qid, ([], None, None))
+            out.append(
+                QA(
+                    question_id=qid,
+                    image_id=record_id(q, "image_id", where),
+                    question=record_text(q, "question", where),
+                    answers=answers,
+                    answer_type=answer_type,
+                    question_type=question_type,
+                )
             )
-        )
     return out
+
+
+def check_caption_coverage(
+    questions: Mapping[str, str],
+    qas: Sequence[QA],
+    captions: Mapping[int, str],
+    min_coverage: float = MIN_CAPTION_COVERAGE,
+) -> float:
+    """The share of candidate images (those asked a config's question) that have a caption.
+
+    Below `min_coverage` the captions are refused (`InputError`): LLaVA-ReCap-118K covers
+    COCO train2017, which holds about 88% of the val2014 images VQAv2 val asks about, so far
+    less means the wrong caption files, or ids mapped to the wrong images, and the selection
+    would quietly draw from a small, skewed remainder.
+    """
+    wanted = {normalise_text(q) for q in questions.values()}
+    images = {qa.image_id for qa in qas if normalise_text(qa.question) in wanted}
+    if not images:
+        return 1.0
+    covered = sum(1 for image_id in images if captions.get(image_id))
+    share = covered / len(images)
+    if share < min_coverage:
+        raise InputError(
+            f"captions: only {covered} of the {len(images)} COCO images asked the configs' "
+            f"questions ({share:.0%}) have a dense caption, under the {min_coverage:.0%} "
+            "expected; check that the captions are LLaVA-ReCap-118K (COCO) and that their "
+            "ids are the images' COCO ids (or lower --min-caption-coverage)"
+        )
+    return share
 
 
 def question_configs(extra: Sequence[str] = ()) -> dict[str, str]:
@@ -288,6 +340,7 @@ def make_card(
     seed: int,
     min_votes: int,
     sources: Mapping[str, Any],
+    caption_coverage: float | None = None,
 ) -> str:
     from . import card
     from .cross_modal import row_counts
@@ -310,6 +363,12 @@ def make_card(
         f"and by more than any other answer; other items are dropped. The first rows taken "
         f"form `validation`, the rest `test`.\n\nSkipped while selecting:\n{skips}"
     )
+    if caption_coverage is not None:
+        selection += (
+            f"\n\nThe dense captions covered {caption_coverage:.1%} of the COCO images asked "
+            "the configs' questions (LLaVA-ReCap-118K captions COCO train2017, which holds "
+            "most, not all, of val2014)."
+        )
     columns = (
         "`id` (the VQAv2 question id, as text), `task`, `split`, `question`, `image` (the COCO "
         "image, original JPEG), `caption` (the image's dense caption from LLaVA-ReCap: the text "
@@ -336,7 +395,8 @@ def make_card(
             ),
         ),
     ]
-    front = card.front_matter(splits, pretty_name=title)
+    name, link = card.COCO_VQA_LICENCE
+    front = card.front_matter(splits, pretty_name=title, license_name=name, license_link=link)
     return card.render(front, title, sections)
 
 
@@ -360,13 +420,19 @@ def build_vqa(
     n_validation: int = 30,
     n_test: int = 100,
     min_votes: int = MIN_VOTES,
+    min_caption_coverage: float = MIN_CAPTION_COVERAGE,
     sources: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> BuildReport:
-    """Select every config's rows, check them against `row_vqa`, write Parquet and the card."""
+    """Select every config's rows, check them against `row_vqa`, write Parquet and the card.
+
+    The captions must cover `min_caption_coverage` of the candidate images first
+    (`check_caption_coverage`).
+    """
     from .cross_modal import check_rows, row_counts
     from .layout import write_configs
 
+    coverage = check_caption_coverage(questions, qas, captions, min_caption_coverage)
     rows_by_config: dict[str, dict[str, list[dict[str, Any]]]] = {}
     skipped: dict[str, Counter] = {}
     for config, question in questions.items():
@@ -389,6 +455,7 @@ def build_vqa(
         seed=seed,
         min_votes=min_votes,
         sources=sources or {},
+        caption_coverage=coverage,
     )
     write_configs(out_dir, rows_by_config, features(), text, kind="vqa", overwrite=overwrite)
     return BuildReport(Path(out_dir), row_counts(rows_by_config), skipped)

@@ -1,30 +1,61 @@
 """The image of a pool item from English Wikipedia, with what its licence asks us to credit.
 
-For a page title (`Flag of France`, `Wolf`, `Persimmon`) the MediaWiki Action API gives the
+For page titles (`Flag of France`, `Wolf`, `Persimmon`) the MediaWiki Action API gives each
 page's lead image (`prop=pageimages`, free images only); when it gives none, the first image
 of the page's infobox (`action=parse`, read with BeautifulSoup) is used. Then `prop=imageinfo`
-on the file gives a thumbnail URL 224 px wide (SVG flags are rendered to PNG by Wikimedia) and
-the file's `extmetadata`: author, licence, licence URL. Every request uses `formatversion=2`.
+on the files gives thumbnail URLs 224 px wide (SVG flags are rendered to PNG by Wikimedia) and
+each file's `extmetadata`: author, licence, licence URL. Every request uses `formatversion=2`
+and `maxlag=5` (Wikimedia's advice for non-interactive clients).
 
-Any failure raises ImageProblem with a reason a person can act on; the build collects these
-per item id and reports them together.
+The two `query` steps ask for up to 50 titles per request, the API's limit for clients without
+the `apihighlimits` right: about 20 requests for the six tasks' ~390 pages instead of ~780.
+The API answers a batch by page, not by the title asked, so each title is followed through
+the response's `normalized` and `redirects` lists to its own page, and `continue` is followed
+until the batch is complete. `action=parse` takes one page, so the infobox fall-back stays one
+request per page (few pages need it).
+
+A per-item failure becomes an ImageProblem with a reason a person can act on; the build
+collects these per item id and reports them together. An API error other than rate limiting
+or replication lag (which are retried like a 429) ends the build as an ApiError naming its
+code: it means the request itself is wrong, for every item.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from bs4 import BeautifulSoup
+from tqdm import tqdm
 
-from .http import FetchError, HttpClient
+from .http import FetchError, HttpClient, RetryLater
 from .images import TARGET_WIDTH, CorruptImageError, check_image, normalise
 
 API_URL = "https://en.wikipedia.org/w/api.php"
 ICON_MAX_WIDTH = 60  # infobox images narrower than this are icons (status maps, small flags)
-EXTMETADATA_FIELDS = "Artist|Credit|LicenseShortName|LicenseUrl|UsageTerms|NonFree"
+EXTMETADATA_FIELDS = (
+    "Artist|Credit|LicenseShortName|License|LicenseUrl|UsageTerms|NonFree|Copyrighted"
+)
+BATCH_SIZE = 50  # titles per query: the limit for clients without apihighlimits
+MAX_CONTINUATIONS = 20  # a batch still incomplete after this many follow-ups is a broken API
+RETRIED_API_CODES = frozenset({"ratelimited", "maxlag"})
+MAXLAG = "5"
+
+# Licence names that forbid redistribution (fair use on Wikipedia is not a licence to reuse).
+NON_FREE = re.compile(r"non[-\s]?free|fair[-\s]?use|\bfairuse\b", re.IGNORECASE)
+# Non-commercial and no-derivatives terms: not free in Wikimedia's sense, not for a dataset.
+RESTRICTED = re.compile(r"\bnc\b|\bnd\b|non[-\s]?commercial|no[-\s]?deriv", re.IGNORECASE)
+# Licences that allow redistribution with credit: what a file local to en.wikipedia must show.
+FREE = re.compile(
+    r"public\s*domain|\bpd\b|\bcc0\b|cc[-\s]?zero|\bcc[-\s]by\b|creative\s+commons\s+attribution"
+    r"|\bgfdl\b|gnu\s+free\s+documentation|free\s+art|copyrighted\s+free\s+use"
+    r"|open\s+government\s+licen[cs]e|^attribution$",
+    re.IGNORECASE,
+)
 
 
 class ImageProblem(Exception):
@@ -32,6 +63,8 @@ class ImageProblem(Exception):
 
 
 class ApiError(ValueError):
+    """An API error that retrying will not cure; the message names the code."""
+
     def __init__(self, code: str, info: str):
         super().__init__(f"MediaWiki API error {code}: {info}")
         self.code = code
@@ -62,11 +95,18 @@ def strip_html(value: str | None) -> str | None:
 
 
 def _check_api_json(data: bytes) -> None:
-    """Validate hook: a body with an API `error` is raised, so it is never cached."""
+    """Validate hook: an API `error` is retried (rate limit, lag) or raised, never cached."""
     doc = json.loads(data)
     error = doc.get("error") if isinstance(doc, dict) else None
-    if error:
-        raise ApiError(str(error.get("code", "unknown")), str(error.get("info", "")))
+    if not error:
+        return
+    code = str(error.get("code", "unknown")) if isinstance(error, dict) else "unknown"
+    info = str(error.get("info", "")) if isinstance(error, dict) else str(error)
+    if code in RETRIED_API_CODES:
+        lag = error.get("lag")
+        wait = float(lag) if isinstance(lag, (int, float)) and not isinstance(lag, bool) else None
+        raise RetryLater(f"MediaWiki API error {code}", wait)
+    raise ApiError(code, info)
 
 
 def file_from_src(src: str | None) -> str | None:
@@ -102,26 +142,103 @@ def infobox_file(html: str) -> str | None:
     return None
 
 
-def attribution_from(info: dict[str, Any], source_url: str) -> dict[str, str | None]:
-    """Author, licence and links from an imageinfo entry; refuses files we may not reuse."""
+def is_local_file(page: Mapping[str, Any], info: Mapping[str, Any]) -> bool:
+    """Whether the file lives on en.wikipedia itself rather than on Wikimedia Commons.
+
+    Commons accepts only free files; a local file may be one uploaded under fair use, so it
+    must show a free licence before we redistribute it.
+    """
+    repository = page.get("imagerepository")
+    if repository:
+        return repository == "local"
+    return "en.wikipedia.org" in str(info.get("descriptionurl") or "")
+
+
+def attribution_from(
+    info: Mapping[str, Any], source_url: str, *, local: bool = False
+) -> dict[str, str | None]:
+    """Author, licence and links from an imageinfo entry; refuses files we may not reuse.
+
+    Refused: files flagged `NonFree`; files whose licence fields (`LicenseShortName`,
+    `License`, `UsageTerms`) name fair use or non-free terms; and files `local` to
+    en.wikipedia without a recognised free licence, since fair-use uploads are local and are
+    not always flagged.
+    """
     meta = info.get("extmetadata") or {}
 
     def value(name: str) -> str | None:
         entry = meta.get(name)
-        return entry.get("value") if isinstance(entry, dict) else None
+        return strip_html(entry.get("value")) if isinstance(entry, dict) else None
 
     if str(value("NonFree") or "").strip().lower() == "true":
         raise ImageProblem("the file is non-free (fair use on Wikipedia only); not redistributable")
-    licence = strip_html(value("LicenseShortName")) or strip_html(value("UsageTerms"))
+    names = [v for v in (value("LicenseShortName"), value("License"), value("UsageTerms")) if v]
+    for name in names:
+        if NON_FREE.search(name):
+            raise ImageProblem(
+                f"the file's licence is {name!r} (fair use / non-free); not redistributable"
+            )
+    licence = value("LicenseShortName") or value("UsageTerms") or value("License")
+    if local:
+        free = any(FREE.search(n) and not RESTRICTED.search(n) for n in names)
+        if not free and str(value("Copyrighted") or "").strip().lower() != "false":
+            raise ImageProblem(
+                f"the file is local to English Wikipedia (not on Commons) and its licence "
+                f"({licence or 'none given'}) is not a recognised free licence; local files "
+                "are often fair-use uploads, so it is not redistributed"
+            )
     if not licence:
         raise ImageProblem("the file's metadata names no licence")
     return {
         "source_url": source_url,
         "file_page": info.get("descriptionurl"),
-        "author": strip_html(value("Artist")) or strip_html(value("Credit")),
+        "author": value("Artist") or value("Credit"),
         "license": licence,
-        "license_url": strip_html(value("LicenseUrl")),
+        "license_url": value("LicenseUrl"),
     }
+
+
+def batches(items: Sequence[str], size: int = BATCH_SIZE) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def resolve(title: str, aliases: Mapping[str, str]) -> str:
+    """Follow `normalized` then `redirects` entries from an asked title to its page title."""
+    seen = {title}
+    while title in aliases:
+        title = aliases[title]
+        if title in seen:  # a redirect loop: the API reports the page as it stands
+            break
+        seen.add(title)
+    return title
+
+
+def _merge_page(into: dict[str, Any], page: Mapping[str, Any]) -> None:
+    """Add what a continuation says about a page to what earlier responses said."""
+    for key, value in page.items():
+        if isinstance(value, list) and isinstance(into.get(key), list):
+            into[key] = into[key] + [v for v in value if v not in into[key]]
+        elif key not in into or into[key] in (None, "", [], {}):
+            into[key] = value
+
+
+def _problem(exc: Exception) -> ImageProblem:
+    """The ImageProblem of a failed request, as the build reports it."""
+    if isinstance(exc, FetchError):
+        return ImageProblem(exc.reason + f" for {exc.url}")
+    if isinstance(exc, json.JSONDecodeError):
+        return ImageProblem(f"the API answered with something that is not JSON: {exc}")
+    return ImageProblem(str(exc))
+
+
+@dataclass
+class _Choice:
+    """The file chosen for a page: its title, the page's lead thumbnail, how it was found."""
+
+    file_title: str | None
+    thumb: str | None
+    found_via: str
 
 
 class WikiImages:
@@ -133,28 +250,37 @@ class WikiImages:
         self.width = width
 
     def api(self, **params: str) -> dict[str, Any]:
-        params = {"format": "json", "formatversion": "2", **params}
+        params = {"format": "json", "formatversion": "2", "maxlag": MAXLAG, **params}
         return json.loads(self.client.get(self.api_url, params, validate=_check_api_json))
 
-    def lead_image(self, title: str) -> tuple[str | None, str | None]:
-        """(File: title, thumbnail URL) of the page's lead image; (None, None) without one."""
-        doc = self.api(
-            action="query",
-            prop="pageimages",
-            piprop="thumbnail|name|original",
-            pithumbsize=str(self.width),
-            titles=title,
-            redirects="1",
-        )
-        pages = doc.get("query", {}).get("pages", [])
-        if not pages or pages[0].get("missing") or pages[0].get("invalid"):
-            raise ImageProblem(f"no English Wikipedia page titled {title!r}")
-        page = pages[0]
-        name = page.get("pageimage")
-        if not name:
-            return None, None
-        thumb = (page.get("thumbnail") or {}).get("source")
-        return "File:" + name.replace("_", " "), thumb
+    def query_pages(self, titles: Sequence[str], **params: str) -> dict[str, dict[str, Any] | None]:
+        """{asked title: its page} for one batch of titles (at most BATCH_SIZE).
+
+        Titles are matched to pages through `normalized` (`wolf` -> `Wolf`) and `redirects`
+        (`Gray wolf` -> `Wolf`); `continue` is followed until the batch is complete, merging
+        what each response adds. A title without a page in the answer maps to None.
+        """
+        if len(titles) > BATCH_SIZE:
+            raise ValueError(f"{len(titles)} titles in one query; the API takes {BATCH_SIZE}")
+        pages: dict[str, dict[str, Any]] = {}
+        aliases: dict[str, str] = {}
+        follow: dict[str, str] = {}
+        for _ in range(MAX_CONTINUATIONS):
+            doc = self.api(
+                action="query", titles="|".join(titles), redirects="1", **params, **follow
+            )
+            query = doc.get("query") or {}
+            for entry in (query.get("normalized") or []) + (query.get("redirects") or []):
+                aliases[str(entry["from"])] = str(entry["to"])
+            for page in query.get("pages") or []:
+                _merge_page(pages.setdefault(str(page.get("title")), {}), page)
+            more = doc.get("continue")
+            if not more:
+                break
+            follow = {str(k): str(v) for k, v in more.items()}
+        else:
+            raise ImageProblem(f"the API still asked to continue after {MAX_CONTINUATIONS} calls")
+        return {title: pages.get(resolve(title, aliases)) for title in titles}
 
     def infobox_image(self, title: str) -> str | None:
         try:
@@ -162,50 +288,116 @@ class WikiImages:
         except ApiError as exc:
             if exc.code == "missingtitle":
                 raise ImageProblem(f"no English Wikipedia page titled {title!r}") from exc
-            raise
+            raise ImageProblem(str(exc)) from exc
         text = doc.get("parse", {}).get("text", "")
         if isinstance(text, dict):  # formatversion=1 shape, in case a mirror ignores fv=2
             text = text.get("*", "")
         return infobox_file(text)
 
-    def file_info(self, file_title: str) -> dict[str, Any]:
-        doc = self.api(
-            action="query",
-            prop="imageinfo",
-            iiprop="url|mime|size|extmetadata",
-            iiurlwidth=str(self.width),
-            iiextmetadatafilter=EXTMETADATA_FIELDS,
-            titles=file_title,
-        )
-        pages = doc.get("query", {}).get("pages", [])
-        # A Commons file seen from en.wikipedia is "missing" locally but "known" (shared repo).
-        infos = pages[0].get("imageinfo") if pages else None
-        if not infos:
-            raise ImageProblem(f"no file information for {file_title!r}")
-        return infos[0]
+    def _lead_images(
+        self, titles: Sequence[str], results: dict[str, WikiImage | ImageProblem]
+    ) -> dict[str, _Choice]:
+        """Each page's lead image, 50 pages a request; failures go into `results`."""
+        chosen: dict[str, _Choice] = {}
+        for batch in batches(titles):
+            try:
+                pages = self.query_pages(
+                    batch,
+                    prop="pageimages",
+                    piprop="thumbnail|name|original",
+                    pithumbsize=str(self.width),
+                    pilimit=str(BATCH_SIZE),
+                )
+            except (FetchError, json.JSONDecodeError, ImageProblem) as exc:
+                results.update((title, _problem(exc)) for title in batch)
+                continue
+            for title in batch:
+                page = pages[title]
+                if not page or page.get("missing") or page.get("invalid"):
+                    results[title] = ImageProblem(f"no English Wikipedia page titled {title!r}")
+                elif page.get("pageimage"):
+                    name = "File:" + str(page["pageimage"]).replace("_", " ")
+                    thumb = (page.get("thumbnail") or {}).get("source")
+                    chosen[title] = _Choice(name, thumb, "pageimages")
+                else:
+                    chosen[title] = _Choice(None, None, "infobox")
+        return chosen
 
-    def fetch(self, title: str) -> WikiImage:
-        """The item's image, resized and checked, with attribution; raises ImageProblem."""
+    def _file_pages(self, files: Sequence[str]) -> dict[str, dict[str, Any] | ImageProblem]:
+        """Each file's page with its imageinfo, 50 files a request."""
+        out: dict[str, dict[str, Any] | ImageProblem] = {}
+        for batch in batches(files):
+            try:
+                pages = self.query_pages(
+                    batch,
+                    prop="imageinfo",
+                    iiprop="url|mime|size|extmetadata",
+                    iiurlwidth=str(self.width),
+                    iiextmetadatafilter=EXTMETADATA_FIELDS,
+                )
+            except (FetchError, json.JSONDecodeError, ImageProblem) as exc:
+                out.update((name, _problem(exc)) for name in batch)
+                continue
+            for name in batch:
+                # A Commons file seen from en.wikipedia is "missing" locally but "known".
+                page = pages[name]
+                if page and page.get("imageinfo"):
+                    out[name] = page
+                else:
+                    out[name] = ImageProblem(f"no file information for {name!r}")
+        return out
+
+    def _download(self, title: str, choice: _Choice, page: Mapping[str, Any]) -> WikiImage:
+        assert choice.file_title is not None
+        info = page["imageinfo"][0]
+        url = info.get("thumburl") or choice.thumb or info.get("url")
+        if not url:
+            raise ImageProblem(f"no image URL for {choice.file_title!r}")
+        attribution = attribution_from(info, url, local=is_local_file(page, info))
         try:
-            file_title, thumb = self.lead_image(title)
-            found_via = "pageimages"
-            if file_title is None:
-                file_title, found_via = self.infobox_image(title), "infobox"
-            if file_title is None:
-                raise ImageProblem("the page has no lead image and no infobox image")
-            info = self.file_info(file_title)
-            url = info.get("thumburl") or thumb or info.get("url")
-            if not url:
-                raise ImageProblem(f"no image URL for {file_title!r}")
-            attribution = attribution_from(info, url)
             raw = self.client.get(url, validate=check_image)
             data, extension = normalise(raw, self.width)
         except CorruptImageError as exc:
             raise ImageProblem(str(exc)) from exc
         except FetchError as exc:
-            raise ImageProblem(exc.reason + f" for {exc.url}") from exc
-        except ApiError as exc:
-            raise ImageProblem(str(exc)) from exc
-        except json.JSONDecodeError as exc:
-            raise ImageProblem(f"the API answered with something that is not JSON: {exc}") from exc
-        return WikiImage(title, file_title, data, extension, attribution, found_via)
+            raise _problem(exc) from exc
+        return WikiImage(title, choice.file_title, data, extension, attribution, choice.found_via)
+
+    def fetch_many(
+        self, titles: Sequence[str], desc: str = "images"
+    ) -> dict[str, WikiImage | ImageProblem]:
+        """Every title's image (resized, checked, attributed) or the ImageProblem it hit.
+
+        Raises ApiError only for an API error that no retry cures (a malformed request).
+        """
+        titles = list(dict.fromkeys(titles))
+        results: dict[str, WikiImage | ImageProblem] = {}
+        chosen = self._lead_images(titles, results)
+        for title in [t for t, choice in chosen.items() if choice.file_title is None]:
+            try:  # one request per page: action=parse takes no batch
+                name = self.infobox_image(title)
+                if name is None:
+                    raise ImageProblem("the page has no lead image and no infobox image")
+            except (FetchError, json.JSONDecodeError, ImageProblem) as exc:
+                results[title] = _problem(exc)
+                del chosen[title]
+            else:
+                chosen[title].file_title = name
+        files = self._file_pages(list(dict.fromkeys(c.file_title or "" for c in chosen.values())))
+        for title, choice in tqdm(chosen.items(), desc=desc, unit="image", disable=None):
+            page = files[choice.file_title or ""]
+            if isinstance(page, ImageProblem):
+                results[title] = page
+                continue
+            try:
+                results[title] = self._download(title, choice, page)
+            except ImageProblem as exc:
+                results[title] = exc
+        return {title: results[title] for title in titles}
+
+    def fetch(self, title: str) -> WikiImage:
+        """One item's image, resized and checked, with attribution; raises ImageProblem."""
+        result = self.fetch_many([title])[title]
+        if isinstance(result, ImageProblem):
+            raise result
+        return result

@@ -9,6 +9,7 @@ vlm-tv-eval judge RUN_DIR           judge an overriding run's generations
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,11 +20,11 @@ from benchmark import (
     QUERIES,
     SPECS,
     TASKS,
-    kinds,
-    validate_file,
 )
 
+from .commands import cmd_judge, cmd_ls, cmd_validate
 from .config import ConfigError, RunConfig
+from .presets import PRESETS, apply_preset
 
 
 def _model_args(text: str) -> dict[str, Any]:
@@ -95,8 +96,15 @@ def run_parser() -> argparse.ArgumentParser:
         "--model at the same layer",
     )
     p.add_argument("--source_model_args", default="", help="k=v,... for --source_model")
-    p.add_argument("--n_shot", type=int, default=d.n_shot)
-    p.add_argument("--seeds", type=_int_list, default=d.seeds, help="e.g. 0,1,2")
+    p.add_argument("--n_shot", type=int, default=None, help=f"demos (default {d.n_shot})")
+    p.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2 (the default)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESETS,
+        help="paper: the authors' setting (their layer, 4-bit NF4 with fp16 compute, template "
+        "paper, N=5, seeds 0,1,2) for every flag not given; departures are recorded",
+    )
     p.add_argument(
         "--methods",
         default=None,
@@ -166,14 +174,15 @@ def _default_query(tasks: Sequence[str]) -> str:
 def parse_run_config(argv: Sequence[str]) -> RunConfig:
     args = run_parser().parse_args(argv)
     tasks = CROSS_MODAL_TASKS if args.tasks == "all" else _names(args.tasks)
-    return RunConfig(
+    d = RunConfig()
+    config = RunConfig(
         model=args.model,
         model_args=_model_args(args.model_args),
         tasks=tasks,
         spec=args.spec or _default_spec(tasks),
         query=args.query or _default_query(tasks),
-        n_shot=args.n_shot,
-        seeds=tuple(args.seeds),
+        n_shot=d.n_shot if args.n_shot is None else args.n_shot,
+        seeds=d.seeds if args.seeds is None else tuple(args.seeds),
         methods=_names(args.methods) if args.methods is not None else _default_methods(tasks),
         limit=args.limit,
         layer=args.layer,
@@ -192,6 +201,15 @@ def parse_run_config(argv: Sequence[str]) -> RunConfig:
         judge=args.judge,
         judge_base_url=args.judge_base_url,
     )
+    given = {
+        "layer": args.layer,
+        "template": args.template,
+        "n_shot": args.n_shot,
+        "seeds": None if args.seeds is None else tuple(args.seeds),
+        "model_args": config.model_args,
+        "source_model_args": config.source_model_args,
+    }
+    return apply_preset(config, args.preset, given)
 
 
 def cmd_run(argv: Sequence[str]) -> int:
@@ -254,94 +272,18 @@ def cmd_run(argv: Sequence[str]) -> int:
     return 0
 
 
-def cmd_validate(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="vlm-tv-eval validate",
-        description="Check files against the JSON Schema their kind names (a 'kind' field, or "
-        "samples_*.jsonl / verdicts*.jsonl / generations_*.jsonl by name, or --kind). Prints "
-        "every error with the JSON path of the bad field; exit status 1 on any error.",
-    )
-    parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--kind", choices=kinds(), help="schema to use for every file")
-    args = parser.parse_args(argv)
-    failed = 0
-    for name in args.files:
-        errors = validate_file(name, kind=args.kind)
-        if errors:
-            failed += 1
-            for err in errors:
-                print(err, file=sys.stderr)
-        else:
-            print(f"{name}: ok")
-    if failed:
-        print(f"{failed} of {len(args.files)} file(s) invalid", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def cmd_ls(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="vlm-tv-eval ls")
-    parser.add_argument("what", choices=["tasks", "models", "methods"])
-    args = parser.parse_args(argv)
-    if args.what == "tasks":
-        print(f"{'task':20} {'family':12} {'source':10} {'scoring':12} instruction")
-        for t in TASKS.values():
-            print(f"{t.id:20} {t.family:12} {t.source:10} {t.scoring:12} {t.instruction}")
-    elif args.what == "models":
-        from .adapters import describe_adapters
-
-        for name, desc in describe_adapters():
-            print(f"{name:20} {desc}")
-    else:
-        from .methods import get_method, method_names
-
-        for name in method_names():
-            method = get_method(name)
-            needs = "task vector + layer" if method.needs_vector else "-"
-            print(f"{name:20} {needs:20} {method.context('text_examples', 5)}")
-    return 0
-
-
-def cmd_judge(argv: Sequence[str]) -> int:
-    """Judge (or re-judge) the generations an overriding run logged, and score the run."""
-    from .judging import judge_run_dir
-    from .results import overriding_table
-
-    parser = argparse.ArgumentParser(
-        prog="vlm-tv-eval judge",
-        description="Judge an overriding run's logged generations (generations_<task>.jsonl) and "
-        "write verdicts_<task>.jsonl and results.json. Verdicts are cached by (judge, prompt): "
-        "a rerun asks again only what failed.",
-    )
-    parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument(
-        "--judge", default=None, help="a dated snapshot (default gpt-4o-2024-08-06)"
-    )
-    parser.add_argument("--judge_base_url", default=None)
-    args = parser.parse_args(argv)
-    try:
-        doc, path = judge_run_dir(args.run_dir, args.judge, args.judge_base_url)
-    except ValueError as exc:
-        print(f"vlm-tv-eval judge: error: {exc}", file=sys.stderr)
-        return 2
-    print(overriding_table(doc))
-    if path.name == "pending_results.json":
-        print(
-            f"some answers could not be judged (see judge failures): no number yet; {path} "
-            "keeps the run. Run the same command again: judged answers come from the cache."
-        )
-        return 1
-    print(f"results: {path}")
-    return 0
-
-
-SUBCOMMANDS = {"validate": cmd_validate, "ls": cmd_ls, "judge": cmd_judge}
+SUBCOMMANDS = {"validate": cmd_validate, "ls": cmd_ls, "judge": cmd_judge}  # commands.py
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        return SUBCOMMANDS[argv[0]](argv[1:])
-    return cmd_run(argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[argv[0]](argv[1:])
+        return cmd_run(argv)
+    except BrokenPipeError:  # `vlm-tv-eval ls tasks | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -50,10 +50,13 @@ class RunConfig:
     layer_from: str | None = None
     judge: str | None = None
     judge_base_url: str | None = None
+    # --preset: which named setting filled the fields above, and where the command line departed.
+    preset: str | None = None
+    preset_departures: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("tasks", "seeds", "methods"):
+        for key in ("tasks", "seeds", "methods", "preset_departures"):
             out[key] = list(out[key])
         return out
 
@@ -152,6 +155,7 @@ class RunConfig:
                     f"--source_model {self.source_model} is text-only: use --spec text_examples, "
                     "instruction or ensemble for LLM->VLM transfer"
                 )
+        _check_4bit(self)
         if self.uses_images and not self.data:
             raise ConfigError(
                 "image modes need the images: build them with `vlm-tv-build cross-modal --out "
@@ -165,6 +169,22 @@ class RunConfig:
 
 JUDGE_KEYS = ("judge", "judge_base_url")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _check_4bit(config: RunConfig) -> None:
+    """After the adapters have refused model_args they would ignore (the more useful error)."""
+    import torch
+
+    for flag, args in (
+        ("--model_args", config.model_args),
+        ("--source_model_args", config.source_model_args),
+    ):
+        if args.get("load_in_4bit") is True and not torch.cuda.is_available():
+            raise ConfigError(
+                f"{flag}: load_in_4bit needs a CUDA GPU (and bitsandbytes); this machine has "
+                "none: add load_in_4bit=false to run unquantised (with --preset paper this is "
+                "recorded as a departure from the paper's setting)"
+            )
 
 
 def _validate_environment(config: RunConfig) -> None:

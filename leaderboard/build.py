@@ -10,7 +10,6 @@ from pathlib import Path
 
 from benchmark.files import atomic_write_bytes
 
-from . import labels
 from .csv_out import OVERRIDING_CSV, render_csv, render_overriding_csv
 from .html_page import render_html
 from .markdown import render_markdown
@@ -33,7 +32,7 @@ def ordered(submissions: list[Submission]) -> list[Submission]:
         submissions,
         key=lambda s: (
             is_overriding(s),
-            labels.setting_key(s.spec, s.query),
+            s.section.key,
             s.reported,
             s.name.lower(),
             s.file,

@@ -1,7 +1,7 @@
 """`vlm-tv-leaderboard`: add submissions, regenerate the leaderboard, check it is up to date.
 
     vlm-tv-leaderboard add runs/.../results.json --name "My model (A100)" --submitted-by "me"
-    vlm-tv-leaderboard reported     # (re)write the paper's reported rows (Tables 2 and 5)
+    vlm-tv-leaderboard reported     # (re)write the paper's reported rows (leaderboard/paper.py)
     vlm-tv-leaderboard build        # README.md, leaderboard.csv, index.html, plots/*.png and,
                                     # with overriding runs, leaderboard_overriding.csv
     vlm-tv-leaderboard check        # what CI runs: valid, consistent, unedited, no (near-)

@@ -3,8 +3,11 @@
 judge counts, the judge itself), so they are a file of their own.
 
 Numbers have four decimals and missing values are empty, so spreadsheets and pandas read it
-as is and the bytes only change when a number does. Each row says how much stands behind it:
-`<task>_n` (items scored per seed), `seeds`, and `limit` (--limit, empty for a full run).
+as is and the bytes only change when a number does. `setting` is the row's section
+(`labels.Section.id`); `tasks` (cross_modal or vqa), `source_model` (with the `cosine` columns)
+and `chat_template` are the variant of the experiment it names. Each row says how much stands
+behind it: `<task>_n` (items scored per seed), `seeds`, and `limit` (--limit, empty for a full
+run).
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ def _num(value: float | None) -> str:
 
 def render_csv(rows: list[Row]) -> str:
     tasks = tasks_of(rows)
-    head = ["setting", "spec", "query", "name", "model", "method", "reported", "source"]
-    head += ["layer", "num_layers"]
+    head = ["setting", "spec", "query", "tasks", "source_model", "chat_template", "name", "model"]
+    head += ["method", "reported", "source", "layer", "num_layers", "cosine", "cosine_mismatched"]
     for task in tasks:
         head += [task, f"{task}_std", f"{task}_n"]
     head += ["avg", "avg_std", "avg_tasks", "seeds", "limit", "file"]
@@ -41,9 +44,12 @@ def render_csv(rows: list[Row]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(head)
     for row in rows:
-        line = [_text(x) for x in (row.setting, row.spec, row.query, row.name, row.model)]
+        line = [_text(x) for x in (row.setting, row.spec, row.query, row.family)]
+        line += [_text(row.source_model), "true" if row.chat else "false"]
+        line += [_text(row.name), _text(row.model)]
         line += [row.method, "true" if row.reported else "false", _text(row.source)]
         line += [" ".join(str(x) for x in row.layers), row.num_layers or ""]
+        line += [_num(row.cosine), _num(row.cosine_mismatched)]
         for task in tasks:
             cell = row.cells.get(task)
             line += [_num(cell.acc), _num(cell.std), _count(cell.n)] if cell else ["", "", ""]

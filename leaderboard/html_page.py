@@ -31,6 +31,10 @@ from .table import (
 )
 
 SIZE_TIP = "test items scored per task and seed × seeds; (limit N): a run cut short with --limit"
+COS_TIP = (
+    "vectors from another model (--source_model): mean cosine similarity of its vector and the "
+    "model's own for the same task / for other tasks"
+)
 
 
 def _num_cell(cell: Cell | None) -> str:
@@ -54,18 +58,35 @@ def _size_td(row: Counted) -> str:
     return f'<td data-sort="{key}">{escape(fmt_size(row))}</td>'
 
 
-def _row(row: Row, tasks: list[str]) -> str:
-    setting_rank = labels.setting_key(row.spec, row.query)[0]
+def _setting_td(row: Row, rank: int) -> str:
+    """`spec → query`, and the variant: VQA subsets, the source model, the chat template."""
+    text = f"{row.spec} → {row.query}"
+    extra = ["VQA"] if row.family == "vqa" else []
+    extra += [f"vectors from {row.source_model}"] if row.source_model else []
+    extra += ["chat template"] if row.chat else []
+    if extra:
+        text += f" ({', '.join(extra)})"
+    return f'<td data-sort="{rank:03d} {escape(row.setting)}">{escape(text)}</td>'
+
+
+def _cos_td(row: Row) -> str:
+    if row.cosine is None:
+        return f'<td data-sort="">{DASH}</td>'
+    mismatched = f"<small> / {fmt(row.cosine_mismatched)}</small>" if row.source_model else ""
+    return f'<td data-sort="{row.cosine:.6f}">{fmt(row.cosine)}{mismatched}</td>'
+
+
+def _row(row: Row, tasks: list[str], rank: int, cosine: bool) -> str:
     method_rank = labels.method_key(row.method)[0]
     layer = f"{row.layers[0]}" if row.layers else ""
     cells = [
-        f'<td data-sort="{setting_rank:03d} {escape(row.setting)}">'
-        f"{escape(row.spec)} → {escape(row.query)}</td>",
+        _setting_td(row, rank),
         _model_td(row),
         f'<td data-sort="{method_rank:03d}">{escape(labels.method_label(row.method))}</td>',
         *(_num_cell(row.cells.get(t)) for t in tasks),
         _num_cell(row.avg),
         f'<td data-sort="{layer}">{escape(fmt_layer(row))}</td>',
+        *([_cos_td(row)] if cosine else []),
         _size_td(row),
     ]
     css = ' class="reported"' if row.reported else ""
@@ -141,13 +162,17 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
     headers = [_header("Setting", "text"), _header("Model", "text"), _header("Method", "text")]
     headers += [_header(labels.task_label(t), "num", t) for t in tasks]
     headers += [_header("Avg", "num", "mean over the row's tasks"), _header("Layer", "num")]
+    cosine = any(r.cosine is not None for r in rows)
+    headers += [_header("Cos", "num", COS_TIP)] if cosine else []
     headers += [_header(SIZE_TITLE, "num", SIZE_TIP)]
-    settings = [(labels.setting_id(s, q), labels.setting_label(s, q)) for s, q in settings_of(rows)]
+    sections = settings_of(rows)
+    settings = [(section.id, section.label) for section in sections]
+    rank = {section: i for i, section in enumerate(sections)}
     methods = sorted({r.method for r in rows}, key=labels.method_key)
     method_choices = [(m, labels.method_label(m)) for m in methods]
     sources = sorted({r.source for r in rows if r.reported and r.source})
     sources += [s for s in overriding.sources(list(override_rows)) if s not in sources]
-    body = "\n".join(_row(row, tasks) for row in rows)
+    body = "\n".join(_row(row, tasks, rank[row.section], cosine) for row in rows)
     section = _overriding_section(list(override_rows)) if override_rows else ""
     return f"""<!DOCTYPE html>
 <html lang="en">

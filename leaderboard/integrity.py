@@ -20,27 +20,54 @@ from typing import Any
 
 from benchmark.consistency import check_submission
 
-from . import paper
+from . import labels, paper
 
 PAPER_FILE = "leaderboard/paper.py"
-ReportedKey = tuple[str, str, str, str]  # model, spec, query, method
+# model, spec, query, source model (None: the model's own vectors), chat template
+Setting = tuple[str, str, str, str | None, bool]
+ReportedKey = tuple[Setting, str, str]  # setting, task family, method
 
 
-def _setting(results: dict[str, Any]) -> tuple[str, str, str]:
+def _setting(results: dict[str, Any]) -> Setting:
     config = results.get("config") or {}
-    return (results["model"]["name"], config.get("spec"), config.get("query") or "text")
+    return (
+        results["model"]["name"],
+        config.get("spec"),
+        config.get("query") or "text",
+        labels.source_model_of(results),
+        labels.uses_chat(results),
+    )
+
+
+def _describe(setting: Setting, family: str, method: str) -> str:
+    model, spec, query, source, chat = setting
+    extra = " (VQA subsets)" if family == "vqa" else ""
+    extra += f" with vectors from {source!r}" if source else ""
+    extra += " in its chat template" if chat else ""
+    return f"model {model!r}, {spec}→{query}{extra}, method {method!r}"
 
 
 @cache
 def _paper_rows() -> dict[ReportedKey, dict[str, dict[str, Any]]]:
-    """(model, spec, query, method) -> {task: entry} for every row of the paper's tables."""
+    """(setting, family, method) -> {task: entry} for every row of the paper's tables."""
     rows: dict[ReportedKey, dict[str, dict[str, Any]]] = {}
     for data in paper.paper_submissions():
         results = data["results"]
         for task, methods in results["results"].items():
             for method, entry in methods.items():
-                rows.setdefault((*_setting(results), method), {})[task] = entry
+                key = (_setting(results), labels.family_of([task]), method)
+                rows.setdefault(key, {})[task] = entry
     return rows
+
+
+@cache
+def _paper_transfers() -> dict[Setting, Any]:
+    """The cosine similarities (`transfer`) the paper's LLM → VLM rows carry, per setting."""
+    return {
+        _setting(data["results"]): data["results"].get("transfer")
+        for data in paper.paper_submissions()
+        if labels.source_model_of(data["results"])
+    }
 
 
 def _is_number(value: Any) -> bool:
@@ -64,19 +91,26 @@ def reported_problems(data: dict[str, Any], file: str) -> list[str]:
     """A reported submission against the paper's rows: each of its methods must be a row of
     `paper.py` for the same model and setting, with the same tasks and the same figures."""
     results = data["results"]
-    model, spec, query = _setting(results)
-    by_method: dict[str, dict[str, Any]] = {}
+    setting = _setting(results)
+    by_method: dict[tuple[str, str], dict[str, Any]] = {}
     for task, methods in results["results"].items():
         for method, entry in methods.items():
-            by_method.setdefault(method, {})[task] = entry
+            by_method.setdefault((labels.family_of([task]), method), {})[task] = entry
     problems = []
     fix = "reported rows are copied from the paper, never edited: `vlm-tv-leaderboard reported`"
-    for method, entries in by_method.items():
-        row = _paper_rows().get((model, spec, query, method))
+    if setting[3] is not None:
+        theirs = _paper_transfers().get(setting)
+        if setting in _paper_transfers() and results.get("transfer") != theirs:
+            problems.append(
+                f"{file}: $.results.transfer: {results.get('transfer')} differs from the "
+                f"paper's {theirs} ({PAPER_FILE}); {fix}"
+            )
+    for (family, method), entries in by_method.items():
+        row = _paper_rows().get((setting, family, method))
         if row is None:
             problems.append(
-                f"{file}: $.results.results: reported figures for model {model!r}, "
-                f"{spec}→{query}, method {method!r}, which no row of the paper's tables in "
+                f"{file}: $.results.results: reported figures for "
+                f"{_describe(setting, family, method)}, which no row of the paper's tables in "
                 f"{PAPER_FILE} has; {fix} writes the paper's rows"
             )
             continue

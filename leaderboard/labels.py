@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
 from benchmark import METHODS, QUERIES, SPECS, TASKS
 
 # Settings in the order the paper discusses them: image queries first (QUERIES lists text first)
@@ -94,6 +98,96 @@ def setting_key(spec: str, query: str) -> tuple[int, str, str]:
     known = (spec, query)
     rank = SETTING_ORDER.index(known) if known in SETTING_ORDER else len(SETTING_ORDER)
     return (rank, spec, query)
+
+
+# --- sections: a setting and the variant of the experiment, read from the results file ---------
+#
+# Besides spec -> query, three things in a results file make a different experiment, each a
+# table of its own, so that a reproduction lands next to the paper's row for it:
+# - the tasks' family: the VQA subsets (paper, Table 4) are not the six cross-modal tasks;
+# - `config.source_model` (`--source_model`): vectors made in another model, the VLM's base
+#   LLM in the paper (Tables 3 and 11), patched into the model;
+# - a chat template (`--template model`; the harness records `config.template.chat`): the
+#   model's own chat format (Table 10).
+
+
+@dataclass(frozen=True)
+class Section:
+    """Where a row is shown: its setting and the variant of the experiment."""
+
+    spec: str
+    query: str
+    family: str = "cross_modal"  # the tasks' family: "cross_modal" or "vqa"
+    from_source: bool = False  # vectors from another model (`--source_model`)
+    chat: bool = False  # the model's own chat format (`--template model`)
+
+    @property
+    def id(self) -> str:
+        """`text_examples→image`, plus `+vqa`, `+source_model`, `+chat` for a variant: the
+        key used in the CSV, the page's filter and the submissions list."""
+        suffix = "+vqa" if self.family == "vqa" else ""
+        suffix += "+source_model" if self.from_source else ""
+        suffix += "+chat" if self.chat else ""
+        return setting_id(self.spec, self.query) + suffix
+
+    @property
+    def qualifiers(self) -> list[str]:
+        out = ["VQA subsets"] if self.family == "vqa" else []
+        out += ["task vectors from another model (LLM → VLM)"] if self.from_source else []
+        out += ["the model's chat template"] if self.chat else []
+        return out
+
+    @property
+    def label(self) -> str:
+        base = setting_label(self.spec, self.query)
+        return f"{base}: {', '.join(self.qualifiers)}" if self.qualifiers else base
+
+    @property
+    def short_label(self) -> str:
+        """The label with short qualifiers, for plot titles."""
+        short = ["VQA subsets"] if self.family == "vqa" else []
+        short += ["LLM → VLM"] if self.from_source else []
+        short += ["chat template"] if self.chat else []
+        return ", ".join([setting_label(self.spec, self.query), *short])
+
+    @property
+    def key(self) -> tuple:
+        """The paper's order: the plain settings, then LLM → VLM, the VQA subsets, the chat
+        template; within each, settings in SETTING_ORDER."""
+        variant = (self.chat, self.family != "cross_modal", self.from_source, self.family)
+        return (variant, setting_key(self.spec, self.query))
+
+
+def family_of(tasks: Iterable[str]) -> str:
+    """The tasks' family: "vqa" when every task is a VQA subset, else "cross_modal"."""
+    tasks = list(tasks)
+    vqa = bool(tasks) and all(t in TASKS and TASKS[t].family == "vqa" for t in tasks)
+    return "vqa" if vqa else "cross_modal"
+
+
+def source_model_of(results: Mapping[str, Any]) -> str | None:
+    """The model the patched vectors came from (`config.source_model`); None: the model's own."""
+    value = (results.get("config") or {}).get("source_model")
+    return value if isinstance(value, str) and value else None
+
+
+def uses_chat(results: Mapping[str, Any]) -> bool:
+    """True for a run in the model's chat format: the harness records the chat wrapping in
+    `config.template.chat` (the CLI value `--template model` is accepted too)."""
+    template = (results.get("config") or {}).get("template")
+    return template == "model" or (isinstance(template, Mapping) and bool(template.get("chat")))
+
+
+def section_of(results: Mapping[str, Any], tasks: Iterable[str] | None = None) -> Section:
+    """The section of a results file's `tasks` (default: all of its tasks)."""
+    config = results.get("config") or {}
+    return Section(
+        spec=config.get("spec"),
+        query=config.get("query") or "text",
+        family=family_of(results.get("results", {}) if tasks is None else tasks),
+        from_source=source_model_of(results) is not None,
+        chat=uses_chat(results),
+    )
 
 
 def method_label(method: str) -> str:

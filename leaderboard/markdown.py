@@ -16,8 +16,10 @@ from .escape import md_code, md_path, md_text, md_url
 from .overriding import OverrideRow, fmt_rate, is_overriding, row_judge_text
 from .submissions import Submission
 from .table import (
+    DASH,
     SIZE_TITLE,
     Row,
+    fmt,
     fmt_cell,
     fmt_layer,
     fmt_size,
@@ -65,9 +67,29 @@ def _model_cell(row: Row | OverrideRow) -> str:
     return f"*{link}* (reported)" if row.reported else link
 
 
+def section_intro(section: labels.Section) -> str:
+    """What a section's table holds, with the harness options that put a run there."""
+    text = f"Spec {md_code(section.spec)}, query {md_code(section.query)}"
+    if section.family == "vqa":
+        text += "; the VQA subsets (one VQAv2 question asked of many images; the text version of "
+        text += "an image is its dense caption)"
+    if section.from_source:
+        text += (
+            "; task vectors made in another model (the VLM's base LLM: `--source_model`) and "
+            "patched into the model at the same layer. **Cos**: mean cosine similarity of the "
+            "source model's vector and the model's own for the same task (**mismatched**: for "
+            "other tasks), at the patched layer"
+        )
+    if section.chat:
+        text += "; every prompt in the model's own chat format (`--template model`)"
+    return text + "."
+
+
 def setting_table(rows: list[Row]) -> list[str]:
     columns = tasks_of(rows)
+    transfer = any(row.source_model for row in rows)
     head = ["Model", "Method", *(labels.task_label(t) for t in columns), "Avg", "Layer"]
+    head += ["Vectors from", "Cos", "Cos (mismatched)"] if transfer else []
     head = [md_text(h) for h in [*head, SIZE_TITLE]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     partial = False
@@ -78,8 +100,11 @@ def setting_table(rows: list[Row]) -> list[str]:
             partial = True
         cells = [fmt_cell(row.cells.get(t)) for t in columns]
         method = md_text(labels.method_label(row.method))
-        values = [_model_cell(row), method, *cells, avg, fmt_layer(row), fmt_size(row)]
-        lines.append("| " + " | ".join(values) + " |")
+        values = [_model_cell(row), method, *cells, avg, fmt_layer(row)]
+        if transfer:
+            source = md_code(row.source_model) if row.source_model else DASH
+            values += [source, fmt(row.cosine), fmt(row.cosine_mismatched)]
+        lines.append("| " + " | ".join([*values, fmt_size(row)]) + " |")
     sources = sorted({row.source for row in rows if row.reported and row.source})
     if sources or partial:
         lines.append("")
@@ -111,7 +136,7 @@ def overriding_table(rows: list[OverrideRow]) -> list[str]:
 def _setting_of(sub: Submission) -> str:
     if is_overriding(sub):
         return f"task overriding, {md_code(labels.setting_id(sub.spec, sub.query))}"
-    return md_code(labels.setting_id(sub.spec, sub.query))
+    return md_code(sub.section.id)
 
 
 def _submission_item(sub: Submission) -> str:
@@ -143,19 +168,19 @@ def _submission_item(sub: Submission) -> str:
 def plot_heading(sub: Submission) -> str:
     if is_overriding(sub):
         return labels.overriding_label(sub.query)
-    return labels.setting_label(sub.spec, sub.query)
+    return sub.section.label
 
 
 def render_markdown(
     submissions: list[Submission], rows: list[Row], override_rows: Sequence[OverrideRow] = ()
 ) -> str:
     lines = [HEADER]
-    for spec, query in settings_of(rows):
-        lines.append(f"## {md_text(labels.setting_label(spec, query))}")
+    for section in settings_of(rows):
+        lines.append(f"## {md_text(section.label)}")
         lines.append("")
-        lines.append(f"Spec {md_code(spec)}, query {md_code(query)}.")
+        lines.append(section_intro(section))
         lines.append("")
-        lines.extend(setting_table([r for r in rows if (r.spec, r.query) == (spec, query)]))
+        lines.extend(setting_table([r for r in rows if r.section == section]))
         lines.append("")
     if override_rows:
         lines.append(f"## {labels.OVERRIDING_TITLE}")

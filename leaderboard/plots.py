@@ -71,7 +71,7 @@ def _title(sub: Submission) -> str:
     suffix = " (reported, not reproduced)" if sub.reported else ""
     if is_overriding(sub):
         return f"{sub.name}: {labels.overriding_label(sub.query)}{suffix}"
-    return f"{sub.name}: {labels.setting_label(sub.spec, sub.query)}{suffix}"
+    return f"{sub.name}: {sub.section.short_label}{suffix}"
 
 
 def tasks_plot(sub: Submission, rows: list[Row]) -> bytes:

@@ -68,6 +68,11 @@ class Submission:
     def stem(self) -> str:
         return self.file.removesuffix(".json")
 
+    @property
+    def section(self) -> labels.Section:
+        """The section of the submission as a whole (its rows may span two task families)."""
+        return labels.section_of(self.results)
+
 
 def query_of(results: dict[str, Any]) -> str:
     """The query modality; results written before `config.query` existed were text-only."""
@@ -77,15 +82,23 @@ def query_of(results: dict[str, Any]) -> str:
 def submission_filename(data: dict[str, Any]) -> str:
     """`<name>_<spec>-to-<query>.json`: one name and setting per file, readable in a listing.
 
-    A submission of the overriding study is `<name>_overriding-<query>.json`, so that it never
-    takes the file name of the same model's instruction-spec accuracy run.
+    A variant of the experiment (`labels.Section`) adds `_vqa` (VQA subsets), `_from-<model>`
+    (vectors from `--source_model`) and `_chat` (the model's chat template), so that the same
+    name's plain run and its variants never take each other's file name. A submission of the
+    overriding study is `<name>_overriding-<query>.json`, so that it never takes the file name of
+    the same model's instruction-spec accuracy run.
     """
     results = data["results"]
     spec = results["config"]["spec"]
     name = slug(data["submission"]["name"], "submission")[:80]
     if any(labels.is_overriding_task(task) for task in results.get("results", {})):
         return f"{name}_overriding-{query_of(results)}.json"
-    return f"{name}_{slug(spec, 'submission')[:80]}-to-{query_of(results)}.json"
+    section = labels.section_of(results)
+    suffix = "_vqa" if section.family == "vqa" else ""
+    source = labels.source_model_of(results)
+    suffix += f"_from-{slug(source, 'model')[:60]}" if source else ""
+    suffix += "_chat" if section.chat else ""
+    return f"{name}_{slug(spec, 'submission')[:80]}-to-{query_of(results)}{suffix}.json"
 
 
 def content_key(data: dict[str, Any]) -> str:

@@ -47,10 +47,24 @@ class Row:
     n: tuple[int, ...] = ()
     seeds: int | None = None
     limit: int | None = None
+    # The variant of the experiment (see labels.Section): the tasks' family, the model the
+    # patched vectors came from (`--source_model`) with the mean cosine similarity of its vectors
+    # and the model's own (matched tasks; other tasks), and the model's chat template.
+    family: str = "cross_modal"
+    source_model: str | None = None
+    cosine: float | None = None
+    cosine_mismatched: float | None = None
+    chat: bool = False
+
+    @property
+    def section(self) -> labels.Section:
+        return labels.Section(
+            self.spec, self.query, self.family, self.source_model is not None, self.chat
+        )
 
     @property
     def setting(self) -> str:
-        return labels.setting_id(self.spec, self.query)
+        return self.section.id
 
 
 def _average(results: list[dict]) -> Cell:
@@ -77,17 +91,26 @@ def run_size(sub: Submission, results: list[dict]) -> dict[str, Any]:
     }
 
 
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def submission_rows(sub: Submission) -> list[Row]:
-    by_method: dict[str, dict[str, dict]] = {}
+    """One row per (task family, method): a run of both cross-modal and VQA tasks gives rows in
+    both sections."""
+    by_method: dict[tuple[str, str], dict[str, dict]] = {}
     for task, methods in sub.results["results"].items():
         if labels.is_overriding_task(task):
             continue  # the overriding study has a table of its own (overriding.py)
+        family = labels.family_of([task])
         for method, result in methods.items():
-            by_method.setdefault(method, {})[task] = result
+            by_method.setdefault((family, method), {})[task] = result
     selection = sub.results.get("layer_selection") or {}
+    source_model = labels.source_model_of(sub.results)
+    transfer = (sub.results.get("transfer") or {}) if source_model else {}
     rows = []
-    for method in sorted(by_method, key=labels.method_key):
-        results = by_method[method]
+    for family, method in sorted(by_method, key=lambda k: (k[0], labels.method_key(k[1]))):
+        results = by_method[family, method]
         tasks = sorted(results, key=labels.task_key)
         layers = method_layers(method, results, selection)
         rows.append(
@@ -108,15 +131,20 @@ def submission_rows(sub: Submission) -> list[Row]:
                 layers=tuple(sorted(layers)),
                 num_layers=sub.results["model"].get("num_layers"),
                 **run_size(sub, list(results.values())),
+                family=family,
+                source_model=source_model,
+                cosine=_number(transfer.get("mean_cosine")),
+                cosine_mismatched=_number(transfer.get("mean_mismatched_cosine")),
+                chat=labels.uses_chat(sub.results),
             )
         )
     return rows
 
 
 def row_key(row: Row) -> tuple:
-    """Settings in the paper's order; reproduced runs before reported rows; then by name."""
+    """Sections in the paper's order; reproduced runs before reported rows; then by name."""
     return (
-        labels.setting_key(row.spec, row.query),
+        row.section.key,
         row.reported,
         row.name.lower(),
         row.file,
@@ -134,8 +162,9 @@ def tasks_of(rows: list[Row]) -> list[str]:
     return sorted({t for row in rows for t in row.cells}, key=labels.task_key)
 
 
-def settings_of(rows: list[Row]) -> list[tuple[str, str]]:
-    return sorted({(r.spec, r.query) for r in rows}, key=lambda s: labels.setting_key(*s))
+def settings_of(rows: list[Row]) -> list[labels.Section]:
+    """The sections the rows fall in, in the paper's order: one table each."""
+    return sorted({r.section for r in rows}, key=lambda s: s.key)
 
 
 # Fixed formatting, so the same numbers always give the same bytes.

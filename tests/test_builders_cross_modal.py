@@ -108,6 +108,24 @@ def test_write_dataset_from_pil_images(tmp_path):
     meta = _front_matter(out)
     assert meta["configs"][0]["config_name"] == "country_capital"
     assert "Licences of the images" in (out / "README.md").read_text()
+    # `license: other` names its terms, as the Hub's card metadata asks.
+    assert meta["license"] == "other"
+    assert meta["license_name"] == "wikimedia-per-image-licences"
+    assert meta["license_link"] == "https://commons.wikimedia.org/wiki/Commons:Licensing"
+
+
+def test_front_matter_names_other_licences():
+    from builders.card import front_matter
+
+    def meta(**kwargs) -> dict:
+        return yaml.safe_load(front_matter({"c": ["test"]}, pretty_name="P", **kwargs)[4:-4])
+
+    named = meta(license_name="coco-vqa-terms", license_link="https://cocodataset.org/#termsofuse")
+    assert (named["license"], named["license_name"]) == ("other", "coco-vqa-terms")
+    assert named["license_link"] == "https://cocodataset.org/#termsofuse"
+    assert meta()["license_name"] == "see-dataset-card" and "license_link" not in meta()
+    free = meta(license="apache-2.0", license_name="ignored")
+    assert free["license"] == "apache-2.0" and "license_name" not in free
 
 
 def test_write_dataset_refuses_bad_rows(tmp_path):

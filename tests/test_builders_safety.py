@@ -127,6 +127,74 @@ def test_overwrite_replaces_the_folder_and_pushes_no_stale_file(tmp_path, capsys
     assert hidden_siblings(folder) == []
 
 
+class RemoteRepo:
+    """A Hub dataset repo held in memory, behind huggingface_hub's own deletion logic.
+
+    `upload_folder` lists what to delete with the real `HfApi._prepare_folder_deletions`
+    (its pattern matching, its `.gitattributes` rule) over `files`, and skips deleting what
+    the upload replaces, as the real method does; then it "commits".
+    """
+
+    files: set[str] = set()
+    delete_patterns: object = None
+
+    def __init__(self, token=None):
+        pass
+
+    def create_repo(self, repo_id, **kwargs):
+        pass
+
+    def list_repo_files(self, repo_id, **kwargs):
+        return sorted(RemoteRepo.files)
+
+    def upload_folder(self, *, repo_id, folder_path, repo_type, ignore_patterns, **kwargs):
+        from huggingface_hub.hf_api import HfApi  # the real one: the tests patch the alias
+        from huggingface_hub.utils import filter_repo_objects
+
+        RemoteRepo.delete_patterns = kwargs.get("delete_patterns")
+        local = [p.relative_to(folder_path).as_posix() for p in Path(folder_path).rglob("*")]
+        added = set(
+            filter_repo_objects(
+                [n for n in local if (Path(folder_path) / n).is_file()],
+                ignore_patterns=ignore_patterns,
+            )
+        )
+        deletions = HfApi._prepare_folder_deletions(
+            self,
+            repo_id=repo_id,
+            repo_type=repo_type,
+            revision=None,
+            path_in_repo="",
+            delete_patterns=kwargs.get("delete_patterns"),
+        )
+        deleted = {op.path_in_repo for op in deletions} - added
+        RemoteRepo.files = (RemoteRepo.files - deleted) | added
+        return type("Info", (), {"oid": "1" * 40})()
+
+
+def test_repush_deletes_hub_files_the_rebuild_dropped(tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RemoteRepo)
+    earlier = {
+        f"{config}/{split}-00000-of-00001.parquet"
+        for config in ("food_color", "food_flavor")
+        for split in ("validation", "test")
+    }
+    RemoteRepo.files = {".gitattributes", "README.md", "figure.png", *earlier}
+    argv = text_only(tmp_path / "ds", "food_color", extra=("--push-to-hub", "org/name"))
+    code, err = run(argv, capsys)
+    assert code == 0, err
+    assert RemoteRepo.files == {
+        ".gitattributes",  # never deleted
+        "figure.png",  # not a file builds write: someone put it there
+        "README.md",
+        "food_color/test-00000-of-00001.parquet",
+        "food_color/validation-00000-of-00001.parquet",
+    }  # food_flavor, which the rebuild no longer makes, is gone from the Hub too
+    assert RemoteRepo.delete_patterns == ["*.parquet"]
+
+
 def test_rebuild_of_the_same_kind_leaves_no_stale_config(tmp_path, capsys):
     out = tmp_path / "ds"
     assert run(text_only(out, "food_color", "food_flavor"), capsys)[0] == 0

@@ -14,8 +14,8 @@ from benchmark import validate
 from builders import cli, overriding
 from builders.cross_modal import json_row
 from builders.overriding import CREATIVE, FORMATS, factual_count_report, render_format
-from builders.sources import CocoImages, coco_image_id, load_captions
-from builders.vqa import consensus, question_configs
+from builders.sources import CocoImages, InputError, coco_image_id, load_captions, recap_image_id
+from builders.vqa import consensus, load_qas, question_configs
 
 FOOD = "What kind of food is this?"
 SHIRT = "What color is the man's shirt?"
@@ -172,15 +172,15 @@ def inputs(tmp_path_factory) -> dict:
     return paths
 
 
-def _vqa_args(inputs, out, *extra) -> list[str]:
+def _vqa_args(inputs, out, *extra, captions=None) -> list[str]:
+    if captions is None:
+        captions = [inputs[f"captions_{k}"] for k in ("json", "jsonl", "parquet")]
     return [
         "vqa",
         "--out", str(out),
         "--questions", str(inputs["questions"]),
         "--annotations", str(inputs["annotations"]),
-        "--captions", str(inputs["captions_json"]),
-        "--captions", str(inputs["captions_jsonl"]),
-        "--captions", str(inputs["captions_parquet"]),
+        *[a for c in captions for a in ("--captions", str(c))],
         "--coco-dir", str(inputs["coco"]),
         "--n-validation", "2",
         "--n-test", "3",
@@ -257,6 +257,9 @@ def test_vqa_build_selects_usable_items_and_validates(inputs, tmp_path, capsys):
     assert sport["test"][0]["task"] == "vqa_sport"
     readme = (out / "README.md").read_text()
     assert "at least 4 annotators" in readme and "CC BY 4.0" in readme
+    assert (meta["license"], meta["license_name"]) == ("other", "coco-vqa-terms")
+    assert meta["license_link"] == "https://cocodataset.org/#termsofuse"
+    assert "The dense captions covered 96.7% of the COCO images" in readme  # 29 of 30
 
 
 def test_vqa_is_deterministic_under_a_seed(inputs, tmp_path):
@@ -278,6 +281,75 @@ def test_vqa_too_few_items_fails_with_reasons(inputs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "vqa_food_class" in err and "only 5 usable, 6 needed" in err
     assert "no COCO image file: 1" in err
+
+
+def test_recap_ids_must_be_coco_file_names(tmp_path):
+    assert recap_image_id("000000391895") == 391895
+    assert recap_image_id("COCO_val2014_000000391895.jpg") == 391895
+    assert recap_image_id("coco/train2017/000000391895.jpg") == 391895
+    assert recap_image_id(391895) == 391895  # a JSON number
+    for other in ("GCC_train_000644580", "391895", "00453/004539375.jpg", "", None, True):
+        assert recap_image_id(other) is None, other
+    # LLaVA-ReCap-CC3M ids: their digits would name unrelated COCO images; refused.
+    cc3m = tmp_path / "recap-cc3m.json"
+    cc3m.write_text(json.dumps([dict(_recap(1), id="GCC_train_000644580")]))
+    with pytest.raises(InputError, match="record 0 has id 'GCC_train_000644580', not a COCO"):
+        load_captions([str(cc3m)])
+    # A COCO path in `image` is enough when `id` is something else.
+    mixed = tmp_path / "recap-mixed.json"
+    mixed.write_text(json.dumps([dict(_recap(5), id="x-5", image="train2017/000000000005.jpg")]))
+    assert list(load_captions([str(mixed)])) == [5]
+
+
+def test_captions_that_miss_most_candidate_images_are_refused(inputs, tmp_path, capsys):
+    # Captions whose ids point at other images (a wrong id mapping): none of the candidates.
+    shifted = tmp_path / "recap-shifted.json"
+    shifted.write_text(json.dumps([_recap(i + 100) for i in range(1, 31)]))
+    assert cli.main(_vqa_args(inputs, tmp_path / "out", captions=[shifted])) == 2
+    err = capsys.readouterr().err
+    assert "only 0 of the 26 COCO images" in err and "(0%)" in err and "80%" in err
+    assert not (tmp_path / "out").exists()
+    # Captions for 10 of the 26 candidates (38%): still refused; accepted with a lower bar.
+    few = _vqa_args(inputs, tmp_path / "out", captions=[inputs["captions_json"]])
+    assert cli.main(few) == 2
+    assert "only 10 of the 26 COCO images" in capsys.readouterr().err
+    assert cli.main([*few, "--min-caption-coverage", "0.3"]) == 1  # too few shirts, not 2
+    assert "vqa_shirt_color" in capsys.readouterr().err
+
+
+def _split_file(path: Path, key: str, out: Path) -> tuple[Path, Path]:
+    """The file as two (train-like and val-like) halves of its `key` list."""
+    doc = json.loads(path.read_text())
+    half = len(doc[key]) // 2
+    first, second = out / f"a-{path.name}", out / f"b-{path.name}"
+    first.write_text(json.dumps(dict(doc, **{key: doc[key][:half]})))
+    second.write_text(json.dumps(dict(doc, **{key: doc[key][half:]})))
+    return first, second
+
+
+def test_several_questions_and_annotations_files_are_merged(inputs, tmp_path, capsys):
+    q1, q2 = _split_file(inputs["questions"], "questions", tmp_path)
+    a1, a2 = _split_file(inputs["annotations"], "annotations", tmp_path)
+    whole = load_qas(str(inputs["questions"]), str(inputs["annotations"]))
+    # Questions of one file answered in the other: joined across files all the same.
+    merged = load_qas([str(q1), str(q2)], [str(a2), str(a1)])
+    assert sorted(merged, key=lambda q: q.question_id) == sorted(whole, key=lambda q: q.question_id)
+    args = _vqa_args(inputs, tmp_path / "one")
+    for flag, parts in (("--questions", (q1, q2)), ("--annotations", (a1, a2))):
+        i = args.index(flag)
+        args[i : i + 2] = [flag, str(parts[0]), flag, str(parts[1])]
+    assert cli.main(args) == 0
+    readme = (tmp_path / "one" / "README.md").read_text()
+    assert f"`{q1.name}, {q2.name}`" in readme and f"`{a1.name}, {a2.name}`" in readme
+    capsys.readouterr()
+    # The same file twice: every question id is given twice; refused, naming both places.
+    twice = _vqa_args(inputs, tmp_path / "two", "--questions", str(inputs["questions"]))
+    assert cli.main(twice) == 2
+    err = capsys.readouterr().err
+    assert "question_id 1000 is asked twice" in err and "questions[0]" in err
+    twice = _vqa_args(inputs, tmp_path / "two", "--annotations", str(a1))
+    assert cli.main(twice) == 2
+    assert "is annotated twice" in capsys.readouterr().err
 
 
 def _overriding_args(inputs, out, *extra) -> list[str]:
@@ -361,6 +433,7 @@ def test_overriding_sets_validate_and_conflict(inputs, tmp_path, capsys):
     assert factual[0]["override_answer"] == "ancient"  # choices[correct_choice_idx]
     readme = (out / "README.md").read_text()
     assert "OK-VQA" in readme and "Only a `test` split" in readme
+    assert (meta["license"], meta["license_name"]) == ("other", "coco-vqa-terms")
     for key, sentence in {**PAPER_SYNTAX, **PAPER_CREATIVE}.items():
         assert f'- `{key}`: "{sentence}"' in readme
     assert "Factual images: 2 (the paper's factual set: 148)." in readme

@@ -29,7 +29,16 @@ from builders.http import (
     parse_retry_after,
     user_agent,
 )
-from builders.wiki import ImageProblem, WikiImages, file_from_src, infobox_file, strip_html
+from builders.images import normalise, scaled_size
+from builders.wiki import (
+    ApiError,
+    ImageProblem,
+    WikiImages,
+    attribution_from,
+    file_from_src,
+    infobox_file,
+    strip_html,
+)
 
 API = "https://en.wikipedia.org/w/api.php"
 UA = "vlm-tv-eval-tests/1 (tests@example.org)"
@@ -43,22 +52,39 @@ def _png(width: int, height: int, seed: str, mode: str = "RGBA") -> bytes:
     return buffer.getvalue()
 
 
+NO_LEAD = ("no_lead", "local_fair_use", "fair_use_name")  # pages with only an infobox image
+
+
 class FakeWikipedia(BaseAdapter):
     """en.wikipedia.org/w/api.php and upload.wikimedia.org, for any page title.
 
     Every page has a lead image (flags: an SVG whose thumbnail is a PNG; others: a JPEG),
     served 250 px wide as Wikimedia's standard thumbnail sizes now do. `special` changes a
     title's behaviour: "no_lead" (only an infobox image), "missing" (no such page),
-    "non_free", "corrupt" (image bytes are garbage), "http500" (image always 500).
-    `script` queues responses (status, headers) for a URL before its normal answer.
+    "non_free", "corrupt" (image bytes are garbage), "http500" (image always 500), "small"
+    (a 100 x 61 original, which Wikimedia serves as is: it never scales up), "local_fair_use"
+    (only an infobox image, uploaded to en.wikipedia itself under an unflagged fair-use
+    licence), "fair_use_name" (only an infobox image, whose licence name says fair use but
+    which is not flagged NonFree).
+
+    Queries take up to 50 `titles` joined by "|", as the real API does (more is an error),
+    and answer in its shape: titles are normalised (underscores, first letter) and listed in
+    `normalized`, `redirects` maps titles to their targets, pages come back in their own
+    order, and with `continue_after` set a prop only covers that many pages per response
+    and says `continue`.
+    `script` queues responses (status, headers[, body]) for a URL before its normal answer.
     `stop_after` raises KeyboardInterrupt on that request, as a user pressing Ctrl-C.
     """
 
-    def __init__(self, special=None, script=None, stop_after=None):
+    def __init__(
+        self, special=None, script=None, stop_after=None, redirects=None, continue_after=None
+    ):
         super().__init__()
         self.special = dict(special or {})
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.stop_after = stop_after
+        self.redirects = dict(redirects or {})
+        self.continue_after = continue_after
         self.log: list[tuple[str, dict, dict]] = []  # (url without query, params, headers)
         self.answered: list[str] = []  # full URLs answered 200
 
@@ -81,14 +107,60 @@ class FakeWikipedia(BaseAdapter):
         return file_name.rsplit(".", 1)[0].replace("_", " ")
 
     # --- API ----------------------------------------------------------------------------
-    def query_pageimages(self, title: str) -> dict:
-        if self.special.get(title) == "missing":
+    @staticmethod
+    def normalise(title: str) -> str:
+        title = title.replace("_", " ").strip()
+        return title[:1].upper() + title[1:]
+
+    def query(self, params: dict) -> dict:
+        """A batched `action=query`: normalized, redirects, pages, continue."""
+        asked = params["titles"].split("|")
+        if len(asked) > 50:
             return {
-                "batchcomplete": True,
-                "query": {"pages": [{"ns": 0, "title": title, "missing": True}]},
+                "error": {
+                    "code": "toomanyvalues",
+                    "info": 'Too many values supplied for parameter "titles". The limit is 50.',
+                }
             }
+        normalized, redirects, targets = [], [], []
+        for title in asked:
+            norm = self.normalise(title)
+            if norm != title:
+                normalized.append({"fromencoded": False, "from": title, "to": norm})
+            if norm in self.redirects and params.get("redirects"):
+                redirects.append({"from": norm, "to": self.redirects[norm]})
+                norm = self.redirects[norm]
+            if norm not in targets:
+                targets.append(norm)
+        prop = params["prop"]
+        prefix = {"pageimages": "pi", "imageinfo": "ii"}[prop]
+        start = int(params.get(f"{prefix}continue", 0))
+        end = len(targets) if self.continue_after is None else start + self.continue_after
+        pages = []
+        for i, title in enumerate(targets):
+            with_prop = start <= i < end
+            if prop == "pageimages":
+                pages.append(self.pageimages_page(title, with_prop))
+            else:
+                pages.append(self.imageinfo_page(title, with_prop))
+        pages.reverse()  # the API orders pages its own way, never by the titles asked
+        query: dict = {"pages": pages}
+        if normalized:
+            query["normalized"] = normalized
+        if redirects:
+            query["redirects"] = redirects
+        body: dict = {"query": query}
+        if end < len(targets):
+            body["continue"] = {f"{prefix}continue": str(end), "continue": "||"}
+        else:
+            body["batchcomplete"] = True
+        return body
+
+    def pageimages_page(self, title: str, with_prop: bool = True) -> dict:
+        if self.special.get(title) == "missing":
+            return {"ns": 0, "title": title, "missing": True}
         page = {"pageid": 1000 + len(title), "ns": 0, "title": title}
-        if self.special.get(title) != "no_lead":
+        if with_prop and self.special.get(title) not in NO_LEAD:
             name = self.file_name(title)
             page.update(
                 {
@@ -101,12 +173,13 @@ class FakeWikipedia(BaseAdapter):
                     "pageimage": name,
                 }
             )
-        return {"batchcomplete": True, "query": {"pages": [page]}}
+        return page
 
-    def query_imageinfo(self, file_title: str) -> dict:
+    def imageinfo_page(self, file_title: str, with_prop: bool = True) -> dict:
         name = file_title.removeprefix("File:").replace(" ", "_")
-        title = self.title_of_file(name)
+        title = self.title_of_file(name).removesuffix(" infobox")
         flag = name.endswith(".svg")
+        kind = self.special.get(title)
         meta = {
             "DateTime": {
                 "value": "2024-01-01 00:00:00",
@@ -135,20 +208,30 @@ class FakeWikipedia(BaseAdapter):
                 "source": "commons-desc-page",
                 "hidden": "",
             }
-        if self.special.get(title) == "non_free":
+        if kind == "non_free":
             meta["NonFree"] = {"value": "true", "source": "commons-desc-page", "hidden": ""}
             meta["LicenseShortName"]["value"] = "Fair use"
+        if kind == "fair_use_name":
+            meta["LicenseShortName"]["value"] = "Fair use of copyrighted material in the context"
+        if kind == "local_fair_use":
+            meta["LicenseShortName"]["value"] = "Logo"
+            meta["Copyrighted"] = {"value": "True", "source": "commons-desc-page"}
+            meta.pop("LicenseUrl", None)
+        width, height = (100, 61) if kind == "small" else (1000, 600)
+        thumb = (width, height) if width < 224 else (250, 150)
+        url = f"https://upload.wikimedia.org/wikipedia/commons/a/ab/{quote(name)}"
         info = {
-            "thumburl": self.thumb_url(name),
-            "thumbwidth": 250,
-            "thumbheight": 150,
-            "url": f"https://upload.wikimedia.org/wikipedia/commons/a/ab/{quote(name)}",
+            # Wikimedia never scales up: a small original is its own "thumbnail".
+            "thumburl": url if width < 224 else self.thumb_url(name),
+            "thumbwidth": thumb[0],
+            "thumbheight": thumb[1],
+            "url": url,
             "descriptionurl": f"https://commons.wikimedia.org/wiki/File:{quote(name)}",
             "descriptionshorturl": "https://commons.wikimedia.org/w/index.php?curid=1",
             "mime": "image/svg+xml" if flag else "image/jpeg",
             "size": 1234,
-            "width": 1000,
-            "height": 600,
+            "width": width,
+            "height": height,
             "extmetadata": meta,
         }
         page = {
@@ -157,9 +240,13 @@ class FakeWikipedia(BaseAdapter):
             "missing": True,  # a Commons file seen from en.wikipedia: shared, not local
             "known": True,
             "imagerepository": "shared",
-            "imageinfo": [info],
         }
-        return {"batchcomplete": True, "query": {"pages": [page]}}
+        if kind == "local_fair_use":
+            info["descriptionurl"] = f"https://en.wikipedia.org/wiki/File:{quote(name)}"
+            page = {"pageid": 77, "ns": 6, "title": page["title"], "imagerepository": "local"}
+        if with_prop:
+            page["imageinfo"] = [info]
+        return page
 
     def parse(self, title: str) -> dict:
         if self.special.get(title) == "missing":
@@ -199,17 +286,16 @@ class FakeWikipedia(BaseAdapter):
             raise KeyboardInterrupt
         queued = self.script.get(request.url) or self.script.get(base)
         if queued:
-            status, headers = queued.pop(0)
-            return self._response(request, status, b"error", headers)
+            status, headers, *body = queued.pop(0)
+            return self._response(request, status, body[0] if body else b"error", headers)
         if base == API:
             if params.get("action") == "parse":
                 body = self.parse(params["page"])
-            elif params.get("prop") == "pageimages":
-                body = self.query_pageimages(params["titles"])
             else:
-                body = self.query_imageinfo(params["titles"])
+                body = self.query(params)
             return self._response(request, 200, json.dumps(body).encode(), {})
-        name = unquote(parsed.path.split("/")[-2])
+        thumb = "/thumb/" in parsed.path
+        name = unquote(parsed.path.split("/")[-2 if thumb else -1])
         title = self.title_of_file(name).removesuffix("_infobox").removesuffix(" infobox")
         kind = self.special.get(title)
         if kind == "http500":
@@ -217,7 +303,8 @@ class FakeWikipedia(BaseAdapter):
         if kind == "corrupt":
             return self._response(request, 200, b"\x89PNG\r\n\x1a\nnot really a png", {})
         flag = name.endswith(".svg")
-        data = _png(250, 150, title, "RGBA" if flag else "RGB")
+        size = (100, 61) if kind == "small" else (250, 150)
+        data = _png(*size, title, "RGBA" if flag else "RGB")
         return self._response(request, 200, data, {})
 
     def _response(self, request, status, body, headers):
@@ -393,9 +480,199 @@ def test_problems_raise_image_problem(special, message):
         WikiImages(make_client(fake, max_retries=1)).fetch("Okapi")
 
 
+# --- sizes as the authors' loader makes them ------------------------------------------------
+
+
+def _noise(width: int, height: int, fmt: str = "PNG") -> bytes:
+    """An image whose every pixel differs, so the resampling filter shows in the result."""
+    pixels = bytes(
+        (x * 7 + y * 13 + c * 101) % 256
+        for y in range(height)
+        for x in range(width)
+        for c in range(3)
+    )
+    image = Image.frombytes("RGB", (width, height), pixels)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        ((100, 61), (224, 136)),  # small: enlarged; 136.64 floored, not rounded to 137
+        ((1000, 602), (224, 134)),  # large: shrunk; 134.85 floored, not rounded to 135
+        ((224, 150), (224, 150)),  # already 224 wide: unchanged
+    ],
+)
+def test_images_are_sized_as_the_authors_size_them(size, expected):
+    data, extension = normalise(_noise(*size))
+    out = Image.open(io.BytesIO(data))
+    assert extension == "png" and out.size == expected
+    # The authors' open_image: convert("RGB"), then resize with PIL's default filter.
+    theirs = Image.open(io.BytesIO(_noise(*size))).convert("RGB").resize(expected)
+    assert out.tobytes() == theirs.tobytes()
+    if size != expected:
+        lanczos = Image.open(io.BytesIO(_noise(*size))).resize(expected, Image.Resampling.LANCZOS)
+        assert out.tobytes() != lanczos.tobytes()  # the filter matters, and theirs is used
+
+
+def test_height_uses_the_authors_float_expression():
+    # int((224 / 110) * 330) is 671 (the float product is 671.999...); 330 * 224 // 110 is 672.
+    assert scaled_size(110, 330) == (224, 671)
+    assert scaled_size(5000, 10) == (224, 1)  # never 0 px high
+
+
+def test_small_wikimedia_original_is_enlarged():
+    # Wikimedia serves an original narrower than the asked width as is; we enlarge it.
+    image = WikiImages(make_client(FakeWikipedia(special={"Okapi": "small"}))).fetch("Okapi")
+    assert Image.open(io.BytesIO(image.data)).size == (224, 136)
+
+
+# --- batched queries ------------------------------------------------------------------------
+
+
+def _api_calls(fake: FakeWikipedia) -> list[dict]:
+    return [params for base, params, _ in fake.log if base == API]
+
+
+def test_six_tasks_take_about_twenty_api_requests():
+    from benchmark import CROSS_MODAL_TASKS, get_task, load_pool
+
+    pools = dict.fromkeys(get_task(t).source for t in CROSS_MODAL_TASKS)
+    titles = [i["wikipedia_title"] for pool in pools for i in load_pool(pool)["items"]]
+    assert len(titles) == 390
+    fake = FakeWikipedia()
+    results = WikiImages(make_client(fake)).fetch_many(titles)
+    assert not [t for t, r in results.items() if isinstance(r, ImageProblem)]
+    calls = _api_calls(fake)
+    assert len(calls) == 16 <= 20  # 8 lead-image and 8 file queries, not 780 one-title ones
+    assert max(len(c["titles"].split("|")) for c in calls) == 50
+    assert len(fake.log) - len(calls) == 390  # one download per image
+    for title in ("Flag of France", "Persimmon"):
+        assert results[title].file_title == "File:" + fake.file_name(title).replace("_", " ")
+
+
+def test_batch_follows_normalized_and_redirects_to_each_titles_page():
+    fake = FakeWikipedia(redirects={"Gray wolf": "Wolf"}, special={"Nowhere": "missing"})
+    titles = ["gray_wolf", "Wolf", "okapi", "Nowhere", "Persimmon"]
+    results = WikiImages(make_client(fake)).fetch_many(titles)
+    assert list(results) == titles
+    assert results["gray_wolf"].file_title == "File:Wolf.jpg"  # normalised, then redirected
+    assert results["Wolf"].file_title == "File:Wolf.jpg"
+    assert results["okapi"].file_title == "File:Okapi.jpg"
+    assert results["Persimmon"].file_title == "File:Persimmon.jpg"
+    assert isinstance(results["Nowhere"], ImageProblem)
+    assert "no English Wikipedia page titled 'Nowhere'" in str(results["Nowhere"])
+    assert len(_api_calls(fake)) == 2
+
+
+def test_batch_follows_continue_until_complete():
+    fake = FakeWikipedia(continue_after=7)
+    titles = [f"Thing {i}" for i in range(20)]
+    results = WikiImages(make_client(fake)).fetch_many(titles)
+    for title in titles:
+        assert results[title].file_title == f"File:{title}.jpg", title
+    calls = _api_calls(fake)
+    assert [c.get("picontinue") for c in calls if c["prop"] == "pageimages"] == [None, "7", "14"]
+    assert [c.get("iicontinue") for c in calls if c["prop"] == "imageinfo"] == [None, "7", "14"]
+    assert all(c["continue"] == "||" for c in calls if "picontinue" in c or "iicontinue" in c)
+
+
+# --- API errors inside a 200 ----------------------------------------------------------------
+
+
+def _api_error(code: str, **extra) -> bytes:
+    return json.dumps({"error": {"code": code, "info": f"{code} info", **extra}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("queued", "sleeps"),
+    [
+        ((200, {}, _api_error("ratelimited")), [2.0]),  # no hint: the client's backoff
+        ((200, {}, _api_error("maxlag", lag=3)), [3.0]),  # the reported lag
+        ((200, {"Retry-After": "5"}, _api_error("maxlag", lag=1)), [5.0]),  # the header first
+    ],
+)
+def test_rate_limit_and_lag_errors_in_a_200_are_retried(tmp_path, queued, sleeps):
+    fake, time = FakeWikipedia(), FakeTime()
+    fake.script[API] = [queued]
+    wiki = WikiImages(make_client(fake, cache_dir=tmp_path / "c", time=time))
+    assert wiki.fetch("Wolf").file_title == "File:Wolf.jpg"
+    assert time.sleeps == sleeps
+    assert len(_api_calls(fake)) == 3  # the refused query, asked again, then the file query
+    again = FakeWikipedia()
+    WikiImages(make_client(again, cache_dir=tmp_path / "c")).fetch("Wolf")
+    assert again.log == []  # the error body was never cached; the real answers were
+
+
+def test_rate_limit_that_never_ends_is_reported_per_item():
+    fake, time = FakeWikipedia(), FakeTime()
+    fake.script[API] = [(200, {}, _api_error("ratelimited"))] * 3
+    results = WikiImages(make_client(fake, time=time, max_retries=2)).fetch_many(["Wolf", "Lion"])
+    for problem in results.values():
+        assert isinstance(problem, ImageProblem)
+        assert "MediaWiki API error ratelimited after 3 attempts" in str(problem)
+    assert time.sleeps == [2.0, 4.0]
+
+
+def test_other_api_errors_stop_with_their_code():
+    fake, time = FakeWikipedia(), FakeTime()
+    fake.script[API] = [(200, {}, _api_error("badvalue"))]
+    with pytest.raises(ApiError, match="MediaWiki API error badvalue: badvalue info") as info:
+        WikiImages(make_client(fake, time=time)).fetch_many(["Wolf"])
+    assert info.value.code == "badvalue" and time.sleeps == [] and len(fake.log) == 1
+
+
+# --- licences -------------------------------------------------------------------------------
+
+
+def _info(local: bool = False, **fields: str) -> dict:
+    return {
+        "descriptionurl": "https://en.wikipedia.org/wiki/File:X.png",
+        "extmetadata": {k: {"value": v, "source": "commons-desc-page"} for k, v in fields.items()},
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "local", "refused"),
+    [
+        ({"LicenseShortName": "CC BY-SA 4.0"}, False, None),
+        ({"LicenseShortName": "Public domain"}, True, None),
+        ({"LicenseShortName": "CC BY 2.0", "License": "cc-by-2.0"}, True, None),
+        ({"LicenseShortName": "Fair use"}, False, "fair use"),  # named, not flagged
+        ({"LicenseShortName": "Logo", "UsageTerms": "Non-free media"}, False, "non-free"),
+        ({"LicenseShortName": "Book cover", "License": "fairuse"}, False, "fair use"),
+        ({"LicenseShortName": "Logo", "Copyrighted": "True"}, True, "local to English"),
+        ({"LicenseShortName": "CC BY-NC-SA 2.0"}, True, "local to English"),
+        ({"UsageTerms": "All rights reserved"}, True, "local to English"),
+        ({"LicenseShortName": "PD-textlogo", "NonFree": "true"}, False, "non-free"),
+    ],
+)
+def test_licences_that_do_not_allow_reuse_are_refused(fields, local, refused):
+    if refused is None:
+        assert attribution_from(_info(**fields), "u", local=local)["license"]
+    else:
+        with pytest.raises(ImageProblem, match=refused):
+            attribution_from(_info(**fields), "u", local=local)
+
+
+@pytest.mark.parametrize(
+    ("special", "message"),
+    [("local_fair_use", "local to English Wikipedia"), ("fair_use_name", "fair use")],
+)
+def test_infobox_fallback_refuses_unflagged_fair_use(special, message):
+    fake = FakeWikipedia(special={"Some Company": special})
+    with pytest.raises(ImageProblem, match=message):
+        WikiImages(make_client(fake)).fetch("Some Company")
+    assert not [b for b, _, _ in fake.log if b != API]  # nothing was downloaded
+
+
 # --- whole builds ---------------------------------------------------------------------------
 
 FOOD_TASKS = ["food_color", "food_flavor"]
+# One pool of 130 items: 3 lead-image queries and 3 file queries (50 titles each), 130 images.
+FOOD_REQUESTS = 3 + 3 + 130
 
 
 def _loaded_rows(out: Path, task: str, tmp_path: Path) -> dict:
@@ -413,7 +690,7 @@ def test_image_build_loads_and_every_row_validates(tmp_path):
     report = build_with_images(tmp_path / "out", FOOD_TASKS, wiki)
     assert report.written and report.missing == {}
     assert report.counts["food_color"] == {"validation": 30, "test": 100}
-    assert len(fake.log) == 130 * 3  # images are fetched once per pool item, not per task
+    assert len(fake.log) == FOOD_REQUESTS  # once per pool item, not per task; API batched
     for task in FOOD_TASKS:
         splits = _loaded_rows(tmp_path / "out", task, tmp_path)
         for split, ds in splits.items():
@@ -462,10 +739,10 @@ def test_corrupt_download_is_not_cached(tmp_path):
 
 def test_interrupted_build_resumes_without_redownloading(tmp_path):
     cache = tmp_path / "cache"
-    first = FakeWikipedia(stop_after=200)
+    first = FakeWikipedia(stop_after=60)
     with pytest.raises(KeyboardInterrupt):
         build_with_images(tmp_path / "out", FOOD_TASKS, WikiImages(make_client(first, cache)))
-    assert len(first.answered) == 199 and not (tmp_path / "out").exists()
+    assert len(first.answered) == 59 and not (tmp_path / "out").exists()
     assert not list(cache.rglob("*.tmp"))  # atomic writes: no half-written cache entries
 
     second = FakeWikipedia()
@@ -473,8 +750,8 @@ def test_interrupted_build_resumes_without_redownloading(tmp_path):
     assert report.written
     asked_again = set(first.answered) & set(second.answered)
     assert asked_again == set()
-    assert len(second.log) == 130 * 3 - 199
-    assert report.cache_hits == 199
+    assert len(second.log) == FOOD_REQUESTS - 59
+    assert report.cache_hits == 59
 
     third = FakeWikipedia()
     build_with_images(tmp_path / "out2", FOOD_TASKS, WikiImages(make_client(third, cache)))
@@ -545,7 +822,7 @@ def test_cli_interrupted_build_says_how_to_resume(tmp_path, fake_cli, capsys):
     assert "run the same command again to resume" in capsys.readouterr().err
     fake_cli["fake"] = FakeWikipedia()
     assert cli.main(argv) == 0
-    assert len(fake_cli["fake"].log) == 130 * 3 - 4
+    assert len(fake_cli["fake"].log) == FOOD_REQUESTS - 4
 
 
 def test_connection_errors_are_retried():
@@ -561,3 +838,13 @@ def test_connection_errors_are_retried():
                                                   "titles": "Wolf"})  # fmt: skip
     assert json.loads(body)["query"]["pages"][0]["pageimage"] == "Wolf.jpg"
     assert time.sleeps == [2.0] and len(fake.log) == 2
+
+
+def test_cli_stops_on_an_api_error_naming_its_code(tmp_path, fake_cli, capsys):
+    fake_cli["fake"].script[API] = [(200, {}, _api_error("badvalue"))]
+    argv = ["cross-modal", "--tasks", "food_color", "--contact", "me@example.org",
+            "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o")]  # fmt: skip
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "vlm-tv-build cross-modal: MediaWiki API error badvalue: badvalue info" in err
+    assert "Traceback" not in err and not (tmp_path / "o").exists()

@@ -25,7 +25,7 @@ from leaderboard.cli import main
 from leaderboard.csv_out import OVERRIDING_CSV
 from leaderboard.escape import md_url
 from leaderboard.submissions import content_key, dumps, load_submissions, submission_filename
-from leaderboard.table import Cell, _average, all_rows
+from leaderboard.table import Cell, _average, all_rows, settings_of
 
 SMOLLM2 = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"
 TABLE_5 = ROOT / "submissions" / "idefics2-paper_overriding-image.json"
@@ -528,13 +528,15 @@ def test_paper_rows_agree_with_the_papers_own_averages():
 
 def test_paper_submissions_are_reported_with_their_source():
     subs = paper.paper_submissions()
-    assert len(subs) == 8
+    assert len(subs) == 19
     for data in subs:
         assert data["submission"]["reported"] is True
-        assert data["results"]["config"]["query"] == "image"
-    assert [d["submission"]["source"] for d in subs] == ["Luo et al. 2025 (ICML), Table 2"] * 7 + [
-        "Luo et al. 2025 (ICML), Table 5"
-    ]
+    sources = [d["submission"]["source"].removeprefix("Luo et al. 2025 (ICML), ") for d in subs]
+    assert sources == ["Table 2"] * 7 + ["Tables 3 and 11"] * 2 + ["Table 4"] * 2 + [
+        "Table 10"
+    ] * 2 + ["Table 12"] * 5 + ["Table 5"]
+    queries = [d["results"]["config"]["query"] for d in subs]
+    assert queries == ["image"] * 13 + ["text"] * 5 + ["image"]
 
 
 def test_table_5_is_a_reported_overriding_submission():
@@ -583,6 +585,296 @@ def test_readme_shows_table_5_as_reported_in_its_own_section():
     assert len(csv_rows) == 4 and all("Table 5" in line for line in csv_rows[1:])
 
 
+# --- the paper's other tables: LLM → VLM (3, 11), VQA (4), chat template (10), spec → query (12)
+
+
+def _committed_rows() -> list:
+    submissions, problems = build.load(ROOT)
+    assert problems == []
+    return all_rows(submissions)
+
+
+def _section(readme: str, title: str) -> str:
+    """The text of the README section headed `## title`, up to the next heading."""
+    (section,) = [s for s in readme.split("\n## ") if s.startswith(title + "\n")]
+    return section
+
+
+# Hand-typed from DESIGN.md §3, not from paper.py: (model, section, method) -> (some of the
+# row's figures, the paper's Avg for it).
+DESIGN_FIGURES = [
+    # Tables 3 and 11: vectors from the base LLM (Vicuna, Mistral) patched into the VLM.
+    (
+        ("llava-1.5", "text_examples→image+source_model", "patch"),
+        {"country_capital": 0.33, "animal_young": 0.33, "food_flavor": 0.45},
+        0.37,
+    ),
+    (
+        ("idefics2", "text_examples→image+source_model", "patch"),
+        {"country_capital": 0.57, "country_currency": 0.58, "food_flavor": 0.39},
+        0.52,
+    ),
+    # Table 4: VQA subsets on Idefics2 (Food-Class, Shirt-Color, Man-Holding).
+    (
+        ("idefics2", "image_examples→image+vqa", "prompt"),
+        {"vqa_food_class": 0.70, "vqa_shirt_color": 0.41, "vqa_man_holding": 0.46},
+        0.52,
+    ),
+    (
+        ("idefics2", "image_examples→image+vqa", "patch"),
+        {"vqa_food_class": 0.49, "vqa_shirt_color": 0.19, "vqa_man_holding": 0.39},
+        0.36,
+    ),
+    (("idefics2", "text_examples→image+vqa", "prompt"), {"vqa_food_class": 0.85}, 0.63),
+    (
+        ("idefics2", "text_examples→image+vqa", "patch"),
+        {"vqa_food_class": 0.93, "vqa_shirt_color": 0.56, "vqa_man_holding": 0.59},
+        0.69,
+    ),
+    # Table 10: Idefics2 in its chat template.
+    (("idefics2", "text_examples→image+chat", "no_context"), {"animal_latin": 0.07}, 0.01),
+    (("idefics2", "image_examples→image+chat", "no_context"), {"animal_latin": 0.07}, 0.01),
+    (("idefics2", "image_examples→image+chat", "prompt"), {"country_capital": 0.74}, 0.44),
+    (
+        ("idefics2", "image_examples→image+chat", "patch"),
+        {"country_capital": 0.78, "country_currency": 0.09, "food_flavor": 0.01},
+        0.22,
+    ),
+    (("idefics2", "text_examples→image+chat", "prompt"), {"animal_young": 0.16}, 0.15),
+    (("idefics2", "text_examples→image+chat", "patch"), {"animal_young": 0.64}, 0.54),
+    # Table 12: patched onto text queries; the paper's text→text and image→text averages.
+    (("llava-1.5", "text_examples→text", "patch"), {"country_capital": 0.97}, 0.59),
+    (("mantis-fuyu", "text_examples→text", "patch"), {"food_color": 0.28}, 0.34),
+    (("idefics2", "text_examples→text", "patch"), {"country_currency": 0.61}, 0.65),
+    (("mantis-fuyu", "image_examples→text", "patch"), {"country_currency": 0.01}, 0.25),
+    (("idefics2", "image_examples→text", "patch"), {"animal_young": 0.04}, 0.42),
+]
+
+
+def test_the_papers_other_tables_agree_with_design_md():
+    rows = _committed_rows()
+    found = {(r.model, r.setting, r.method): r for r in rows if r.reported}
+    for key, cells, avg in DESIGN_FIGURES:
+        row = found[key]
+        for task, value in cells.items():
+            assert row.cells[task].acc == pytest.approx(value, abs=1e-9), (key, task)
+        assert len(row.cells) == (3 if "+vqa" in key[1] else 6), key
+        assert abs(row.avg.acc - avg) <= 0.01, (key, row.avg.acc, avg)
+    # Every reported row in these sections is one of the figures above: nothing else was added.
+    new = {k for k, r in found.items() if "+" in k[1] or k[1].endswith("→text")}
+    assert new == {key for key, _, _ in DESIGN_FIGURES}
+
+
+def test_llm_to_vlm_rows_carry_table_3s_cosines():
+    rows = [r for r in _committed_rows() if r.setting == "text_examples→image+source_model"]
+    by_model = {r.model: r for r in rows}
+    assert {m: (r.source_model, r.cosine) for m, r in by_model.items()} == {
+        "llava-1.5": ("vicuna-7b", 0.95),
+        "idefics2": ("mistral-7b", 0.89),
+    }
+    # The mismatched-task figure is one number for no stated model: in the notes, not a cell.
+    assert all(r.cosine_mismatched is None for r in rows)
+    for data in paper.paper_submissions():
+        if data["results"]["config"].get("source_model"):
+            assert "0.58" in data["submission"]["notes"]
+            assert data["results"]["model"]["source_model"] == {
+                "name": data["results"]["config"]["source_model"]
+            }
+    section = _section(
+        (ROOT / "README.md").read_text(),
+        labels.Section("text_examples", "image", from_source=True).label,
+    )
+    assert "| Vectors from | Cos | Cos (mismatched) |" in section
+    assert "| — | `vicuna-7b` | 0.95 | — | — |" in section
+    assert "Reported rows: Luo et al. 2025 (ICML), Tables 3 and 11." in section
+
+
+def test_figures_already_entered_are_not_entered_again():
+    """Table 11's VLM-VLM rows and Table 12's I→I and T→I rows are Table 2's patch rows: the
+    typed figures agree, and only Table 2 enters them. "–" (not run) makes no row."""
+    table_2 = {(line.model, line.label): line.values for line in paper.table_rows()}
+    repeats = 0
+    for name in ("Table 11", "Table 12"):
+        table = paper.TABLES[name]
+        for line in table.lines():
+            same_as = table.rows[line.label]
+            if isinstance(same_as, str) and line.values is not None:
+                assert line.values == table_2[line.model, same_as], (name, line)
+                repeats += 1
+    assert repeats == 2 + 5  # VLM-VLM of LLaVA, Idefics2; T→I of all three; I→I of two
+    not_run = [(m, label) for m, label, v, _ in paper.TABLES["Table 12"].lines() if v is None]
+    assert not_run == [("LLaVA-1.5", "I→I"), ("LLaVA-1.5", "I→T")]
+    rows = [r for r in _committed_rows() if r.reported]
+    assert not [r for r in rows if r.model == "llava-1.5" and r.spec == "image_examples"]
+    # No model's prompt or patch figures appear in two rows.
+    figures = [
+        (r.model, r.method, tuple(sorted((t, c.acc) for t, c in r.cells.items())))
+        for r in rows
+        if r.method in ("prompt", "patch")
+    ]
+    assert len(figures) == len(set(figures))
+
+
+def test_readme_shows_each_table_in_its_own_section_marked_reported():
+    readme = (ROOT / "README.md").read_text()
+    expected = [
+        ("Text examples → text queries", "Table 12", 3),
+        ("Image examples → text queries", "Table 12", 2),
+        (
+            "Text examples → image queries: task vectors from another model (LLM → VLM)",
+            "Tables 3 and 11",
+            2,
+        ),
+        ("Text examples → image queries: VQA subsets", "Table 4", 2),
+        ("Image examples → image queries: VQA subsets", "Table 4", 2),
+        ("Text examples → image queries: the model's chat template", "Table 10", 3),
+        ("Image examples → image queries: the model's chat template", "Table 10", 3),
+    ]
+    positions = []
+    for title, table, reported in expected:
+        section = _section(readme, title)
+        assert f"Reported rows: Luo et al. 2025 (ICML), {table}." in section, title
+        assert section.count("(reported) |") == reported, title
+        positions.append(readme.index(f"\n## {title}\n"))
+    assert positions == sorted(positions)  # plain settings, LLM → VLM, VQA, chat template
+    assert readme.index("## Text examples → image queries\n") < positions[0]
+    vqa = _section(readme, "Text examples → image queries: VQA subsets")
+    assert "| Model | Method | Food-Class | Shirt-Color | Man-Holding | Avg |" in vqa
+    assert "--template model" in _section(readme, expected[-1][0])
+    # The plain Table 2 section keeps only Table 2's rows.
+    plain = _section(readme, "Text examples → image queries")
+    assert plain.count("(reported) |") == 10 and "Table 4" not in plain
+
+
+def _reproduction(**changes) -> dict:
+    """A results file shaped as the harness writes it for `changes` (RunConfig fields), with
+    the config read from the harness's own RunConfig."""
+    from harness.config import RunConfig
+    from harness.templates import TEMPLATES
+
+    chat = changes.pop("chat", False)
+    config = RunConfig(**changes)
+    results = good("results")
+    results["model"] = {"name": config.model, "revision": None, "num_layers": 32}
+    cfg = config.as_dict()
+    cfg["template"] = TEMPLATES["paper"].record()  # as adapter.prompting() records it
+    if chat:
+        cfg["template"]["chat"] = {"before": "User: ", "after": "<end_of_utterance>\nAssistant:"}
+    cfg["tasks"], cfg["seeds"], cfg["methods"] = list(config.tasks), [0, 1, 2], cfg["methods"]
+    results["config"] = cfg
+    entry = results["results"]["country_capital"]
+    results["results"] = {task: copy.deepcopy(entry) for task in config.tasks}
+    if config.source_model:
+        results["model"]["source_model"] = {"name": config.source_model}
+        results["transfer"] = {
+            "source_model": config.source_model,
+            "layer": 21,
+            "cosine": {t: 0.9 for t in config.tasks},
+            "mean_cosine": 0.9,
+            "mismatched_cosine": {t: 0.5 for t in config.tasks},
+            "mean_mismatched_cosine": 0.5,
+        }
+    return results
+
+
+REPRODUCTIONS = {
+    "llm-to-vlm": (
+        dict(model="llava-1.5", spec="text_examples", query="image", source_model="vicuna-7b"),
+        "text_examples→image+source_model",
+        "llava-1-5-paper_text-examples-to-image_from-vicuna-7b.json",
+        "_from-vicuna-7b",
+    ),
+    "vqa": (
+        dict(model="idefics2", spec="text_examples", query="image", tasks=paper.VQA_TASKS),
+        "text_examples→image+vqa",
+        "idefics2-paper_text-examples-to-image_vqa.json",
+        "_vqa",
+    ),
+    "chat": (
+        dict(model="idefics2", spec="image_examples", query="image", template="model", chat=True),
+        "image_examples→image+chat",
+        "idefics2-paper_image-examples-to-image_chat.json",
+        "_chat",
+    ),
+    "image-to-text": (
+        dict(model="idefics2", spec="image_examples", query="text"),
+        "image_examples→text",
+        "idefics2-paper_image-examples-to-text.json",
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REPRODUCTIONS))
+def test_a_reproduction_lands_next_to_the_papers_row(case, tmp_path, capsys):
+    changes, setting, paper_file, suffix = REPRODUCTIONS[case]
+    plain = "idefics2-paper_text-examples-to-image.json"  # Table 2: a section of its own
+    root = make_root(tmp_path, [ROOT / "submissions" / f for f in (paper_file, plain)])
+    results = _reproduction(**changes)
+    _add(capsys, root, tmp_path, results, "Repro")
+    assert (
+        root / "submissions" / f"repro_{changes['spec'].replace('_', '-')}-to-"
+        f"{changes['query']}{suffix}.json"
+    ).is_file()
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    with (root / "leaderboard.csv").open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert {r["setting"] for r in table if r["name"] == "Repro"} == {setting}
+    paper_rows = [r for r in table if r["file"] == f"submissions/{paper_file}"]
+    assert paper_rows and {r["setting"] for r in paper_rows} == {setting}
+    section = next(s for s in settings_of(all_rows(build.load(root)[0])) if s.id == setting)
+    text = _section((root / "README.md").read_text(), section.label)
+    assert "[Repro](submissions/repro_" in text and f"(submissions/{paper_file})*" in text
+    if case == "llm-to-vlm":
+        assert "| `vicuna-7b` | 0.90 | 0.50 | 100 × 3 |" in text
+        assert {r["cosine"] for r in table if r["name"] == "Repro"} == {"0.9000"}
+
+
+def test_reported_rows_record_the_template_as_the_harness_does():
+    from harness.templates import TEMPLATES
+
+    assert paper.PAPER_TEMPLATE == TEMPLATES["paper"].record()
+    for data in paper.paper_submissions()[:-1]:  # every accuracy table; Table 5 is left as is
+        config = data["results"]["config"]
+        assert config["tasks"] == list(data["results"]["results"])
+        chat = data["submission"]["source"].endswith("Table 10")
+        assert labels.uses_chat(data["results"]) is chat
+        assert config["template"] == (paper.CHAT_TEMPLATE if chat else paper.PAPER_TEMPLATE)
+
+
+def _committed(name: str) -> dict:
+    return json.loads((ROOT / "submissions" / name).read_text())
+
+
+def test_a_reported_row_is_checked_against_its_own_table(tmp_path, capsys):
+    root = make_root(tmp_path, [])
+    # Table 10's chat figures recorded without the chat template are not Table 2's.
+    chat = _committed("idefics2-paper_image-examples-to-image_chat.json")
+    chat["results"]["config"]["template"] = dict(paper.PAPER_TEMPLATE)
+    put(root, rehash(chat), "a.json")
+    # Table 3's cosine edited.
+    llm = _committed("llava-1-5-paper_text-examples-to-image_from-vicuna-7b.json")
+    llm["results"]["transfer"]["mean_cosine"] = 0.99
+    put(root, rehash(llm), "b.json")
+    # Table 4's figures as a cross-modal task: Table 2's row has other figures.
+    vqa = _committed("idefics2-paper_text-examples-to-image_vqa.json")
+    vqa["results"]["results"]["country_capital"] = vqa["results"]["results"].pop("vqa_food_class")
+    put(root, rehash(vqa), "c.json")
+    # Table 12's text → text row as if its vectors came from the base LLM: no such row.
+    text = _committed("llava-1-5-paper_text-examples-to-text.json")
+    text["results"]["config"]["source_model"] = "vicuna-7b"
+    put(root, rehash(text), "d.json")
+    rc, out = run(capsys, "--root", str(root), "check")
+    assert rc == 1
+    assert "a.json: $.results.results.country_capital.patch: {'acc': 0.78} differs" in out
+    assert "b.json: $.results.transfer: " in out and "0.95" in out
+    assert "c.json: $.results.results.country_capital.patch: {'acc': 0.93} differs" in out
+    assert (
+        "d.json: $.results.results: reported figures for model 'llava-1.5', text_examples→text "
+        "with vectors from 'vicuna-7b', method 'patch', which no row of the paper's tables"
+    ) in out
+
+
 # --- regeneration -------------------------------------------------------------------------------
 
 
@@ -594,7 +886,7 @@ def test_build_is_deterministic(tmp_path, capsys):
     assert produced == files_of(second)
     assert {"README.md", "leaderboard.csv", "index.html"} <= set(produced)
     assert sum(name.endswith(".layers.png") for name in produced) == 1
-    assert sum(name.endswith(".tasks.png") for name in produced) == 9
+    assert sum(name.endswith(".tasks.png") for name in produced) == 20
     assert OVERRIDING_CSV in produced
     rc, out = run(capsys, "--root", str(first), "build")
     assert rc == 0 and "no file(s) changed" in out
@@ -604,7 +896,7 @@ def test_check_fails_when_a_generated_file_is_stale(tmp_path, capsys):
     root = make_root(tmp_path)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     rc, out = run(capsys, "--root", str(root), "check")
-    assert rc == 0 and "ok: 9 submissions" in out
+    assert rc == 0 and "ok: 20 submissions" in out
 
     readme = root / "README.md"
     readme.write_text(readme.read_text().replace("0.26 ± 0.00", "0.99 ± 0.00"))

@@ -384,3 +384,104 @@ def test_generation_with_images_batched_equals_unbatched(vlm, name):
     vec = torch.randn(a.hidden_size) * 8
     hot = engine.generate(a, prompts, max_new_tokens=5, vector=vec, layer=1, stop=())
     assert hot != together
+
+
+# -- Mantis-Fuyu: the token layout and pixels of Mantis's own MFuyuProcessor ---------------------
+# TIGER-AI-Lab/Mantis, mantis/models/mfuyu/processor.py, which the authors' code loads for
+# Mantis-8B-Fuyu. The expected sequences below are written out by hand from that source, not
+# produced by the adapter.
+
+
+def test_mantis_fuyu_ids_follow_mfuyuprocessor_layout(vlm):
+    from harness.templates import Prompt
+
+    a = vlm("mantis-fuyu")
+    text = "Q:<image>\nA:Paris\n\nQ:<image>\nA:"
+    red = Image.new("RGB", (16, 8), (255, 0, 0))  # patch 8: one row of two patches
+    blue = Image.new("RGB", (8, 12), (0, 0, 255))  # two rows of one patch, the 2nd partial
+    batch = a.encode([Prompt(text, [red, blue], task_char=text.index("A:Paris") + 1)])
+    # Every segment opens with its own <s>; "image {j}: " ends the segment before image j;
+    # |IMAGE| ... |ENDOFIMAGE| wrap each image's rows, each row closed by |NEWLINE|.
+    expected = [
+        "<s>", "Q", ":", "image", "Ġ0", ":", "Ġ",
+        "|IMAGE|", "|SPEAKER|", "|SPEAKER|", "|NEWLINE|", "|ENDOFIMAGE|",
+        "<s>", "Ċ", "A", ":", "Paris", "Ċ", "Ċ", "Q", ":", "image", "Ġ1", ":", "Ġ",
+        "|IMAGE|", "|SPEAKER|", "|NEWLINE|", "|SPEAKER|", "|NEWLINE|", "|ENDOFIMAGE|",
+        "<s>", "Ċ", "A", ":",
+    ]  # fmt: skip
+    assert a.tokenizer.convert_ids_to_tokens(batch.input_ids[0].tolist()) == expected
+    assert int(batch.task_index[0]) == 15  # the ":" of "A:" before "Paris"
+    pixels = batch.model_inputs["pixel_values"][0]
+    assert pixels.shape == (4, 8 * 8 * 3)  # patches in token order: red, red, blue, blue
+    assert torch.allclose(pixels[:2, 0::3], torch.tensor(1.0))  # red channel of red patches
+    assert torch.allclose(pixels[2:, 2::3][0], torch.tensor(1.0))  # blue channel, full patch
+
+
+def test_mantis_fuyu_text_only_prompt_is_plain_text_without_bos(vlm):
+    """MFuyuProcessor given no images tokenizes with add_special_tokens=False: no <s> at all."""
+    from harness.templates import Prompt
+
+    a = vlm("mantis-fuyu")
+    batch = a.encode([Prompt("Q:France\nA:")])
+    tokens = a.tokenizer.convert_ids_to_tokens(batch.input_ids[0].tolist())
+    assert tokens == ["Q", ":", "France", "Ċ", "A", ":"]
+    assert "pixel_values" not in batch.model_inputs
+
+
+def test_mantis_fuyu_pads_partial_patches_with_1_before_normalising(vlm):
+    """Fuyu pads with 1 on the 0-255 scale and only then rescales and normalises, so padding
+    is (1/255 - 0.5) / 0.5, about -0.992 (not +1.0, the value after normalising)."""
+    from harness.templates import Prompt
+
+    a = vlm("mantis-fuyu")
+    one_wide = Image.new("RGB", (1, 3), (10, 20, 30))
+    batch = a.encode([Prompt("<image>", [one_wide])])
+    patch = batch.model_inputs["pixel_values"][0]
+    assert patch.shape == (1, 8 * 8 * 3)
+    grid = patch.view(8, 8, 3)  # (row, column, channel), as Fuyu flattens a patch
+    pad = (1 / 255 - 0.5) / 0.5
+    real = torch.tensor([(v / 255 - 0.5) / 0.5 for v in (10, 20, 30)])
+    assert torch.allclose(grid[:3, 0], real.expand(3, 3), atol=1e-6)
+    padding = torch.ones(8, 8, dtype=torch.bool)
+    padding[:3, 0] = False
+    assert torch.allclose(grid[padding], torch.tensor(pad), atol=1e-6)
+    assert abs(pad - -0.99216) < 1e-5
+
+
+def test_mantis_fuyu_shrinks_only_images_larger_than_1080x1920(vlm):
+    from harness.templates import Prompt
+
+    a = vlm("mantis-fuyu")
+    tall = Image.new("RGB", (224, 2000))  # scale 1080/2000: 120 x 1080, 15 x 135 patches
+    ids = a.encode([Prompt("<image>", [tall])]).input_ids[0].tolist()
+    assert ids.count(a.image_token_id) == 15 * 135 and ids.count(a.newline_id) == 135
+
+
+def test_fuyu_without_mantis_image_markers_is_a_clear_error(tmp_path):
+    path = tiny_vlms.build_fuyu(tmp_path / "plain-fuyu", mantis_markers=False)
+    a = make_adapter("mantis-fuyu", pretrained=str(path))
+    with pytest.raises(ValueError, match="ENDOFIMAGE"):
+        a.load()
+
+
+def test_llava_processor_lacking_image_token_fields_gets_them_from_the_model(vlm, vlm_paths):
+    """The tiny LLaVA's processor config, like the pinned llava-1.5-7b-hf's, lacks patch_size,
+    vision_feature_select_strategy and num_additional_image_tokens: the adapter fills them in
+    so the run of image tokens matches the features the vision tower produces."""
+    from pathlib import Path
+
+    saved = json.loads((Path(vlm_paths["llava-1.5"]) / "processor_config.json").read_text())
+    assert not {"patch_size", "vision_feature_select_strategy"} & set(saved)
+    assert "num_additional_image_tokens" not in saved
+    a = vlm("llava-1.5")
+    proc = a.processor
+    assert (proc.patch_size, proc.vision_feature_select_strategy) == (8, "default")
+    assert proc.num_additional_image_tokens == 1  # CLIP's CLS token
+    batch = a.encode([a.query_prompt(img(0, 200, 0))])
+    n_tokens = int((batch.input_ids == a.model.config.image_token_index).sum())
+    assert n_tokens == (32 // 8) ** 2  # "default" drops CLS: one feature per patch
+    with torch.no_grad():
+        feats = a.model.get_image_features(
+            pixel_values=batch.model_inputs["pixel_values"]
+        ).pooler_output
+    assert sum(f.reshape(-1, f.shape[-1]).shape[0] for f in feats) == n_tokens

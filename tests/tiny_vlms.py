@@ -59,6 +59,8 @@ def text_config(
 
 
 def build_llava(path: Path) -> Path:
+    import json
+
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -88,14 +90,15 @@ def build_llava(path: Path) -> Path:
     torch.manual_seed(1)
     LlavaForConditionalGeneration(config).save_pretrained(path)
     images = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
-    LlavaProcessor(
-        image_processor=images,
-        tokenizer=tok,
-        patch_size=8,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        image_token="<image>",
-    ).save_pretrained(path)
+    processor = LlavaProcessor(image_processor=images, tokenizer=tok, image_token="<image>")
+    processor.save_pretrained(path)
+    # Like llava-hf/llava-1.5-7b-hf at the pinned revision, the processor config lacks the three
+    # fields that size the image-token run; the adapter must fill them in from the model.
+    saved = path / "processor_config.json"
+    fields = json.loads(saved.read_text())
+    for key in ("patch_size", "vision_feature_select_strategy", "num_additional_image_tokens"):
+        fields.pop(key, None)
+    saved.write_text(json.dumps(fields, indent=2))
     return path
 
 
@@ -138,10 +141,13 @@ def build_idefics2(path: Path) -> Path:
     return path
 
 
-def build_fuyu(path: Path) -> Path:
+def build_fuyu(path: Path, mantis_markers: bool = True) -> Path:
+    """A tiny Mantis-Fuyu: its tokenizer has the image markers Mantis added to Fuyu's vocabulary
+    (`|IMAGE|`, `|ENDOFIMAGE|`); without them (mantis_markers=False) it stands for plain Fuyu."""
     from transformers import FuyuConfig, FuyuForCausalLM
 
-    tok = make_tokenizer(["|SPEAKER|", "|NEWLINE|", "<0x04>"])
+    markers = ["|IMAGE|", "|ENDOFIMAGE|"] if mantis_markers else []
+    tok = make_tokenizer(["|SPEAKER|", "|NEWLINE|", "<0x04>", *markers])
     text = text_config(len(tok), "persimmon")
     text.pop("num_key_value_heads")
     config = FuyuConfig(

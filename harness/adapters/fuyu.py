@@ -1,7 +1,9 @@
 """Mantis-Fuyu: Fuyu-8B fine-tuned by TIGER-Lab to take several interleaved images.
 
-transformers has no multi-image Fuyu processor, so this adapter builds `input_ids` itself from
-text segments and per-image blocks of patch tokens, and knows every position by construction.
+transformers has no multi-image Fuyu processor, so this adapter builds `input_ids` itself, the
+way Mantis's own `MFuyuProcessor` (TIGER-AI-Lab/Mantis, mantis/models/mfuyu/processor.py) does,
+which is how the authors fed the model; building the ids here means every position, the task
+token's included, is known by construction rather than searched for.
 """
 
 from __future__ import annotations
@@ -17,18 +19,48 @@ from ..templates import Prompt
 from .base import Batch, left_pad, token_covering
 from .vlm import VLMAdapter
 
+# FuyuImageProcessor's defaults, which Mantis trains and runs with: images larger than
+# MAX_SIZE (height, width) are scaled down to fit; partial patches are padded with PAD_PIXEL on
+# the 0-255 scale *before* rescaling to [0, 1] and normalising with mean = std = 0.5.
+MAX_SIZE = (1080, 1920)
+PAD_PIXEL = 1.0
+RESCALE = 1 / 255
+MEAN = STD = 0.5
+
+
+def fit_within(image: Image.Image, max_size: tuple[int, int] = MAX_SIZE) -> Image.Image:
+    """Fuyu's resize rule: only an image larger than `max_size` shrinks (bilinear), by the one
+    factor that fits both sides, each new side truncated to an int."""
+    max_h, max_w = max_size
+    if image.width <= max_w and image.height <= max_h:
+        return image
+    scale = min(max_h / image.height, max_w / image.width)
+    size = (int(image.width * scale), int(image.height * scale))
+    return image.resize(size, Image.Resampling.BILINEAR)
+
 
 class MantisFuyuAdapter(VLMAdapter):
-    """TIGER-Lab/Mantis-8B-Fuyu through transformers' own Fuyu classes.
+    """TIGER-Lab/Mantis-8B-Fuyu through transformers' own Fuyu model class.
 
-    Mantis interleaves images in text: each text segment that precedes an image ends with
-    "image {j}: ", then the image's patch tokens follow, row by row, each row closed by a newline
-    token. The patches of all images go to the model in the same order as their tokens.
+    A prompt with n images is n+1 text segments. As MFuyuProcessor lays them out, segment j < n
+    gets "image {j}: " appended, every non-empty segment is tokenized alone (no special tokens)
+    and begins with its own BOS `<s>`, and image j sits between the trained markers
+    `|IMAGE|` and `|ENDOFIMAGE|`, its patch tokens row by row, each row closed by `|NEWLINE|`:
+
+        <s> seg0 "image 0: " |IMAGE| grid0 |ENDOFIMAGE| <s> seg1 "image 1: " |IMAGE| grid1
+        |ENDOFIMAGE| <s> seg2
+
+    A prompt without images is tokenized as plain text with no BOS at all, as MFuyuProcessor
+    does when it is given no images. The patches of all images go to the model in the order of
+    their tokens.
     """
 
     layers_path = "model.language_model.layers"
     image_token = "|SPEAKER|"
     newline_token = "|NEWLINE|"
+    image_start_token = "|IMAGE|"
+    image_end_token = "|ENDOFIMAGE|"
+    bos_token = "<s>"
 
     def _model_class(self) -> Any:
         from transformers import FuyuForCausalLM
@@ -48,43 +80,74 @@ class MantisFuyuAdapter(VLMAdapter):
         self.patch_size = int(config.patch_size)
         self.image_token_id = self.tokenizer.convert_tokens_to_ids(self.image_token)
         self.newline_id = self.tokenizer.convert_tokens_to_ids(self.newline_token)
+        self.bos_id = self.tokenizer.convert_tokens_to_ids(self.bos_token)
         if getattr(config, "image_token_id", self.image_token_id) != self.image_token_id:
             raise ValueError("the tokenizer's image token does not match the model's config")
+        self.image_start_id, self.image_end_id = self._image_marker_ids()
+
+    def _image_marker_ids(self) -> tuple[int, int]:
+        """Ids of `|IMAGE|` and `|ENDOFIMAGE|`, which Mantis added to Fuyu's vocabulary and
+        trained. MFuyuProcessor adds them to the tokenizer when missing, so do the same; but if
+        the model has no embedding rows for them this is not a Mantis checkpoint (plain
+        adept/fuyu-8b would feed untrained ids), so say so rather than index out of range."""
+        markers = [self.image_start_token, self.image_end_token]
+        vocab = self.tokenizer.get_vocab()
+        missing = [t for t in markers if t not in vocab]
+        if missing:
+            self.tokenizer.add_tokens(missing, special_tokens=True)
+        ids = [int(self.tokenizer.convert_tokens_to_ids(t)) for t in markers]
+        rows = self.model.get_input_embeddings().num_embeddings
+        if max(ids) >= rows:
+            raise ValueError(
+                f"{self.pretrained} has no trained embeddings for Mantis's image markers "
+                f"{markers} (ids {ids}, {rows} embedding rows): the mantis-fuyu adapter needs a "
+                "Mantis-Fuyu checkpoint"
+            )
+        return ids[0], ids[1]
 
     def _patches(self, image: Image.Image) -> tuple[torch.Tensor, int, int]:
         """Normalised patches [rows*cols, patch*patch*3] of an image padded to whole patches.
 
-        Fuyu's image processor scales pixels to [-1, 1] (mean 0.5, std 0.5) and pads with the
-        value 1.0; the width-224 images never need the 1080x1920 downscale."""
+        Mirrors MFuyuProcessor's order of operations exactly: resize (only if too large), pad
+        with 1 on the 0-255 scale, rescale by 1/255 in float64 then cast to float32, normalise in
+        float32. Padding after normalising (+1.0) would feed white-ish padding where the model
+        was trained on almost-black (-0.992)."""
         p = self.patch_size
-        x = torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32).copy())
-        x = (x / 255.0 - 0.5) / 0.5
+        image = fit_within(image.convert("RGB"))
         rows, cols = -(-image.height // p), -(-image.width // p)
-        padded = torch.ones(rows * p, cols * p, 3)
-        padded[: image.height, : image.width] = x
-        patches = padded.view(rows, p, cols, p, 3).permute(0, 2, 1, 3, 4)
+        padded = np.full((rows * p, cols * p, 3), PAD_PIXEL, dtype=np.float64)
+        padded[: image.height, : image.width] = np.asarray(image, dtype=np.float64)
+        x = (padded * RESCALE).astype(np.float32)
+        x = (x - np.float32(MEAN)) / np.float32(STD)
+        patches = torch.from_numpy(x).view(rows, p, cols, p, 3).permute(0, 2, 1, 3, 4)
         return patches.reshape(rows * cols, p * p * 3), rows, cols
 
     def _encode_one(self, prompt: Prompt) -> tuple[list[int], list[torch.Tensor], int]:
         segments = prompt.text.split(self.image_placeholder)
-        if len(segments) - 1 != len(prompt.images):
+        n_images = len(prompt.images)
+        if len(segments) - 1 != n_images:
             raise ValueError(
-                f"prompt has {len(segments) - 1} image placeholders but {len(prompt.images)} images"
+                f"prompt has {len(segments) - 1} image placeholders but {n_images} images"
             )
         ids: list[int] = []
         patches: list[torch.Tensor] = []
         task_col = None
         offset = 0  # character offset of the segment in the prompt text
         for j, segment in enumerate(segments):
-            text = segment + (f"image {j}: " if j < len(prompt.images) else "")
-            enc = self.tokenizer(text, add_special_tokens=(j == 0), return_offsets_mapping=True)
+            text = segment + (f"image {j}: " if j < n_images else "")
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            if j > 0:
+                ids.append(self.image_end_id)  # closes image j-1
+            if n_images and enc["input_ids"]:
+                ids.append(self.bos_id)  # every non-empty segment of a prompt with images
             if prompt.task_char is not None and offset <= prompt.task_char < offset + len(segment):
                 local = token_covering(enc["offset_mapping"], prompt.task_char - offset, segment)
                 task_col = len(ids) + local
             ids += enc["input_ids"]
             offset += len(segment) + len(self.image_placeholder)
-            if j < len(prompt.images):
+            if j < n_images:
                 image_patches, rows, n_cols = self._patches(prompt.images[j])
+                ids.append(self.image_start_id)
                 ids += ([self.image_token_id] * n_cols + [self.newline_id]) * rows
                 patches.append(image_patches)
         if prompt.task_char is None:
