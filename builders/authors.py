@@ -258,7 +258,13 @@ def make_card(counts: Mapping[str, Mapping[str, int]], sources: Mapping[str, str
         ("Licence", licence),
         ("Citation", card.citations(card.PAPER_BIBTEX)),
     ]
-    front = card.front_matter(splits, pretty_name=title, license="other")
+    front = card.front_matter(
+        splits,
+        pretty_name=title,
+        license="other",
+        license_name="unstated-by-the-authors",
+        license_link=AUTHORS_HUB,
+    )
     return card.render(front, title, sections)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,6 +134,22 @@ def _specs(value: str | Sequence[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _by_question_id(
+    specs: str | Sequence[str] | None, field: str, verb: str
+) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(where, question_id, record) for every record of `field` in every file, refusing a
+    question_id seen before (in this file or an earlier one) with both places named."""
+    seen: dict[int, str] = {}
+    for spec in _specs(specs):
+        for i, record in enumerate(_list_field(read_json(spec), field, spec)):
+            where = f"{spec}: {field}[{i}]"
+            qid = record_id(record, "question_id", where)
+            if qid in seen:
+                raise InputError(f"{where}: question_id {qid} is {verb} twice ({seen[qid]})")
+            seen[qid] = where
+            yield where, qid, record
+
+
 def load_qas(
     questions: str | Sequence[str], annotations: str | Sequence[str] | None = None
 ) -> list[QA]:
@@ -145,39 +161,25 @@ def load_qas(
     Files or records of the wrong shape raise `InputError` naming the file and the record.
     """
     notes: dict[int, tuple[list[str], str | None, str | None]] = {}
-    noted_in: dict[int, str] = {}
-    for spec in _specs(annotations):
-        for i, ann in enumerate(_list_field(read_json(spec), "annotations", spec)):
-            where = f"{spec}: annotations[{i}]"
-            qid = record_id(ann, "question_id", where)
-            if qid in noted_in:
-                raise InputError(f"{where}: question_id {qid} is annotated twice ({noted_in[qid]})")
-            noted_in[qid] = where
-            notes[qid] = (
-                _answers(ann, where),
-                record_text(ann, "answer_type", where, required=False),
-                record_text(ann, "question_type", where, required=False),
-            )
+    for where, qid, ann in _by_question_id(annotations, "annotations", "annotated"):
+        notes[qid] = (
+            _answers(ann, where),
+            record_text(ann, "answer_type", where, required=False),
+            record_text(ann, "question_type", where, required=False),
+        )
     out = []
-    asked_in: dict[int, str] = {}
-    for spec in _specs(questions):
-        for i, q in enumerate(_list_field(read_json(spec), "questions", spec)):
-            where = f"{spec}: questions[{i}]"
-            qid = record_id(q, "question_id", where)
-            if qid in asked_in:
-                raise InputError(f"{where}: question_id {qid} is asked twice ({asked_in[qid]})")
-            asked_in[qid] = where
-            answers, answer_type, question_type = notes.get(qid, ([], None, None))
-            out.append(
-                QA(
-                    question_id=qid,
-                    image_id=record_id(q, "image_id", where),
-                    question=record_text(q, "question", where),
-                    answers=answers,
-                    answer_type=answer_type,
-                    question_type=question_type,
-                )
+    for where, qid, q in _by_question_id(questions, "questions", "asked"):
+        answers, answer_type, question_type = notes.get(qid, ([], None, None))
+        out.append(
+            QA(
+                question_id=qid,
+                image_id=record_id(q, "image_id", where),
+                question=record_text(q, "question", where),
+                answers=answers,
+                answer_type=answer_type,
+                question_type=question_type,
             )
+        )
     return out
 
 

@@ -194,53 +194,69 @@ def record_digest(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "image"}
 
 
-def with_images(task: TaskData, data: str) -> TaskData:
-    """The task's records joined with their images from a built cross-modal dataset.
+def from_build(task: TaskData, data: str, need_images: bool = True) -> TaskData:
+    """The task's items as a built cross-modal dataset holds them, with their images.
 
-    `data` is a folder written by `vlm-tv-build cross-modal` or a Hub dataset id; the config
-    is the task id and rows are matched to the pool by id, so the split stays the pool's.
+    `data` is a folder written by `vlm-tv-build cross-modal` or `import-authors`, or a Hub
+    dataset id; the config is the task id. The build's rows are the items (input, output and
+    split included), so a run on the authors' import uses the authors' items, and a build made
+    from an older pool never pairs an image with another item's answer. Where the items differ
+    from the shipped pool, the run says so and records how many. Without `need_images` (text
+    queries and text examples) rows without an image are kept and no image is decoded.
     """
     if task.id.startswith("custom:"):
-        raise ValueError(f"image modes need a built dataset; {task.id} is a text-only task file")
+        raise ValueError(f"--data holds built tasks; {task.id} is a task file: drop --data")
     try:
         import datasets
     except ImportError as exc:  # pragma: no cover - datasets is a dependency of the dev install
-        raise ValueError(
-            "image modes need `datasets`: pip install 'vlm-tv-eval[builders]'"
-        ) from exc
+        raise ValueError("--data needs `datasets`: pip install 'vlm-tv-eval[builders]'") from exc
     try:
         built = datasets.load_dataset(data, config_name(task.id))
     except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load"
         raise ValueError(
-            f"cannot load config {task.id!r} of the image dataset {data!r}: {exc}. Build it with "
+            f"cannot load config {task.id!r} of the built dataset {data!r}: {exc}. Build it with "
             "`vlm-tv-build cross-modal --out DIR` (needs network) and pass --data DIR"
         ) from None
     splits: dict[str, list[dict[str, Any]]] = {}
     missing: list[str] = []
-    for split, records in task.splits.items():
+    built_ids: set[str] = set()
+    for split in task.splits:
         if split not in built:
-            raise ValueError(f"image dataset {data!r} config {task.id!r} has no {split!r} split")
-        rows = {row[JOIN_KEY]: row for row in built[split]}
+            raise ValueError(f"built dataset {data!r} config {task.id!r} has no {split!r} split")
         out = []
-        for r in records:
-            image = rows.get(r["id"], {}).get(IMAGE_COLUMN)
-            if image is None:  # left out of a build with --allow-missing: recorded, not hidden
-                missing.append(r["id"])
-                continue
-            try:
-                image.load()
-            except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad files
-                raise ValueError(
-                    f"image of {task.id}/{r['id']} in {data!r} is corrupt: {exc}"
-                ) from None
-            digest = hashlib.sha256(image.tobytes()).hexdigest()
-            out.append(dict(r, image=image, image_sha256=digest))
+        for row in built[split]:
+            record = {k: row.get(k) for k in ("id", "input", "output", "wikipedia_title")}
+            record.update(task=task.id, split=split)
+            built_ids.add(record["id"])
+            image = row.get(IMAGE_COLUMN)
+            if need_images:
+                if image is None:  # a row without its image: left out, and recorded
+                    missing.append(str(row[JOIN_KEY]))
+                    continue
+                try:
+                    image.load()
+                except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad files
+                    raise ValueError(
+                        f"image of {task.id}/{row[JOIN_KEY]} in {data!r} is corrupt: {exc}"
+                    ) from None
+                record.update(image=image, image_sha256=hashlib.sha256(image.tobytes()).hexdigest())
+            out.append(record)
         splits[split] = out
     if not all(splits.values()):
         raise ValueError(
-            f"image dataset {data!r} ({task.id}) has no images (a text-only build?); build it "
-            "with `vlm-tv-build cross-modal --out DIR` and pass --data DIR"
+            f"built dataset {data!r} ({task.id}) has no "
+            f"{'images (a text-only build?)' if need_images else 'items'}; build it with "
+            "`vlm-tv-build cross-modal --out DIR` and pass --data DIR"
         )
+    differ = _items_not_in_pool(task, splits)
+    if differ:
+        print(
+            f"note: {task.id}: {differ} item(s) in {data} are not the shipped pool's (another "
+            "item set, e.g. an import-authors build): the build's items are used",
+            file=sys.stderr,
+        )
+    else:  # a build of the pool: pool items it lacks were left out for want of an image
+        missing += [r["id"] for rs in task.splits.values() for r in rs if r["id"] not in built_ids]
     if missing:
         print(
             f"warning: {task.id}: {len(missing)} item(s) have no image in {data} and are left "
@@ -251,10 +267,21 @@ def with_images(task: TaskData, data: str) -> TaskData:
         task.id,
         task.instruction,
         splits,
-        source=f"{task.source}+images:{data}",
+        source=f"build-{'images' if need_images else 'items'}:{data}",
         split_made=task.split_made,
-        extra={"missing_images": missing},
+        extra={"missing_images": missing, "items_differing_from_pool": differ},
     )
+
+
+def _items_not_in_pool(task: TaskData, splits: dict[str, list[dict[str, Any]]]) -> int:
+    """How many built items are not in the shipped pool as they are there (split, id, input,
+    output): 0 for a build of the pool, the size of the difference for another item set."""
+
+    def key(r: dict[str, Any]) -> tuple:
+        return (r["split"], r["id"], r["input"], r["output"])
+
+    pool = {key(r) for rs in task.splits.values() for r in rs}
+    return sum(key(r) not in pool for rs in splits.values() for r in rs)
 
 
 def load_run_data(config: Any) -> dict[str, TaskData]:
@@ -285,10 +312,12 @@ def load_run_data(config: Any) -> dict[str, TaskData]:
                 td = load_vqa_task(name, config.data, config.instruction)
             else:
                 td = load_task_data(name, config.instruction)
-            if config.uses_images and not is_vqa(name):
-                td = with_images(td, config.data)
+            if config.data and not is_vqa(name):  # the build's items, and images if used
+                td = from_build(td, config.data, need_images=config.uses_images)
         except (KeyError, ValueError, TaskFileError) as exc:
-            raise ConfigError(str(exc).strip("'\"")) from None
+            # A KeyError's str() wraps its message in quotes; other messages keep theirs.
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            raise ConfigError(str(message)) from None
         if config.spec in ("instruction", "ensemble") and not td.instruction:
             raise ConfigError(f"task {td.id} has no instruction; pass --instruction")
         for split, records in td.splits.items():

@@ -208,6 +208,7 @@ def results_document(
                 "test": len(items(t, "test")),
                 "made": d.split_made,
                 "missing_images": d.extra.get("missing_images", []),
+                "items_differing_from_pool": d.extra.get("items_differing_from_pool", 0),
             }
             for t, d in data.items()
         },

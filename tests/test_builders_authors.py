@@ -15,7 +15,8 @@ from builders.authors import KIND, item_id
 from builders.cross_modal import json_row
 from builders.images import fit_width
 from builders.output import read_marker
-from harness.data import TaskData, with_images
+from harness.cli import parse_run_config
+from harness.data import from_build, load_run_data, load_task_data
 
 # (input, output) per task and split, in the authors' order; France is also in our pool.
 ITEMS = {
@@ -87,16 +88,10 @@ def test_import_keeps_their_items_splits_and_order_and_the_harness_loads_it(
 
     for task in ("country_capital", "food_color"):
         theirs = task.replace("_", "-")
-        # The records a run would hold; with_images joins them to the build the way
-        # `vlm-tv-eval --data OUT --query image` does.
-        splits = {
-            split: [
-                {"id": i, "task": task, "split": split, "input": "", "output": label}
-                for i, label in _expected(theirs, mode)
-            ]
-            for split, mode in (("validation", "val"), ("test", "test"))
-        }
-        loaded = with_images(TaskData(task, "", splits, source="authors"), str(out))
+        # What `vlm-tv-eval --data OUT` does: the shipped pool's task, its items replaced by
+        # the build's (the authors' items differ from our pool: fewer, other answers).
+        loaded = from_build(load_task_data(task), str(out))
+        assert loaded.extra["items_differing_from_pool"] > 0
         assert loaded.extra["missing_images"] == []
         sizes = {s: len(rows) for s, rows in loaded.splits.items()}
         assert sizes == {
@@ -109,6 +104,13 @@ def test_import_keeps_their_items_splits_and_order_and_the_harness_loads_it(
                 r["image"].width == 224 and r["image"].mode == "RGB" for r in loaded.splits[split]
             )
 
+    # A text-only run given --data uses the build's items too, never silently the pool's.
+    argv = ["--tasks", "country_capital", "--n_shot", "2", "--data", str(out)]
+    text_run = load_run_data(parse_run_config(argv))
+    got = [(r["id"], r["output"]) for r in text_run["country_capital"].splits["test"]]
+    assert got == _expected("country-capital", "test")
+    assert "image" not in text_run["country_capital"].splits["test"][0]
+
     import datasets
 
     rows = list(datasets.load_dataset(str(out), "country_capital")["validation"])
@@ -118,6 +120,7 @@ def test_import_keeps_their_items_splits_and_order_and_the_harness_loads_it(
     readme = (out / "README.md").read_text("utf-8")
     assert "25c7463ceef1602492ed5be0bf12dcf1b7fd3fb6" in readme and "download_data.sh" in readme
     assert "country-capital_test.json" in readme and "no licence" in readme
+    assert "license_name: unstated-by-the-authors" in readme
 
 
 def test_images_folder_may_be_data_or_data_images_and_images_are_sized_as_ours(tmp_path, hf_cache):
