@@ -20,7 +20,7 @@ from .data import TaskData
 
 BUILD_HINT = (
     "build it with `vlm-tv-build vqa --questions Q.json --annotations A.json --captions "
-    "RECAP --images DIR --out OUT` and pass --data OUT"
+    "RECAP --coco-dir DIR --out OUT` and pass --data OUT"
 )
 
 
