@@ -98,7 +98,6 @@ def extract_task_vector(
     return capture_task_states(adapter, prompts, batch_size).mean(dim=0)
 
 
-@torch.inference_mode()
 def sweep_layers(
     adapter: Adapter,
     prompts: Sequence[Prompt],
@@ -114,8 +113,35 @@ def sweep_layers(
     layer then costs a single-token step. `return_logits`: [n, n_layers, vocab] instead.
     """
     layers = list(range(adapter.num_layers)) if layers is None else list(layers)
-    n_layers = len(layers)
-    items_per_chunk = max(1, max_rows // n_layers)
+    patches = [(layer, vectors[layer]) for layer in layers]
+    return last_token_variants(adapter, prompts, patches, max_rows, return_logits)
+
+
+def patch_variants(
+    adapter: Adapter,
+    prompts: Sequence[Prompt],
+    vectors: torch.Tensor,
+    layer: int,
+    max_rows: int = 1024,
+) -> torch.Tensor:
+    """Greedy first token with each of `vectors` ([k, d]) patched at `layer`: [n, k]. One
+    prefix pass serves all k vectors (the analyses compare many vectors on the same queries)."""
+    return last_token_variants(adapter, prompts, [(layer, v) for v in vectors], max_rows)
+
+
+@torch.inference_mode()
+def last_token_variants(
+    adapter: Adapter,
+    prompts: Sequence[Prompt],
+    patches: Sequence[tuple[int, torch.Tensor]],
+    max_rows: int = 1024,
+    return_logits: bool = False,
+) -> torch.Tensor:
+    """Greedy first token (or logits) of each prompt under each patch (layer, vector [d]) of
+    its last token: [n, k]. The prefix runs once per prompt; its KV cache is copied to one row
+    per patch, and each patch costs a single-token step."""
+    k = len(patches)
+    items_per_chunk = max(1, max_rows // k)
     keep = _last_logits_only(adapter.model)
     out = []
     for idx in _chunks(len(prompts), items_per_chunk):
@@ -124,22 +150,24 @@ def sweep_layers(
         if inputs["input_ids"].shape[1] < 2:
             raise ValueError("a query prompt must have at least two tokens")
         prefix = {
-            k: (v[:, :-1] if k in ("input_ids", "attention_mask", "position_ids") else v)
-            for k, v in inputs.items()
+            key: (v[:, :-1] if key in ("input_ids", "attention_mask", "position_ids") else v)
+            for key, v in inputs.items()
         }
         cache = adapter.model(**prefix, use_cache=True, **keep).past_key_values
-        cache.batch_repeat_interleave(n_layers)
+        cache.batch_repeat_interleave(k)
         step = {
-            "input_ids": inputs["input_ids"][:, -1:].repeat_interleave(n_layers, 0),
-            "attention_mask": inputs["attention_mask"].repeat_interleave(n_layers, 0),
+            "input_ids": inputs["input_ids"][:, -1:].repeat_interleave(k, 0),
+            "attention_mask": inputs["attention_mask"].repeat_interleave(k, 0),
         }
         if "position_ids" in inputs:
-            step["position_ids"] = inputs["position_ids"][:, -1:].repeat_interleave(n_layers, 0)
-        rows = torch.arange(batch.size) * n_layers
-        ivs = [Intervention(layer, rows + j, -1, vectors[layer]) for j, layer in enumerate(layers)]
+            step["position_ids"] = inputs["position_ids"][:, -1:].repeat_interleave(k, 0)
+        rows = torch.arange(batch.size) * k
+        ivs = [
+            Intervention(layer, rows + j, -1, vector) for j, (layer, vector) in enumerate(patches)
+        ]
         with patched(adapter.layers, ivs):
             logits = adapter.model(**step, past_key_values=cache, use_cache=True).logits[:, -1]
-        logits = logits.view(batch.size, n_layers, -1)
+        logits = logits.view(batch.size, k, -1)
         out.append((logits.float() if return_logits else logits.argmax(-1)).cpu())
     return torch.cat(out)
 

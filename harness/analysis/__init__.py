@@ -1,0 +1,131 @@
+"""`vlm-tv-eval analyze NAME`: the paper's analyses (Section 5, appendices A.2, A.3, A.5, A.8).
+
+Each analysis is a module with `run(session) -> (result, figure, table)`; this file names them,
+parses the command line (the run's own flags plus a few of the analysis's), and writes
+`<output_path>/<model>/analysis/<name>.json` and `.png`. Modules are imported only when their
+analysis is asked for, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+# name -> (module, one line for --help)
+ANALYSES: dict[str, tuple[str, str]] = {
+    "logit-lens": (
+        "lens",
+        "layer-by-layer read-out at the task token (Figures 12-13, Tables 6, 13)",
+    ),
+    "tsne": (
+        "tsne",
+        "context embeddings vs task vectors, t-SNE and silhouettes (Figures 2, 14-15)",
+    ),
+    "scaling": ("scaling", "vectors averaged over r = 1..6 five-shot prompts (Figure 6)"),
+    "noise": ("noise", "instruction patch with s = 0, 1, 2 character swaps (Table 9)"),
+    "overhead": ("overhead", "time and memory: N=30 prompt vs patched query vs query (Table 7)"),
+    "cosine": (
+        "cosine",
+        "cosine similarity of task vectors across specs, layers and tasks (Fig. 8)",
+    ),
+}
+
+
+def _options_parser(name: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="logit-lens: example sets (100); overhead: timed forwards (10)",
+    )
+    p.add_argument("--points", type=int, default=30, help="tsne: points per (task, spec)")
+    p.add_argument("--max_r", type=int, default=6, help="scaling: up to r five-shot prompts")
+    p.add_argument("--swaps", default="0,1,2", help="noise: swap counts s")
+    p.add_argument("--n_context", type=int, default=30, help="overhead: examples in the prompt")
+    return p
+
+
+def _usage() -> str:
+    lines = ["usage: vlm-tv-eval analyze NAME [run flags] [analysis flags]", "", "analyses:"]
+    lines += [f"  {name:12} {about}" for name, (_, about) in ANALYSES.items()]
+    lines += [
+        "",
+        "run flags: --model, --model_args, --tasks, --spec, --seeds, --n_shot, --layer, "
+        "--layer_from, --data, --output_path, --batch_size, --limit, --device (see vlm-tv-eval -h)",
+        "analysis flags: --runs N, --points N, --max_r R, --swaps 0,1,2, --n_context N",
+        "writes <output_path>/<model>/analysis/<NAME>.json and .png",
+    ]
+    return "\n".join(lines)
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def parse(argv: Sequence[str]) -> tuple[str, Any, dict[str, Any], bool]:
+    """(analysis name, RunConfig, analysis options, whether --spec was given)."""
+    from ..cli import parse_run_config
+
+    name = argv[0]
+    if name not in ANALYSES:
+        raise ValueError(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
+    opts, rest = _options_parser(name).parse_known_args(list(argv[1:]))
+    for flag in ("runs", "points", "max_r", "n_context"):
+        _positive(f"--{flag}", getattr(opts, flag))
+    try:
+        swaps = sorted({int(s) for s in opts.swaps.split(",") if s.strip()})
+    except ValueError:
+        raise ValueError(
+            f"--swaps: expected comma-separated integers, got {opts.swaps!r}"
+        ) from None
+    if not swaps or min(swaps) < 0:
+        raise ValueError(f"--swaps: expected counts >= 0, got {opts.swaps!r}")
+    options = {
+        "runs": opts.runs,
+        "points": opts.points,
+        "max_r": opts.max_r,
+        "swaps": swaps,
+        "n_context": opts.n_context,
+    }
+    config = parse_run_config(rest)
+    spec_given = any(a == "--spec" or a.startswith("--spec=") for a in rest)
+    return name, config, options, spec_given
+
+
+def cmd_analyze(argv: Sequence[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    from ..config import ConfigError
+
+    try:
+        name, config, options, spec_given = parse(argv)
+        config.validate()
+    except (ConfigError, ValueError) as exc:
+        print(f"vlm-tv-eval analyze: error: {exc}", file=sys.stderr)
+        return 2
+    from ..data import load_run_data
+    from ..evaluator import load_adapter
+    from .common import Session, timed, write_outputs
+
+    try:
+        data = load_run_data(config)
+        adapter = load_adapter(config.model, config.model_args, config)
+        session = Session(config, dict(data), adapter, options, spec_given)
+        module = importlib.import_module(f".{ANALYSES[name][0]}", __name__)
+        (result, figure, table), seconds = timed(lambda: module.run(session))
+        path, png = write_outputs(session, name, result, figure, seconds)
+    except ConfigError as exc:
+        print(f"vlm-tv-eval analyze: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; task vectors made so far are cached", file=sys.stderr)
+        return 130
+    print(table)
+    print(f"{name}: {seconds:.0f} s; {path}" + (f" and {png}" if png else ""))
+    return 0

@@ -1,0 +1,215 @@
+"""What every analysis shares: the loaded model and data, vectors per spec, the layer it looks
+at, the model's own read-out (final norm + unembedding), and one way to write its JSON and PNG.
+
+An analysis is a function `run(session) -> (result, figure_maker, table)`; `session` is made once
+from the same flags as a run (`--model`, `--tasks`, `--data`, `--seeds`, `--layer`, ...), so an
+analysis never re-implements model loading, item splits or vector extraction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark import validate
+from benchmark.files import atomic_output, slug, write_json_atomic
+
+from .. import engine
+from ..adapters import Adapter
+from ..config import ConfigError, RunConfig, check_layer, layer_from_results
+from ..context import EvalContext
+from ..data import TaskData
+from ..results import choose_layer, versions
+from ..vectors import task_vector
+
+# Bumped when an analysis's numbers would change for the same inputs.
+ANALYSIS_VERSION = 1
+
+
+@dataclasses.dataclass
+class Session:
+    """A loaded model and its tasks; vectors and the layer are computed once and kept."""
+
+    config: RunConfig
+    data: dict[str, TaskData]
+    adapter: Adapter
+    options: dict[str, Any]
+    specs_given: bool = False
+    _layer: dict[str, Any] | None = None
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.data)
+
+    def context(self, spec: str | None = None, **changes: Any) -> EvalContext:
+        """An evaluation context for `spec` (default: the run's), whose vectors are that spec's."""
+        config = dataclasses.replace(self.config, spec=spec or self.config.spec, **changes)
+        holder: dict[str, EvalContext] = {}
+
+        def vectors(task: str, seed: int) -> torch.Tensor:
+            return task_vector(self.adapter, holder["ctx"], task, seed)
+
+        holder["ctx"] = EvalContext(config, self.data, self.adapter, vectors=vectors)
+        return holder["ctx"]
+
+    def vector(self, task: str, seed: int, spec: str) -> torch.Tensor:
+        """[n_layers, d]: the task vector of `spec` (cached on disk like a run's)."""
+        return self.context(spec).vector(task, seed)
+
+    def specs(self, default: Sequence[str]) -> list[str]:
+        """The specs an analysis compares: `--spec` when given, else `default` (image examples
+        only where the model takes images and `--data` has them)."""
+        if self.specs_given:
+            return [self.config.spec]
+        images = self.adapter.supports_images and self.config.data is not None
+        return [s for s in default if s != "image_examples" or images]
+
+    def layer(self) -> dict[str, Any]:
+        """The layer the analysis looks at, and where it came from: --layer, --layer_from, or
+        the run protocol's own choice (best mean validation accuracy of the spec's vectors,
+        first seed)."""
+        if self._layer is None:
+            n_layers = self.adapter.num_layers
+            if self.config.layer is not None:
+                check_layer(self.config.layer, self.config.model, n_layers)
+                self._layer = {"layer": self.config.layer, "source": "--layer"}
+            elif self.config.layer_from:
+                chosen = layer_from_results(self.config.layer_from, self.config.model, n_layers)
+                self._layer = {"layer": chosen["layer"], "source": self.config.layer_from}
+            else:
+                self._layer = self._sweep_layer()
+        return self._layer
+
+    def _sweep_layer(self) -> dict[str, Any]:
+        seed = self.config.seeds[0]
+        ctx = self.context()
+        sweeps: dict[str, dict[int, dict]] = {}
+        for task in self.tasks:
+            items = ctx.items(task, "validation")
+            prompts = [ctx.query_prompt(r) for r in items]
+            ids = engine.sweep_layers(
+                self.adapter, prompts, ctx.vector(task, seed), max_rows=self.config.batch_size * 8
+            )
+            acc = [
+                statistics.fmean(
+                    ctx.score_tokens(task, items, ids[:, la].tolist(), prompts)["lenient"]
+                )
+                for la in range(ids.shape[1])
+            ]
+            sweeps[task] = {seed: {"acc": acc}}
+        chosen = choose_layer(sweeps, self.adapter.num_layers, None)
+        return {
+            "layer": chosen["layer"],
+            "source": f"validation sweep ({self.config.spec}, seed {seed})",
+            "mean_curve": chosen["mean_curve"],
+        }
+
+
+# -- the model's read-out ---------------------------------------------------------------------
+_NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")
+
+
+def final_norm(adapter: Adapter) -> torch.nn.Module:
+    """The norm the model applies after its last layer, found beside the decoder layers (the
+    module that holds the layer list holds the norm too: Llama, Mistral, Gemma, Persimmon)."""
+    layers = adapter.layers
+    for module in adapter.model.modules():
+        children = dict(module.named_children())
+        if any(child is layers for child in children.values()):
+            for name in _NORM_NAMES:
+                if name in children:
+                    return children[name]
+    raise ValueError(
+        f"cannot find the final norm of {type(adapter.model).__name__} beside its decoder "
+        f"layers (looked for {', '.join(_NORM_NAMES)}); an adapter for it must say where it is"
+    )
+
+
+@torch.inference_mode()
+def read_out(adapter: Adapter, hidden: torch.Tensor) -> torch.Tensor:
+    """Logits of hidden states as if they were the last layer's output (the logit lens):
+    final norm, then the unembedding. [..., d] -> [..., vocab] (float32)."""
+    norm = final_norm(adapter)
+    head = adapter.model.get_output_embeddings()
+    param = next(head.parameters())
+    return head(norm(hidden.to(param.device, param.dtype))).float().cpu()
+
+
+@torch.inference_mode()
+def normed(adapter: Adapter, hidden: torch.Tensor) -> torch.Tensor:
+    """Hidden states through the final norm (how the paper compares vectors in t-SNE)."""
+    norm = final_norm(adapter)
+    param = next(norm.parameters(), None)
+    if param is not None:
+        hidden = hidden.to(param.device, param.dtype)
+    return norm(hidden).float().cpu()
+
+
+# -- output -----------------------------------------------------------------------------------
+def out_dir(config: RunConfig) -> Path:
+    return Path(config.output_path) / slug(config.model, "model") / "analysis"
+
+
+def write_outputs(
+    session: Session,
+    name: str,
+    result: dict[str, Any],
+    figure: Callable[[Path], None] | None,
+    seconds: float,
+) -> tuple[Path, Path | None]:
+    """<output_path>/<model>/analysis/<name>.json (schema-checked) and .png."""
+    folder = out_dir(session.config)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    doc = {
+        "kind": "analysis",
+        "analysis": name,
+        "analysis_version": ANALYSIS_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": session.adapter.describe(),
+        "config": session.config.as_dict(),
+        "options": session.options,
+        "tasks": session.tasks,
+        "versions": versions(),
+        "seconds": round(seconds, 3),
+        "result": result,
+    }
+    errors = validate(doc, "analysis")
+    if errors:  # a bug in the analysis, not the user's input
+        raise RuntimeError(
+            f"{name} result does not match the schema: " + "; ".join(map(str, errors))
+        )
+    path = folder / f"{name}.json"
+    write_json_atomic(path, doc)
+    png = None
+    if figure is not None:
+        png = folder / f"{name}.png"
+        with atomic_output(png) as tmp:
+            figure(tmp)
+    return path, png
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population std (the runs or seeds are all there are)."""
+    values = list(values)
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0

@@ -1,0 +1,199 @@
+"""The PNG of each analysis, drawn from its result alone (so a JSON can be re-plotted).
+
+matplotlib's object API with the Agg canvas: no pyplot state, no display needed, and a user's
+matplotlibrc cannot change a figure (rc values are set per figure).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+_STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+COLORS = {
+    "input": "#7f7f7f",
+    "task": "#1f77b4",
+    "answer": "#d62728",
+    "text_examples": "#1f77b4",
+    "instruction": "#ff7f0e",
+    "image_examples": "#2ca02c",
+    "ensemble": "#9467bd",
+    "examples": "#1f77b4",
+}
+
+
+def _figure(width: float, height: float) -> Any:
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(width, height), dpi=100)
+        FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path, bottom: float = 0.0) -> None:
+    """Laid out with `bottom` (a fraction of the height) kept free for a figure legend."""
+    import matplotlib
+
+    with matplotlib.rc_context(_STYLE):
+        fig.tight_layout(rect=(0, bottom, 1, 1))
+        fig.savefig(path, format="png", dpi=100, metadata={"Software": None})
+
+
+def _grid(n: int, cols: int = 3) -> tuple[int, int]:
+    cols = min(cols, n)
+    return math.ceil(n / cols), cols
+
+
+def lens_figure(result: dict[str, Any], path: Path) -> None:
+    """One panel per task: the three relative probabilities over depth, per spec (solid:
+    first spec, dashed: the next), the chosen layer marked."""
+    tasks = list(result["by_task"])
+    rows, cols = _grid(len(tasks))
+    fig = _figure(3.4 * cols, 2.5 * rows)
+    styles = ["-", "--", ":"]
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        for j, (spec, r) in enumerate(result["by_task"][task].items()):
+            mean = r["relative_prob"]["mean"]
+            n = len(mean)
+            xs = [la / max(1, n - 1) for la in range(n)]
+            for k, label in enumerate(("input", "task", "answer")):
+                ax.plot(
+                    xs,
+                    [row[k] for row in mean],
+                    styles[j % 3],
+                    color=COLORS[label],
+                    label=f"{label} ({spec})" if i == 0 else None,
+                )
+        layer = result["layer"]["layer"]
+        ax.axvline(layer / max(1, n - 1), color="black", lw=0.6, alpha=0.4)
+        ax.set_title(task)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("relative depth")
+        ax.set_ylabel("relative probability")
+    fig.legend(loc="lower center", ncol=3, fontsize=7, frameon=False)
+    _save(fig, path, bottom=0.12 if rows > 1 else 0.2)
+
+
+def scatter_figure(result: dict[str, Any], path: Path) -> None:
+    """t-SNE maps side by side: context embeddings, task vectors; colour = task, marker = spec."""
+    markers = ["o", "^", "s", "D"]
+    sets = list(result["points"])
+    fig = _figure(4.2 * len(sets), 4.0)
+    tasks = sorted({p["task"] for s in sets for p in result["points"][s]})
+    specs = sorted({p["spec"] for s in sets for p in result["points"][s]})
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    for i, name in enumerate(sets):
+        ax = fig.add_subplot(1, len(sets), i + 1)
+        for p in result["points"][name]:
+            ax.scatter(
+                p["x"],
+                p["y"],
+                s=10,
+                color=cmap(tasks.index(p["task"]) % 10),
+                marker=markers[specs.index(p["spec"]) % 4],
+                alpha=0.8,
+            )
+        sil = result["silhouette"][name]
+        ax.set_title(
+            f"{name}\nsilhouette by task {sil['by_task']:.2f}, by spec {sil['by_spec']:.2f}"
+        )
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for t in tasks:
+        fig.axes[0].scatter([], [], color=cmap(tasks.index(t) % 10), label=t, s=10)
+    for s in specs:
+        fig.axes[0].scatter(
+            [], [], color="black", marker=markers[specs.index(s) % 4], label=s, s=10
+        )
+    fig.legend(loc="lower center", ncol=5, fontsize=7, frameon=False)
+    _save(fig, path, bottom=0.18)
+
+
+def lines_figure(
+    series: dict[str, tuple[list[float], list[float], list[float]]],
+    path: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    mark: float | None = None,
+) -> None:
+    """Lines with error bands: name -> (xs, mean, std)."""
+    fig = _figure(5.5, 3.4)
+    ax = fig.add_subplot()
+    for name, (xs, mean, std) in series.items():
+        color = COLORS.get(name)
+        ax.plot(xs, mean, marker="o", ms=3, label=name, color=color)
+        ax.fill_between(
+            xs,
+            [m - s for m, s in zip(mean, std, strict=True)],
+            [m + s for m, s in zip(mean, std, strict=True)],
+            alpha=0.2,
+            color=color,
+        )
+    if mark is not None:
+        ax.axvline(mark, color="black", lw=0.6, alpha=0.4)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, frameon=False)
+    _save(fig, path)
+
+
+def bars_figure(
+    groups: list[str], bars: dict[str, list[float]], path: Path, title: str, ylabel: str
+) -> None:
+    """Grouped bars: one group per entry of `groups`, one bar per key of `bars`."""
+    fig = _figure(max(5.0, 0.9 * len(groups) + 2), 3.4)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(bars))
+    for i, (name, values) in enumerate(bars.items()):
+        xs = [g - 0.4 + width * (i + 0.5) for g in range(len(groups))]
+        ax.bar(xs, values, width, label=name)
+    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, frameon=False)
+    _save(fig, path)
+
+
+def heatmap_figure(
+    matrices: dict[str, tuple[list[str], list[str], list[list[float]]]],
+    path: Path,
+    title: str,
+    curves: dict[str, list[float]] | None = None,
+) -> None:
+    """Side-by-side heatmaps: name -> (row labels, column labels, values), with values printed;
+    `curves` (name -> value per layer) first, as lines over depth."""
+    panels = len(matrices) + (1 if curves else 0)
+    fig = _figure(4.2 * panels, 3.8)
+    if curves:
+        ax = fig.add_subplot(1, panels, 1)
+        for name, values in curves.items():
+            ax.plot(range(len(values)), values, label=name)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("cosine (mean over tasks)")
+        ax.legend(fontsize=6, frameon=False)
+    for i, (name, (rows, cols, values)) in enumerate(matrices.items()):
+        ax = fig.add_subplot(1, panels, i + 1 + (1 if curves else 0))
+        image = ax.imshow(values, vmin=-1, vmax=1, cmap="coolwarm")
+        ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=6)
+        ax.set_yticks(range(len(rows)), rows, fontsize=6)
+        for r, row in enumerate(values):
+            for c, v in enumerate(row):
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=5)
+        ax.set_title(name, fontsize=8)
+        fig.colorbar(image, ax=ax, shrink=0.7)
+    fig.suptitle(title)
+    _save(fig, path)

@@ -1,0 +1,194 @@
+"""The analyses' mechanics on the tiny random Llama: the logit lens is the model's own read-out,
+typos are seeded and stay inside words, several vectors patched in one pass equal one pass each,
+cosine matrices of hand-made vectors, and every command writes a schema-valid JSON and a PNG."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from benchmark import validate
+from harness import engine
+from harness.analysis import cmd_analyze
+from harness.analysis.common import Session, final_norm, read_out
+from harness.analysis.cosine import _pair_stats
+from harness.analysis.lens import phases
+from harness.analysis.noise import noisy_instruction
+from harness.config import RunConfig
+from harness.data import load_run_data
+
+INSTRUCTION = "The scientific name of the animal's species in latin:"
+
+
+def test_logit_lens_at_the_last_layer_is_the_model_itself(tiny_adapter):
+    """Final norm + unembedding of the last layer's output equals the model's own logits."""
+    prompt = tiny_adapter.query_prompt("France")
+    batch = tiny_adapter.encode([prompt])
+    with torch.inference_mode():
+        out = tiny_adapter.model(**batch.model_inputs, output_hidden_states=True)
+    last_layer = out.hidden_states[-1][0, -1]  # HF applies the final norm to this last entry
+    states = engine.capture_task_states(tiny_adapter, [prompt])  # raw layer outputs
+    lens = read_out(tiny_adapter, states[0, -1])
+    assert torch.allclose(lens, out.logits[0, -1].float(), atol=1e-4)
+    assert final_norm(tiny_adapter) is tiny_adapter.model.model.norm
+    assert last_layer.shape == states[0, -1].shape
+
+
+def test_a_known_vector_decodes_to_its_token(tiny_adapter):
+    """The unembedding row of the longest-row token, undone through the norm's weight, is read
+    out as that token (Cauchy-Schwarz: no other row can have a larger dot product with it)."""
+    head = tiny_adapter.model.get_output_embeddings().weight.detach().float()
+    token = int(head.norm(dim=-1).argmax())
+    weight = final_norm(tiny_adapter).weight.detach().float()
+    hidden = head[token] / weight
+    assert int(read_out(tiny_adapter, hidden).argmax()) == token
+
+
+def test_phases_name_the_most_probable_of_three():
+    rel = [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7]]
+    got = phases(rel)
+    assert got["winner"] == ["input", "input", "task", "answer"]
+    assert got["share"] == {"input": 0.5, "task": 0.25, "answer": 0.25}
+    assert got["first_layer"] == {"input": 0, "task": 2, "answer": 3}
+
+
+@pytest.mark.parametrize("s", [1, 2])
+def test_typos_are_seeded_and_stay_inside_words(s):
+    noisy = noisy_instruction(INSTRUCTION, s, seed=0, key="animal_latin")
+    assert noisy == noisy_instruction(INSTRUCTION, s, seed=0, key="animal_latin")
+    assert noisy != noisy_instruction(INSTRUCTION, s, seed=1, key="animal_latin")
+    assert noisy != INSTRUCTION
+    # Punctuation, spaces and the apostrophe stay where they were; each word keeps its letters.
+    assert [c for c in noisy if not c.isalpha()] == [c for c in INSTRUCTION if not c.isalpha()]
+    assert re.sub(r"[A-Za-z]", "x", noisy) == re.sub(r"[A-Za-z]", "x", INSTRUCTION)
+    for before, after in zip(INSTRUCTION.split(), noisy.split(), strict=True):
+        assert sorted(before) == sorted(after)
+        changed = sum(a != b for a, b in zip(before, after, strict=True))
+        # one swap moves two letters; s swaps at distinct positions move at most 2s
+        assert changed <= 2 * s
+        letters = re.sub(r"[^A-Za-z]", "", before)
+        if len(set(letters)) > 1 and len(letters) >= 2:
+            assert changed >= 2
+
+
+def test_no_swaps_leaves_the_instruction_alone():
+    assert noisy_instruction(INSTRUCTION, 0, seed=5) == INSTRUCTION
+
+
+def test_one_swap_is_one_adjacent_transposition():
+    noisy = noisy_instruction("capital", 1, seed=3)
+    diffs = [i for i, (a, b) in enumerate(zip("capital", noisy, strict=True)) if a != b]
+    assert len(diffs) == 2 and diffs[1] == diffs[0] + 1
+    assert noisy[diffs[0]] == "capital"[diffs[1]] and noisy[diffs[1]] == "capital"[diffs[0]]
+
+
+def test_patch_variants_equal_one_patched_pass_each(tiny_adapter):
+    prompts = [tiny_adapter.query_prompt(x) for x in ("France", "Peru", "Japan", "Kenya")]
+    torch.manual_seed(0)
+    vectors = torch.randn(3, tiny_adapter.hidden_size) * 4
+    together = engine.patch_variants(tiny_adapter, prompts, vectors, layer=1, max_rows=5)
+    for j in range(3):
+        alone = engine.patch_last_token(tiny_adapter, prompts, vectors[j], layer=1)
+        assert together[:, j].tolist() == alone.tolist()
+
+
+def test_cosine_matrix_of_hand_made_vectors():
+    """Two tasks with orthogonal vectors: matched 1, mismatched 0, at every layer."""
+    e = torch.eye(4)
+    a = {"t1": e[0].expand(1, 3, 4), "t2": e[1].expand(1, 3, 4)}
+    b = {"t1": (2 * e[0]).expand(2, 3, 4), "t2": e[1].expand(2, 3, 4)}
+    got = _pair_stats(a, b, layer=2)
+    assert got["matrix"] == [[1.0, 0.0], [0.0, 1.0]]
+    assert got["matched"] == 1.0 and got["mismatched"] == 0.0 and got["gap"] == 1.0
+    assert got["mean"] == [1.0, 1.0, 1.0]
+
+
+@pytest.fixture
+def session(tiny_llama_path):
+    def make(**options):
+        config = RunConfig(
+            model=f"hf:{tiny_llama_path}",
+            tasks=("country_capital", "food_color"),
+            seeds=(0,),
+            limit=6,
+            layer=2,
+        )
+        from harness.evaluator import load_adapter
+
+        adapter = load_adapter(config.model, config.model_args, config)
+        return Session(config, dict(load_run_data(config)), adapter, options)
+
+    return make
+
+
+def test_lens_records_tokens_and_probabilities(session):
+    from harness.analysis.lens import lens_spec
+
+    s = session(runs=4)
+    got = lens_spec(s, "country_capital", "text_examples", 4, layer=2)
+    mean = torch.tensor(got["relative_prob"]["mean"])
+    assert mean.shape == (s.adapter.num_layers, 3)
+    assert torch.allclose(mean.sum(-1), torch.ones(s.adapter.num_layers), atol=1e-5)
+    assert got["runs"] == 4 and len(got["top1"]) == s.adapter.num_layers
+    assert len(got["top5"]) == 5
+    # the input token is the token at the task position: the ':' closing "A:"
+    assert [s.adapter.decode_token(t).strip() for t in got["token_ids"]["input"]] == [":"]
+    instruction = lens_spec(s, "country_capital", "instruction", 4, layer=2)
+    assert instruction["runs"] == 1
+
+
+@pytest.mark.parametrize("name", ["logit-lens", "noise", "scaling", "cosine"])
+def test_every_command_writes_schema_valid_json_and_png(name, tiny_llama_path, tmp_path, capsys):
+    argv = [
+        name,
+        "--model",
+        f"hf:{tiny_llama_path}",
+        "--tasks",
+        "country_capital,food_color",
+        "--seeds",
+        "0,1",
+        "--limit",
+        "6",
+        "--layer",
+        "2",
+        "--output_path",
+        str(tmp_path),
+        "--runs",
+        "3",
+        "--max_r",
+        "2",
+    ]
+    assert cmd_analyze(argv) == 0
+    folder = next(tmp_path.glob("*/analysis"))
+    doc = json.loads((folder / f"{name}.json").read_text())
+    assert validate(doc, "analysis") == []
+    assert doc["analysis"] == name and doc["result"]["layer"]["layer"] == 2
+    assert (folder / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert name in capsys.readouterr().out
+
+
+def test_layer_is_chosen_by_the_run_protocol_when_not_given(session):
+    s = session()
+    s.config = RunConfig(**{**s.config.__dict__, "layer": None})
+    chosen = s.layer()
+    curve = chosen["mean_curve"]
+    assert chosen["layer"] == max(range(len(curve)), key=lambda la: (curve[la], -la))
+    assert "validation sweep" in chosen["source"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["bogus"], "unknown analysis 'bogus'"),
+        (["noise", "--swaps", "a,b"], "--swaps"),
+        (["noise", "--swaps", "-1"], "--swaps"),
+        (["logit-lens", "--runs", "0"], "--runs must be at least 1"),
+    ],
+)
+def test_bad_analysis_arguments_are_one_line_errors(argv, message, capsys):
+    assert cmd_analyze(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
