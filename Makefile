@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint
+.PHONY: install run test lint analyses
 
 install: $(VENV)/.installed
 
@@ -30,3 +30,9 @@ test: install /usr/bin/chromium
 
 lint: install
 	$(BIN)/ruff check .
+
+# The paper's analyses on the CPU default (SmolLM2-135M); the JSON and PNG files under
+# docs/smollm2-135m/analysis/ that the README quotes are made by this target.
+ANALYSES := logit-lens tsne scaling noise overhead cosine spec-curves
+analyses: install
+	for name in $(ANALYSES); do $(BIN)/vlm-tv-eval analyze $$name --output_path docs || exit 1; done

@@ -1,8 +1,10 @@
 """A results file checked against itself, and a submission against the results it was made from.
 
 A schema says each number is in range; it cannot say that `acc` is the mean of `per_seed`, that
-the tasks and methods are the configured ones, that `n` agrees with the splits and the per-sample
-rows logged beside the file, or that a submission still holds the results it recorded the hash
+a rate is a whole number of hits out of `n`, that strict never beats lenient, that the tasks and
+methods are the configured ones, that `n` agrees with the splits and the per-sample rows logged
+beside the file (`consistency_rows.py`), that the layer is the one its curve and config pick
+(`consistency_layers.py`), or that a submission still holds the results it recorded the hash
 of. Those are the checks here; each error carries the JSON path of the field at fault.
 """
 
@@ -11,11 +13,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .files import slug
-from .strict_json import SchemaError, canonical_sha256, json_path, loads_checked
+from .consistency_layers import check_layers
+from .consistency_rows import row_file_errors, samples_logged
+from .strict_json import SchemaError, canonical_sha256, json_path
 
 # How far a stored mean or std may be from the one recomputed from per_seed.
 TOLERANCE = 1e-9
@@ -44,6 +48,86 @@ def _set_errors(have: list[Any], want: list[Any], what: str) -> list[str]:
     return out
 
 
+def _on_grid(value: float, total: int) -> bool:
+    """Whether `value` is k/total for a whole k (to TOLERANCE): a rate of hits in `total`."""
+    return abs(value - round(value * total) / total) <= TOLERANCE
+
+
+def _on_some_grid(value: float, most: int) -> bool:
+    """Whether `value` is k/m for some m up to `most`. The nearest fraction with a denominator
+    up to `most` is the one to test: one search, however large `most` is."""
+    return _on_grid(value, Fraction(value).limit_denominator(most).denominator)
+
+
+def _grid_fields(entry: dict[str, Any], seeds: int | None) -> list[tuple[list[Any], int, str]]:
+    """(field, denominator, what it counts) of each rate in an entry that is a count of hits:
+    a seed's rate out of its `n` items, a mean over seeds out of `n` x seeds answers, and a
+    judge's pooled rate out of the `judged` answers."""
+    n, judged = entry["n"], entry.get("judged")
+    # An image set's acc and per_seed are the judge's rates over the answers it judged.
+    judge_rates = "judged" in entry and "judge_acc" not in entry
+    out: list[tuple[list[Any], int, str]] = []
+    per_seed = entry.get("per_seed") if isinstance(entry.get("per_seed"), list) else []
+    if not judge_rates or entry.get("judge_failures") == 0:
+        out += [(["per_seed", i], n, f"n = {n}") for i in range(len(per_seed))]
+    if seeds:
+        answers = f"n x seeds = {n} x {seeds}"
+        fields = ["acc_strict", "exact_original"] + (["acc"] if not judge_rates else [])
+        fields += ["acc_failures_as_misses", "judge_acc_failures_as_misses"]
+        out += [([field], n * seeds, answers) for field in fields]
+    if _count(judged) and judged > 0:
+        fields = ["acc"] if judge_rates else ["judge_acc"]
+        out += [([field], judged, f"judged = {judged}") for field in fields]
+    return out
+
+
+def _grid_errors(entry: dict[str, Any], at: list[Any], seeds: int | None) -> list[SchemaError]:
+    """Each rate is a whole number of hits over what it counts: an `acc` of 0.6 with n = 4 is
+    no run's. A judged image set's seed leaves out its failed verdicts, so its rate is a count
+    over some number of answers up to `n`."""
+    if not _count(entry.get("n")) or entry["n"] < 1:
+        return []
+    errors = []
+    for field, total, what in _grid_fields(entry, seeds):
+        value = entry.get(field[0]) if len(field) == 1 else entry["per_seed"][field[1]]
+        if _number(value) and not _on_grid(value, total):
+            errors.append(
+                SchemaError(
+                    json_path(at + field),
+                    f"{value!r} is not a whole number of hits out of {total} ({what}): "
+                    "no run scores it",
+                )
+            )
+    per_seed, n = entry.get("per_seed"), entry["n"]
+    some_failed = entry.get("judge_failures") != 0
+    if "judged" in entry and "judge_acc" not in entry and some_failed:
+        for i, value in enumerate(per_seed if isinstance(per_seed, list) else []):
+            if _number(value) and not _on_some_grid(value, n):
+                errors.append(
+                    SchemaError(
+                        json_path([*at, "per_seed", i]),
+                        f"{value!r} is not a whole number of hits out of any number of judged "
+                        f"answers up to n = {n}: no run scores it",
+                    )
+                )
+    return errors
+
+
+def _strict_errors(entry: dict[str, Any], at: list[Any]) -> list[SchemaError]:
+    """A strict hit is a lenient hit, except where the predicted token is only whitespace or a
+    byte fragment and matched by id; without the logged rows to show those, `acc_strict` above
+    `acc` is no run's."""
+    acc, strict = entry.get("acc"), entry.get("acc_strict")
+    if not (_number(acc) and _number(strict)) or strict <= acc + TOLERANCE:
+        return []
+    message = (
+        f"{strict!r} is above acc ({acc!r}): a strict hit is also a lenient hit (unless the "
+        "predicted token is only whitespace or a byte fragment, which the run's samples, "
+        "--log_samples, would show)"
+    )
+    return [SchemaError(json_path([*at, "acc_strict"]), message)]
+
+
 def _entry_errors(
     entry: dict[str, Any],
     at: list[Any],
@@ -52,7 +136,7 @@ def _entry_errors(
     limit: int | None,
 ) -> list[SchemaError]:
     """One task x method result against itself, the seeds, the split size and the limit."""
-    errors = []
+    errors = _grid_errors(entry, at, seeds)
 
     def fail(field: list[Any], message: str) -> None:
         errors.append(SchemaError(json_path(at + field), message))
@@ -105,84 +189,6 @@ def _entry_errors(
     return errors
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]] | None:
-    """The rows of a per-sample JSONL file; None when any line cannot be read (that file's own
-    `validate` names the line)."""
-    rows = []
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    for line in lines:
-        if not line.strip():
-            continue
-        obj, errors = loads_checked(line)
-        if errors or not isinstance(obj, dict):
-            return None
-        rows.append(obj)
-    return rows
-
-
-def _row_file_errors(
-    run_dir: Path, task: str, by_method: dict[str, Any], seeds: list[Any]
-) -> list[SchemaError]:
-    """A task's results against the per-sample rows the run logged beside them:
-    `samples_<task>.jsonl` (first-token runs, `--log_samples`) or `generations_<task>.jsonl`
-    (overriding runs). Each method and seed must have `n` rows, and where the rows carry the
-    score (`lenient`; `exact_override` for override_text) their mean is that seed's accuracy."""
-    errors = []
-    for prefix, score in (("samples_", "lenient"), ("generations_", "exact_override")):
-        path = run_dir / f"{prefix}{slug(task)}.jsonl"
-        if not path.is_file():
-            continue
-        rows = _read_rows(path)
-        if rows is None:
-            errors.append(
-                SchemaError(
-                    json_path(["results", task]),
-                    f"cannot check against {path.name}: it has lines that are not valid JSON "
-                    f"objects (run `vlm-tv-eval validate {path}`)",
-                )
-            )
-            continue
-        grouped: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
-        for row in rows:
-            grouped.setdefault((row.get("method"), row.get("seed")), []).append(row)
-        for method, entry in by_method.items():
-            if not isinstance(entry, dict) or not _count(entry.get("n")):
-                continue
-            at = ["results", task, method]
-            per_seed = entry.get("per_seed")
-            # override_text's acc is the exact-match rate; an image set's comes from a judge.
-            scored = prefix == "samples_" or "exact_original" in entry
-            for i, seed in enumerate(seeds):
-                mine = grouped.get((method, seed), [])
-                if len(mine) != entry["n"]:
-                    errors.append(
-                        SchemaError(
-                            json_path([*at, "n"]),
-                            f"{entry['n']} items per seed, but {path.name} holds {len(mine)} "
-                            f"row(s) for seed {seed}",
-                        )
-                    )
-                    break
-                values = [r.get(score) for r in mine]
-                if not scored or not isinstance(per_seed, list) or i >= len(per_seed):
-                    continue
-                if not mine or not all(isinstance(v, bool) for v in values):
-                    continue
-                rate = sum(values) / len(values)
-                if _number(per_seed[i]) and abs(per_seed[i] - rate) > TOLERANCE:
-                    errors.append(
-                        SchemaError(
-                            json_path([*at, "per_seed", i]),
-                            f"{per_seed[i]!r} for seed {seed}, but the {len(mine)} rows of "
-                            f"{path.name} score {rate!r}",
-                        )
-                    )
-    return errors
-
-
 def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> list[SchemaError]:
     """What a results file says about itself, checked: empty when it agrees.
 
@@ -192,10 +198,16 @@ def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> li
       their population std (within TOLERANCE); for an image set's judged rate with judge
       failures (answers pooled over seeds) `acc` lies between the per-seed rates;
       `judged + judge_failures` is `n` x seeds;
+    - every rate is a whole number of hits out of what it counts (a seed's `n` items, `n` x
+      seeds answers, the `judged` answers), and `acc_strict` is at most `acc` unless logged
+      rows show id-only strict hits;
     - `n` is the size of the recorded test split (`splits.<task>.test`) and at most
       `config.limit`;
     - with `run_dir`, the per-sample rows logged there (`samples_<task>.jsonl`,
-      `generations_<task>.jsonl`) have `n` rows per method and seed and score `per_seed`.
+      `generations_<task>.jsonl`) score to their own flags, have `n` rows per method and seed,
+      and give `per_seed` and `acc_strict` (`exact_original`) (`consistency_rows`);
+    - the layer is the one the config and the sweep's curves choose, within the model's depth
+      (`consistency_layers`).
 
     Meant for a document that passed the results schema; other shapes are skipped, not fatal.
     """
@@ -214,6 +226,7 @@ def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> li
             errors.append(SchemaError("$.results", message))
     splits = doc.get("splits") if isinstance(doc.get("splits"), dict) else {}
     limit = config.get("limit") if _count(config.get("limit")) else None
+    case_insensitive = config.get("case_insensitive") is True
     for task, by_method in results.items():
         if not isinstance(by_method, dict):
             continue
@@ -222,17 +235,23 @@ def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> li
                 errors.append(SchemaError(json_path(["results", task]), message))
         split = splits.get(task)
         split_n = split.get("test") if isinstance(split, dict) else None
+        # Logged first-token rows decide each strict flag (`consistency_rows`); without them
+        # strict may not beat lenient.
+        rows = run_dir is not None and samples_logged(run_dir, task)
         for method, entry in by_method.items():
             if isinstance(entry, dict):
+                at = ["results", task, method]
                 errors += _entry_errors(
                     entry,
-                    ["results", task, method],
+                    at,
                     len(seeds) if seeds is not None else None,
                     split_n if _count(split_n) else None,
                     limit,
                 )
+                errors += [] if rows else _strict_errors(entry, at)
         if run_dir is not None and seeds is not None:
-            errors += _row_file_errors(Path(run_dir), task, by_method, seeds)
+            errors += row_file_errors(run_dir, task, by_method, seeds, case_insensitive)
+    errors += check_layers(doc)
     return sorted(errors, key=lambda e: (e.path, e.message))
 
 

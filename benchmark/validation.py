@@ -37,8 +37,9 @@ KINDS: dict[str, str] = {
     "submission": "submission",
     "judge_verdict": "judge_verdict",
     "generation": "generation",
+    "analysis": "analysis",
 }
-_DOCUMENT_KINDS = ("pool", "results", "submission")
+_DOCUMENT_KINDS = ("pool", "results", "submission", "analysis")
 _JSONL_NAME_HINTS = (
     ("samples_", "sample"),
     ("verdicts", "judge_verdict"),

@@ -17,7 +17,6 @@ their order; ids follow our pools' rule, so an item both sets hold has the same 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -31,7 +30,7 @@ from benchmark.layout import SPLITS, config_name
 from . import card
 from .cross_modal import write_dataset
 from .images import TARGET_WIDTH, CorruptImageError, normalise
-from .sources import InputError, InputMissingError, json_type
+from .sources import InputError, InputMissingError, check_file, file_problem, json_type, parse_json
 
 KIND = "import-authors"  # the output marker's kind: the command's name, as for every build
 AUTHORS_REPO = "https://github.com/g-luo/task_vectors_are_cross_modal"
@@ -70,7 +69,8 @@ def _folder(path: Path, option: str) -> Path:
             f"{option} {path} does not exist; give the folder download_data.sh made"
         )
     if not path.is_dir():
-        raise InputError(f"{option} {path} is a file; give the folder that holds it")
+        what = "a file" if path.is_file() else "not a folder"
+        raise InputError(f"{option} {path} is {what}; give the folder that holds it")
     return path
 
 
@@ -108,14 +108,8 @@ def scan_annotations(folder: Path, tasks: Sequence[str]) -> dict[tuple[str, str]
 
 def read_items(path: Path) -> list[dict[str, str]]:
     """The {"input", "output", "image"} items of one annotation file, in file order."""
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); re-download it") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); re-download it"
-        ) from None
+    check_file(path, "move it out of the annotations folder")
+    doc = parse_json(path.read_bytes(), str(path), "; re-download it")
     if isinstance(doc, dict) and "data" in doc:
         doc = doc["data"]
     if not isinstance(doc, list) or not doc:
@@ -150,10 +144,16 @@ def find_image(images: Path, relative: str, where: str) -> Path:
     parts = PurePosixPath(relative.replace("\\", "/")).parts
     if not parts or ".." in parts or parts[0] == "/":
         raise InputError(f"{where}: image {relative!r} is not a relative path inside the data")
+    problem = None  # the first path that exists but is no file: a folder, a FIFO
     for start in range(len(parts)):
         candidate = images.joinpath(*parts[start:])
-        if candidate.is_file():
+        found = file_problem(candidate)
+        if found is None:
             return candidate
+        if problem is None and found != "does not exist":
+            problem = f"{candidate} {found}"
+    if problem:
+        raise InputError(f"{where}: image {relative!r}: {problem}; it must be the image file")
     raise InputMissingError(
         f"{where}: image {relative!r} not found under {images}; pass the folder images.zip "
         "was unzipped into (download_data.sh: data/) as --images"

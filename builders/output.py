@@ -12,7 +12,9 @@ builder's version and the files it wrote. An output folder is accepted when it
 Anything else (a file, a folder of other things, a build of another kind) is refused with
 `OutputFolderError`, before any work is done; so is, even with `overwrite`, a folder that is or
 holds the current folder or the home folder. A folder built before markers existed has none:
-rebuild it with `--overwrite`.
+rebuild it with `--overwrite`. A marker that is damaged (not strict JSON, a `kind` that is no
+name, `files` that is no list of names) is refused with the same fix: it no longer says what
+the folder holds.
 
 A build is written into a hidden sibling folder (`.<name>.<random>.build`) and swapped in only
 once complete, so the result holds exactly the new build: no file of the old one is left over
@@ -35,6 +37,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from benchmark.strict_json import read_json
+
 MARKER = ".vlm-tv-build.json"
 OWNER = ".vlm-tv-build.owner"  # "<host> <pid>" of the process writing a hidden build folder
 SHOWN = 3  # unexpected files named in a refusal
@@ -54,14 +58,46 @@ def builder_version() -> str:
 
 
 def read_marker(folder: str | Path) -> dict[str, Any] | None:
-    """The marker of a build folder, or None when there is none (or it is unreadable)."""
-    try:
-        doc = json.loads((Path(folder) / MARKER).read_text("utf-8"))
-    except (OSError, ValueError):
+    """The marker of a build folder, or None when there is none.
+
+    A marker that cannot be trusted raises OutputFolderError (`damaged`): it is read strictly
+    (`benchmark.strict_json`), since it decides which files a rebuild may delete.
+    """
+    path = Path(folder) / MARKER
+    if not path.exists() and not path.is_symlink():
         return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
-        return None
+    if not path.is_file():
+        raise damaged(folder, "it is not a regular file")
+    doc, errors = read_json(path)
+    if errors:
+        first = errors[0]
+        raise damaged(
+            folder, first.message if first.path == "$" else f"{first.path}: {first.message}"
+        )
+    problem = marker_problem(doc)
+    if problem:
+        raise damaged(folder, problem)
     return doc
+
+
+def marker_problem(doc: Any) -> str | None:
+    """What makes a parsed marker unusable, or None: the fields a refusal and a rebuild use."""
+    if not isinstance(doc, dict):
+        return "it is not a JSON object"
+    if not isinstance(doc.get("kind"), str) or not doc["kind"].strip():
+        return "its 'kind' is not a build kind (a name such as 'vqa')"
+    files = doc.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return "its 'files' is not a list of file names"
+    return None
+
+
+def damaged(folder: str | Path, why: str) -> OutputFolderError:
+    return OutputFolderError(
+        f"the build marker {MARKER} in {folder} is damaged ({why}), so what the folder holds "
+        "is unknown; add --overwrite to replace the folder and everything in it, or delete "
+        "the folder"
+    )
 
 
 def files_in(folder: Path) -> list[str]:
@@ -88,6 +124,11 @@ def check_out_dir(out: str | Path, kind: str, *, overwrite: bool = False) -> Non
         if parent.exists():
             if not parent.is_dir():
                 raise _refusal(out, f"cannot be made: {parent} is a file", "give another path")
+            if not os.access(parent, os.W_OK | os.X_OK):  # refused before any input is read
+                reason = f"no permission to write in {parent}"
+                raise _refusal(
+                    out, f"cannot be written ({reason})", "give a folder you can write to"
+                )
             break
     if real.is_dir():  # the build replaces the folder whole: never one a shell may be in
         for precious, what in ((Path.cwd(), "the current folder"), (Path.home(), "your home")):
@@ -100,7 +141,7 @@ def check_out_dir(out: str | Path, kind: str, *, overwrite: bool = False) -> Non
     if overwrite or not real.is_dir() or not any(real.iterdir()):
         return
     replace = "add --overwrite to replace the folder and everything in it"
-    marker = read_marker(real)
+    marker = read_marker(out)
     if marker is None:
         raise _refusal(
             out,
@@ -192,28 +233,57 @@ def clean_stale(real: Path) -> list[Path]:
     return removed
 
 
+def _make_hidden(out: Path, real: Path, token: str) -> Path:
+    """The hidden build folder beside `real`, with its OWNER file; a failure names `out`.
+
+    The hidden name is an implementation detail: a user who gave an unwritable `--out`
+    (`/proc/x`, a read-only disk) is told about the path they gave.
+    """
+    tmp = real.with_name(f".{real.name}.{token}.build")
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        (tmp / OWNER).write_text(f"{os.uname().nodename} {os.getpid()}\n", "utf-8")
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = exc.strerror or str(exc)
+        fix = "give a folder you can write to"
+        raise _refusal(out, f"cannot be written ({reason})", fix) from None
+    return tmp
+
+
+def _naming_out(exc: OSError, tmp: Path, out: Path) -> OSError:
+    """`exc` with a path inside the hidden folder `tmp` shown as the same path in `out`."""
+    hidden = str(tmp)
+    if not str(exc.filename or "").startswith(hidden):
+        return exc
+    shown = str(out) + str(exc.filename)[len(hidden) :]
+    return OSError(f"cannot write {shown} (--out {out}): {exc.strerror or exc}")
+
+
 @contextmanager
 def build_folder(out: str | Path, kind: str, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty hidden folder beside `out` to write a `kind` build into.
 
     When the block ends normally the marker is added and the folder replaces `out`; when it
     raises (KeyboardInterrupt included) the folder is deleted and `out` is left as it was.
-    `check_out_dir` is applied first.
+    `check_out_dir` is applied first. Errors name `out`, not the hidden folder.
     """
-    real = Path(out).resolve()
+    out = Path(out)
+    real = out.resolve()
     if real.parent.is_dir():
         clean_stale(real)
     check_out_dir(out, kind, overwrite=overwrite)
-    real.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(8)
-    tmp = real.with_name(f".{real.name}.{token}.build")
-    tmp.mkdir()
+    tmp = _make_hidden(out, real, token)
     try:
-        (tmp / OWNER).write_text(f"{os.uname().nodename} {os.getpid()}\n", "utf-8")
         yield tmp
         (tmp / OWNER).unlink()
         write_marker(tmp, kind)
         _swap_in(tmp, real, token)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _naming_out(exc, tmp, out) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

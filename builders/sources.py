@@ -11,21 +11,26 @@ Caption records are held to the stricter form LLaVA-ReCap-118K uses (the LLaVA c
 (`GCC_train_000644580` from LLaVA-ReCap-CC3M, say) would otherwise be read as some unrelated
 COCO image and put its caption on it.
 
-An input that cannot be used (no such file, not UTF-8, not JSON, not Parquet, records of the
-wrong shape) raises `InputError`, a one-line message that names the file and what is wrong.
+An input that cannot be used (no such file, a folder or FIFO, not UTF-8, not strict JSON,
+not Parquet, records of the wrong shape) raises `InputError`, a one-line message that names
+the file and what is wrong. JSON is read with `benchmark.strict_json`, so NaN, a key given
+twice or absurd nesting is refused like any other damage instead of crashing or passing. A
+remote input that cannot be fetched (no network, unknown host) raises `UnreachableError`.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from benchmark.strict_json import loads_checked
 
 from .images import CorruptImageError, open_verified
 
@@ -33,6 +38,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _DIGITS = re.compile(r"\d+")
 # A COCO file name's stem: 12 digits, alone or after a prefix (`COCO_val2014_`), maybe a suffix.
 _COCO_NAME = re.compile(r"(?:.*\D)?(\d{12})(?:\.[A-Za-z]+)?")
+# Packages whose errors mean the network failed: huggingface_hub's hf:// filesystem raises
+# httpx's (httpx2's in some builds), which, unlike requests', are not OSErrors.
+_HTTP_LIBRARIES = frozenset({"httpx", "httpx2", "httpcore", "requests", "urllib3", "aiohttp"})
 
 
 class InputError(ValueError):
@@ -41,6 +49,10 @@ class InputError(ValueError):
 
 class InputMissingError(InputError, FileNotFoundError):
     """No file matches an input path, glob or URL."""
+
+
+class UnreachableError(OSError):
+    """A remote input that could not be fetched: a network failure, not a bad file (exit 1)."""
 
 
 def json_type(value: Any) -> str:
@@ -58,8 +70,61 @@ def json_type(value: Any) -> str:
     return "null" if value is None else f"a {type(value).__name__}"
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+def _one_line(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def file_problem(path: str | Path) -> str | None:
+    """Why `path` is not a file to read (None when it is one, or a link to one).
+
+    Asked before reading: a folder would fail with a misleading error, and a FIFO or device
+    would make the build wait forever for bytes that never come.
+    """
+    path = Path(path)
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder"
+    if path.is_symlink() and not path.exists():
+        return "is a link to a file that does not exist"
+    if not path.exists():
+        return "does not exist"
+    return "is not a regular file (a FIFO, socket or device)"
+
+
+def check_file(path: str | Path, fix: str) -> Path:
+    """`path` if `file_problem` finds nothing, else InputError (InputMissingError if absent)."""
+    problem = file_problem(path)
+    if problem is None:
+        return Path(path)
+    error = InputMissingError if problem == "does not exist" else InputError
+    raise error(f"{path} {problem}; {fix}")
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether a remote read failed in the network (OSError, or an HTTP library's error)."""
+    if isinstance(exc, OSError):
+        return True
+    return any(cls.__module__.split(".")[0] in _HTTP_LIBRARIES for cls in type(exc).__mro__)
+
+
+@contextmanager
+def reaching(spec: str) -> Iterator[None]:
+    """Around a read of `spec`: a URL that cannot be fetched becomes one UnreachableError line.
+
+    Local paths are left alone (their problems are checked by name before reading).
+    """
+    try:
+        yield
+    except (InputError, UnreachableError):
+        raise
+    except Exception as exc:
+        if "://" not in spec or not is_network_error(exc):
+            raise
+        raise UnreachableError(
+            f"cannot reach {spec}: {_one_line(exc)}; download the file and pass a local path"
+        ) from None
 
 
 def _files(spec: str) -> list[tuple[str, Any]]:
@@ -70,9 +135,8 @@ def _files(spec: str) -> list[tuple[str, Any]]:
         matches = sorted(glob.glob(os.path.expanduser(spec)))
         if not matches:
             raise InputMissingError(f"no file matches {spec!r}")
-        folders = [m for m in matches if os.path.isdir(m)]
-        if folders:
-            raise InputError(f"{folders[0]} is a folder; give a file (or a glob of files)")
+        for match in matches:
+            check_file(match, "give a file (or a glob of files)")
         return [(m, fsspec.open(m, "rb")) for m in matches]
     files = fsspec.open_files(spec, "rb")
     if not files:
@@ -80,24 +144,33 @@ def _files(spec: str) -> list[tuple[str, Any]]:
     return [(f.full_name, f) for f in files]
 
 
-def _parse_json(data: bytes | str, name: str) -> Any:
-    try:
-        return json.loads(data)
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{name}: not UTF-8 text (byte {exc.start}: {exc.reason}); JSON inputs must be UTF-8"
-        ) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from exc
+def parse_json(data: bytes | str, name: str, fix: str = "") -> Any:
+    """One JSON document read strictly (`benchmark.strict_json.loads_checked`), else an
+    InputError line naming `name` (and ending in `fix`, e.g. "; re-download it")."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"{name}: not UTF-8 text (byte {exc.start}: {exc.reason}); JSON inputs must "
+                f"be UTF-8{fix}"
+            ) from None
+    doc, errors = loads_checked(data)
+    if not errors:
+        return doc
+    first = errors[0]
+    where = "" if first.path == "$" else f"{first.path}: "
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    raise InputError(f"{name}: {where}{first.message}{more}{fix}")
 
 
 def read_json(spec: str) -> Any:
     """One JSON document (the first file if `spec` is a glob)."""
-    name, opened = _files(spec)[0]
-    with opened as f:
-        return _parse_json(f.read(), name)
+    with reaching(spec):
+        name, opened = _files(spec)[0]
+        with opened as f:
+            data = f.read()
+    return parse_json(data, name)
 
 
 def _parquet_records(f: Any, columns: Sequence[str] | None, name: str) -> Iterator[dict[str, Any]]:
@@ -115,7 +188,7 @@ def _parquet_records(f: Any, columns: Sequence[str] | None, name: str) -> Iterat
 
 
 def _json_records(f: Any, name: str) -> Iterator[dict[str, Any]]:
-    doc = _parse_json(f.read(), name)
+    doc = parse_json(f.read(), name)
     if isinstance(doc, dict):
         lists = [k for k, v in doc.items() if isinstance(v, list)]
         if len(lists) != 1:
@@ -138,7 +211,7 @@ def _jsonl_records(f: Any, name: str) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(f, start=1):
         if not line.strip():
             continue
-        record = _parse_json(line, f"{name} line {number}")
+        record = parse_json(line, f"{name} line {number}")
         if not isinstance(record, dict):
             raise InputError(f"{name} line {number}: {json_type(record)}, expected an object")
         yield record
@@ -149,15 +222,16 @@ def read_records(spec: str, columns: Sequence[str] | None = None) -> Iterator[di
 
     `columns` limits what is read from Parquet (LLaVA-ReCap shards also hold the images).
     """
-    for name, opened in _files(spec):
-        suffix = opened.path.lower()
-        with opened as f:
-            if suffix.endswith(".parquet"):
-                yield from _parquet_records(f, columns, name)
-            elif suffix.endswith(".jsonl"):
-                yield from _jsonl_records(f, name)
-            else:
-                yield from _json_records(f, name)
+    with reaching(spec):
+        for name, opened in _files(spec):
+            suffix = opened.path.lower()
+            with opened as f:
+                if suffix.endswith(".parquet"):
+                    yield from _parquet_records(f, columns, name)
+                elif suffix.endswith(".jsonl"):
+                    yield from _jsonl_records(f, name)
+                else:
+                    yield from _json_records(f, name)
 
 
 def coco_image_id(value: Any) -> int | None:
@@ -247,7 +321,9 @@ class CocoImages:
         index: dict[int, Path] = {}
         for folder in self.folders:
             if not folder.is_dir():
-                raise InputMissingError(f"COCO image folder {folder} does not exist")
+                problem = "is a file" if folder.exists() else "does not exist"
+                error = InputError if folder.exists() else InputMissingError
+                raise error(f"COCO image folder {folder} {problem}; give a folder of images")
             for root, _dirs, files in os.walk(folder):
                 for name in sorted(files):
                     if name.lower().endswith(IMAGE_SUFFIXES):
@@ -266,7 +342,7 @@ class CocoImages:
         path = self.path(image_id)
         if path is None:
             return None
-        data = path.read_bytes()
+        data = check_file(path, "COCO images must be image files").read_bytes()
         try:
             open_verified(data)
         except CorruptImageError as exc:

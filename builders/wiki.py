@@ -17,26 +17,28 @@ request per page (few pages need it).
 A per-item failure becomes an ImageProblem with a reason a person can act on; the build
 collects these per item id and reports them together. An API error other than rate limiting
 or replication lag (which are retried like a 429) ends the build as an ApiError naming its
-code: it means the request itself is wrong, for every item.
+code: it means the request itself is wrong, for every item. An answer that is not strict JSON
+(`benchmark.strict_json`: a proxy's HTML page, absurd nesting) is a per-item problem too.
+Which infobox image, and whether its licence lets us redistribute it: `builders.wiki_files`.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
-from bs4 import BeautifulSoup
 from tqdm import tqdm
+
+from benchmark.strict_json import loads_checked
 
 from .http import FetchError, HttpClient, RetryLater
 from .images import TARGET_WIDTH, CorruptImageError, check_image, normalise
+from .wiki_files import ImageProblem, attribution_from, infobox_file, is_local_file
+from .wiki_files import file_from_src as file_from_src
+from .wiki_files import strip_html as strip_html
 
 API_URL = "https://en.wikipedia.org/w/api.php"
-ICON_MAX_WIDTH = 60  # infobox images narrower than this are icons (status maps, small flags)
 EXTMETADATA_FIELDS = (
     "Artist|Credit|LicenseShortName|License|LicenseUrl|UsageTerms|NonFree|Copyrighted"
 )
@@ -45,21 +47,24 @@ MAX_CONTINUATIONS = 20  # a batch still incomplete after this many follow-ups is
 RETRIED_API_CODES = frozenset({"ratelimited", "maxlag"})
 MAXLAG = "5"
 
-# Licence names that forbid redistribution (fair use on Wikipedia is not a licence to reuse).
-NON_FREE = re.compile(r"non[-\s]?free|fair[-\s]?use|\bfairuse\b", re.IGNORECASE)
-# Non-commercial and no-derivatives terms: not free in Wikimedia's sense, not for a dataset.
-RESTRICTED = re.compile(r"\bnc\b|\bnd\b|non[-\s]?commercial|no[-\s]?deriv", re.IGNORECASE)
-# Licences that allow redistribution with credit: what a file local to en.wikipedia must show.
-FREE = re.compile(
-    r"public\s*domain|\bpd\b|\bcc0\b|cc[-\s]?zero|\bcc[-\s]by\b|creative\s+commons\s+attribution"
-    r"|\bgfdl\b|gnu\s+free\s+documentation|free\s+art|copyrighted\s+free\s+use"
-    r"|open\s+government\s+licen[cs]e|^attribution$",
-    re.IGNORECASE,
-)
+
+class BadApiResponse(ValueError):
+    """An API answer that is not strict JSON (HTML from a proxy, a truncated body, absurd
+    nesting from a misconfigured --api-url): a per-item problem, never a crash."""
 
 
-class ImageProblem(Exception):
-    """Why an item has no usable image (page missing, no image, corrupt bytes, HTTP error)."""
+def api_json(data: bytes) -> dict[str, Any]:
+    """The API's answer, read with `benchmark.strict_json`; BadApiResponse when unusable."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadApiResponse(f"the API answered with bytes that are not UTF-8 ({exc})") from None
+    doc, errors = loads_checked(text)
+    if errors:
+        raise BadApiResponse(f"the API answered with something that is not JSON: {errors[0]}")
+    if not isinstance(doc, dict):
+        raise BadApiResponse("the API answered with JSON that is not an object")
+    return doc
 
 
 class ApiError(ValueError):
@@ -83,21 +88,10 @@ class WikiImage:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def strip_html(value: str | None) -> str | None:
-    """Plain text of an extmetadata value (Artist is often a link to a user page)."""
-    if not value:
-        return None
-    text = value
-    if "<" in value or "&" in value:
-        text = BeautifulSoup(value, "html.parser").get_text(" ", strip=True)
-    text = " ".join(text.split())
-    return text or None
-
-
 def _check_api_json(data: bytes) -> None:
     """Validate hook: an API `error` is retried (rate limit, lag) or raised, never cached."""
-    doc = json.loads(data)
-    error = doc.get("error") if isinstance(doc, dict) else None
+    doc = api_json(data)
+    error = doc.get("error")
     if not error:
         return
     code = str(error.get("code", "unknown")) if isinstance(error, dict) else "unknown"
@@ -107,95 +101,6 @@ def _check_api_json(data: bytes) -> None:
         wait = float(lag) if isinstance(lag, (int, float)) and not isinstance(lag, bool) else None
         raise RetryLater(f"MediaWiki API error {code}", wait)
     raise ApiError(code, info)
-
-
-def file_from_src(src: str | None) -> str | None:
-    """The file name in an upload.wikimedia.org URL (thumbnail or original)."""
-    if not src or "upload.wikimedia.org" not in src:
-        return None
-    path = src.split("upload.wikimedia.org", 1)[1].split("?", 1)[0]
-    parts = [p for p in path.split("/") if p]
-    if "thumb" in parts:
-        i = parts.index("thumb")
-        return unquote(parts[i + 3]) if len(parts) > i + 3 else None
-    return unquote(parts[-1]) if parts else None
-
-
-def infobox_file(html: str) -> str | None:
-    """The first non-icon image in the page's infobox, as a `File:` title."""
-    soup = BeautifulSoup(html, "html.parser")
-    for img in soup.select("table.infobox img"):
-        try:
-            width = int(img.get("width") or 0)
-        except ValueError:
-            width = 0
-        if 0 < width < ICON_MAX_WIDTH:
-            continue
-        name = None
-        link = img.find_parent("a", href=True)
-        if link is not None and "/wiki/File:" in link["href"]:
-            name = unquote(link["href"].split("/wiki/File:", 1)[1])
-        if name is None:
-            name = file_from_src(img.get("src"))
-        if name:
-            return "File:" + name.replace("_", " ")
-    return None
-
-
-def is_local_file(page: Mapping[str, Any], info: Mapping[str, Any]) -> bool:
-    """Whether the file lives on en.wikipedia itself rather than on Wikimedia Commons.
-
-    Commons accepts only free files; a local file may be one uploaded under fair use, so it
-    must show a free licence before we redistribute it.
-    """
-    repository = page.get("imagerepository")
-    if repository:
-        return repository == "local"
-    return "en.wikipedia.org" in str(info.get("descriptionurl") or "")
-
-
-def attribution_from(
-    info: Mapping[str, Any], source_url: str, *, local: bool = False
-) -> dict[str, str | None]:
-    """Author, licence and links from an imageinfo entry; refuses files we may not reuse.
-
-    Refused: files flagged `NonFree`; files whose licence fields (`LicenseShortName`,
-    `License`, `UsageTerms`) name fair use or non-free terms; and files `local` to
-    en.wikipedia without a recognised free licence, since fair-use uploads are local and are
-    not always flagged.
-    """
-    meta = info.get("extmetadata") or {}
-
-    def value(name: str) -> str | None:
-        entry = meta.get(name)
-        return strip_html(entry.get("value")) if isinstance(entry, dict) else None
-
-    if str(value("NonFree") or "").strip().lower() == "true":
-        raise ImageProblem("the file is non-free (fair use on Wikipedia only); not redistributable")
-    names = [v for v in (value("LicenseShortName"), value("License"), value("UsageTerms")) if v]
-    for name in names:
-        if NON_FREE.search(name):
-            raise ImageProblem(
-                f"the file's licence is {name!r} (fair use / non-free); not redistributable"
-            )
-    licence = value("LicenseShortName") or value("UsageTerms") or value("License")
-    if local:
-        free = any(FREE.search(n) and not RESTRICTED.search(n) for n in names)
-        if not free and str(value("Copyrighted") or "").strip().lower() != "false":
-            raise ImageProblem(
-                f"the file is local to English Wikipedia (not on Commons) and its licence "
-                f"({licence or 'none given'}) is not a recognised free licence; local files "
-                "are often fair-use uploads, so it is not redistributed"
-            )
-    if not licence:
-        raise ImageProblem("the file's metadata names no licence")
-    return {
-        "source_url": source_url,
-        "file_page": info.get("descriptionurl"),
-        "author": value("Artist") or value("Credit"),
-        "license": licence,
-        "license_url": value("LicenseUrl"),
-    }
 
 
 def batches(items: Sequence[str], size: int = BATCH_SIZE) -> Iterator[list[str]]:
@@ -227,8 +132,6 @@ def _problem(exc: Exception) -> ImageProblem:
     """The ImageProblem of a failed request, as the build reports it."""
     if isinstance(exc, FetchError):
         return ImageProblem(exc.reason + f" for {exc.url}")
-    if isinstance(exc, json.JSONDecodeError):
-        return ImageProblem(f"the API answered with something that is not JSON: {exc}")
     return ImageProblem(str(exc))
 
 
@@ -251,7 +154,7 @@ class WikiImages:
 
     def api(self, **params: str) -> dict[str, Any]:
         params = {"format": "json", "formatversion": "2", "maxlag": MAXLAG, **params}
-        return json.loads(self.client.get(self.api_url, params, validate=_check_api_json))
+        return api_json(self.client.get(self.api_url, params, validate=_check_api_json))
 
     def query_pages(self, titles: Sequence[str], **params: str) -> dict[str, dict[str, Any] | None]:
         """{asked title: its page} for one batch of titles (at most BATCH_SIZE).
@@ -289,10 +192,11 @@ class WikiImages:
             if exc.code == "missingtitle":
                 raise ImageProblem(f"no English Wikipedia page titled {title!r}") from exc
             raise ImageProblem(str(exc)) from exc
-        text = doc.get("parse", {}).get("text", "")
+        parsed = doc.get("parse")
+        text = parsed.get("text", "") if isinstance(parsed, dict) else ""
         if isinstance(text, dict):  # formatversion=1 shape, in case a mirror ignores fv=2
             text = text.get("*", "")
-        return infobox_file(text)
+        return infobox_file(text if isinstance(text, str) else "")
 
     def _lead_images(
         self, titles: Sequence[str], results: dict[str, WikiImage | ImageProblem]
@@ -308,7 +212,7 @@ class WikiImages:
                     pithumbsize=str(self.width),
                     pilimit=str(BATCH_SIZE),
                 )
-            except (FetchError, json.JSONDecodeError, ImageProblem) as exc:
+            except (FetchError, BadApiResponse, ImageProblem) as exc:
                 results.update((title, _problem(exc)) for title in batch)
                 continue
             for title in batch:
@@ -335,7 +239,7 @@ class WikiImages:
                     iiurlwidth=str(self.width),
                     iiextmetadatafilter=EXTMETADATA_FIELDS,
                 )
-            except (FetchError, json.JSONDecodeError, ImageProblem) as exc:
+            except (FetchError, BadApiResponse, ImageProblem) as exc:
                 out.update((name, _problem(exc)) for name in batch)
                 continue
             for name in batch:
@@ -378,7 +282,7 @@ class WikiImages:
                 name = self.infobox_image(title)
                 if name is None:
                     raise ImageProblem("the page has no lead image and no infobox image")
-            except (FetchError, json.JSONDecodeError, ImageProblem) as exc:
+            except (FetchError, BadApiResponse, ImageProblem) as exc:
                 results[title] = _problem(exc)
                 del chosen[title]
             else:

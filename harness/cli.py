@@ -4,6 +4,7 @@ vlm-tv-eval [--model NAME ...]      run an evaluation (no arguments: the main jo
 vlm-tv-eval validate FILE...        check files against the schema their kind names
 vlm-tv-eval ls tasks|models|methods list what is registered
 vlm-tv-eval judge RUN_DIR           judge an overriding run's generations
+vlm-tv-eval analyze NAME ...        the paper's analyses (logit-lens, tsne, scaling, ...)
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--template",
         default=None,
-        help="paper | spaced | model (the model's own chat format); default: the adapter's",
+        help="paper | spaced | model (each example its own chat turn, the paper's Table 10) | "
+        "model_one_turn (the whole prompt in one user turn); default: the adapter's",
     )
     p.add_argument("--case_insensitive", action="store_true")
     p.add_argument("--instruction", default=None, help="instruction for a custom task file")
@@ -224,14 +226,15 @@ def cmd_run(argv: Sequence[str]) -> int:
         config = parse_run_config(argv)
         config.validate()
         data = load_run_data(config)
+        store = RunStore(config, data)
     except ConfigError as exc:
         print(f"vlm-tv-eval: error: {exc}", file=sys.stderr)
         return 2
-    store = RunStore(config, data)
     print(f"run folder: {store.dir}", file=sys.stderr)
     try:
-        doc = evaluate(config, data, store)
-    except (ConfigError, JudgeConfigError) as exc:  # the judge refused the key or model
+        with store.locked():  # a second identical run stops here instead of redoing the work
+            doc = evaluate(config, data, store)
+    except (ConfigError, JudgeConfigError) as exc:  # bad folder, busy folder, judge, Hub
         print(f"vlm-tv-eval: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -272,7 +275,18 @@ def cmd_run(argv: Sequence[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {"validate": cmd_validate, "ls": cmd_ls, "judge": cmd_judge}  # commands.py
+def cmd_analyze(argv: Sequence[str]) -> int:
+    from .analysis import cmd_analyze as analyze  # torch is imported only when an analysis runs
+
+    return analyze(argv)
+
+
+SUBCOMMANDS = {  # commands.py, analysis/
+    "validate": cmd_validate,
+    "ls": cmd_ls,
+    "judge": cmd_judge,
+    "analyze": cmd_analyze,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -284,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `vlm-tv-eval ls tasks | head`: the reader left, nothing is wrong
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:  # Ctrl-C while torch imports or the data loads: nothing to keep
+        print("\nvlm-tv-eval: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -7,10 +7,24 @@ imports torch at module level, so `validate` and `ls tasks` stay fast on any mac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from benchmark import TASKS, kinds, validate_file
+from benchmark.strict_json import SchemaError
+
+
+def _validate_one(name: str, kind: str | None) -> list[SchemaError]:
+    """The file's schema errors; a folder, FIFO or device is named as such and never opened (a
+    FIFO would block the read, /dev/zero would never end). A missing file is validate_file's."""
+    from .data import file_problem
+
+    problem = file_problem(Path(name)) if os.path.lexists(name) else None
+    if problem:
+        return [SchemaError("$", f"{problem}; give a .json or .jsonl file", name)]
+    return validate_file(name, kind=kind)
 
 
 def cmd_validate(argv: Sequence[str]) -> int:
@@ -25,7 +39,7 @@ def cmd_validate(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     failed = 0
     for name in args.files:
-        errors = validate_file(name, kind=args.kind)
+        errors = _validate_one(name, args.kind)
         if errors:
             failed += 1
             for err in errors:

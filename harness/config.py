@@ -83,13 +83,21 @@ class RunConfig:
         return self.spec == "image_examples" or self.query == "image" or image_sets
 
     @property
-    def chat(self) -> bool:
-        return self.template == "model"
+    def chat(self) -> str | bool:
+        """The chat format for the adapter: "model" (each example its own turn, the paper's
+        Table 10), "model_one_turn" (the whole prompt in one user turn), or False. The two are
+        different --template values, so their run ids differ."""
+        from .templates import CHAT_FORMATS
+
+        return self.template if self.template in CHAT_FORMATS else False
 
     @property
     def named_template(self) -> str | None:
-        """A template name to use instead of the adapter's default (None: the default)."""
-        return None if self.template in (None, "model") else self.template
+        """A template name to use instead of the adapter's default (None: the default, which a
+        chat format's one-turn variant wraps; the per-example-turn format uses none)."""
+        from .templates import CHAT_FORMATS
+
+        return None if self.template is None or self.template in CHAT_FORMATS else self.template
 
     def validate(self) -> None:
         """Fail fast, before any data or model loads. Reads at most a model's config file."""
@@ -189,7 +197,6 @@ def _check_4bit(config: RunConfig) -> None:
 
 def _validate_environment(config: RunConfig) -> None:
     """Device, dtype, local checkpoint paths and the output folder, checked before any load."""
-    import os
     import re
     from pathlib import Path
 
@@ -220,12 +227,9 @@ def _validate_environment(config: RunConfig) -> None:
                 and not Path(target).expanduser().exists()
             ):
                 raise ConfigError(f"--model {model}: the folder {target} does not exist")
-    out = Path(config.output_path)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--output_path {out} is a file; give a folder")
-    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not os.access(existing, os.W_OK):
-        raise ConfigError(f"--output_path {out}: {existing} is not writable")
+    from .store import check_output_path
+
+    check_output_path(config.output_path)
 
 
 def _validate_vqa(config: RunConfig) -> None:
@@ -294,29 +298,38 @@ def _validate_overriding(config: RunConfig) -> None:
 
 
 def layer_from_results(path: str, model: str, n_layers: int | None) -> dict[str, Any]:
-    """The layer another run chose, after checking that it is a run of the same model."""
-    import json
+    """The layer another run chose, once the file is shown to be a results file `validate`
+    accepts (read strictly: no NaN, duplicate key or deep nesting) of a run of the same model:
+    a damaged or hand-edited file must not decide where this run patches."""
     from pathlib import Path
 
-    file = Path(path)
-    try:
-        doc = json.loads(file.read_text("utf-8"))
-        layer = int(doc["layer_selection"]["layer"])
-        source_model = doc["model"]["name"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(
-            f"--layer_from {path}: not a results file with a chosen layer ({exc})"
-        ) from None
+    from benchmark import validate_file
+    from benchmark.strict_json import read_json
+
+    def field(outer: str, inner: str) -> Any:
+        part = doc.get(outer) if isinstance(doc, dict) else None
+        return part.get(inner) if isinstance(part, dict) else None
+
+    doc, errors = read_json(path)
+    layer, source_model = field("layer_selection", "layer"), field("model", "name")
+    if errors or not isinstance(layer, int) or isinstance(layer, bool):  # not true, 21.9, "7"
+        why = f"{errors[0].path}: {errors[0].message}" if errors else f"the layer is {layer!r}"
+        raise ConfigError(f"--layer_from {path}: not a results file with a chosen layer ({why})")
     if source_model != model:
         raise ConfigError(
             f"--layer_from {path} is a run of {source_model}, not {model}: a layer does not carry "
             "over between models"
         )
+    problems = validate_file(path, "results")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = f"{problems[0].path}: {problems[0].message}{more}"
+        raise ConfigError(f"--layer_from {path}: `vlm-tv-eval validate` refuses it: {first}")
     check_layer(layer, model, n_layers)
     return {
         "mode": "from_results",
         "layer": layer,
-        "source": str(file),
+        "source": str(Path(path)),
         "run_id": doc.get("run_id"),
     }
 

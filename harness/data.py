@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmark import CROSS_MODAL_TASKS, get_task, load_task
 from benchmark.layout import IMAGE_COLUMN, JOIN_KEY, config_name
+from benchmark.strict_json import loads_checked
 
 from .config import ConfigError
 
@@ -50,33 +51,34 @@ def _seeded_split(records: list[dict[str, Any]], seed: int) -> dict[str, list[di
     return out
 
 
-def load_task_file(
-    path: str | Path, instruction: str | None = None, split_seed: int = 0
-) -> TaskData:
-    """A JSONL task: one {"input", "output"[, "split", "id"]} per line; the first line may be
-    {"instruction": "..."} instead. Every malformed line is reported by number."""
-    path = Path(path)
-    if path.is_dir():
-        raise TaskFileError(f"task file {path} is a folder; give a .jsonl file")
-    if not path.is_file():
-        raise TaskFileError(f"task file {path} does not exist")
+def file_problem(path: Path) -> str | None:
+    """Why `path` cannot be read as a data file, or None. Checked (S_ISREG) before opening: a
+    FIFO blocks a read forever, /dev/zero never ends, and "no such file" for a folder misleads."""
+    try:
+        if path.is_file():  # the target's mode, after links: a regular file
+            return None
+        if path.is_dir():
+            return "is a folder"
+        exists = path.exists()
+    except OSError as exc:  # e.g. a name too long for the file system
+        return f"cannot be read ({exc.strerror or exc})"
+    return "is not a regular file (a FIFO, device or socket)" if exists else "does not exist"
+
+
+def _task_lines(path: Path, text: str) -> tuple[list[dict], list[str], str | None]:
+    """The records, the per-line errors and the file's instruction line, if any. Lines are
+    parsed strictly (no deep nesting, duplicate key or NaN: a hand-made file's mistakes)."""
     records: list[dict[str, Any]] = []
     errors: list[str] = []
     file_instruction = None
-    try:
-        text = path.read_text("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TaskFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            errors.append(f"{path}:{number}: not valid JSON ({exc.msg})")
-            continue
-        if not isinstance(obj, dict):
-            errors.append(f"{path}:{number}: expected a JSON object")
+        obj, problems = loads_checked(line)
+        where = f"{path}:{number}:"
+        if problems or not isinstance(obj, dict):
+            said = [p.message if p.path == "$" else f"{p.path}: {p.message}" for p in problems]
+            errors += [f"{where} {m}" for m in said or ["expected a JSON object"]]
             continue
         if not records and set(obj) == {"instruction"}:
             file_instruction = str(obj["instruction"])
@@ -85,22 +87,32 @@ def load_task_file(
             k for k in ("input", "output") if not isinstance(obj.get(k), str) or not obj[k].strip()
         ]
         if bad:
-            errors.append(f"{path}:{number}: missing or empty {' and '.join(bad)}")
+            errors.append(f"{where} missing or empty {' and '.join(bad)}")
             continue
         if obj.get("split") not in (None, "validation", "test"):
-            errors.append(
-                f"{path}:{number}: split must be 'validation' or 'test', not {obj['split']!r}"
-            )
+            errors.append(f"{where} split must be 'validation' or 'test', not {obj['split']!r}")
             continue
-        records.append(
-            {
-                "id": str(obj.get("id", f"line{number}")),
-                "input": obj["input"],
-                "output": obj["output"],
-                "split": obj.get("split"),
-                "line": number,
-            }
-        )
+        record = {"id": str(obj.get("id", f"line{number}")), "line": number}
+        records.append(record | {k: obj.get(k) for k in ("input", "output", "split")})
+    return records, errors, file_instruction
+
+
+def load_task_file(
+    path: str | Path, instruction: str | None = None, split_seed: int = 0
+) -> TaskData:
+    """A JSONL task: one {"input", "output"[, "split", "id"]} per line; the first line may be
+    {"instruction": "..."} instead. Every malformed line is reported by number."""
+    path = Path(path)
+    problem = file_problem(path)
+    if problem:
+        raise TaskFileError(f"task file {path} {problem}; give a .jsonl file")
+    try:
+        text = path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise TaskFileError(f"task file {path} cannot be read ({exc.strerror or exc})") from None
+    records, errors, file_instruction = _task_lines(path, text)
     seen: dict[str, int] = {}
     for r in records:
         first = seen.setdefault(r["input"].strip().casefold(), r["line"])
@@ -114,10 +126,9 @@ def load_task_file(
         raise TaskFileError("malformed task file:\n  " + "\n  ".join(errors))
     if len(records) < 4:
         raise TaskFileError(f"{path}: needs at least 4 records, has {len(records)}")
-    ids = [r["id"] for r in records]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i, c in Counter(ids).items() if c > 1)
-        raise TaskFileError(f"{path}: duplicate id {dup!r}")
+    dup = [i for i, c in Counter(r["id"] for r in records).items() if c > 1]
+    if dup:
+        raise TaskFileError(f"{path}: duplicate id {dup[0]!r}")
     task_id = f"custom:{path.stem}"
     split_made = None
     if all(r["split"] for r in records):
@@ -140,10 +151,9 @@ def load_task_file(
     for s, rs in splits.items():
         if len(rs) < 2:
             raise TaskFileError(f"{path}: split {s!r} has {len(rs)} item(s); needs at least 2")
-    final_instruction = instruction or file_instruction or ""
     return TaskData(
         task_id,
-        final_instruction,
+        instruction or file_instruction or "",
         splits,
         source=str(path),
         split_made=split_made,

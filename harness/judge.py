@@ -214,7 +214,7 @@ class Judge:
             choice, raw = entry["choice"], entry["raw"]
             if parse_choice(raw) != choice:
                 raise ValueError("cached choice does not match its reply")
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:  # deep nesting
             log.warning("ignoring unreadable judge cache file %s (%s)", path.name, err)
             return None
         return choice, raw

@@ -22,8 +22,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark import validate
+from benchmark import validate, validate_file
 from benchmark.files import atomic_write_text, slug, write_json_atomic
+from benchmark.strict_json import loads_checked, read_json
 
 from .judge import Judge, JudgeRequest, summarize
 from .overriding import has_labels, questions
@@ -72,7 +73,16 @@ def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    """A JSONL file's rows, parsed strictly: a bad line is a ValueError naming file and line."""
+    rows = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        row, errors = loads_checked(line)
+        if errors:
+            raise ValueError(f"{path}:{number}: {errors[0].path}: {errors[0].message}")
+        rows.append(row)
+    return rows
 
 
 def judge_rows(judge: Judge, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -256,14 +266,44 @@ def judge_run_dir(
             f"{folder} holds no results.json or pending_results.json: give the run folder an "
             "overriding run printed (runs/<model>/<run-id>)"
         )
-    doc = json.loads(source.read_text("utf-8"))
-    tasks = doc.get("config", {}).get("tasks", [])
+    doc = _run_doc(source)
+    tasks = doc["config"]["tasks"]
     missing = [t for t in tasks if not (folder / f"generations_{slug(t)}.jsonl").is_file()]
     if not tasks or missing:
         raise ValueError(
             f"{source} is not an overriding run with logged generations (missing "
             f"generations for {', '.join(missing) or 'every task'})"
         )
+    for task in tasks:  # every row as the run writes it, or the file and line that is not
+        errors = validate_file(folder / f"generations_{slug(task)}.jsonl", kind="generation")
+        if errors:
+            raise ValueError(f"{errors[0]} (and {len(errors) - 1} more); rerun the run")
     methods = [get_method(m) for m in doc["config"]["methods"]]
     judge = Judge(model or DEFAULT_JUDGE, base_url, cache_dir=cache_root() / "judge")
     return finish(folder, doc, methods, judge)
+
+
+# What judging reads from a run's results file, with the type it must have.
+_RUN_KEYS = {"tasks": list, "methods": list, "spec": str, "n_shot": int}
+
+
+def _run_doc(source: Path) -> dict[str, Any]:
+    """The run's results.json or pending_results.json, read strictly and checked for what
+    judging uses: a damaged or hand-made file is named, never a traceback."""
+    doc, errors = read_json(source)
+    if errors:
+        raise ValueError(f"{errors[0]}; is it the file the run wrote? rerun the run to rewrite it")
+    config = doc.get("config") if isinstance(doc, dict) else None
+    config = config if isinstance(config, dict) else {}
+    bad = [f"config.{k}" for k, kind in _RUN_KEYS.items() if not isinstance(config.get(k), kind)]
+    seeds = doc.get("seeds") if isinstance(doc, dict) else None
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) for s in seeds)):
+        bad.append("seeds")
+    if not isinstance(doc, dict) or not isinstance(doc.get("layer_selection") or {}, dict):
+        bad.append("layer_selection")
+    if bad:
+        raise ValueError(
+            f"{source} is not the results of a vlm-tv-eval run ({', '.join(bad)} missing or "
+            "of the wrong kind); give the run folder an overriding run printed"
+        )
+    return doc

@@ -8,19 +8,24 @@ unit of work (a validation sweep, one method on one task for one seed) is writte
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
+import os
+import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from benchmark.files import atomic_write_text, slug, write_json_atomic
+from benchmark.strict_json import loads_checked
 
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .data import TaskData, record_digest, sha256
 
 T = TypeVar("T")
@@ -57,6 +62,63 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def check_output_path(path: str) -> None:
+    """Refuse an --output_path that cannot become a folder, before the run: as root
+    `os.access` says yes to everything, so names too long for the file system and a file in
+    the way are checked by hand (a path under /proc is caught when the folder is made)."""
+    out = Path(path)
+    for name in out.parts:
+        size = len(os.fsencode(name))
+        if size > 255:
+            raise ConfigError(
+                f"--output_path: the name {name[:40]}... is {size} bytes long; a file system "
+                "allows 255: give a shorter path"
+            )
+    try:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--output_path {out} is a file; give a folder")
+        existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    except OSError as exc:
+        raise ConfigError(f"--output_path {out} cannot be used ({exc.strerror or exc})") from None
+    if not existing.is_dir():
+        raise ConfigError(f"--output_path {out}: {existing} is a file, not a folder; give a folder")
+    if not os.access(existing, os.W_OK):
+        raise ConfigError(f"--output_path {out}: {existing} is not writable")
+
+
+def _read_checked(path: Path) -> tuple[Any, str | None]:
+    """A JSON file parsed strictly (deep nesting and duplicate keys refused, never a crash),
+    or None and why not."""
+    try:
+        obj, errors = loads_checked(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"unreadable ({exc})"
+    return obj, (f"unreadable ({errors[0].path}: {errors[0].message})" if errors else None)
+
+
+def _clear_non_file(path: Path) -> None:
+    """Something other than a file where a unit or state file belongs (a folder, a link to
+    nothing): the harness never makes one, and the atomic write would fail on it, so it is
+    stale: removed, with a warning, and the file computed again."""
+    if path.is_file() or not (path.exists() or path.is_symlink()):
+        return
+    _warn(f"{path} is not a file; it is treated as stale and replaced (nothing to delete)")
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{path} is in the way and cannot be removed ({exc})") from None
+
+
+def _lock_name() -> str:
+    """Each process of an `accelerate launch` locks its own rank: the ranks of one launch share
+    the folder, and a second launch's rank N meets the first one's."""
+    rank = os.environ.get("RANK", "0") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "0"
+    return ".lock" if rank == "0" else f".lock-rank{rank}"
+
+
 class RunStore:
     def __init__(self, config: RunConfig, data: Mapping[str, TaskData]):
         self.run_id = run_id(config, data)
@@ -64,15 +126,51 @@ class RunStore:
         self.parts = self.dir / "parts"
         self.timings: dict[str, float] = {}
         self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._lock: IO[str] | None = None
         self._load_state()
+
+    # -- one run per folder at a time ---------------------------------------------------------
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run folder while the block runs: a second identical
+        run would otherwise redo every unit beside the first. The OS drops a flock when its
+        process dies, so a killed run never blocks the resume; the pid inside is for messages."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            handle = (self.dir / _lock_name()).open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot make the run folder {self.dir} ({exc.strerror or exc}); give "
+                "--output_path a folder this user can write to"
+            ) from None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                pid = handle.read().strip() or "?"
+                raise ConfigError(
+                    f"another vlm-tv-eval is running in {self.dir} (pid {pid}); wait for it or "
+                    "use another --output_path"
+                ) from None
+            except OSError as exc:  # a file system without locks: run unguarded
+                _warn(f"cannot lock {self.dir} ({exc}); do not start the same run twice")
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
 
     # -- the run's first start and its time, kept over interruptions --------------------------
     def _load_state(self) -> None:
         path = self.dir / "state.json"
+        _clear_non_file(path)
         if not path.is_file():
             return
+        state, problem = _read_checked(path)
         try:
-            state = json.loads(path.read_text("utf-8"))
+            if problem:
+                raise ValueError(problem)
             created, timings = state["created"], state["timings"]
             if not isinstance(created, str) or not all(
                 isinstance(v, (int, float)) for v in timings.values()
@@ -107,6 +205,7 @@ class RunStore:
             "code": code_version(),
             "items": sha256(list(items)),
         }
+        _clear_non_file(path)
         if path.is_file():
             stored, problem = self._read_unit(path, expected, list(items))
             if problem is None:
@@ -121,10 +220,9 @@ class RunStore:
 
     @staticmethod
     def _read_unit(path: Path, expected: dict, items: list[str]) -> tuple[Any, str | None]:
-        try:
-            stored = json.loads(path.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            return None, f"unreadable ({exc})"
+        stored, problem = _read_checked(path)
+        if problem:
+            return None, problem
         if not isinstance(stored, dict) or not {"checksum", "data", *expected} <= set(stored):
             return None, "not a unit this harness wrote"
         for key, what in (

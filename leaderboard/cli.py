@@ -1,19 +1,21 @@
 """`vlm-tv-leaderboard`: add submissions, regenerate the leaderboard, check it is up to date.
 
     vlm-tv-leaderboard add runs/.../results.json --name "My model (A100)" --submitted-by "me"
+    vlm-tv-leaderboard --root my-board add ... --init   # start a new leaderboard in my-board/
     vlm-tv-leaderboard reported     # (re)write the paper's reported rows (leaderboard/paper.py)
     vlm-tv-leaderboard build        # README.md, leaderboard.csv, index.html, plots/*.png and,
                                     # with overriding runs, leaderboard_overriding.csv
     vlm-tv-leaderboard check        # what CI runs: valid, consistent, unedited, no (near-)
                                     # duplicates, reported rows as in paper.py, files current
 
-Exit status: 0 on success, 1 when something is invalid or out of date, 2 on a usage error.
+`--root` must be a leaderboard (a folder holding submissions/); `add --init` and `reported
+--init` create one. Exit status: 0 on success, 1 when something is invalid or out of date, 2 on a
+usage error (a bad flag value or --root).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 from pathlib import Path
 
@@ -21,8 +23,16 @@ from benchmark import validate_file
 from benchmark.strict_json import read_json
 
 from . import ROOT, build, paper
-from .submissions import SubmissionError, make_submission, write_submission
+from .guards import TEXT_LIMITS, date_problem, read_capped, root_problem, text_problem, today_utc
+from .submissions import (
+    SubmissionError,
+    make_submission,
+    replace_problem,
+    submission_filename,
+    write_submission,
+)
 
+INIT_HELP = "create --root and its submissions/ if missing (otherwise --root must be a leaderboard)"
 FIX_STALE = "run `vlm-tv-leaderboard build` and commit the regenerated files"
 
 
@@ -47,28 +57,64 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--model-card", help="link to the model card")
     add.add_argument("--hardware", help='what it ran on, e.g. "1x A100 80GB"')
     add.add_argument("--notes", help="anything a reader should know")
+    add.add_argument("--init", action="store_true", help=INIT_HELP)
 
-    commands.add_parser("reported", help="write the paper's reported rows to submissions/")
+    reported = commands.add_parser("reported", help="write the paper's reported rows")
+    reported.add_argument("--init", action="store_true", help=INIT_HELP)
     commands.add_parser("build", help="regenerate README.md, the CSV files, index.html, plots")
     commands.add_parser("check", help="fail unless submissions are valid and files up to date")
     return parser
 
 
-# Longest accepted values (the submission schema's maxLength): a name is also a file name.
-TEXT_LIMITS = {"name": 80, "submitted_by": 80, "hardware": 200, "model_card": 500, "notes": 2000}
+def _usage_error(command: str, message: str) -> int:
+    """One line on stderr, `vlm-tv-leaderboard COMMAND: problem; fix`, and exit status 2."""
+    print(f"vlm-tv-leaderboard {command}: {message}", file=sys.stderr)
+    return 2
+
+
+def _metadata_problem(args: argparse.Namespace) -> str | None:
+    """The first flag of `add` whose value cannot go on the leaderboard, as `--flag problem;
+    fix`; checked before any file is read, so a usage error costs nothing."""
+    for key in TEXT_LIMITS:
+        value = getattr(args, key)
+        flag = "--" + key.replace("_", "-")
+        why = text_problem(value, key) if value is not None else None
+        if why:
+            return f"{flag} {why}"
+    if args.date is not None:
+        why = date_problem(args.date, today_utc())
+        if why:
+            return f"--date {why}: give the day the run was submitted, or leave --date out"
+    return None
+
+
+def _open_root(args: argparse.Namespace) -> str | None:
+    """Why `--root` cannot be used, or None; with `--init` (add, reported) a missing leaderboard
+    is created first. Without it a typo in --root would silently start a new, empty one."""
+    folder = args.root / build.SUBMISSIONS
+    if getattr(args, "init", False):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create {folder}: {exc.strerror or exc}; pick another --root"
+    why = root_problem(args.root, folder)
+    if why is None:
+        return None
+    start = f", or `{args.command} --init` to start a new one there" if "init" in args else ""
+    return f"{why}: pass the leaderboard folder (default: {ROOT}){start}"
+
+
+def _results_problem(path: Path) -> str | None:
+    """Why the results file cannot be read at all: a FIFO or device would make the validator
+    wait forever, an enormous file exhaust memory."""
+    _, why = read_capped(path, follow_symlinks=True)
+    return f"{path} {why}; add takes a results.json written by vlm-tv-eval" if why else None
 
 
 def _add(args: argparse.Namespace) -> int:
-    for key, limit in TEXT_LIMITS.items():
-        value = getattr(args, key)
-        if value is not None and len(value) > limit:
-            flag = "--" + key.replace("_", "-")
-            print(
-                f"vlm-tv-leaderboard add: {flag} is {len(value)} characters long; the limit is "
-                f"{limit}: shorten it (long explanations belong in --notes)",
-                file=sys.stderr,
-            )
-            return 2
+    problem = _metadata_problem(args) or _results_problem(args.results) or _open_root(args)
+    if problem:
+        return _usage_error("add", problem)
     errors = validate_file(args.results, "results")
     if errors:
         print(f"{args.results} is not a valid results file:", file=sys.stderr)
@@ -80,12 +126,11 @@ def _add(args: argparse.Namespace) -> int:
     if errors:  # changed since validate read it
         print("\n".join(map(str, errors)), file=sys.stderr)
         return 1
-    date = args.date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
     data = make_submission(
         results,
         name=args.name,
         submitted_by=args.submitted_by,
-        date=date,
+        date=args.date or today_utc().isoformat(),
         model_card=args.model_card,
         hardware=args.hardware,
         notes=args.notes,
@@ -100,9 +145,24 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _reported(args: argparse.Namespace) -> int:
+    """Write the paper's rows, all or none: a file of the same name that is not a paper row
+    (a user's submission) is never replaced (`submissions.replace_problem`)."""
+    problem = _open_root(args)
+    if problem:
+        return _usage_error("reported", problem)
     folder = args.root / build.SUBMISSIONS
-    for data in paper.paper_submissions():
-        print(f"wrote {write_submission(data, folder, overwrite=True)}")
+    rows = paper.paper_submissions()
+    refused = [why for data in rows if (why := replace_problem(folder / submission_filename(data)))]
+    for why in refused:
+        print(f"vlm-tv-leaderboard reported: {why}", file=sys.stderr)
+    if refused:
+        return 1
+    try:
+        for data in rows:
+            print(f"wrote {write_submission(data, folder, replace_reported=True)}")
+    except SubmissionError as exc:
+        print(f"vlm-tv-leaderboard reported: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -113,6 +173,9 @@ def _print_problems(problems: list[str]) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    problem = _open_root(args)
+    if problem:
+        return _usage_error("build", problem)
     submissions, problems = build.load(args.root)
     if problems:
         _print_problems(problems)
@@ -126,6 +189,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    problem = _open_root(args)
+    if problem:
+        return _usage_error("check", problem)
     submissions, problems = build.load(args.root)
     if problems:
         _print_problems(problems)

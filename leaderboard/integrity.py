@@ -1,6 +1,8 @@
 """What `add` and `check` verify beyond the schema, so that no number on the leaderboard is
 silently wrong:
 
+- the submission's own text (name, submitted_by, hardware, notes, ...) is not blank and holds no
+  invisible or text-reordering character (`guards.text_problem`);
 - a submission still holds the results it was made from (`submission.results_sha256`), and a
   reproduced submission's results agree with themselves (`benchmark.consistency.check_submission`:
   acc = mean of per_seed, std, seeds, tasks and methods as configured, n as recorded);
@@ -21,6 +23,7 @@ from typing import Any
 from benchmark.consistency import check_submission
 
 from . import labels, paper
+from .guards import text_problem
 
 PAPER_FILE = "leaderboard/paper.py"
 # model, spec, query, source model (None: the model's own vectors), chat template
@@ -131,9 +134,27 @@ def reported_problems(data: dict[str, Any], file: str) -> list[str]:
     return problems
 
 
+# The submission's text fields: shown on the page, so checked as `add` checks its flags.
+TEXT_FIELDS = ("name", "submitted_by", "hardware", "model_card", "notes", "source")
+
+
+def text_problems(data: dict[str, Any], file: str) -> list[str]:
+    """A blank or invisible-character field in `submission`, which a hand-made file (or one
+    written before `add` refused them) may hold; JSON Schema cannot name Unicode categories."""
+    meta = data["submission"]
+    problems = []
+    for field in TEXT_FIELDS:
+        value = meta.get(field)
+        why = text_problem(value, field) if isinstance(value, str) else None
+        if why:
+            problems.append(f"{file}: $.submission.{field}: {why}")
+    return problems
+
+
 def submission_problems(data: dict[str, Any], file: str) -> list[str]:
     """Everything wrong with one schema-valid submission, beyond its schema."""
-    problems = [f"{file}: {e.path}: {e.message}" for e in check_submission(data)]
+    problems = text_problems(data, file)
+    problems += [f"{file}: {e.path}: {e.message}" for e in check_submission(data)]
     if data["submission"]["reported"]:
         problems += reported_problems(data, file)
     return problems

@@ -202,9 +202,9 @@ TABLES = {
         TABLE_10,
         IMAGE_QUERY_ROWS,
         what="In the model's chat template, each example as "
-        "User:{x}<end_of_utterance>\\nAssistant:{y}. The harness's `--template model` puts "
-        "the whole prompt in one user turn instead: a reproduction lands next to this row but "
-        "is not the paper's exact prompt.",
+        "User:{x}<end_of_utterance>\\nAssistant:{y}. The harness's `--template model` builds "
+        "the same turns from the model's own chat template (`--template model_one_turn` is the "
+        "other ablation: the whole Q:/A: prompt in one user turn).",
         template=CHAT_TEMPLATE,
     ),
     "Table 12": Table(

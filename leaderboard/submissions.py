@@ -5,23 +5,25 @@ They are only ever written by `make_submission` + `write_submission`, so a hand-
 shows up as a schema error or a file that `add` would not have produced: the submission records
 the sha256 of its results (`submission.results_sha256`), and `integrity.py` checks that, the
 results against themselves, reported rows against the paper, and near-duplicates.
-Files are read strictly (`benchmark.strict_json.read_json`: no NaN, no duplicate keys, no deep
-nesting).
+Files are read strictly (`benchmark.strict_json.loads_checked`: no NaN, no duplicate keys, no
+deep nesting), and only when they are regular files of bounded size (`guards.read_capped`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmark import measurement_config, validate
 from benchmark.files import atomic_write_text, slug
-from benchmark.strict_json import canonical_sha256, read_json
+from benchmark.strict_json import canonical_sha256, loads_checked
 
 from . import labels
+from .guards import read_capped
 from .integrity import near_duplicate, submission_problems
 
 
@@ -147,6 +149,23 @@ def schema_problems(data: Any, file: str) -> list[str]:
     return [f"{file}: {err.path}: {err.message}" for err in validate(data, "submission")]
 
 
+def read_submission_file(path: Path) -> tuple[Any, list[str]]:
+    """The parsed JSON of `path`, or None and its problems as `file: $.path: message` lines.
+
+    Read through `guards.read_capped`: a link, FIFO, device or oversized file in `submissions/`
+    is named and skipped instead of hanging `check` or exhausting its memory.
+    """
+    raw, problem = read_capped(path)
+    if raw is None:
+        return None, [f"{path.name}: $: {problem}"]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [f"{path.name}: $: not UTF-8 text ({exc.reason} at byte {exc.start})"]
+    data, errors = loads_checked(text)
+    return data, [f"{path.name}: {e.path}: {e.message}" for e in errors]
+
+
 def load_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
     """Every `*.json` in `folder`, sorted by file name, and the problems found.
 
@@ -158,9 +177,9 @@ def load_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
     problems: list[str] = []
     seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.json")):
-        data, errors = read_json(path)
+        data, errors = read_submission_file(path)
         if errors:
-            problems.extend(f"{path.name}: {e.path}: {e.message}" for e in errors)
+            problems.extend(errors)
             continue
         found = schema_problems(data, path.name) or submission_problems(data, path.name)
         if found:
@@ -188,19 +207,51 @@ def load_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
     return loaded, problems
 
 
-def write_submission(data: dict[str, Any], folder: Path, *, overwrite: bool = False) -> Path:
+def replace_problem(target: Path) -> str | None:
+    """Why a paper row must not replace `target`, or None (nothing there, or a paper row).
+
+    `reported` rewrites the paper's rows in place, but a file of the same name that is not a
+    paper row (`reported: true`) is someone's submission, or something unreadable: it is refused,
+    not skipped with a warning, because a warning scrolls by while the leaderboard silently
+    lacks a paper row; the caller writes nothing until the file has been moved aside.
+    """
+    if not os.path.lexists(target):
+        return None
+    data, errors = read_submission_file(target)
+    meta = data.get("submission") if isinstance(data, dict) else None
+    if not errors and isinstance(meta, dict) and meta.get("reported") is True:
+        return None
+    return (
+        f"{target} is not a paper row (it does not hold `reported: true`), and a paper row "
+        "would replace it; nothing was written: move it aside (or re-add it under another "
+        "--name), then rerun `vlm-tv-leaderboard reported`"
+    )
+
+
+def _target_problem(target: Path, replace_reported: bool) -> str | None:
+    """Why `target` cannot be written: it exists, unless a paper row may replace it."""
+    if replace_reported:
+        return replace_problem(target)
+    if os.path.lexists(target):
+        return (
+            f"{target} already exists; a submission's name and setting must be unique: "
+            "pick another --name"
+        )
+    return None
+
+
+def write_submission(data: dict[str, Any], folder: Path, *, replace_reported: bool = False) -> Path:
     """Validate and check `data`, refuse duplicates and near-duplicates of existing submissions,
-    and write it to `folder`."""
+    and write it to `folder`. An existing file of the same name is never replaced, except a paper
+    row by a paper row (`replace_reported`, see `replace_problem`)."""
     file = submission_filename(data)
     errors = schema_problems(data, file) or submission_problems(data, file)
     if errors:
         raise SubmissionError("not a valid submission:\n  " + "\n  ".join(errors))
     target = folder / file
-    if target.exists() and not overwrite:
-        raise SubmissionError(
-            f"{target} already exists; a submission's name and setting must be unique: "
-            "pick another --name"
-        )
+    problem = _target_problem(target, replace_reported)
+    if problem:
+        raise SubmissionError(problem)
     if folder.exists() and not folder.is_dir():
         raise SubmissionError(f"{folder} is a file, not a folder; move it away or pick --root")
     existing, _ = load_submissions(folder) if folder.is_dir() else ([], [])

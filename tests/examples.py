@@ -11,6 +11,19 @@ SHA = "0" * 64
 PER_SEED = [0.4, 0.5, 0.6]
 
 
+def sweep(num_layers: int = 30, layer: int = 21) -> dict:
+    """A validation sweep's layer selection as the harness writes it: one point per layer, the
+    mean curve the mean of the task curves, the chosen layer its first maximum."""
+    curve = [0.6 if i == layer else 0.1 for i in range(num_layers)]
+    return {
+        "mode": "sweep",
+        "layer": layer,
+        "split": "validation",
+        "validation_curve": {"country_capital": list(curve)},
+        "mean_curve": curve,
+    }
+
+
 def results() -> dict:
     method = {
         "acc": statistics.fmean(PER_SEED),
@@ -43,7 +56,7 @@ def results() -> dict:
             "git_hash": "abc1234",
         },
         "seeds": [0, 1, 2],
-        "layer_selection": {"mode": "sweep", "layer": 21, "mean_curve": [0.1, 0.6]},
+        "layer_selection": sweep(),
         "results": {
             "country_capital": {
                 "no_context": dict(method),

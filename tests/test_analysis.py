@@ -192,3 +192,40 @@ def test_bad_analysis_arguments_are_one_line_errors(argv, message, capsys):
     assert cmd_analyze(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_swept_layer_is_cached_and_a_tampered_cache_is_swept_again(
+    session, monkeypatch, tmp_path, capsys
+):
+    monkeypatch.setenv("VLM_TV_EVAL_CACHE", str(tmp_path / "cache"))
+    s = session()
+    s.config = RunConfig(**{**s.config.__dict__, "layer": None})
+    first = s.layer()
+    [cached] = (tmp_path / "cache" / "analysis-layers").glob("*.json")
+
+    def no_sweep(*args, **kwargs):
+        raise AssertionError("swept again although the cache holds this run's layer")
+
+    fresh = session()
+    fresh.config = s.config
+    with monkeypatch.context() as m:
+        m.setattr(engine, "sweep_layers", no_sweep)
+        assert fresh.layer() == first
+    doc = json.loads(cached.read_text())
+    doc["key"]["seed"] = 99  # a file that belongs to another run
+    cached.write_text(json.dumps(doc))
+    again = session()
+    again.config = s.config
+    assert again.layer() == first
+    assert "does not match this run" in capsys.readouterr().err
+
+
+def test_analyses_need_their_extra(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a)
+    )
+    assert cmd_analyze(["tsne"]) == 2
+    assert "pip install 'vlm-tv-eval[analysis]'" in capsys.readouterr().err

@@ -206,13 +206,16 @@ def test_samples_beside_the_results_must_agree_with_them(tmp_path, capsys):
     path = write(tmp_path / "results.json", doc)
     rows = []
     for method in doc["config"]["methods"]:
-        per_seed = doc["results"]["country_capital"][method]["per_seed"]
-        for seed, acc in zip(doc["seeds"], per_seed, strict=True):
+        entry = doc["results"]["country_capital"][method]
+        strict_hits = round(entry["acc_strict"] * 100)  # the same in every seed
+        for seed, acc in zip(doc["seeds"], entry["per_seed"], strict=True):
             hits = round(acc * 100)
             for i in range(100):
-                rows.append(
-                    dict(sample(), doc_id=f"d{i}", method=method, seed=seed, lenient=i < hits)
-                )
+                # a strict hit, a lenient-only hit (a prefix of the label), or a miss
+                prediction = "Paris" if i < strict_hits else "Par" if i < hits else "Rome"
+                row = dict(sample(), doc_id=f"d{i}", method=method, seed=seed)
+                row.update(prediction=prediction, lenient=i < hits, strict=i < strict_hits)
+                rows.append(row)
     samples = tmp_path / "samples_country-capital.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["validate", path, str(samples)]) == 0
@@ -235,17 +238,18 @@ def _judged(doc, failures):
     """An image overriding set as the harness writes it once judged: acc pools the judged
     answers of all seeds."""
     doc["config"].update(tasks=["override_semantic"], methods=["original"], spec="instruction")
-    per_seed = [0.2, 0.3, 0.4]
+    per_seed = [0.2, 0.3, 0.4]  # 1 of 5, 3 of 10 and 4 of 10 judged: 8 of 25
+    del doc["layer_selection"]  # `original` patches nothing
     doc["results"] = {
         "override_semantic": {
             "original": {
-                "acc": 0.31,
+                "acc": 0.32,
                 "acc_std": statistics.pstdev(per_seed),
                 "per_seed": per_seed,
                 "n": 10,
                 "judged": 30 - failures,
                 "judge_failures": failures,
-                "acc_failures_as_misses": 0.3,
+                "acc_failures_as_misses": 8 / 30,
             }
         }
     }
@@ -253,15 +257,15 @@ def _judged(doc, failures):
 
 
 def test_judged_overriding_results_are_accepted_and_checked(tmp_path, capsys):
-    doc = _judged(good("results"), failures=2)
+    doc = _judged(good("results"), failures=5)
     assert main(["validate", write(tmp_path / "results.json", doc)]) == 0
     doc["results"]["override_semantic"]["original"]["acc"] = 0.45  # outside its seeds' rates
     doc["results"]["override_semantic"]["original"]["judged"] = 20
     assert main(["validate", write(tmp_path / "results.json", doc)]) == 1
     err = capsys.readouterr().err
     assert "original.acc: 0.45 lies outside its per-seed rates [0.2, 0.4]" in err
-    assert "original.judged: judged (20) + judge_failures (2) is not n x seeds" in err
+    assert "original.judged: judged (20) + judge_failures (5) is not n x seeds" in err
     # Without judge failures every seed weighs the same: acc must be their mean.
     doc = _judged(good("results"), failures=0)
     assert main(["validate", write(tmp_path / "results.json", doc)]) == 1
-    assert "original.acc: 0.31 is not the mean of per_seed" in capsys.readouterr().err
+    assert "original.acc: 0.32 is not the mean of per_seed" in capsys.readouterr().err

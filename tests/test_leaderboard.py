@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from examples import good, rehash, reported_submission
+from examples import good, rehash, reported_submission, sweep
 
 from benchmark import EXECUTION_KEYS, METHODS, QUERIES, SPECS, TASKS
 from benchmark.protocol import OVERRIDING_METHODS
@@ -273,7 +273,8 @@ def overriding_results(*, failures: int = 3) -> dict:
     results["config"].update(
         tasks=tasks, methods=list(OVERRIDING_METHODS), spec="instruction", query="image", n_shot=0
     )
-    del results["layer_selection"]
+    results["config"]["layer"] = 21  # the image sets have no labels to sweep on
+    results["layer_selection"] = {"mode": "override", "layer": 21}
     results["judge"] = dict(JUDGE)
     results["results"] = {}
     for i, task in enumerate(tasks):
@@ -282,16 +283,18 @@ def overriding_results(*, failures: int = 3) -> dict:
             n, seeds = 100, len(results["seeds"])
             fails = failures if (task, method) == ("override_semantic", "instruction_patch") else 0
             per_seed = [rates[i] - 0.02, rates[i], rates[i] + 0.02]
+            judged = n * seeds - fails
+            successes = round(rates[i] * judged)
             result = {
-                "acc": rates[i],  # judged answers pooled over seeds: between the seeds' rates
+                "acc": successes / judged,  # judged answers pooled over seeds: between seeds
                 "acc_std": statistics.pstdev(per_seed),
                 "n": n,
                 "per_seed": per_seed,
                 "split": "test",
                 "context": f"{method} context",
-                "judged": n * seeds - fails,
+                "judged": judged,
                 "judge_failures": fails,
-                "acc_failures_as_misses": rates[i] * (n * seeds - fails) / (n * seeds),
+                "acc_failures_as_misses": successes / (n * seeds),
             }
             if method == "instruction_patch":
                 result["layer"] = 21
@@ -305,7 +308,8 @@ def text_results() -> dict:
     results["config"].update(
         tasks=["override_text"], methods=list(OVERRIDING_METHODS), spec="instruction", n_shot=0
     )
-    del results["layer_selection"]
+    results["config"]["layer"] = 21
+    results["layer_selection"] = {"mode": "override", "layer": 21}
     results["judge"] = None
     results["results"] = {
         "override_text": {
@@ -371,10 +375,10 @@ def test_an_added_overriding_run_gets_its_own_section_everywhere(tmp_path, capsy
     mine = [r for r in table if r["name"] == "Tiny VLM (GPU)"]
     assert [r["method"] for r in mine] == list(OVERRIDING_METHODS)
     patch = mine[2]
-    assert patch["override_semantic"] == "0.4100" and patch["override_factual"] == "0.3900"
+    assert patch["override_semantic"] == "0.4108" and patch["override_factual"] == "0.3900"
     assert patch["override_semantic_judged"] == "297"
     assert patch["override_semantic_judge_failures"] == "3"
-    assert patch["override_semantic_acc_failures_as_misses"] == "0.4059"
+    assert patch["override_semantic_acc_failures_as_misses"] == "0.4067"
     assert patch["override_syntax_judge_failures"] == "0"
     assert patch["layer"] == "21" and patch["num_layers"] == "30"
     assert (patch["judge_model"], patch["judge_temperature"]) == ("gpt-4o-2024-08-06", "0")
@@ -387,7 +391,7 @@ def test_an_added_overriding_run_gets_its_own_section_everywhere(tmp_path, capsy
     page = html.split('<table id="overriding" class="sortable">', 1)[1].split("</table>", 1)[0]
     ours = [tr for tr in page.split("<tr") if "tiny-vlm-gpu_overriding-image.json" in tr]
     assert len(ours) == 3
-    assert '<td data-sort="0.410000">0.41</td>' in ours[2]
+    assert '<td data-sort="0.410774">0.41</td>' in ours[2]
     assert f"{judge}; judge failures: Semantic 3" in ours[2]
     assert "+ Instruction patch" in ours[2] and "21 / 30" in ours[2]
     main_table = html.split('<table id="leaderboard"', 1)[1].split("</table>", 1)[0]
@@ -756,6 +760,7 @@ def _reproduction(**changes) -> dict:
     config = RunConfig(**changes)
     results = good("results")
     results["model"] = {"name": config.model, "revision": None, "num_layers": 32}
+    results["layer_selection"] = sweep(num_layers=32)
     cfg = config.as_dict()
     cfg["template"] = TEMPLATES["paper"].record()  # as adapter.prompting() records it
     if chat:

@@ -48,9 +48,11 @@ def test_a_run_with_samples_passes_and_a_tampered_sample_is_caught(
     first["lenient"] = not first["lenient"]
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     errors = [str(e) for e in validate_file(run / "results.json")]
-    assert len(errors) == 1
-    assert "results.json: $.results.country_capital.prompt.per_seed[1]: " in errors[0]
-    assert "the 6 rows of samples_country-capital.jsonl score" in errors[0]
+    assert len(errors) == 2, errors
+    # The flipped row no longer scores to its flag, and the seed's rate no longer matches.
+    assert "results.json: $.results.country_capital.prompt: 1 row(s) of " in errors[0]
+    assert "results.json: $.results.country_capital.prompt.per_seed[1]: " in errors[1]
+    assert "the 6 rows of samples_country-capital.jsonl score" in errors[1]
 
 
 def test_a_judged_override_text_run_passes(tiny_llama_path, tmp_path, judge_server):

@@ -274,7 +274,8 @@ def test_consistency_accepts_what_the_harness_writes_for_overriding():
     doc = good("results")
     per_seed = [0.5, 0.25]
     doc["seeds"] = doc["config"]["seeds"] = [0, 1]
-    doc["config"].update(tasks=["override_text"], methods=["instruction_patch"])
+    doc["config"].update(tasks=["override_text"], methods=["instruction_patch"], layer=2)
+    doc["layer_selection"] = {"mode": "override", "layer": 2}
     doc["results"] = {
         "override_text": {
             "instruction_patch": {

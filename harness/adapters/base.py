@@ -4,7 +4,7 @@ An adapter loads a model and its tokenizer or processor (`load`), says which mod
 decoder layers (`layers`, `num_layers`, `hidden_size`), and turns `Prompt`s into a left-padded
 batch whose task-token columns come from tokenization (`encode`). Capturing and patching are
 done by `harness.hooks` on the layers the adapter names, so a new architecture needs no change
-to the harness. How prompts are written (template, chat wrapping) is fixed at construction:
+to the harness. How prompts are written (template, chat format) is fixed at construction:
 a run never changes an adapter after it is made.
 """
 
@@ -19,13 +19,22 @@ from typing import Any
 import torch
 
 from ..templates import (
+    CHAT_ONE_TURN,
+    CHAT_TURNS,
+    ChatFormat,
+    ChatTurns,
     Prompt,
     Template,
+    derive_chat_turns,
     get_template,
+    one_turn_parts,
     render_examples,
     render_instruction,
     render_query,
+    render_turn_query,
+    render_turns,
 )
+from .chat import chat_format, chat_renderer, own_bos
 from .checkpoints import Checkpoint
 
 
@@ -101,7 +110,7 @@ class Adapter(ABC):
         load_in_4bit: bool = False,
         *,
         template: str | Template | None = None,
-        chat: bool = False,
+        chat: bool | str = False,
         checkpoint: Checkpoint | None = None,
         **unknown: Any,
     ) -> None:
@@ -125,18 +134,22 @@ class Adapter(ABC):
         if template is None:
             template = checkpoint.template if checkpoint else self.default_template
         self.template: Template = get_template(template) if isinstance(template, str) else template
-        # chat: wrap every prompt in the model's own chat format (the paper's Table 10 ablation).
-        self.chat = chat
+        # chat: the model's own chat format, "model" (each example a turn: the paper's Table 10)
+        # or "model_one_turn" (the whole prompt in one user turn); False: none.
+        self.chat: ChatFormat | bool = chat_format(chat)
+        self._turns: dict[str | None, ChatTurns] = {}
         self.model: Any = None
         self.tokenizer: Any = None
 
-    def with_prompting(self, template: str | Template | None = None, chat: bool | None = None):
+    def with_prompting(
+        self, template: str | Template | None = None, chat: bool | str | None = None
+    ) -> Adapter:
         """A copy that shares the loaded model but writes prompts another way."""
         other = copy.copy(self)
         if template is not None:
             other.template = get_template(template) if isinstance(template, str) else template
         if chat is not None:
-            other.chat = chat
+            other.chat = chat_format(chat)
         return other
 
     # -- the contract ---------------------------------------------------------------------------
@@ -207,6 +220,10 @@ class Adapter(ABC):
         if query is not None:
             q, imgs = self.split_input(query)
             images += imgs
+        if self.chat == CHAT_TURNS:
+            prompt = render_turns(self.chat_turns(system), pairs, q, instruction)
+            prompt.images = images
+            return prompt
         prompt = render_examples(self.template, pairs, query=q, instruction=instruction)
         prompt.images = images
         return self.wrap(prompt, system)
@@ -216,17 +233,26 @@ class Adapter(ABC):
     ) -> Prompt:
         """The bare query (after an optional instruction); its last token is patched."""
         text, images = self.split_input(x)
+        if self.chat == CHAT_TURNS:
+            prompt = render_turn_query(self.chat_turns(system), text, instruction)
+            prompt.images = images
+            return prompt
         prompt = render_query(self.template, text, instruction=instruction)
         prompt.images = images
         return self.wrap(prompt, system)
 
     def instruction_prompt(self, instruction: str) -> Prompt:
+        """The raw instruction; in a chat format, the user's message before the generation
+        prompt. Its last token carries the task."""
+        if self.chat == CHAT_TURNS:
+            return render_turn_query(self.chat_turns(), instruction)
         return self.wrap(render_instruction(instruction))
 
     def wrap(self, prompt: Prompt, system: str | None = None) -> Prompt:
-        """With `chat`, put the prompt in a user turn followed by the assistant's turn, after a
-        system turn holding `system`. Without chat there is no system turn: `system` goes first,
-        set off like an example. The task character moves with the text."""
+        """With `--template model_one_turn`, put the prompt in a user turn followed by the
+        assistant's turn, after a system turn holding `system`. Without chat there is no system
+        turn: `system` goes first, set off like an example. The task character moves with the
+        text. (`--template model` writes turns itself and never wraps.)"""
         if self.chat:
             before, after = self.chat_parts(system)
         else:
@@ -236,34 +262,39 @@ class Adapter(ABC):
         task_char = None if prompt.task_char is None else prompt.task_char + len(before)
         return Prompt(before + prompt.text + after, list(prompt.images), task_char)
 
+    def chat_turns(self, system: str | None = None) -> ChatTurns:
+        """`--template model`: the chat template's turn strings (after a system turn holding
+        `system`, if given), derived once."""
+        if system not in self._turns:
+            render = chat_renderer(self.tokenizer, getattr(self, "processor", None), self.name)
+            bos = own_bos(self.tokenizer)
+            self._turns[system] = derive_chat_turns(render, repr(self.name), bos, system)
+        return self._turns[system]
+
     def chat_parts(self, system: str | None = None) -> tuple[str, str]:
         """The text the chat template puts before and after a user message (after a system
-        message holding `system`, if given)."""
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError(
-                f"model {self.name!r} has no chat template, so --template model cannot be used; "
-                "use --template paper or spaced"
-            )
-        sentinel = "\u2063TASK\u2063"
-        messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": sentinel})
-        text = self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-        if system and system not in text:
-            raise ValueError(f"the chat template of {self.name!r} drops the system message")
-        before, after = text.split(sentinel)
-        bos = getattr(self.tokenizer, "bos_token", None)
-        if bos and before.startswith(bos):  # the tokenizer adds it again
-            before = before[len(bos) :]
-        return before, after
+        message holding `system`, if given). Called right after loading to fail early, so with
+        `--template model` it checks the turns too."""
+        if self.chat == CHAT_TURNS:
+            self.chat_turns(system)
+        render = chat_renderer(self.tokenizer, getattr(self, "processor", None), self.name)
+        return one_turn_parts(render, repr(self.name), own_bos(self.tokenizer), system)
 
     def prompting(self) -> dict[str, Any]:
-        """How prompts are written, exactly, for the results file."""
+        """How prompts are written, exactly, for the results file; `chat.format` names the chat
+        format (the run id differs too: it hashes the --template value)."""
+        if self.chat == CHAT_TURNS:
+            return self.chat_turns().record()
         out: dict[str, Any] = self.template.record()
         if self.chat:
             before, after = self.chat_parts()
-            out["chat"] = {"before": before, "after": after}
+            wraps = "the whole prompt"
+            out["chat"] = {
+                "format": CHAT_ONE_TURN,
+                "wraps": wraps,
+                "before": before,
+                "after": after,
+            }
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -294,7 +325,8 @@ class Adapter(ABC):
 
     def answer_token(self, query_text: str, answer: str) -> int:
         """Id of the first token of `answer` as it follows the query (for the strict rule)."""
-        answer_prefix = self.template.answer_prefix
+        turns = self.chat_turns() if self.chat == CHAT_TURNS else None
+        answer_prefix = turns.answer_prefix if turns else self.template.answer_prefix
         full = self.tokenizer(query_text + answer_prefix + answer, add_special_tokens=False)
         head = self.tokenizer(query_text, add_special_tokens=False)
         ids, n = full["input_ids"], len(head["input_ids"])

@@ -13,6 +13,9 @@ from typing import Any
 
 import torch
 
+from benchmark.strict_json import read_json
+
+from ..config import ConfigError
 from ..templates import Prompt
 from .base import Adapter, Batch, left_pad, token_covering
 from .gguf_cache import converted
@@ -47,6 +50,24 @@ def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
         )
     # The language model's stack is the longest list of layers that is not a vision tower.
     return max(candidates, key=lambda nm: len(nm[1]))[1]
+
+
+def load_error(pretrained: str, exc: Exception) -> ConfigError:
+    """A checkpoint that will not load, in one line with the way out. transformers raises a
+    multi-line OSError (offline: after a minute of retries) that says neither which option
+    takes a local copy nor that --layer could not be checked before the load."""
+    reason = " ".join(str(exc).split()).split(". ")[0][:200]  # its first sentence
+    if Path(pretrained).expanduser().is_dir():
+        return ConfigError(
+            f"cannot load the checkpoint folder {pretrained} ({reason}); it needs the files "
+            "save_pretrained writes (config.json, tokenizer, weights)"
+        )
+    offline = any(w in reason.lower() for w in ("connect", "offline", "resolve", "network"))
+    problem = f"cannot reach the Hub for {pretrained}" if offline else f"cannot load {pretrained}"
+    return ConfigError(
+        f"{problem} ({reason}); download it on a machine with network and pass the local "
+        "folder with --model hf:/path/to/folder or --model_args pretrained=/path/to/folder"
+    )
 
 
 class CausalLMAdapter(Adapter):
@@ -88,8 +109,10 @@ class CausalLMAdapter(Adapter):
 
         try:
             config = AutoConfig.from_pretrained(self.pretrained, **self._revision())
-        except (OSError, ValueError):
-            return None  # unreachable now; checked again once the model loads
+        except OSError as exc:  # the load would fail alike, after a second round of retries
+            raise load_error(str(self.pretrained), exc) from None
+        except ValueError:
+            return None  # a config transformers cannot read; checked again once the model loads
         return int(config.get_text_config().num_hidden_layers)
 
     def load(self) -> None:
@@ -97,8 +120,11 @@ class CausalLMAdapter(Adapter):
 
         if not self.pretrained:
             raise ValueError("the hf adapter needs a checkpoint: --model hf:<repo-or-path>")
-        self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **self._revision())
-        self.model = self._load_weights(AutoModelForCausalLM)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **self._revision())
+            self.model = self._load_weights(AutoModelForCausalLM)
+        except OSError as exc:  # not on disk and not reachable, or not a checkpoint
+            raise load_error(str(self.pretrained), exc) from None
         self._finish_load()
 
     def _checkpoint_fingerprint(self) -> str:
@@ -208,9 +234,10 @@ class SmolLM2Adapter(CausalLMAdapter):
 
     def peek_num_layers(self) -> int | None:
         gguf = smollm2_gguf()
-        config = self._cached_folder(gguf) / "config.json"
-        if config.is_file():
-            return int(json.loads(config.read_text())["num_hidden_layers"])
+        config, errors = read_json(self._cached_folder(gguf) / "config.json")
+        layers = config.get("num_hidden_layers") if isinstance(config, dict) else None
+        if not errors and isinstance(layers, int):  # else missing or damaged: ask the GGUF
+            return layers
         from gguf import GGUFReader
 
         field = GGUFReader(str(gguf)).fields["llama.block_count"]

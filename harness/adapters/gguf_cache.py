@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -21,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchmark.files import atomic_output, write_json_atomic
+from benchmark.strict_json import read_json
 
 FINGERPRINT = "fingerprint.json"
 
@@ -56,11 +56,10 @@ def verify(folder: Path, gguf_sha256: str) -> str | None:
     """None when the folder is the conversion of that GGUF, untouched; else what is wrong."""
     if not folder.is_dir():
         return "missing"
-    record = folder / FINGERPRINT
-    try:
-        expected = json.loads(record.read_text("utf-8"))
-        files = expected["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+    # Read strictly: a damaged or deeply nested file is "not valid", never a crash.
+    expected, errors = read_json(folder / FINGERPRINT)
+    files = expected.get("files") if isinstance(expected, dict) else None
+    if errors or not isinstance(files, dict):
         return "it has no valid fingerprint.json (an old or interrupted conversion)"
     if expected.get("gguf_sha256") != gguf_sha256:
         return "it was converted from another GGUF file"
@@ -94,5 +93,5 @@ def converted(gguf: Path, folder: Path, convert) -> tuple[Path, str]:
                 convert(tmp)
                 hashes = _folder_hashes(tmp)
                 write_json_atomic(tmp / FINGERPRINT, {"gguf_sha256": gguf_sha, "files": hashes})
-    files = json.loads((folder / FINGERPRINT).read_text("utf-8"))["files"]
-    return folder, files["model.safetensors"][:16]
+        fingerprint, _ = read_json(folder / FINGERPRINT)  # verified or written just now
+    return folder, fingerprint["files"]["model.safetensors"][:16]

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..templates import Prompt
 from .base import Batch, position_ids
-from .causal_lm import CausalLMAdapter
+from .causal_lm import CausalLMAdapter, load_error
 
 IMAGE_WIDTH = 224  # the paper resizes every image to width 224, keeping the aspect ratio
 
@@ -59,9 +59,12 @@ class VLMAdapter(CausalLMAdapter):
     def load(self) -> None:
         from transformers import AutoProcessor
 
-        self.processor = AutoProcessor.from_pretrained(self.pretrained, **self._revision())
-        self.tokenizer = self.processor.tokenizer
-        self.model = self._load_weights(self._model_class())
+        try:
+            self.processor = AutoProcessor.from_pretrained(self.pretrained, **self._revision())
+            self.tokenizer = self.processor.tokenizer
+            self.model = self._load_weights(self._model_class())
+        except (OSError, ValueError) as exc:  # offline, or a folder without the files: one line
+            raise load_error(str(self.pretrained), exc) from None
         self._finish_load()
 
     def _finish_load(self) -> None:

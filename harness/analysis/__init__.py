@@ -9,7 +9,9 @@ analysis is asked for, so `--help` stays fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +33,15 @@ ANALYSES: dict[str, tuple[str, str]] = {
         "cosine",
         "cosine similarity of task vectors across specs, layers and tasks (Fig. 8)",
     ),
+    "spec-curves": (
+        "specs",
+        "patch accuracy per layer for each spec and where the instruction is read",
+    ),
 }
+
+
+# Modules an analysis imports beyond the core install (the `analysis` extra).
+_NEEDS = {"tsne": ("matplotlib", "sklearn")}
 
 
 def _options_parser(name: str) -> argparse.ArgumentParser:
@@ -109,13 +119,25 @@ def cmd_analyze(argv: Sequence[str]) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"vlm-tv-eval analyze: error: {exc}", file=sys.stderr)
         return 2
+    missing = [m for m in _NEEDS.get(name, ("matplotlib",)) if importlib.util.find_spec(m) is None]
+    if missing:
+        print(
+            f"vlm-tv-eval analyze: error: {name} needs {', '.join(missing)}; "
+            "pip install 'vlm-tv-eval[analysis]'",
+            file=sys.stderr,
+        )
+        return 2
     from ..data import load_run_data
     from ..evaluator import load_adapter
     from .common import Session, timed, write_outputs
 
     try:
-        data = load_run_data(config)
+        data = load_run_data(config)  # bad tasks or --data fail before the model loads
         adapter = load_adapter(config.model, config.model_args, config)
+        # Analyses compare specs: on a VLM given --data, image examples are one of them, so
+        # the items come with their images even when the run's own spec is text.
+        if adapter.supports_images and config.data is not None and not config.uses_images:
+            data = load_run_data(dataclasses.replace(config, spec="image_examples"))
         session = Session(config, dict(data), adapter, options, spec_given)
         module = importlib.import_module(f".{ANALYSES[name][0]}", __name__)
         (result, figure, table), seconds = timed(lambda: module.run(session))
@@ -124,7 +146,10 @@ def cmd_analyze(argv: Sequence[str]) -> int:
         print(f"vlm-tv-eval analyze: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted; task vectors made so far are cached", file=sys.stderr)
+        print(
+            "\ninterrupted; task vectors and the layer sweep made so far are cached",
+            file=sys.stderr,
+        )
         return 130
     print(table)
     print(f"{name}: {seconds:.0f} s; {path}" + (f" and {png}" if png else ""))

@@ -9,6 +9,7 @@ analysis never re-implements model loading, item splits or vector extraction.
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -21,13 +22,16 @@ import torch
 
 from benchmark import validate
 from benchmark.files import atomic_output, slug, write_json_atomic
+from benchmark.strict_json import read_json
 
 from .. import engine
 from ..adapters import Adapter
+from ..adapters.causal_lm import cache_root
 from ..config import ConfigError, RunConfig, check_layer, layer_from_results
 from ..context import EvalContext
-from ..data import TaskData
+from ..data import TaskData, record_digest, sha256
 from ..results import choose_layer, versions
+from ..store import code_version
 from ..vectors import task_vector
 
 # Bumped when an analysis's numbers would change for the same inputs.
@@ -48,6 +52,12 @@ class Session:
     @property
     def tasks(self) -> list[str]:
         return list(self.data)
+
+    def progress(self, what: str) -> Any:
+        """The tasks, with a progress bar on stderr (an analysis runs minutes on a CPU)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(self.tasks, desc=what, unit="task")
 
     def context(self, spec: str | None = None, **changes: Any) -> EvalContext:
         """An evaluation context for `spec` (default: the run's), whose vectors are that spec's."""
@@ -89,15 +99,33 @@ class Session:
         return self._layer
 
     def _sweep_layer(self) -> dict[str, Any]:
+        """The sweep's choice, from the cache when this model, code, template, spec, seed and
+        items chose it before (each analysis would otherwise sweep again for minutes)."""
         seed = self.config.seeds[0]
         ctx = self.context()
+        key = {
+            "model": self.adapter.describe(),
+            "code": code_version(),
+            "template": self.adapter.prompting(),
+            "spec": self.config.spec,
+            "n_shot": self.config.n_shot,
+            "seed": seed,
+            "items": {
+                t: sha256([record_digest(r) for r in ctx.items(t, "validation")])
+                for t in self.tasks
+            },
+        }
+        path = cache_root() / "analysis-layers" / f"{sha256(key)[:24]}.json"
+        cached, errors = read_json(path) if path.is_file() else (None, [])
+        if isinstance(cached, dict) and cached.get("key") == json.loads(json.dumps(key)):
+            return cached["layer"]
+        if path.exists():
+            warn(f"layer cache {path} does not match this run ({errors or 'other key'}); sweeping")
         sweeps: dict[str, dict[int, dict]] = {}
-        for task in self.tasks:
+        for task in self.progress("layer sweep"):
             items = ctx.items(task, "validation")
             prompts = [ctx.query_prompt(r) for r in items]
-            ids = engine.sweep_layers(
-                self.adapter, prompts, ctx.vector(task, seed), max_rows=self.config.batch_size * 8
-            )
+            ids = engine.sweep_layers(self.adapter, prompts, ctx.vector(task, seed))
             acc = [
                 statistics.fmean(
                     ctx.score_tokens(task, items, ids[:, la].tolist(), prompts)["lenient"]
@@ -106,11 +134,13 @@ class Session:
             ]
             sweeps[task] = {seed: {"acc": acc}}
         chosen = choose_layer(sweeps, self.adapter.num_layers, None)
-        return {
+        layer = {
             "layer": chosen["layer"],
             "source": f"validation sweep ({self.config.spec}, seed {seed})",
             "mean_curve": chosen["mean_curve"],
         }
+        write_json_atomic(path, {"key": key, "layer": layer})
+        return layer
 
 
 # -- the model's read-out ---------------------------------------------------------------------

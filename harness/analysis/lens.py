@@ -144,7 +144,7 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
     specs = session.specs(["text_examples", "instruction", "image_examples"])
     by_task = {
         task: {spec: lens_spec(session, task, spec, n_runs, layer["layer"]) for spec in specs}
-        for task in session.tasks
+        for task in session.progress("logit lens")
     }
     result = {
         "layer": layer,

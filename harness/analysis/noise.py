@@ -53,7 +53,7 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
     seeds = list(session.config.seeds)
     acc: dict[str, dict[str, dict[str, Any]]] = {}
     instructions: dict[str, dict[str, list[str]]] = {}
-    for task in session.tasks:
+    for task in session.progress("noisy instructions"):
         items = ctx.items(task, "test")
         queries = [ctx.query_prompt(r) for r in items]
         acc[task], instructions[task] = {}, {}

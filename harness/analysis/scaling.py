@@ -64,7 +64,7 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
     per: dict[str, dict[str, list[list[float]]]] = {}  # variant -> task -> [r][seed]
     for variant in ("examples", "ensemble"):
         per[variant] = {t: [[] for _ in rs] for t in session.tasks}
-    for task in session.tasks:
+    for task in session.progress("scaling"):
         instruction = engine.extract_task_vector(
             session.adapter,
             [session.adapter.instruction_prompt(session.data[task].instruction)],

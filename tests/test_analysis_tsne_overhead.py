@@ -1,0 +1,177 @@
+"""The `tsne` and `overhead` analyses on the tiny random Llama: their mechanics (which tokens are
+read, how many points, what is measured), not their figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from benchmark import validate
+from harness.analysis import overhead, tsne
+from harness.analysis.common import Session, write_outputs
+from harness.config import RunConfig
+from harness.data import load_run_data
+
+TASKS = ("country_capital", "food_color")
+
+
+def _session(path: str, adapter, tmp_path, **options) -> Session:
+    config = RunConfig(
+        model=f"hf:{path}", tasks=TASKS, seeds=(0,), layer=2, limit=12, device="cpu",
+        batch_size=8, output_path=str(tmp_path),
+    )
+    return Session(config, dict(load_run_data(config)), adapter, options)
+
+
+def _written(session: Session, name: str, result, figure) -> dict:
+    path, png = write_outputs(session, name, result, figure, 1.0)
+    doc = json.loads(path.read_text())
+    assert validate(doc, "analysis") == []
+    assert png is not None and png.stat().st_size > 0
+    return doc
+
+
+def test_silhouettes_see_made_up_clusters():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 20
+    points = np.concatenate([c + rng.normal(size=(20, 16)) for c in centres])
+    by_cluster = [str(i // 20) for i in range(60)]
+    shuffled = list(rng.permutation(by_cluster))
+    got = tsne.silhouettes(points, {"by_task": by_cluster, "by_spec": shuffled, "one": ["a"] * 60})
+    assert got["by_task"] > 0.9
+    assert got["by_spec"] < 0.05  # a labelling the points do not follow: about 0 or below
+    assert got["one"] is None  # undefined with a single label
+    cosine = tsne.silhouettes(points, {"by_task": by_cluster}, metric="cosine")
+    assert cosine["by_task"] > 0.9
+
+
+def test_task_within_spec_ignores_how_far_apart_the_specs_are():
+    """Two specs whose task clusters sit far apart: by task over all points is poor, by task
+    inside each spec is not."""
+    rng = np.random.default_rng(1)
+    tasks = np.repeat(np.arange(3), 10)
+    points, spec, task = [], [], []
+    for s, offset in (("a", 0.0), ("b", 500.0)):
+        centres = rng.normal(size=(3, 8)) * 20 + offset
+        points.append(centres[tasks] + rng.normal(size=(30, 8)))
+        spec += [s] * 30
+        task += [str(t) for t in tasks]
+    points = np.concatenate(points)
+    assert tsne.silhouettes(points, {"t": task})["t"] < 0.2
+    assert tsne.within(points, spec, task) > 0.9
+
+
+def test_input_columns_are_the_example_inputs(tiny_llama_path, tiny_adapter, tmp_path):
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path)
+    for spec in ("text_examples", "instruction"):
+        (point,) = tsne._prompts(session, "country_capital", spec, 1, seed=0)
+        prompt = point["prompt"]
+        cols = tsne._columns(tiny_adapter, prompt, point["spans"])
+        ids = tiny_adapter.encode([prompt]).input_ids[0]
+        read = tiny_adapter.tokenizer.decode(ids[cols].tolist()).split()
+        inputs = [prompt.text[s:e] for s, e in point["spans"]]
+        assert " ".join(read) == " ".join(" ".join(inputs).split())
+        assert len(inputs) == (session.config.n_shot if spec != "instruction" else 1)
+        assert "\nA:" not in "".join(inputs)  # labels and markers are not context
+
+
+def test_tsne_points_and_schema(tiny_llama_path, tiny_adapter, tmp_path):
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path, points=6)
+    result, figure, table = tsne.run(session)
+    assert result["specs"] == ["text_examples", "instruction"]  # text-only: no image spec
+    for name in tsne.SETS:
+        points = result["points"][name]
+        assert len(points) == len(TASKS) * 2 * 6
+        assert {(p["task"], p["spec"]) for p in points} == {
+            (t, s) for t in TASKS for s in ("text_examples", "instruction")
+        }
+        assert all(np.isfinite([p["x"], p["y"]]).all() for p in points)
+        sil = result["silhouette"][name]
+        assert all(-1 <= sil[k] <= 1 for k in ("by_task", "by_spec", "by_task_within_spec"))
+    assert "task_vectors" in table
+    doc = _written(session, "tsne", result, figure)
+    assert doc["result"]["layer"]["layer"] == 2
+
+
+def test_tsne_reads_image_examples_on_a_vlm(tmp_path_factory, tmp_path):
+    """A tiny Idefics2 with image data: the image spec joins, and an image example's context
+    is its image tokens, found through the processor's expansion of the placeholder."""
+    import tiny_vlms
+    from PIL import Image
+
+    from harness.adapters import make_adapter
+
+    path = str(tiny_vlms.build_idefics2(tmp_path_factory.mktemp("idefics2")))
+    images = str(tiny_vlms.write_image_dataset(tmp_path_factory.mktemp("built"), list(TASKS)))
+    adapter = make_adapter("idefics2", pretrained=path)
+    adapter.load()
+    prompt = adapter.example_prompt([(Image.new("RGB", (48, 30)), "Paris"), ("Peru", "Lima")])
+    before, rest = adapter.template.example.split("{x}", 1)
+    spans = tsne._input_spans(prompt.text, ["<image>", "Peru"], before, rest.split("{y}")[0])
+    ids = adapter.encode([prompt]).input_ids[0]
+    image_id = adapter.tokenizer.convert_tokens_to_ids("<image>")
+    image_cols = tsne._columns(adapter, prompt, spans[:1])
+    assert int((ids[image_cols] == image_id).sum()) == int((ids == image_id).sum()) > 1
+    assert adapter.tokenizer.decode(ids[tsne._columns(adapter, prompt, spans[1:])]) == "Peru"
+
+    config = RunConfig(
+        model="idefics2", model_args={"pretrained": path}, tasks=TASKS, seeds=(0,), layer=1,
+        limit=8, device="cpu", data=images, output_path=str(tmp_path),
+    )
+    # The run's own spec (text examples) loads no images; the image spec needs them.
+    data = load_run_data(dataclasses.replace(config, spec="image_examples"))
+    session = Session(config, dict(data), adapter, {"points": 4})
+    result, figure, _ = tsne.run(session)
+    assert result["specs"] == ["text_examples", "instruction", "image_examples"]
+    assert len(result["points"]["context_embeddings"]) == len(TASKS) * 3 * 4
+    _written(session, "tsne", result, figure)
+
+
+def test_tsne_needs_enough_points():
+    with pytest.raises(ValueError, match="at least 4"):
+        tsne.embed_2d(np.zeros((3, 5)), seed=0)
+
+
+def test_overhead_measures_three_kinds(tiny_llama_path, tiny_adapter, tmp_path, monkeypatch):
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path, n_context=8, runs=2)
+    spawned = []
+
+    def in_process(config, device, kind, layer):  # the spawned path is tested on its own below
+        spawned.append((device, kind[1] is not None, layer))
+        return overhead.memory_kind(tiny_adapter, kind, layer)
+
+    monkeypatch.setattr(overhead, "isolated_memory", in_process)
+    result, figure, table = overhead.run(session)
+    # One process per kind, on the session's device; only the patch kind carries a vector.
+    assert spawned == [("cpu", False, 2), ("cpu", True, 2), ("cpu", False, 2)]
+    assert set(result["time"]) == set(result["memory"]) == set(overhead.KINDS)
+    for kind in overhead.KINDS:
+        assert result["time"][kind]["median_s"] > 0 and len(result["time"][kind]["runs_s"]) == 2
+        mem = result["memory"][kind]
+        assert mem["peak_bytes"] >= mem["baseline_bytes"] > 0
+    assert result["memory_method"] == overhead.CPU_METHOD
+    tokens = result["tokens"]
+    assert tokens["prompt"] > 4 * tokens["query"] and tokens["patch"] == tokens["query"]
+    assert set(result["ratio"]) == {"time", "memory", "memory_increase"}
+    assert set(result["ratio"]["time"]) == {"prompt/patch", "prompt/query"}
+    assert "prompt/patch" in table
+    _written(session, "overhead", result, figure)
+
+
+def test_overhead_needs_enough_items(tiny_llama_path, tiny_adapter, tmp_path):
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path)
+    with pytest.raises(ValueError, match="fewer than --n_context"):
+        overhead._setup(session, 10_000)
+
+
+def test_overhead_memory_in_a_fresh_process(tiny_llama_path, tiny_adapter, tmp_path):
+    """The real CPU path: a spawned process loads the model and reports its resident set."""
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path)
+    prompt = tiny_adapter.query_prompt("France")
+    got = overhead.isolated_memory(session.config, "cpu", (prompt, None), 2)
+    assert set(got) == {"baseline_bytes", "peak_bytes", "increase_bytes"}
+    assert got["peak_bytes"] >= got["baseline_bytes"] > 0
+    assert got["increase_bytes"] == got["peak_bytes"] - got["baseline_bytes"]
