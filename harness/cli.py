@@ -57,7 +57,8 @@ def run_parser() -> argparse.ArgumentParser:
         prog="vlm-tv-eval",
         description="Evaluate cross-modal task vectors. With no arguments: the main job "
         "(smollm2-135m, six tasks, text examples -> text queries, all methods, 3 seeds, sweep). "
-        "Also: `vlm-tv-eval validate FILE...`, `vlm-tv-eval ls tasks|models|methods`.",
+        "Also: `vlm-tv-eval validate FILE...`, `vlm-tv-eval ls tasks|models|methods`, "
+        "`vlm-tv-eval judge RUN_DIR`, `vlm-tv-eval analyze NAME` (the paper's analyses).",
     )
     p.add_argument("--model", default=d.model, help="adapter name (see `ls models`) or hf:<repo>")
     p.add_argument(

@@ -104,6 +104,9 @@ def test_cosine_matrix_of_hand_made_vectors():
     assert got["matrix"] == [[1.0, 0.0], [0.0, 1.0]]
     assert got["matched"] == 1.0 and got["mismatched"] == 0.0 and got["gap"] == 1.0
     assert got["mean"] == [1.0, 1.0, 1.0]
+    assert got["mismatched_per_layer"] == [0.0, 0.0, 0.0]
+    same = _pair_stats(a, {"t1": e[0].expand(1, 3, 4), "t2": e[0].expand(1, 3, 4)}, layer=0)
+    assert same["mismatched_per_layer"] == [0.5, 0.5, 0.5]  # a.t1-b.t2: 1, a.t2-b.t1: 0
 
 
 @pytest.fixture
@@ -229,3 +232,27 @@ def test_analyses_need_their_extra(monkeypatch, capsys):
     )
     assert cmd_analyze(["tsne"]) == 2
     assert "pip install 'vlm-tv-eval[analysis]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["logit-lens", "cosine"])
+def test_a_vlm_with_data_compares_image_examples_too(name, tmp_path_factory, tmp_path):
+    """On a VLM given --data, the image spec joins the text specs even though the run's own
+    spec is text (the items are loaded with their images for it)."""
+    import tiny_vlms
+
+    tasks = ["country_capital", "food_color"]
+    path = str(tiny_vlms.build_idefics2(tmp_path_factory.mktemp("idefics2")))
+    images = str(tiny_vlms.write_image_dataset(tmp_path_factory.mktemp("built"), tasks))
+    argv = [
+        name, "--model", "idefics2", "--model_args", f"pretrained={path}", "--data", images,
+        "--tasks", ",".join(tasks), "--seeds", "0", "--limit", "6", "--layer", "1",
+        "--device", "cpu", "--runs", "2", "--output_path", str(tmp_path),
+    ]
+    assert cmd_analyze(argv) == 0
+    doc = json.loads(next(tmp_path.glob(f"*/analysis/{name}.json")).read_text())
+    assert validate(doc, "analysis") == []
+    if name == "logit-lens":
+        assert doc["result"]["specs"] == ["text_examples", "instruction", "image_examples"]
+        assert set(doc["result"]["by_task"]["food_color"]) == set(doc["result"]["specs"])
+    else:
+        assert "text_examples vs image_examples" in doc["result"]["task_matrix"]

@@ -56,14 +56,36 @@ def _pair_stats(
     matched = statistics.fmean(matrix[i][i] for i in range(len(tasks)))
     off = [matrix[i][j] for i in range(len(tasks)) for j in range(len(tasks)) if i != j]
     mismatched = statistics.fmean(off) if off else None
+    pairs_apart = [(r, c) for r in tasks for c in tasks if r != c]
     return {
         "per_task": per_task,
         "mean": [statistics.fmean(per_task[t][la] for t in tasks) for la in range(n_layers)],
+        "mismatched_per_layer": [
+            statistics.fmean(
+                float(_cos(a[r].mean(0)[la], b[c].mean(0)[la])) for r, c in pairs_apart
+            )
+            for la in range(n_layers)
+        ]
+        if pairs_apart
+        else None,
         "matrix": matrix,
         "matched": matched,
         "mismatched": mismatched,
         "gap": None if mismatched is None else matched - mismatched,
     }
+
+
+def _curves(pairs: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """Per layer: each cross-spec pair on the same task, and every pair on different tasks
+    (a spec against itself on the same task is 1 everywhere, so it is left out)."""
+    out = {}
+    for name, p in pairs.items():
+        first, second = name.split(" vs ")
+        if first != second:
+            out[f"{name}, same task"] = p["mean"]
+        if p["mismatched_per_layer"] is not None:
+            out[f"{name}, different tasks"] = p["mismatched_per_layer"]
+    return out
 
 
 def run(session: Session) -> tuple[dict[str, Any], Any, str]:
@@ -85,6 +107,7 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
         "layer": layer,
         "tasks": session.tasks,
         "per_layer": {name: p["mean"] for name, p in pairs.items()},
+        "per_layer_mismatched": {name: p["mismatched_per_layer"] for name, p in pairs.items()},
         "per_task": {name: p["per_task"] for name, p in pairs.items()},
         "task_matrix": {
             name: {
@@ -118,7 +141,7 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
             {n: (session.tasks, session.tasks, p["matrix"]) for n, p in cross.items()},
             path,
             f"{session.config.model}: cosine of task vectors at layer {la} (rows: first spec)",
-            curves={n: p["mean"] for n, p in pairs.items()},
+            curves=_curves(pairs),
         )
 
     return result, figure, "\n".join(lines)
