@@ -5,10 +5,13 @@ All functions take an adapter and `Prompt`s and return plain tensors; they know 
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
+import transformers
 
 from .adapters.base import Adapter
 from .hooks import Intervention, captured, patched
@@ -129,6 +132,29 @@ def patch_variants(
     return last_token_variants(adapter, prompts, [(layer, v) for v in vectors], max_rows)
 
 
+def _pass_through(hidden_states: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+    return hidden_states
+
+
+# transformers 5 decoder layers return the hidden state itself (4.x: a tuple), which is what
+# a skipped layer must return too.
+_LAYERS_RETURN_TENSORS = int(transformers.__version__.split(".")[0]) >= 5
+
+
+@contextmanager
+def _skipping_up_to(layers: Sequence[torch.nn.Module], top: int) -> Iterator[None]:
+    """Layers 0..top hand their input on unchanged. Used when layer `top`'s output at the one
+    token being run is replaced by a patch: nothing below it can change what comes after."""
+    skipped = list(layers[: top + 1]) if _LAYERS_RETURN_TENSORS else []
+    for layer in skipped:
+        layer.forward = _pass_through  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for layer in skipped:
+            del layer.forward
+
+
 @torch.inference_mode()
 def last_token_variants(
     adapter: Adapter,
@@ -138,10 +164,18 @@ def last_token_variants(
     return_logits: bool = False,
 ) -> torch.Tensor:
     """Greedy first token (or logits) of each prompt under each patch (layer, vector [d]) of
-    its last token: [n, k]. The prefix runs once per prompt; its KV cache is copied to one row
-    per patch, and each patch costs a single-token step."""
+    its last token: [n, k].
+
+    The prefix runs once per prompt and its KV cache is shared. The patches at one layer share
+    a single-token step from a copy of that cache, and the step skips every layer up to the
+    patched one: the patch replaces that layer's output at the last token, so the layers below
+    it cannot change the result. A sweep over all layers then costs half the layer work of one
+    full step per patch."""
     k = len(patches)
-    items_per_chunk = max(1, max_rows // k)
+    groups: dict[int, list[int]] = {}
+    for j, (layer, _) in enumerate(patches):
+        groups.setdefault(layer, []).append(j)
+    items_per_chunk = max(1, max_rows // max(len(g) for g in groups.values()))
     keep = _last_logits_only(adapter.model)
     out = []
     for idx in _chunks(len(prompts), items_per_chunk):
@@ -154,21 +188,28 @@ def last_token_variants(
             for key, v in inputs.items()
         }
         cache = adapter.model(**prefix, use_cache=True, **keep).past_key_values
-        cache.batch_repeat_interleave(k)
-        step = {
-            "input_ids": inputs["input_ids"][:, -1:].repeat_interleave(k, 0),
-            "attention_mask": inputs["attention_mask"].repeat_interleave(k, 0),
-        }
-        if "position_ids" in inputs:
-            step["position_ids"] = inputs["position_ids"][:, -1:].repeat_interleave(k, 0)
-        rows = torch.arange(batch.size) * k
-        ivs = [
-            Intervention(layer, rows + j, -1, vector) for j, (layer, vector) in enumerate(patches)
-        ]
-        with patched(adapter.layers, ivs):
-            logits = adapter.model(**step, past_key_values=cache, use_cache=True).logits[:, -1]
-        logits = logits.view(batch.size, k, -1)
-        out.append((logits.float() if return_logits else logits.argmax(-1)).cpu())
+        chunk: torch.Tensor | None = None
+        for n_group, (layer, members) in enumerate(groups.items()):
+            g = len(members)
+            # The step appends to the cache: every group but the last gets its own copy.
+            step_cache = cache if n_group == len(groups) - 1 else copy.deepcopy(cache)
+            step_cache.batch_repeat_interleave(g)
+            step = {
+                "input_ids": inputs["input_ids"][:, -1:].repeat_interleave(g, 0),
+                "attention_mask": inputs["attention_mask"].repeat_interleave(g, 0),
+            }
+            if "position_ids" in inputs:
+                step["position_ids"] = inputs["position_ids"][:, -1:].repeat_interleave(g, 0)
+            rows = torch.arange(batch.size) * g
+            ivs = [Intervention(layer, rows + j, -1, patches[m][1]) for j, m in enumerate(members)]
+            with _skipping_up_to(adapter.layers, layer), patched(adapter.layers, ivs):
+                logits = adapter.model(**step, past_key_values=step_cache, use_cache=True).logits
+            logits = logits[:, -1].view(batch.size, g, -1)
+            got = (logits.float() if return_logits else logits.argmax(-1)).cpu()
+            if chunk is None:
+                chunk = torch.empty(batch.size, k, *got.shape[2:], dtype=got.dtype)
+            chunk[:, members] = got
+        out.append(chunk)
     return torch.cat(out)
 
 

@@ -256,3 +256,18 @@ def test_a_vlm_with_data_compares_image_examples_too(name, tmp_path_factory, tmp
         assert set(doc["result"]["by_task"]["food_color"]) == set(doc["result"]["specs"])
     else:
         assert "text_examples vs image_examples" in doc["result"]["task_matrix"]
+
+
+def test_cosine_with_a_source_model_compares_its_vectors(tiny_llama_path, tmp_path):
+    """--source_model: the source's vectors against the evaluated model's. The same weights
+    on both sides give the same vectors, so matched tasks have cosine 1."""
+    argv = [
+        "cosine", "--model", f"hf:{tiny_llama_path}", "--source_model", f"hf:{tiny_llama_path}",
+        "--tasks", "country_capital,food_color", "--seeds", "0", "--limit", "6", "--layer", "2",
+        "--output_path", str(tmp_path),
+    ]
+    assert cmd_analyze(argv) == 0
+    doc = json.loads(next(tmp_path.glob("*/analysis/cosine.json")).read_text())
+    pair = doc["result"]["task_matrix"][f"hf:{tiny_llama_path} vs hf:{tiny_llama_path}"]
+    assert pair["matched"] == pytest.approx(1.0, abs=1e-5)
+    assert pair["mismatched"] < 1.0 - 1e-4

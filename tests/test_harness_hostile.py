@@ -284,3 +284,24 @@ def test_a_vlm_checkpoint_folder_without_files_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2, err
     assert str(empty) in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_the_cli_module_imports_is_one_line(monkeypatch, capsys):
+    """The console script imports harness.cli inside a guard: a KeyboardInterrupt raised by
+    that import ends with exit 130 and one line, not a traceback."""
+    import builtins
+    import sys
+
+    from harness import entry
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "cli" or name.endswith("harness.cli"):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "harness.cli", raising=False)
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert entry.main() == 130
+    assert capsys.readouterr().err.strip() == "vlm-tv-eval: interrupted"
