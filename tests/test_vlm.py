@@ -485,3 +485,27 @@ def test_llava_processor_lacking_image_token_fields_gets_them_from_the_model(vlm
             pixel_values=batch.model_inputs["pixel_values"]
         ).pooler_output
     assert sum(f.reshape(-1, f.shape[-1]).shape[0] for f in feats) == n_tokens
+
+
+@pytest.mark.parametrize("name", list(VLMS))
+def test_vectors_at_one_layer_skip_the_layers_below_and_agree(vlm, name):
+    """patch_variants skips the layers up to the patched one (the patch replaces its output):
+    the same first tokens and logits as a full patched forward per vector."""
+    a = vlm(name)
+    queries = [
+        a.query_prompt(img(0, 200, 0)),
+        a.query_prompt("Japan"),
+        a.query_prompt(img(5, 5, 5)),
+    ]
+    torch.manual_seed(1)
+    vectors = torch.randn(3, a.hidden_size) * 3
+    layer = a.num_layers - 2
+    logits = engine.last_token_variants(
+        a, queries, [(layer, v) for v in vectors], return_logits=True
+    )
+    for j, v in enumerate(vectors):
+        batch = a.encode(queries)
+        iv = Intervention(layer, torch.arange(len(queries)), -1, v)
+        with patched(a.layers, [iv]), torch.no_grad():
+            full = a.model(**batch.model_inputs).logits[:, -1]
+        assert torch.allclose(logits[:, j], full, atol=1e-4), j
