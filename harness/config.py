@@ -222,10 +222,11 @@ def _validate_environment(config: RunConfig) -> None:
     for model in (config.model, config.source_model):
         if model and model.startswith("hf:"):
             target = model[3:]
-            if (
-                target.startswith(("/", "./", "../", "~"))
-                and not Path(target).expanduser().exists()
-            ):
+            try:  # a name over the file system's limit raises instead of answering False
+                missing = not Path(target).expanduser().exists()
+            except OSError as exc:
+                raise ConfigError(f"--model {model}: not a usable path ({exc.strerror})") from None
+            if target.startswith(("/", "./", "../", "~")) and missing:
                 raise ConfigError(f"--model {model}: the folder {target} does not exist")
     from .store import check_output_path
 

@@ -276,9 +276,20 @@ def test_a_vlm_checkpoint_folder_without_files_is_one_line(tmp_path, capsys):
     empty.mkdir()
     code = main(
         [
-            "--model", "idefics2", "--model_args", f"pretrained={empty}", "--tasks",
-            "country_capital", "--layer", "1", "--limit", "2", "--seeds", "0",
-            "--output_path", str(tmp_path / "runs"),
+            "--model",
+            "idefics2",
+            "--model_args",
+            f"pretrained={empty}",
+            "--tasks",
+            "country_capital",
+            "--layer",
+            "1",
+            "--limit",
+            "2",
+            "--seeds",
+            "0",
+            "--output_path",
+            str(tmp_path / "runs"),
         ]
     )
     err = capsys.readouterr().err
@@ -305,3 +316,22 @@ def test_ctrl_c_while_the_cli_module_imports_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", interrupted)
     assert entry.main() == 130
     assert capsys.readouterr().err.strip() == "vlm-tv-eval: interrupted"
+
+
+def test_a_model_path_with_a_name_too_long_is_one_line(tmp_path, capsys):
+    from harness.cli import main
+
+    code = main(
+        [
+            "--model",
+            f"hf:{tmp_path}/{'a' * 300}",
+            "--tasks",
+            "country_capital",
+            "--limit",
+            "2",
+            "--output_path",
+            str(tmp_path / "runs"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "not a usable path" in err and "Traceback" not in err
