@@ -91,8 +91,16 @@ def cmd_judge(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--judge_base_url", default=None)
     args = parser.parse_args(argv)
+    from pathlib import Path
+
+    from .store import folder_lock
+
     try:
-        doc, path = judge_run_dir(args.run_dir, args.judge, args.judge_base_url)
+        if Path(args.run_dir).is_dir():
+            with folder_lock(Path(args.run_dir)):
+                doc, path = judge_run_dir(args.run_dir, args.judge, args.judge_base_url)
+        else:  # judge_run_dir says what is wrong with it
+            doc, path = judge_run_dir(args.run_dir, args.judge, args.judge_base_url)
     except ValueError as exc:
         print(f"vlm-tv-eval judge: error: {exc}", file=sys.stderr)
         return 2

@@ -119,6 +119,38 @@ def _lock_name() -> str:
     return ".lock" if rank == "0" else f".lock-rank{rank}"
 
 
+@contextmanager
+def folder_lock(folder: Path, name: str = ".lock") -> Iterator[None]:
+    """An exclusive lock on a run folder (`judge` takes the run's own lock too: judging while
+    the run still generates would score half its answers). The OS drops a flock when its
+    process dies, so a killed run never blocks the resume; the pid inside is for messages."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = (folder / name).open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot make the run folder {folder} ({exc.strerror or exc}); give "
+            "--output_path a folder this user can write to"
+        ) from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise ConfigError(
+                f"another vlm-tv-eval is running in {folder} (pid {pid}); wait for it or "
+                "use another --output_path"
+            ) from None
+        except OSError as exc:  # a file system without locks: run unguarded
+            _warn(f"cannot lock {folder} ({exc}); do not start the same run twice")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+
+
 class RunStore:
     def __init__(self, config: RunConfig, data: Mapping[str, TaskData]):
         self.run_id = run_id(config, data)
@@ -133,32 +165,8 @@ class RunStore:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold an exclusive lock on the run folder while the block runs: a second identical
-        run would otherwise redo every unit beside the first. The OS drops a flock when its
-        process dies, so a killed run never blocks the resume; the pid inside is for messages."""
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            handle = (self.dir / _lock_name()).open("a+", encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot make the run folder {self.dir} ({exc.strerror or exc}); give "
-                "--output_path a folder this user can write to"
-            ) from None
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                pid = handle.read().strip() or "?"
-                raise ConfigError(
-                    f"another vlm-tv-eval is running in {self.dir} (pid {pid}); wait for it or "
-                    "use another --output_path"
-                ) from None
-            except OSError as exc:  # a file system without locks: run unguarded
-                _warn(f"cannot lock {self.dir} ({exc}); do not start the same run twice")
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
+        run would otherwise redo every unit beside the first."""
+        with folder_lock(self.dir, _lock_name()):
             yield
 
     # -- the run's first start and its time, kept over interruptions --------------------------

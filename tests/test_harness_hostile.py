@@ -335,3 +335,21 @@ def test_a_model_path_with_a_name_too_long_is_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 2 and "not a usable path" in err and "Traceback" not in err
+
+
+def test_judge_waits_for_a_run_still_writing_its_folder(tmp_path, capsys):
+    """`judge` takes the run folder's lock: judging while the run still generates would score
+    half of its answers."""
+    import fcntl
+
+    from harness.commands import cmd_judge
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    with (folder / ".lock").open("w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242\n")
+        held.flush()
+        assert cmd_judge([str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "another vlm-tv-eval is running" in err and "4242" in err
