@@ -25,6 +25,7 @@ COLORS = {
     "image_examples": "#2ca02c",
     "ensemble": "#9467bd",
     "examples": "#1f77b4",
+    "instruction_marker": "#8c564b",
 }
 
 
