@@ -1,16 +1,24 @@
-"""Speed and memory of the engine's choices, measured in one run: `python -m harness.speed`.
+"""Speed and memory of the engine, against the work it cannot avoid: `python -m harness.speed`.
 
-Prints, on the real SmolLM2-135M (or --model), the time of:
-  - the layer sweep with a shared KV-cached prefix vs. a full patched forward per layer;
-  - batched vs. one-at-a-time first-token prediction;
-and the peak resident memory of the process. Figures are printed, never asserted.
+On the real SmolLM2-135M (or --model), for one task's items, in one run:
+  - a matmul rate measured here (fp32, the shape of the model's MLP), the machine's ceiling;
+  - each phase's time and its floor: the token-layer work the protocol cannot avoid (every
+    token of every prompt through every layer, the sweep's patched steps through the layers
+    above nothing it can skip) times the FLOPs of one token through one layer, divided by
+    the measured rate;
+  - the sweep against an authors'-style loop (batch 1, a full forward per query and layer, no
+    cache), with the share of identical predictions;
+  - peak resident memory.
+Figures are printed (or written as JSON with --json), never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import time
+from typing import Any
 
 import torch
 
@@ -21,10 +29,120 @@ from .adapters import make_adapter
 from .data import sample_demos
 
 
-def _timed(fn):
+def _timed(fn: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def matmul_gflops(m: int = 2048, k: int = 576, n: int = 1536, repeats: int = 20) -> float:
+    """fp32 GFLOP/s of one large matmul on this machine (the best of `repeats`)."""
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    a @ b  # warm-up
+    best = min(_timed(lambda: a @ b)[1] for _ in range(repeats))
+    return 2 * m * k * n / best / 1e9
+
+
+def layer_gflop_per_token(model: torch.nn.Module, n_layers: int) -> float:
+    """2 x the non-embedding parameters per layer: the FLOPs of one token through one layer."""
+    embeddings = {
+        id(p)
+        for m in (model.get_input_embeddings(), model.get_output_embeddings())
+        for p in (m.parameters() if m is not None else [])
+    }
+    params = sum(p.numel() for p in model.parameters() if id(p) not in embeddings)
+    return 2 * params / n_layers / 1e9
+
+
+def _tokens(adapter: Any, prompts: list, up_to_task: bool = False) -> int:
+    """Tokens the model must read: whole prompts, or up to each prompt's task token."""
+    total = 0
+    for p in prompts:
+        batch = adapter.encode([p])
+        n = int(batch.model_inputs["attention_mask"].sum())
+        total += int(batch.task_index[0]) + 1 - (batch.input_ids.shape[1] - n) if up_to_task else n
+    return total
+
+
+def measure(model: str, task: str, n_items: int) -> dict[str, Any]:
+    adapter, load_s = _timed(lambda: (a := make_adapter(model), a.load(), a)[2])
+    n_layers = adapter.num_layers
+    items = load_task(task, "validation")[:n_items]
+    specs = [
+        adapter.example_prompt(
+            [(d["input"], d["output"]) for d in sample_demos(items, q, 5, 0, task)]
+        )
+        for q in items
+    ]
+    queries = [adapter.query_prompt(r["input"]) for r in items]
+    prompts = [
+        adapter.example_prompt(
+            [(d["input"], d["output"]) for d in sample_demos(items, q, 5, 1, task)],
+            query=q["input"],
+        )
+        for q in items
+    ]
+    rate = matmul_gflops()
+    per_token_layer = layer_gflop_per_token(adapter.model, n_layers)
+
+    def floor(token_layers: float) -> float:
+        return token_layers * per_token_layer / rate
+
+    vectors, extract_s = _timed(lambda: engine.extract_task_vector(adapter, specs))
+    fast, sweep_s = _timed(lambda: engine.sweep_layers(adapter, queries, vectors))
+
+    def authors_loop() -> torch.Tensor:
+        return torch.tensor(
+            [
+                [
+                    int(engine.patch_last_token(adapter, [q], vectors[layer], layer, 1)[0])
+                    for layer in range(n_layers)
+                ]
+                for q in queries
+            ]
+        )
+
+    slow, authors_s = _timed(authors_loop)
+    _, prompt_s = _timed(lambda: engine.first_tokens(adapter, prompts, batch_size=32))
+    _, query_s = _timed(lambda: engine.first_tokens(adapter, queries, batch_size=32))
+    query_tokens = _tokens(adapter, queries)
+    # The sweep cannot avoid each query's prefix, and for patched layer l the layers above l
+    # at the last token: sum over l of (n_layers - 1 - l) single-token layer passes.
+    sweep_work = (query_tokens - len(queries)) * n_layers + len(queries) * sum(
+        n_layers - 1 - la for la in range(n_layers)
+    )
+    phases = {
+        "extraction": (extract_s, _tokens(adapter, specs, up_to_task=True) * n_layers),
+        "sweep": (sweep_s, sweep_work),
+        "prompt": (prompt_s, _tokens(adapter, prompts) * n_layers),
+        "query": (query_s, query_tokens * n_layers),
+    }
+    return {
+        "model": model,
+        "task": task,
+        "items": len(items),
+        "layers": n_layers,
+        "torch_threads": torch.get_num_threads(),
+        "load_s": load_s,
+        "matmul_gflops": rate,
+        "gflop_per_token_layer": per_token_layer,
+        "phases": {
+            name: {
+                "seconds": s,
+                "token_layers": work,
+                "floor_s": floor(work),
+                "ratio_to_floor": s / floor(work),
+            }
+            for name, (s, work) in phases.items()
+        },
+        "sweep_vs_authors_loop": {
+            "sweep_s": sweep_s,
+            "authors_loop_s": authors_s,
+            "speedup": authors_s / sweep_s,
+            "same_predictions": float((fast == slow).float().mean()),
+        },
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def main() -> None:
@@ -32,61 +150,28 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--task", default="country_capital")
     parser.add_argument("--items", type=int, default=30)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-
-    adapter, load_s = _timed(lambda: (a := make_adapter(args.model), a.load(), a)[2])
-    items = load_task(args.task, "validation")[: args.items]
-    specs = [
-        adapter.example_prompt(
-            [(d["input"], d["output"]) for d in sample_demos(items, q, 5, 0, args.task)]
-        )
-        for q in items
-    ]
-    queries = [adapter.query_prompt(r["input"]) for r in items]
-    vectors, extract_s = _timed(lambda: engine.extract_task_vector(adapter, specs))
-    n_layers = adapter.num_layers
-
-    fast, fast_s = _timed(lambda: engine.sweep_layers(adapter, queries, vectors))
-
-    def naive():
-        return torch.stack(
-            [
-                engine.patch_last_token(adapter, queries, vectors[layer], layer)
-                for layer in range(n_layers)
-            ],
-            dim=1,
-        )
-
-    slow, slow_s = _timed(naive)
-    agree = (fast == slow).float().mean().item()
-
-    prompts = [
-        adapter.example_prompt(
-            [(d["input"], d["output"]) for d in sample_demos(items, q, 5, 1, args.task)],
-            query=q["input"],
-        )
-        for q in items
-    ]
-    _, batched_s = _timed(lambda: engine.first_tokens(adapter, prompts, batch_size=32))
-    _, single_s = _timed(lambda: engine.first_tokens(adapter, prompts, batch_size=1))
-
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    got = measure(args.model, args.task, args.items)
+    if args.json:
+        print(json.dumps(got, indent=2))
+        return
     print(
-        f"model {args.model}: {n_layers} layers, load {load_s:.1f} s, torch threads "
-        f"{torch.get_num_threads()}"
+        f"model {got['model']}: {got['layers']} layers, load {got['load_s']:.1f} s, torch threads "
+        f"{got['torch_threads']}; matmul {got['matmul_gflops']:.0f} GFLOP/s; "
+        f"{got['gflop_per_token_layer'] * 1e3:.2f} MFLOP per token per layer"
     )
-    print(f"extract task vector ({len(specs)} prompts, all layers): {extract_s:.2f} s")
-    print(f"layer sweep, {len(queries)} queries x {n_layers} layers:")
-    print(f"  shared-prefix KV cache: {fast_s:.2f} s")
+    print(f"{got['items']} items of {got['task']}:")
+    print(f"  {'phase':12} {'seconds':>8} {'floor s':>8} {'ratio':>6}")
+    for name, p in got["phases"].items():
+        print(f"  {name:12} {p['seconds']:8.2f} {p['floor_s']:8.2f} {p['ratio_to_floor']:6.2f}")
+    s = got["sweep_vs_authors_loop"]
     print(
-        f"  full forward per layer: {slow_s:.2f} s  (ratio {slow_s / fast_s:.1f}x; "
-        f"same predictions on {agree:.1%})"
+        f"sweep {s['sweep_s']:.2f} s vs authors'-style loop (batch 1, a full forward per query "
+        f"and layer) {s['authors_loop_s']:.2f} s: {s['speedup']:.1f}x, same predictions on "
+        f"{s['same_predictions']:.1%}"
     )
-    print(
-        f"prompt method, {len(prompts)} prompts: batch 32 {batched_s:.2f} s, batch 1 "
-        f"{single_s:.2f} s (ratio {single_s / batched_s:.1f}x)"
-    )
-    print(f"peak resident memory: {peak_mib:.0f} MiB")
+    print(f"peak resident memory: {got['peak_rss_mib']:.0f} MiB")
 
 
 if __name__ == "__main__":
