@@ -244,9 +244,27 @@ def test_a_vlm_with_data_compares_image_examples_too(name, tmp_path_factory, tmp
     path = str(tiny_vlms.build_idefics2(tmp_path_factory.mktemp("idefics2")))
     images = str(tiny_vlms.write_image_dataset(tmp_path_factory.mktemp("built"), tasks))
     argv = [
-        name, "--model", "idefics2", "--model_args", f"pretrained={path}", "--data", images,
-        "--tasks", ",".join(tasks), "--seeds", "0", "--limit", "6", "--layer", "1",
-        "--device", "cpu", "--runs", "2", "--output_path", str(tmp_path),
+        name,
+        "--model",
+        "idefics2",
+        "--model_args",
+        f"pretrained={path}",
+        "--data",
+        images,
+        "--tasks",
+        ",".join(tasks),
+        "--seeds",
+        "0",
+        "--limit",
+        "6",
+        "--layer",
+        "1",
+        "--device",
+        "cpu",
+        "--runs",
+        "2",
+        "--output_path",
+        str(tmp_path),
     ]
     assert cmd_analyze(argv) == 0
     doc = json.loads(next(tmp_path.glob(f"*/analysis/{name}.json")).read_text())
@@ -262,12 +280,41 @@ def test_cosine_with_a_source_model_compares_its_vectors(tiny_llama_path, tmp_pa
     """--source_model: the source's vectors against the evaluated model's. The same weights
     on both sides give the same vectors, so matched tasks have cosine 1."""
     argv = [
-        "cosine", "--model", f"hf:{tiny_llama_path}", "--source_model", f"hf:{tiny_llama_path}",
-        "--tasks", "country_capital,food_color", "--seeds", "0", "--limit", "6", "--layer", "2",
-        "--output_path", str(tmp_path),
+        "cosine",
+        "--model",
+        f"hf:{tiny_llama_path}",
+        "--source_model",
+        f"hf:{tiny_llama_path}",
+        "--tasks",
+        "country_capital,food_color",
+        "--seeds",
+        "0",
+        "--limit",
+        "6",
+        "--layer",
+        "2",
+        "--output_path",
+        str(tmp_path),
     ]
     assert cmd_analyze(argv) == 0
     doc = json.loads(next(tmp_path.glob("*/analysis/cosine.json")).read_text())
     pair = doc["result"]["task_matrix"][f"hf:{tiny_llama_path} vs hf:{tiny_llama_path}"]
     assert pair["matched"] == pytest.approx(1.0, abs=1e-5)
     assert pair["mismatched"] < 1.0 - 1e-4
+
+
+def test_accuracies_score_each_column_by_the_runs_rule(session):
+    """One id column per vector: each column is scored like a run's first tokens."""
+    from harness.analysis.common import accuracies
+
+    s = session()
+    ctx = s.context()
+    items = ctx.items("country_capital", "test")[:2]
+    prompts = [ctx.query_prompt(r) for r in items]
+    right = [
+        s.adapter.answer_token(p.text, r["output"]) for p, r in zip(prompts, items, strict=True)
+    ]
+    wrong = [s.adapter.tokenizer.convert_tokens_to_ids("Q")] * 2
+    ids = torch.tensor([right, wrong, [right[0], wrong[1]]]).T  # [n=2, k=3]
+    assert accuracies(ctx, "country_capital", items, ids, prompts) == [1.0, 0.0, 0.5]
+    assert accuracies(ctx, "country_capital", items, ids[:, 0], prompts) == [1.0]

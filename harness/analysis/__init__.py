@@ -44,7 +44,7 @@ ANALYSES: dict[str, tuple[str, str]] = {
 _NEEDS = {"tsne": ("matplotlib", "sklearn")}
 
 
-def _options_parser(name: str) -> argparse.ArgumentParser:
+def _options_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument(
         "--runs",
@@ -84,7 +84,7 @@ def parse(argv: Sequence[str]) -> tuple[str, Any, dict[str, Any], bool]:
     name = argv[0]
     if name not in ANALYSES:
         raise ValueError(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
-    opts, rest = _options_parser(name).parse_known_args(list(argv[1:]))
+    opts, rest = _options_parser().parse_known_args(list(argv[1:]))
     for flag in ("runs", "points", "max_r", "n_context"):
         _positive(f"--{flag}", getattr(opts, flag))
     try:

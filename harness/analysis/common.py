@@ -126,13 +126,7 @@ class Session:
             items = ctx.items(task, "validation")
             prompts = [ctx.query_prompt(r) for r in items]
             ids = engine.sweep_layers(self.adapter, prompts, ctx.vector(task, seed))
-            acc = [
-                statistics.fmean(
-                    ctx.score_tokens(task, items, ids[:, la].tolist(), prompts)["lenient"]
-                )
-                for la in range(ids.shape[1])
-            ]
-            sweeps[task] = {seed: {"acc": acc}}
+            sweeps[task] = {seed: {"acc": accuracies(ctx, task, items, ids, prompts)}}
         chosen = choose_layer(sweeps, self.adapter.num_layers, None)
         layer = {
             "layer": chosen["layer"],
@@ -141,6 +135,18 @@ class Session:
         }
         write_json_atomic(path, {"key": key, "layer": layer})
         return layer
+
+
+def accuracies(
+    ctx: EvalContext, task: str, items: list[dict], ids: torch.Tensor, prompts: Sequence[Any]
+) -> list[float]:
+    """Lenient accuracy of each column of first-token ids ([n] or [n, k]): every analysis
+    scores by the run's own rule."""
+    columns = ids[:, None] if ids.dim() == 1 else ids
+    return [
+        statistics.fmean(ctx.score_tokens(task, items, columns[:, j].tolist(), prompts)["lenient"])
+        for j in range(columns.shape[1])
+    ]
 
 
 # -- the model's read-out ---------------------------------------------------------------------

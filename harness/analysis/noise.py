@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import random
 import re
-import statistics
 from typing import Any
 
 from .. import engine
-from .common import Session, mean_std
+from .common import Session, accuracies, mean_std
 
 RULE = (
     "s swaps of two adjacent, different letters at distinct positions in every word of 2+ "
@@ -66,10 +65,7 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
             adapter, [adapter.instruction_prompt(t) for t in texts], session.config.batch_size
         )[:, layer["layer"]]
         ids = engine.patch_variants(adapter, queries, states, layer["layer"])
-        scores = [
-            statistics.fmean(ctx.score_tokens(task, items, ids[:, j].tolist(), queries)["lenient"])
-            for j in range(len(draws))
-        ]
+        scores = accuracies(ctx, task, items, ids, queries)
         for s in swaps:
             per_seed = [a for (s2, _), a in zip(draws, scores, strict=True) if s2 == s]
             mean, std = mean_std(per_seed)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .. import engine
-from .common import Session, mean_std
+from .common import Session, accuracies, mean_std
 
 SHOTS = 5
 
@@ -48,10 +48,7 @@ def _accuracies(
     items = ctx.items(task, "test")
     queries = [ctx.query_prompt(q) for q in items]
     ids = engine.patch_variants(session.adapter, queries, vectors, layer)
-    return [
-        statistics.fmean(ctx.score_tokens(task, items, ids[:, j].tolist(), queries)["lenient"])
-        for j in range(ids.shape[1])
-    ]
+    return accuracies(ctx, task, items, ids, queries)
 
 
 def run(session: Session) -> tuple[dict[str, Any], Any, str]:

@@ -23,7 +23,7 @@ import torch
 
 from .. import engine
 from ..templates import Prompt
-from .common import Session
+from .common import Session, accuracies
 
 VECTOR_SPECS = ("text_examples", "instruction", "ensemble", "instruction_marker")
 
@@ -44,17 +44,13 @@ def _vectors(session: Session, task: str, seed: int) -> dict[str, torch.Tensor]:
     }
 
 
-def _accuracy(ctx: Any, task: str, items: list, ids: torch.Tensor, prompts: list) -> float:
-    return statistics.fmean(ctx.score_tokens(task, items, ids.tolist(), prompts)["lenient"])
-
-
 def _prompt_accuracy(session: Session, task: str, spec: str, seed: int) -> float:
     """The specification and the query in one context (the prompt baseline of `spec`)."""
     ctx = session.context(spec)
     items = ctx.items(task, "test")
     prompts = [ctx.spec_and_query_prompt(task, r, seed) for r in items]
     ids = engine.first_tokens(session.adapter, prompts, session.config.batch_size)
-    return _accuracy(ctx, task, items, ids, prompts)
+    return accuracies(ctx, task, items, ids, prompts)[0]
 
 
 def run(session: Session) -> tuple[dict[str, Any], Any, str]:
@@ -69,12 +65,11 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
         items = ctx.items(task, "validation")
         prompts = [ctx.query_prompt(r) for r in items]
         patches = [(la, vectors[task][s][la]) for s in VECTOR_SPECS for la in range(n_layers)]
-        ids = engine.last_token_variants(session.adapter, prompts, patches)
+        acc = accuracies(
+            ctx, task, items, engine.last_token_variants(session.adapter, prompts, patches), prompts
+        )
         for i, spec in enumerate(VECTOR_SPECS):
-            curves[spec][task] = [
-                _accuracy(ctx, task, items, ids[:, i * n_layers + la], prompts)
-                for la in range(n_layers)
-            ]
+            curves[spec][task] = acc[i * n_layers : (i + 1) * n_layers]
     mean_curve = {
         s: [statistics.fmean(curves[s][t][la] for t in session.tasks) for la in range(n_layers)]
         for s in VECTOR_SPECS
@@ -87,12 +82,11 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
         items = ctx.items(task, "test")
         prompts = [ctx.query_prompt(r) for r in items]
         patches = [(la, vectors[task][s][la]) for s in VECTOR_SPECS for la in (best[s], layer)]
-        ids = engine.last_token_variants(session.adapter, prompts, patches)
+        acc = accuracies(
+            ctx, task, items, engine.last_token_variants(session.adapter, prompts, patches), prompts
+        )
         for i, spec in enumerate(VECTOR_SPECS):
-            test[spec][task] = {
-                "own_layer": _accuracy(ctx, task, items, ids[:, 2 * i], prompts),
-                "session_layer": _accuracy(ctx, task, items, ids[:, 2 * i + 1], prompts),
-            }
+            test[spec][task] = {"own_layer": acc[2 * i], "session_layer": acc[2 * i + 1]}
     in_context = {
         spec: {t: _prompt_accuracy(session, t, spec, seed) for t in session.tasks}
         for spec in ("instruction", "text_examples")

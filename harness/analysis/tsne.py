@@ -295,8 +295,10 @@ def _table(result: dict[str, Any]) -> str:
             f"{name:20} {cell(s['by_task'], 8)} {cell(s['by_spec'], 8)} "
             f"{cell(s['by_source'], 10)} {cell(s['by_task_within_spec'], 13)}"
         )
-    lines.append("source: the input pool (two tasks share each); task in spec: by task inside "
-                 "each spec, averaged")
+    lines.append(
+        "source: the input pool (two tasks share each); task in spec: by task inside "
+        "each spec, averaged"
+    )
     lines.append("paper: task vectors cluster by task, context embeddings do not")
     return "\n".join(lines)
 
