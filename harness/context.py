@@ -39,6 +39,9 @@ class EvalContext:
     # LLM->VLM transfer).
     vectors: Callable[[str, int], torch.Tensor] = field(repr=False)
     _first_tokens: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict, repr=False)
+    # Work that several units share (one pass over a task's queries for no_context and every
+    # seed's patch), kept while the run lasts.
+    shared: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     # -- items ---------------------------------------------------------------------------------
     def items(self, task: str, split: str) -> list[dict[str, Any]]:

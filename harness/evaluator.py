@@ -137,10 +137,12 @@ def evaluate(
     elif needs_vectors:
         sweeps: dict[str, dict[int, dict]] = {t: {} for t in data}
         if config.layer is None:
-            sweep_seeds = [(t, s) for t, s in task_seeds if vector_seeded or s == config.seeds[0]]
-            _sharded(shard, sweep_seeds, "validation sweep", lambda t, s: _sweep(ctx, store, t, s))
-            for task, seed in task_seeds:  # read back the units every process wrote
-                sweeps[task][seed] = _sweep(ctx, store, task, seed)
+            tasks = [(t,) for t in data]
+            _sharded(shard, tasks, "validation sweep", lambda t: _sweep(ctx, store, t))
+            for task in data:  # read back the units every process wrote
+                got = _sweep(ctx, store, task)
+                for seed in config.seeds:
+                    sweeps[task][seed] = got[seed if vector_seeded else config.seeds[0]]
         selection = choose_layer(sweeps, adapter.num_layers, config.layer)
     layer = selection["layer"] if selection else None
 
@@ -242,29 +244,40 @@ def _no_vectors(task: str, seed: int) -> torch.Tensor:
     raise RuntimeError("this context has no task vectors")
 
 
-def _sweep(ctx: EvalContext, store: RunStore, task: str, seed: int) -> dict[str, Any]:
-    """Validation accuracy of patching at every layer (one unit per task and seed; one per task
-    when the vector does not depend on the seed)."""
-    seeded = ctx.config.spec != "instruction"
-    seed = seed if seeded else ctx.config.seeds[0]
+def _sweep(ctx: EvalContext, store: RunStore, task: str) -> dict[int, dict[str, Any]]:
+    """Validation accuracy of patching at every layer, per seed (one unit per task and seed;
+    one per task when the vector does not depend on the seed).
 
-    def compute() -> dict[str, Any]:
-        if ctx.config.overriding:
+    The seeds' vectors patch the same validation queries, so the seeds still to do are swept
+    in one call: their patched rows share each query's prefix."""
+    config = ctx.config
+    seeded = config.spec != "instruction"
+    seeds = list(config.seeds) if seeded else [config.seeds[0]]
+    items = ctx.items(task, "validation")
+    ids = [r["id"] for r in items]
+    names = {s: f"{slug(task)}/sweep{_seed_key(seeded, s)}" for s in seeds}
+    swept: dict[int, dict[str, Any]] = {}
+
+    def compute(seed: int) -> dict[str, Any]:
+        if config.overriding:
             return overriding.sweep(ctx, task, seed)
-        items = ctx.items(task, "validation")
-        prompts = [ctx.query_prompt(r) for r in items]
-        ids = engine.sweep_layers(ctx.adapter, prompts, ctx.vector(task, seed))
-        per_layer = [
-            ctx.score_tokens(task, items, ids[:, layer].tolist(), prompts)
-            for layer in range(ids.shape[1])
-        ]
-        return {
-            "acc": [statistics.fmean(s["lenient"]) for s in per_layer],
-            "acc_strict": [statistics.fmean(s["strict"]) for s in per_layer],
-        }
+        if seed not in swept:
+            todo = [s for s in seeds if s == seed or not store.stored(names[s], ids)]
+            prompts = [ctx.query_prompt(r) for r in items]
+            vectors = torch.stack([ctx.vector(task, s) for s in todo])
+            got = engine.sweep_layers(ctx.adapter, prompts, vectors)  # [n, seeds, layers]
+            for i, s in enumerate(todo):
+                per_layer = [
+                    ctx.score_tokens(task, items, got[:, i, layer].tolist(), prompts)
+                    for layer in range(got.shape[2])
+                ]
+                swept[s] = {
+                    "acc": [statistics.fmean(p["lenient"]) for p in per_layer],
+                    "acc_strict": [statistics.fmean(p["strict"]) for p in per_layer],
+                }
+        return swept[seed]
 
-    ids = [r["id"] for r in ctx.items(task, "validation")]
-    return store.unit(f"{slug(task)}/sweep{_seed_key(seeded, seed)}", compute, items=ids)
+    return {s: store.unit(names[s], lambda s=s: compute(s), items=ids) for s in seeds}
 
 
 def _finish_overriding(

@@ -15,7 +15,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from benchmark import METHOD_ID_PATTERN
 
@@ -106,12 +108,35 @@ def _spec_context(spec: str, n_shot: int) -> str:
 # -- the first-token methods --------------------------------------------------------------------
 
 
+def _query_pass(ctx: EvalContext, task: str, layer: int | None) -> dict[Any, list[int]]:
+    """First tokens of the task's test queries as they are ("plain") and patched with each
+    seed's vector at `layer` (by seed), from one pass: no_context and every seed's patch read
+    the same queries, so the patched rows continue from the unpatched pass's cache
+    (`engine.query_and_patched`). Kept in `ctx.shared` for the units that follow."""
+    key = ("queries", task, layer)
+    if key not in ctx.shared:
+        items = ctx.items(task, "test")
+        queries = [ctx.query_prompt(r) for r in items]
+        patch_method = _METHODS["patch"]
+        seeds: list[int] = []
+        if layer is not None and "patch" in ctx.config.methods:
+            seeded = patch_method.seeded(ctx.config.spec)
+            seeds = list(ctx.config.seeds) if seeded else [ctx.config.seeds[0]]
+        vectors = torch.stack([ctx.vector(task, s)[layer] for s in seeds]) if seeds else []
+        plain, patched = engine.query_and_patched(
+            ctx.adapter, queries, vectors, layer, ctx.config.batch_size
+        )
+        got: dict[Any, list[int]] = {"plain": plain.tolist()}
+        got.update({s: patched[:, i].tolist() for i, s in enumerate(seeds)})
+        ctx.shared[key] = got
+    return ctx.shared[key]
+
+
 @register_method("no_context", seeded=False, context="the query alone")
 def no_context(ctx: EvalContext, task: str, seed: int, layer: int | None) -> Scored:
     items = ctx.items(task, "test")
     queries = [ctx.query_prompt(r) for r in items]
-    ids = engine.first_tokens(ctx.adapter, queries, ctx.config.batch_size)
-    return ctx.score_tokens(task, items, ids.tolist(), queries)
+    return ctx.score_tokens(task, items, _query_pass(ctx, task, layer)["plain"], queries)
 
 
 @register_method(
@@ -157,6 +182,9 @@ def patch(ctx: EvalContext, task: str, seed: int, layer: int | None) -> Scored:
         raise ValueError("patch needs a layer")
     items = ctx.items(task, "test")
     queries = [ctx.query_prompt(r) for r in items]
-    vector = ctx.vector(task, seed)[layer]
-    ids = engine.patch_last_token(ctx.adapter, queries, vector, layer, ctx.config.batch_size)
-    return ctx.score_tokens(task, items, ids.tolist(), queries)
+    shared = _query_pass(ctx, task, layer)
+    if seed not in shared:  # a seed the shared pass did not cover (a plug-in calling patch)
+        vector = ctx.vector(task, seed)[layer]
+        ids = engine.patch_last_token(ctx.adapter, queries, vector, layer, ctx.config.batch_size)
+        shared[seed] = ids.tolist()
+    return ctx.score_tokens(task, items, shared[seed], queries)

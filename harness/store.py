@@ -207,12 +207,7 @@ class RunStore:
         Time spent computing is added to `timings` under the unit's kind (the part of its
         last path component before the first '-': sweep, prompt, patch, ...)."""
         path = self.parts / f"{name}.json"
-        expected = {
-            "unit": name,
-            "run_id": self.run_id,
-            "code": code_version(),
-            "items": sha256(list(items)),
-        }
+        expected = self._expected(name, items)
         _clear_non_file(path)
         if path.is_file():
             stored, problem = self._read_unit(path, expected, list(items))
@@ -225,6 +220,23 @@ class RunStore:
         write_json_atomic(path, {**expected, "checksum": _checksum(out), "data": out})
         self.time(kind, time.perf_counter() - start)
         return out
+
+    def _expected(self, name: str, items: Sequence[str]) -> dict[str, str]:
+        """What a stored unit must record to be reused by this run."""
+        return {
+            "unit": name,
+            "run_id": self.run_id,
+            "code": code_version(),
+            "items": sha256(list(items)),
+        }
+
+    def stored(self, name: str, items: Sequence[str]) -> bool:
+        """Whether unit `name` is stored and would be reused (see `unit`)."""
+        path = self.parts / f"{name}.json"
+        if not path.is_file():
+            return False
+        expected = self._expected(name, items)
+        return self._read_unit(path, expected, list(items))[1] is None
 
     @staticmethod
     def _read_unit(path: Path, expected: dict, items: list[str]) -> tuple[Any, str | None]:

@@ -97,6 +97,71 @@ def test_fast_sweep_equals_a_full_forward_per_layer(tiny_adapter):
     assert torch.equal(ids, fast.argmax(-1))
 
 
+def _full_forward_logits(adapter, prompts, layer=None, vector=None):
+    """The last position's logits of one full forward per prompt, patched or not."""
+    out = []
+    for p in prompts:
+        batch = adapter.encode([p])
+        ivs = [] if vector is None else [Intervention(layer, torch.arange(1), -1, vector)]
+        with patched(adapter.layers, ivs), torch.no_grad():
+            out.append(adapter.model(**batch.model_inputs).logits[0, -1])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("bands", [1, 2, 3, None])
+def test_sweep_of_several_vector_sets_in_bands_equals_full_forwards(tiny_adapter, bands):
+    """Seeds' vectors share the prefix, and each band's step skips the layers below its lowest
+    patched layer: every (set, layer) still equals its own full forward."""
+    prompts = [render_query(T, x) for x in ("France", "United Arab Emirates", "Peru", "Chad")]
+    sets = torch.randn(2, tiny_adapter.num_layers, 64) * 2
+    patches = [(layer, v[layer]) for v in sets for layer in range(tiny_adapter.num_layers)]
+    fast = engine.last_token_variants(tiny_adapter, prompts, patches, 7, True, bands=bands)
+    swept = engine.sweep_layers(tiny_adapter, prompts, sets, return_logits=True, max_rows=7)
+    assert swept.shape == (4, 2, tiny_adapter.num_layers, fast.shape[-1])
+    for s in range(2):
+        for layer in range(tiny_adapter.num_layers):
+            full = _full_forward_logits(tiny_adapter, prompts, layer, sets[s, layer])
+            column = s * tiny_adapter.num_layers + layer
+            assert torch.allclose(fast[:, column], full, atol=1e-4), (s, layer)
+            assert torch.allclose(swept[:, s, layer], full, atol=1e-4), (s, layer)
+
+
+def test_query_and_patched_equal_a_full_forward_each(tiny_adapter):
+    """no_context and every seed's patch from one pass: the unpatched forward's cache, cut by
+    one token, is the prefix of the patched rows."""
+    prompts = [render_query(T, x) for x in ("France", "United Arab Emirates", "Peru")]
+    vectors = torch.randn(3, 64) * 2
+    plain, patched_ids = engine.query_and_patched(tiny_adapter, prompts, vectors, 2, batch_size=2)
+    assert torch.equal(plain, _full_forward_logits(tiny_adapter, prompts).argmax(-1))
+    for j, v in enumerate(vectors):
+        want = _full_forward_logits(tiny_adapter, prompts, 2, v).argmax(-1)
+        assert torch.equal(patched_ids[:, j], want), j
+    alone, none = engine.query_and_patched(tiny_adapter, prompts, torch.empty(0, 64), None)
+    assert torch.equal(alone, plain) and none.shape == (3, 0)
+    with pytest.raises(ValueError, match="needs a layer"):
+        engine.query_and_patched(tiny_adapter, prompts, vectors, None)
+
+
+def test_prompt_lengths_count_the_tokens_encode_makes(tiny_adapter):
+    prompts = [render_query(T, "Peru"), render_examples(T, PAIRS, query="Norway")]
+    lengths = tiny_adapter.prompt_lengths(prompts)
+    assert lengths == [
+        int(tiny_adapter.encode([p]).model_inputs["attention_mask"].sum()) for p in prompts
+    ]
+    assert lengths[0] < lengths[1]
+
+
+def test_captured_states_equal_the_whole_prompts_forward(tiny_adapter):
+    """Extraction stops each batch at its last task token; the states there are those of the
+    whole prompt's forward (the answers after the task tokens change nothing)."""
+    prompts = [render_examples(T, PAIRS[: i + 1]) for i in range(3)]
+    batch = tiny_adapter.encode(prompts)
+    assert int(batch.task_index.max()) < batch.input_ids.shape[1] - 1  # there is a tail to cut
+    full, _ = layer_outputs(tiny_adapter, batch)
+    want = full[:, torch.arange(3), batch.task_index].transpose(0, 1)
+    assert torch.allclose(engine.capture_task_states(tiny_adapter, prompts), want, atol=1e-5)
+
+
 def test_task_vector_is_the_mean_of_captured_states(tiny_adapter):
     prompts = [render_examples(T, PAIRS[i:] + PAIRS[:i]) for i in range(3)]
     states = engine.capture_task_states(tiny_adapter, prompts)

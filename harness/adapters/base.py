@@ -185,6 +185,12 @@ class Adapter(ABC):
             return ckpt.num_layers
         return None
 
+    def prompt_lengths(self, prompts: Sequence[Prompt]) -> list[int]:
+        """How long each prompt is, to batch prompts of similar length together: characters
+        here (an image's tokens cannot be counted without running the processor); adapters
+        that can count tokens cheaply do."""
+        return [len(p.text) for p in prompts]
+
     def to_batch(self, inputs: dict[str, torch.Tensor], task_index: torch.Tensor) -> Batch:
         """Every tensor moved to the adapter's device, once, here."""
         moved = {k: v.to(self.device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}

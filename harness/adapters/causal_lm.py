@@ -52,6 +52,17 @@ def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
     return max(candidates, key=lambda nm: len(nm[1]))[1]
 
 
+def contiguous_head_input(model: torch.nn.Module) -> None:
+    """Hand the LM head a contiguous input. With `logits_to_keep=1` transformers passes it a
+    strided slice of the hidden states, which torch multiplies as a batched matmul against a
+    copy of the whole vocabulary matrix per row: 0.21 s instead of 0.05 s for 32 prompts on
+    SmolLM2, a sixth of the query-only methods' time."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and not getattr(head, "_vlm_tv_contiguous", False):
+        head.register_forward_pre_hook(lambda _m, args: (args[0].contiguous(), *args[1:]))
+        head._vlm_tv_contiguous = True
+
+
 def load_error(pretrained: str, exc: Exception) -> ConfigError:
     """A checkpoint that will not load, in one line with the way out. transformers raises a
     multi-line OSError (offline: after a minute of retries) that says neither which option
@@ -149,6 +160,7 @@ class CausalLMAdapter(Adapter):
             self.model.to(self.device)
         self.model.eval()
         self.model.requires_grad_(False)
+        contiguous_head_input(self.model)
         if self.layers_path:
             self._layers = operator.attrgetter(self.layers_path)(self.model)
         else:
@@ -171,6 +183,12 @@ class CausalLMAdapter(Adapter):
         if self.checkpoint is None and type(self) is CausalLMAdapter:
             out["name"] = f"hf:{self.pretrained}"
         return out
+
+    def prompt_lengths(self, prompts: Sequence[Prompt]) -> list[int]:
+        if not prompts or any(p.images for p in prompts):
+            return super().prompt_lengths(prompts)
+        ids = self.tokenizer([p.text for p in prompts], add_special_tokens=True)["input_ids"]
+        return [len(row) for row in ids]
 
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         if any(p.images for p in prompts):
