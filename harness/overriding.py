@@ -21,7 +21,7 @@ import torch
 from benchmark import TASKS, get_task, load_task
 from benchmark.layout import IMAGE_COLUMN, config_name
 
-from . import engine
+from . import engine, generation
 from .data import TaskData, sample_demos, sha256
 from .methods import register_method
 from .scoring import lenient_match
@@ -194,7 +194,7 @@ def _answer(
             ctx.adapter, [r["override"] for r in items], ctx.config.batch_size, layer
         )
         patch = {"vector": torch.stack([vectors[r["override"]] for r in items]), "layer": layer}
-    answers = engine.generate(
+    answers = generation.generate(
         ctx.adapter,
         prompts,
         ctx.config.max_new_tokens,

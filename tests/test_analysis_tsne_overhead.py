@@ -20,8 +20,14 @@ TASKS = ("country_capital", "food_color")
 
 def _session(path: str, adapter, tmp_path, **options) -> Session:
     config = RunConfig(
-        model=f"hf:{path}", tasks=TASKS, seeds=(0,), layer=2, limit=12, device="cpu",
-        batch_size=8, output_path=str(tmp_path),
+        model=f"hf:{path}",
+        tasks=TASKS,
+        seeds=(0,),
+        layer=2,
+        limit=12,
+        device="cpu",
+        batch_size=8,
+        output_path=str(tmp_path),
     )
     return Session(config, dict(load_run_data(config)), adapter, options)
 
@@ -118,8 +124,15 @@ def test_tsne_reads_image_examples_on_a_vlm(tmp_path_factory, tmp_path):
     assert adapter.tokenizer.decode(ids[tsne._columns(adapter, prompt, spans[1:])]) == "Peru"
 
     config = RunConfig(
-        model="idefics2", model_args={"pretrained": path}, tasks=TASKS, seeds=(0,), layer=1,
-        limit=8, device="cpu", data=images, output_path=str(tmp_path),
+        model="idefics2",
+        model_args={"pretrained": path},
+        tasks=TASKS,
+        seeds=(0,),
+        layer=1,
+        limit=8,
+        device="cpu",
+        data=images,
+        output_path=str(tmp_path),
     )
     # The run's own spec (text examples) loads no images; the image spec needs them.
     data = load_run_data(dataclasses.replace(config, spec="image_examples"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import engine
+from harness import generation
 from harness.hooks import Intervention, patched
 
 
@@ -39,15 +39,15 @@ def _naive(adapter, prompt, n, vector=None, layer=None):
 
 def test_generation_equals_a_full_forward_per_token(tiny_adapter):
     prompts = _prompts(tiny_adapter)
-    fast = engine.generate(tiny_adapter, prompts, max_new_tokens=6, stop=())
+    fast = generation.generate(tiny_adapter, prompts, max_new_tokens=6, stop=())
     assert fast == [_naive(tiny_adapter, p, 6) for p in prompts]
     assert all(fast)
 
 
 def test_batched_equals_unbatched(tiny_adapter):
     prompts = _prompts(tiny_adapter)
-    together = engine.generate(tiny_adapter, prompts, max_new_tokens=8, batch_size=8)
-    alone = [engine.generate(tiny_adapter, [p], max_new_tokens=8)[0] for p in prompts]
+    together = generation.generate(tiny_adapter, prompts, max_new_tokens=8, batch_size=8)
+    alone = [generation.generate(tiny_adapter, [p], max_new_tokens=8)[0] for p in prompts]
     assert together == alone
 
 
@@ -55,8 +55,10 @@ def test_patch_changes_the_continuation_through_the_prompt_pass_only(tiny_adapte
     prompts = _prompts(tiny_adapter)
     torch.manual_seed(1)
     vector = torch.randn(tiny_adapter.hidden_size) * 8
-    clean = engine.generate(tiny_adapter, prompts, max_new_tokens=6, stop=())
-    hot = engine.generate(tiny_adapter, prompts, max_new_tokens=6, vector=vector, layer=1, stop=())
+    clean = generation.generate(tiny_adapter, prompts, max_new_tokens=6, stop=())
+    hot = generation.generate(
+        tiny_adapter, prompts, max_new_tokens=6, vector=vector, layer=1, stop=()
+    )
     assert hot != clean
     assert hot == [_naive(tiny_adapter, p, 6, vector, 1) for p in prompts]
 
@@ -73,7 +75,7 @@ def test_tokens_before_the_patched_position_are_untouched(tiny_adapter):
         seen.clear()
         handle = tiny_adapter.layers[-1].register_forward_hook(record)
         try:
-            engine.generate(tiny_adapter, prompts, 2, vector=vector, layer=1, batch_size=8)
+            generation.generate(tiny_adapter, prompts, 2, vector=vector, layer=1, batch_size=8)
         finally:
             handle.remove()
         return seen[0]
@@ -86,14 +88,14 @@ def test_tokens_before_the_patched_position_are_untouched(tiny_adapter):
 
 def test_stop_strings_cut_the_answer(tiny_adapter):
     prompts = _prompts(tiny_adapter)
-    full = engine.generate(tiny_adapter, prompts, max_new_tokens=10, stop=())
+    full = generation.generate(tiny_adapter, prompts, max_new_tokens=10, stop=())
     # Stop at a piece of text the model actually produced: the answer ends right before it.
     assert len(full[0]) >= 4
     piece = full[0][2:4]
-    cut = engine.generate(tiny_adapter, prompts[:1], max_new_tokens=10, stop=(piece,))[0]
+    cut = generation.generate(tiny_adapter, prompts[:1], max_new_tokens=10, stop=(piece,))[0]
     assert cut == full[0][: full[0].find(piece)]
 
 
 def test_patching_needs_a_layer(tiny_adapter):
     with pytest.raises(ValueError, match="layer"):
-        engine.generate(tiny_adapter, _prompts(tiny_adapter), 2, vector=torch.zeros(64))
+        generation.generate(tiny_adapter, _prompts(tiny_adapter), 2, vector=torch.zeros(64))

@@ -25,3 +25,35 @@ def test_tokens_up_to_the_task_token_leave_out_the_last_answer(tiny_adapter):
 
 def test_the_matmul_rate_is_a_positive_number():
     assert matmul_gflops(64, 64, 64, repeats=2) > 0
+
+
+def test_main_job_work_counts_each_phase_as_documented(tiny_adapter):
+    """Adding a seed adds its spec prompts (to their task tokens) and, per validation query,
+    the layers above every patched layer; to the test queries only the layers above the
+    chosen one; the queries' own tokens are counted once whatever the number of seeds."""
+    from harness.config import RunConfig
+    from harness.data import load_run_data, sample_demos
+    from harness.speed_job import main_job_work
+
+    n_layers = tiny_adapter.num_layers
+    one = RunConfig(model="hf:tiny", tasks=("country_capital",), seeds=(0,), limit=4, n_shot=2)
+    two = RunConfig(model="hf:tiny", tasks=("country_capital",), seeds=(0, 1), limit=4, n_shot=2)
+    data = load_run_data(one)
+    w1 = main_job_work(one, data, tiny_adapter, layer=1)
+    w2 = main_job_work(two, data, tiny_adapter, layer=1)
+    task = data["country_capital"]
+    items = task.splits["validation"][:4]
+    demos = [
+        sample_demos(task.splits["validation"], q, 2, 1, task.demo_key or "country_capital")
+        for q in items
+    ]
+    demos = [[(d["input"], d["output"]) for d in row] for row in demos]
+    specs = [tiny_adapter.example_prompt(d) for d in demos]
+    above = n_layers * (n_layers - 1) // 2
+    assert w2["sweep"] - w1["sweep"] == _tokens(tiny_adapter, specs, True) * n_layers + 4 * above
+    assert w2["no_context+patch"] - w1["no_context+patch"] == 4 * (n_layers - 2)
+    queries = [
+        tiny_adapter.query_prompt(r["input"]) for r in data["country_capital"].splits["test"][:4]
+    ]
+    assert w1["no_context+patch"] == _tokens(tiny_adapter, queries) * n_layers + 4 * (n_layers - 2)
+    assert w2["prompt"] > w1["prompt"] > 0

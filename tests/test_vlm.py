@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from benchmark import validate
-from harness import engine
+from harness import engine, generation
 from harness.adapters import make_adapter
 from harness.cli import main
 from harness.hooks import Intervention, patched
@@ -378,11 +378,11 @@ def test_generation_with_images_batched_equals_unbatched(vlm, name):
         a.example_prompt([(img(9, 9, 9), "Paris"), ("Peru", "Lima")], query=img(1, 2, 3)),
         a.query_prompt("Japan"),
     ]
-    together = engine.generate(a, prompts, max_new_tokens=5, batch_size=8, stop=())
-    alone = [engine.generate(a, [p], max_new_tokens=5, stop=())[0] for p in prompts]
+    together = generation.generate(a, prompts, max_new_tokens=5, batch_size=8, stop=())
+    alone = [generation.generate(a, [p], max_new_tokens=5, stop=())[0] for p in prompts]
     assert together == alone
     vec = torch.randn(a.hidden_size) * 8
-    hot = engine.generate(a, prompts, max_new_tokens=5, vector=vec, layer=1, stop=())
+    hot = generation.generate(a, prompts, max_new_tokens=5, vector=vec, layer=1, stop=())
     assert hot != together
 
 
