@@ -113,8 +113,8 @@ def test_page_sorts_filters_and_renders(browser, tmp_path):
     names = _column(page, "Model")
     assert names == sorted(names)
 
-    # Filters hide rows; both together leave the text → text patch rows: SmolLM2's and the
-    # paper's Table 12 rows (LLaVA-1.5, Mantis-Fuyu, Idefics2).
+    # Filters hide rows; both together leave the text → text patch rows: SmolLM2's, Gemma 3's
+    # and the paper's Table 12 rows (LLaVA-1.5, Mantis-Fuyu, Idefics2).
     page.select_option("#filter-method", "patch")
     methods = page.eval_on_selector_all(
         "#leaderboard tbody tr:not([hidden])", "rows => rows.map(r => r.dataset.method)"
@@ -124,11 +124,12 @@ def test_page_sorts_filters_and_renders(browser, tmp_path):
     assert not page.locator("#leaderboard tbody tr[hidden]").first.is_visible()
     page.select_option("#filter-setting", "text_examples→text")
     visible = page.locator("#leaderboard tbody tr:not([hidden])")
-    assert visible.count() == 4
+    assert visible.count() == 5
     assert page.locator("#leaderboard tbody tr.reported:not([hidden])").count() == 3
     smollm2 = visible.filter(has_text="SmolLM2-135M-Instruct (CPU)")
     assert smollm2.count() == 1
-    assert page.locator("#shown").inner_text() == f"4 of {total} rows shown"
+    assert visible.filter(has_text="Gemma 3 270M (CPU)").count() == 1
+    assert page.locator("#shown").inner_text() == f"5 of {total} rows shown"
 
     # The model links to its submission file, next to the page.
     href = smollm2.locator("a").get_attribute("href")
