@@ -223,9 +223,14 @@ def _patched_last_token(
     return out
 
 
-def _prefix_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def _require_two_tokens(inputs: dict[str, torch.Tensor]) -> None:
+    """A patched last token needs a prefix to continue from."""
     if inputs["input_ids"].shape[1] < 2:
         raise ValueError("a query prompt must have at least two tokens")
+
+
+def _prefix_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    _require_two_tokens(inputs)
     return {
         key: (v[:, :-1] if key in ("input_ids", "attention_mask", "position_ids") else v)
         for key, v in inputs.items()
@@ -300,7 +305,7 @@ def query_and_patched(
     for idx in _length_batches(adapter, prompts, size):
         batch = adapter.encode([prompts[i] for i in idx])
         if k:
-            _prefix_inputs(batch.model_inputs)  # the same check as the other patch paths
+            _require_two_tokens(batch.model_inputs)
         full = adapter.model(**batch.model_inputs, use_cache=bool(k), **keep)
         plain[idx] = full.logits[:, -1].argmax(-1).cpu()
         if k:

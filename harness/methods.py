@@ -122,7 +122,11 @@ def _query_pass(ctx: EvalContext, task: str, layer: int | None) -> dict[Any, lis
         if layer is not None and "patch" in ctx.config.methods:
             seeded = patch_method.seeded(ctx.config.spec)
             seeds = list(ctx.config.seeds) if seeded else [ctx.config.seeds[0]]
-        vectors = torch.stack([ctx.vector(task, s)[layer] for s in seeds]) if seeds else []
+        vectors = (
+            torch.stack([ctx.vector(task, s)[layer] for s in seeds])
+            if seeds
+            else torch.empty(0, ctx.adapter.hidden_size)
+        )
         plain, patched = engine.query_and_patched(
             ctx.adapter, queries, vectors, layer, ctx.config.batch_size
         )

@@ -66,7 +66,7 @@ def measure_main_job() -> dict[str, Any]:
     from .cli import parse_run_config
     from .data import load_run_data
     from .evaluator import evaluate
-    from .store import RunStore
+    from .store import RunStore, unit_kind
 
     # This machine's speed drifts within a run (the same batch ran 26 s and 32 s minutes
     # apart), so the rate is sampled just before and after every unit, and each phase's floor
@@ -92,7 +92,7 @@ def measure_main_job() -> dict[str, Any]:
         start = time.perf_counter()
         after = linear_gflops(tokens=1024, repeats=2)
         sampling[0] += time.perf_counter() - start
-        kind = name.split("/")[-1].split("-")[0]
+        kind = unit_kind(name)
         phase = "no_context+patch" if kind in ("no_context", "patch") else kind
         samples.append((phase, (before + after) / 2))
         unit_seconds.append(ran[0])

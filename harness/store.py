@@ -151,6 +151,12 @@ def folder_lock(folder: Path, name: str = ".lock") -> Iterator[None]:
         yield
 
 
+def unit_kind(name: str) -> str:
+    """The kind a unit's time is counted under: the part of its last path component before the
+    first '-' (`country_capital/patch-s0-L22` -> `patch`)."""
+    return name.split("/")[-1].split("-")[0]
+
+
 class RunStore:
     def __init__(self, config: RunConfig, data: Mapping[str, TaskData]):
         self.run_id = run_id(config, data)
@@ -216,7 +222,7 @@ class RunStore:
             _warn(f"{path}: {problem}; computing it again (it is replaced: nothing to delete)")
         start = time.perf_counter()
         out = compute()
-        kind = name.split("/")[-1].split("-")[0]
+        kind = unit_kind(name)
         write_json_atomic(path, {**expected, "checksum": _checksum(out), "data": out})
         self.time(kind, time.perf_counter() - start)
         return out
