@@ -31,8 +31,10 @@ test: install /usr/bin/chromium
 lint: install
 	$(BIN)/ruff check .
 
-# The paper's analyses on the CPU default (SmolLM2-135M); the JSON and PNG files under
-# docs/smollm2-135m/analysis/ that the README quotes are made by this target.
+# The paper's analyses; the JSON and PNG files under docs/<model>/analysis/ that the README
+# quotes are made by this target. MODEL picks the model: the CPU default (SmolLM2-135M) unless
+# given, e.g. `make analyses MODEL=gemma3-270m` (needs the gemma extra, part of dev).
 ANALYSES := logit-lens tsne scaling noise overhead cosine spec-curves
+MODEL ?=
 analyses: install
-	for name in $(ANALYSES); do $(BIN)/vlm-tv-eval analyze $$name --output_path docs || exit 1; done
+	for name in $(ANALYSES); do $(BIN)/vlm-tv-eval analyze $$name $(if $(MODEL),--model $(MODEL)) --output_path docs || exit 1; done
