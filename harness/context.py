@@ -42,6 +42,10 @@ class EvalContext:
     # Work that several units share (one pass over a task's queries for no_context and every
     # seed's patch), kept while the run lasts.
     shared: dict[Any, Any] = field(default_factory=dict, repr=False)
+    # (task, method) -> the seeds whose units this process still has to compute: a method
+    # whose seeds share work computes them together, and no more (a resumed run, or a seed
+    # another process of an `accelerate launch` takes, is left out). None: only the seed asked.
+    pending: Callable[[str, str], list[int]] | None = field(default=None, repr=False)
 
     # -- items ---------------------------------------------------------------------------------
     def items(self, task: str, split: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import transformers
 
+from . import prefix
 from .adapters.base import Adapter
 from .hooks import Intervention, captured, patched
 from .templates import Prompt
@@ -47,11 +48,17 @@ def first_tokens(
     batch_size: int = 32,
     vector: torch.Tensor | None = None,
     layer: int | None = None,
+    sharing_prefixes: bool = True,
 ) -> torch.Tensor:
     """Greedy first token after each prompt; with `vector`, patched over `layer`'s output at the
-    last token (`patch_last_token`)."""
-    out = torch.empty(len(prompts), dtype=torch.long)
+    last token (`patch_last_token`). Unpatched token prompts that begin alike run their common
+    beginning once (`prefix.first_tokens_sharing_prefixes`)."""
     keep = _last_logits_only(adapter.model)
+    if vector is None and sharing_prefixes:
+        rows = adapter.token_rows(prompts)
+        if rows is not None and prefix.can_share(adapter, rows):
+            return prefix.first_tokens_sharing_prefixes(adapter, rows, batch_size, keep=keep)
+    out = torch.empty(len(prompts), dtype=torch.long)
     for idx in _length_batches(adapter, prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         ivs = []

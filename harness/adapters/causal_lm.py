@@ -181,10 +181,13 @@ class CausalLMAdapter(Adapter):
         return out
 
     def prompt_lengths(self, prompts: Sequence[Prompt]) -> list[int]:
+        rows = self.token_rows(prompts)
+        return super().prompt_lengths(prompts) if rows is None else [len(r) for r in rows]
+
+    def token_rows(self, prompts: Sequence[Prompt]) -> list[list[int]] | None:
         if not prompts or any(p.images for p in prompts):
-            return super().prompt_lengths(prompts)
-        ids = self.tokenizer([p.text for p in prompts], add_special_tokens=True)["input_ids"]
-        return [len(row) for row in ids]
+            return None
+        return list(self.tokenizer([p.text for p in prompts], add_special_tokens=True)["input_ids"])
 
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         if any(p.images for p in prompts):
