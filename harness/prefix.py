@@ -11,11 +11,13 @@ it, so the answer is the same as the whole prompt's up to float rounding (tested
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 from transformers import DynamicCache
 
 from .adapters.base import Adapter, left_pad, position_ids
+from .hooks import captured
 
 Rows = Sequence[Sequence[int]]
 
@@ -60,6 +62,12 @@ def can_share(adapter: Adapter, rows: Rows) -> bool:
     return not window or max(len(r) for r in rows) < window
 
 
+def _decoder(adapter: Adapter) -> torch.nn.Module:
+    """The layers without the LM head, where only states or caches are wanted."""
+    model = adapter.model
+    return model.get_decoder() if hasattr(model, "get_decoder") else model
+
+
 def _on_device(adapter: Adapter, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.to(adapter.device) for k, v in inputs.items()}
 
@@ -69,13 +77,12 @@ def _prefix_states(
 ) -> dict[int, list[tuple[torch.Tensor, torch.Tensor]]]:
     """Keys and values of each shared beginning, per layer ([heads, shared, head_dim])."""
     shared = [g for g, (members, n) in enumerate(groups) if n]
-    base = adapter.model.get_decoder() if hasattr(adapter.model, "get_decoder") else adapter.model
     states: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
     for start in range(0, len(shared), batch_size):
         part = shared[start : start + batch_size]
         starts = [rows[groups[g][0][0]][: groups[g][1]] for g in part]
         inputs, _ = left_pad(starts, [0] * len(part), pad_id=0)
-        cache = base(**_on_device(adapter, inputs), use_cache=True).past_key_values
+        cache = _decoder(adapter)(**_on_device(adapter, inputs), use_cache=True).past_key_values
         for j, g in enumerate(part):
             n = groups[g][1]
             states[g] = [(layer.keys[j, :, -n:], layer.values[j, :, -n:]) for layer in cache.layers]
@@ -118,15 +125,11 @@ def _continuation_inputs(
 
 
 @torch.inference_mode()
-def last_logits_sharing_prefixes(
-    adapter: Adapter,
-    rows: Rows,
-    batch_size: int = 32,
-    min_shared: int = 4,
-    keep: dict[str, int] | None = None,
-) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """(row indices, their last position's logits), batch by batch, common beginnings run
-    once. `keep`: the model's keyword for computing the last position's logits only."""
+def continuations(
+    adapter: Adapter, rows: Rows, batch_size: int = 32, min_shared: int = 4
+) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    """(row indices, model inputs), batch by batch: each row's last token is the inputs' last
+    column, and the rows' shared beginnings, run once, are in the inputs' `past_key_values`."""
     groups = shared_prefix_groups(rows, min_shared)
     shared_len = [0] * len(rows)
     group_of = [0] * len(rows)
@@ -139,8 +142,36 @@ def last_logits_sharing_prefixes(
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         prefix = [states.get(group_of[i]) if shared_len[i] else None for i in batch]
-        inputs = _continuation_inputs(adapter, rows, batch, shared_len, prefix)
+        yield batch, _continuation_inputs(adapter, rows, batch, shared_len, prefix)
+
+
+@torch.inference_mode()
+def last_logits_sharing_prefixes(
+    adapter: Adapter,
+    rows: Rows,
+    batch_size: int = 32,
+    min_shared: int = 4,
+    keep: dict[str, int] | None = None,
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """(row indices, their last position's logits), batch by batch, common beginnings run
+    once. `keep`: the model's keyword for computing the last position's logits only."""
+    for batch, inputs in continuations(adapter, rows, batch_size, min_shared):
         yield batch, adapter.model(**inputs, use_cache=True, **(keep or {})).logits[:, -1]
+
+
+@torch.inference_mode()
+def states_at_last_tokens(adapter: Adapter, rows: Rows, batch_size: int = 32) -> torch.Tensor:
+    """Every layer's output at each row's last token, shared beginnings run once:
+    [n, n_layers, d] (float32). Extraction cuts each spec prompt at its task token first."""
+    base = _decoder(adapter)
+    states = torch.empty(len(rows), adapter.num_layers, adapter.hidden_size)
+    for batch, inputs in continuations(adapter, rows, batch_size):
+        got: list[torch.Tensor | None] = []
+        last = torch.full((len(batch),), inputs["input_ids"].shape[1] - 1, device=adapter.device)
+        with captured(adapter.layers, last, got):
+            base(**inputs, use_cache=True)
+        states[batch] = torch.stack(got, dim=1).float().cpu()  # type: ignore[arg-type]
+    return states
 
 
 @torch.inference_mode()
