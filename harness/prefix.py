@@ -17,7 +17,6 @@ import torch
 from transformers import DynamicCache
 
 from .adapters.base import Adapter, left_pad, position_ids
-from .hooks import captured
 
 Rows = Sequence[Sequence[int]]
 
@@ -157,21 +156,6 @@ def last_logits_sharing_prefixes(
     once. `keep`: the model's keyword for computing the last position's logits only."""
     for batch, inputs in continuations(adapter, rows, batch_size, min_shared):
         yield batch, adapter.model(**inputs, use_cache=True, **(keep or {})).logits[:, -1]
-
-
-@torch.inference_mode()
-def states_at_last_tokens(adapter: Adapter, rows: Rows, batch_size: int = 32) -> torch.Tensor:
-    """Every layer's output at each row's last token, shared beginnings run once:
-    [n, n_layers, d] (float32). Extraction cuts each spec prompt at its task token first."""
-    base = _decoder(adapter)
-    states = torch.empty(len(rows), adapter.num_layers, adapter.hidden_size)
-    for batch, inputs in continuations(adapter, rows, batch_size):
-        got: list[torch.Tensor | None] = []
-        last = torch.full((len(batch),), inputs["input_ids"].shape[1] - 1, device=adapter.device)
-        with captured(adapter.layers, last, got):
-            base(**inputs, use_cache=True)
-        states[batch] = torch.stack(got, dim=1).float().cpu()  # type: ignore[arg-type]
-    return states
 
 
 @torch.inference_mode()

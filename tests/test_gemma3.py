@@ -13,7 +13,7 @@ from harness.adapters import make_adapter
 from harness.adapters.causal_lm import cache_root
 from harness.adapters.gguf import gemma3_gguf
 from harness.config import ConfigError
-from harness.hooks import Intervention, captured, patched
+from harness.hooks import Intervention, patched
 
 EXAMPLES = [("France", "Paris"), ("Japan", "Tokyo"), ("Peru", "Lima"), ("Kenya", "Nairobi")]
 
@@ -99,11 +99,3 @@ def test_gemma3_prompts_sharing_a_beginning_answer_as_whole_prompts(gemma):
         full = torch.cat([_full_logits(gemma, [prompts[i]]) for i in batch])
         assert torch.allclose(logits, full, atol=1e-3)
         assert torch.equal(logits.argmax(-1), full.argmax(-1))
-    specs = [gemma.example_prompt(EXAMPLES[:k]) for k in (2, 3, 4)]
-    got = engine.capture_task_states(gemma, specs)
-    for i, p in enumerate(specs):
-        batch = gemma.encode([p])
-        want: list = []
-        with captured(gemma.layers, batch.task_index, want), torch.no_grad():
-            gemma.model(**batch.model_inputs)
-        assert torch.allclose(got[i], torch.cat(want), atol=1e-3), i

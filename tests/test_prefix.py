@@ -10,7 +10,6 @@ import torch
 import harness.methods as methods_module
 from harness import engine, prefix
 from harness.cli import main
-from harness.hooks import captured
 from harness.templates import get_template, render_examples, render_query
 
 T = get_template("spaced")
@@ -73,24 +72,6 @@ def test_logits_equal_each_whole_prompts_forward(tiny_adapter, batch_size):
             assert torch.allclose(got, whole.logits[0, -1], atol=1e-5), i
             seen.append(i)
     assert sorted(seen) == list(range(len(prompts)))
-
-
-def test_task_states_equal_each_whole_prompts_forward(tiny_adapter):
-    """Extraction cuts each spec prompt at its task token and shares beginnings: the states
-    equal those a whole prompt's forward has at its task token (answer included)."""
-    specs = [render_examples(T, PAIRS[:k]) for k in (2, 3, 4)] + [render_examples(T, PAIRS[1:])]
-    cut = [
-        r[: int(tiny_adapter.encode([p]).task_index[0]) + 1]
-        for p, r in zip(specs, tiny_adapter.token_rows(specs), strict=True)
-    ]
-    assert max(n for _, n in prefix.shared_prefix_groups(cut)) >= 10
-    got = engine.capture_task_states(tiny_adapter, specs, batch_size=2)
-    for i, p in enumerate(specs):
-        batch = tiny_adapter.encode([p])
-        want: list = []
-        with captured(tiny_adapter.layers, batch.task_index, want), torch.no_grad():
-            tiny_adapter.model(**batch.model_inputs)
-        assert torch.allclose(got[i], torch.cat(want), atol=1e-5), i
 
 
 def test_first_tokens_shares_by_default_and_answers_the_same(tiny_adapter, monkeypatch):

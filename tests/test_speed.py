@@ -57,3 +57,17 @@ def test_main_job_work_counts_each_phase_as_documented(tiny_adapter):
     ]
     assert w1["no_context+patch"] == _tokens(tiny_adapter, queries) * n_layers + 4 * (n_layers - 2)
     assert w2["prompt"] > w1["prompt"] > 0
+
+
+def test_answer_rows_count_one_vocabulary_read_per_answer():
+    from harness.config import RunConfig
+    from harness.data import load_run_data
+    from harness.speed_job import answer_rows
+
+    config = RunConfig(
+        model="hf:tiny", tasks=("country_capital", "food_color"), seeds=(0, 1), limit=4
+    )
+    rows = answer_rows(config, load_run_data(config), n_layers=5)
+    # Per task: 4 validation queries x 2 seeds x 5 layers; 4 test queries, plain and per seed;
+    # 4 prompts per seed.
+    assert rows == {"sweep": 2 * 40, "no_context+patch": 2 * 12, "prompt": 2 * 8}
