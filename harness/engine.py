@@ -52,13 +52,15 @@ def first_tokens(
 ) -> torch.Tensor:
     """Greedy first token after each prompt; with `vector`, patched over `layer`'s output at the
     last token (`patch_last_token`). Unpatched token prompts that begin alike run their common
-    beginning once (`prefix.first_tokens_sharing_prefixes`)."""
+    beginning once (`prefix.py`)."""
     keep = _last_logits_only(adapter.model)
-    if vector is None and sharing_prefixes:
-        rows = adapter.token_rows(prompts)
-        if rows is not None and prefix.can_share(adapter, rows):
-            return prefix.first_tokens_sharing_prefixes(adapter, rows, batch_size, keep=keep)
     out = torch.empty(len(prompts), dtype=torch.long)
+    rows = adapter.token_rows(prompts) if vector is None and sharing_prefixes else None
+    if rows is not None and prefix.can_share(adapter, rows):
+        shared = prefix.last_logits_sharing_prefixes(adapter, rows, batch_size, keep=keep)
+        for idx, logits in shared:
+            out[idx] = logits.argmax(-1).cpu()
+        return out
     for idx in _length_batches(adapter, prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         ivs = []

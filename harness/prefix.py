@@ -156,18 +156,3 @@ def last_logits_sharing_prefixes(
     once. `keep`: the model's keyword for computing the last position's logits only."""
     for batch, inputs in continuations(adapter, rows, batch_size, min_shared):
         yield batch, adapter.model(**inputs, use_cache=True, **(keep or {})).logits[:, -1]
-
-
-@torch.inference_mode()
-def first_tokens_sharing_prefixes(
-    adapter: Adapter,
-    rows: Rows,
-    batch_size: int = 32,
-    min_shared: int = 4,
-    keep: dict[str, int] | None = None,
-) -> torch.Tensor:
-    """Greedy first token after each token row, common beginnings run once: [n]."""
-    out = torch.empty(len(rows), dtype=torch.long)
-    for batch, logits in last_logits_sharing_prefixes(adapter, rows, batch_size, min_shared, keep):
-        out[batch] = logits.argmax(-1).cpu()
-    return out

@@ -78,16 +78,16 @@ def test_first_tokens_shares_by_default_and_answers_the_same(tiny_adapter, monke
     prompts = _prompts() * 2
     alone = engine.first_tokens(tiny_adapter, prompts, 4, sharing_prefixes=False)
     calls = []
-    real = prefix.first_tokens_sharing_prefixes
+    real = prefix.last_logits_sharing_prefixes
     monkeypatch.setattr(
-        prefix, "first_tokens_sharing_prefixes", lambda *a, **k: calls.append(1) or real(*a, **k)
+        prefix, "last_logits_sharing_prefixes", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     assert torch.equal(engine.first_tokens(tiny_adapter, prompts, 4), alone) and calls == [1]
 
 
 def test_a_sliding_window_shorter_than_a_prompt_turns_sharing_off(tiny_adapter, monkeypatch):
     monkeypatch.setattr(tiny_adapter.model.config, "sliding_window", 4, raising=False)
-    monkeypatch.setattr(prefix, "first_tokens_sharing_prefixes", pytest.fail)
+    monkeypatch.setattr(prefix, "last_logits_sharing_prefixes", pytest.fail)
     engine.first_tokens(tiny_adapter, _prompts(), 4)
 
 
