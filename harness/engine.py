@@ -118,12 +118,14 @@ def _up_to_task_tokens(
 
 @torch.inference_mode()
 def capture_task_states(
-    adapter: Adapter, prompts: Sequence[Prompt], batch_size: int = 32
+    adapter: Adapter, prompts: Sequence[Prompt], batch_size: int = 32, sharing: bool = False
 ) -> torch.Tensor:
     """Every layer's output at each prompt's task token: [n_prompts, n_layers, d] (float32);
-    only the layers run, not the LM head. Shared beginnings are not run once here, unlike in
-    `first_tokens`: a (task, seed) has 30 spec prompts, one batch, and a prefix pass before it
-    made extraction 12% slower although 10% of its tokens repeat (measured on SmolLM2)."""
+    only the layers run, not the LM head. `sharing`: see `prefix.states_at_task_tokens` (off
+    by default: for one batch of 30 spec prompts the prefix pass cost more than it saved)."""
+    shared = prefix.states_at_task_tokens(adapter, prompts, batch_size) if sharing else None
+    if shared is not None:
+        return shared
     base = adapter.model.get_decoder() if hasattr(adapter.model, "get_decoder") else adapter.model
     states: torch.Tensor | None = None
     for idx in _length_batches(adapter, prompts, batch_size):

@@ -36,7 +36,7 @@ from .results import (
     transfer_similarity,
 )
 from .store import RunStore
-from .vectors import task_vector
+from .vectors import extract_seeds_together, task_vector
 
 
 def load_adapter(model: str, model_args: Mapping[str, Any], config: RunConfig) -> Adapter:
@@ -128,6 +128,9 @@ def evaluate(
     def own_vector(task: str, seed: int) -> torch.Tensor:
         return task_vector(adapter, own_ctx, task, seed)
 
+    def own_vectors_together(task: str, seeds: list[int]) -> None:
+        extract_seeds_together(adapter, own_ctx, task, seeds)
+
     patched = (lambda t, s: source_vectors[t, s]) if config.source_model else own_vector
     mine: list[tuple[str, Method, int]] = []  # this process's test units, set below
     layer: int | None = None
@@ -153,7 +156,8 @@ def evaluate(
         sweeps: dict[str, dict[int, dict]] = {t: {} for t in data}
         if config.layer is None:
             tasks = [(t,) for t in data]
-            _sharded(shard, tasks, "validation sweep", lambda t: _sweep(ctx, store, t))
+            warm = None if config.source_model else own_vectors_together
+            _sharded(shard, tasks, "validation sweep", lambda t: _sweep(ctx, store, t, warm))
             for task in data:  # read back the units every process wrote
                 got = _sweep(ctx, store, task)
                 for seed in config.seeds:
@@ -257,12 +261,15 @@ def _no_vectors(task: str, seed: int) -> torch.Tensor:
     raise RuntimeError("this context has no task vectors")
 
 
-def _sweep(ctx: EvalContext, store: RunStore, task: str) -> dict[int, dict[str, Any]]:
+def _sweep(
+    ctx: EvalContext, store: RunStore, task: str, warm: Any = None
+) -> dict[int, dict[str, Any]]:
     """Validation accuracy of patching at every layer, per seed (one unit per task and seed;
     one per task when the vector does not depend on the seed).
 
     The seeds' vectors patch the same validation queries, so the seeds still to do are swept
-    in one call: their patched rows share each query's prefix."""
+    in one call: their patched rows share each query's prefix. `warm(task, seeds)`, where
+    given, first extracts those seeds' vectors together (their spec prompts begin alike)."""
     config = ctx.config
     seeded = config.spec != "instruction"
     seeds = list(config.seeds) if seeded else [config.seeds[0]]
@@ -277,6 +284,8 @@ def _sweep(ctx: EvalContext, store: RunStore, task: str) -> dict[int, dict[str, 
         if seed not in swept:
             todo = [s for s in seeds if s == seed or not store.stored(names[s], ids)]
             prompts = [ctx.query_prompt(r) for r in items]
+            if warm is not None:
+                warm(task, todo)
             vectors = torch.stack([ctx.vector(task, s) for s in todo])
             got = engine.sweep_layers(ctx.adapter, prompts, vectors)  # [n, seeds, layers]
             for i, s in enumerate(todo):

@@ -17,6 +17,7 @@ import torch
 from transformers import DynamicCache
 
 from .adapters.base import Adapter, left_pad, position_ids
+from .hooks import captured
 
 Rows = Sequence[Sequence[int]]
 
@@ -142,6 +143,31 @@ def continuations(
         batch = order[start : start + batch_size]
         prefix = [states.get(group_of[i]) if shared_len[i] else None for i in batch]
         yield batch, _continuation_inputs(adapter, rows, batch, shared_len, prefix)
+
+
+@torch.inference_mode()
+def states_at_task_tokens(
+    adapter: Adapter, prompts: Sequence[Any], batch_size: int = 32
+) -> torch.Tensor | None:
+    """Every layer's output at each prompt's task token, shared beginnings run once:
+    [n, n_layers, d] (float32); None where the prompts are not token rows or cannot share.
+    Each prompt is cut after its task token, which then is its last."""
+    rows = adapter.token_rows(prompts)
+    if not rows:
+        return None
+    cut = [
+        r[: int(adapter.encode([p]).task_index[0]) + 1] for p, r in zip(prompts, rows, strict=True)
+    ]
+    if not can_share(adapter, cut):
+        return None
+    states = torch.empty(len(cut), adapter.num_layers, adapter.hidden_size)
+    for batch, inputs in continuations(adapter, cut, batch_size):
+        got: list[torch.Tensor | None] = []
+        last = torch.full((len(batch),), inputs["input_ids"].shape[1] - 1, device=adapter.device)
+        with captured(adapter.layers, last, got):
+            _decoder(adapter)(**inputs, use_cache=True)
+        states[batch] = torch.stack(got, dim=1).float().cpu()  # type: ignore[arg-type]
+    return states
 
 
 @torch.inference_mode()

@@ -10,6 +10,7 @@ import torch
 import harness.methods as methods_module
 from harness import engine, prefix
 from harness.cli import main
+from harness.hooks import captured
 from harness.templates import get_template, render_examples, render_query
 
 T = get_template("spaced")
@@ -72,6 +73,24 @@ def test_logits_equal_each_whole_prompts_forward(tiny_adapter, batch_size):
             assert torch.allclose(got, whole.logits[0, -1], atol=1e-5), i
             seen.append(i)
     assert sorted(seen) == list(range(len(prompts)))
+
+
+def test_task_states_shared_equal_each_whole_prompts_forward(tiny_adapter):
+    """Extraction with shared beginnings cuts each spec prompt at its task token: the states
+    equal those a whole prompt's forward has at its task token (answer included)."""
+    specs = [render_examples(T, PAIRS[:k]) for k in (2, 3, 4)] + [render_examples(T, PAIRS[1:])]
+    cut = [
+        r[: int(tiny_adapter.encode([p]).task_index[0]) + 1]
+        for p, r in zip(specs, tiny_adapter.token_rows(specs), strict=True)
+    ]
+    assert max(n for _, n in prefix.shared_prefix_groups(cut)) >= 10
+    got = engine.capture_task_states(tiny_adapter, specs, batch_size=2, sharing=True)
+    for i, p in enumerate(specs):
+        batch = tiny_adapter.encode([p])
+        want: list = []
+        with captured(tiny_adapter.layers, batch.task_index, want), torch.no_grad():
+            tiny_adapter.model(**batch.model_inputs)
+        assert torch.allclose(got[i], torch.cat(want), atol=1e-5), i
 
 
 def test_first_tokens_shares_by_default_and_answers_the_same(tiny_adapter, monkeypatch):
@@ -158,3 +177,47 @@ def test_smollm2_prompts_of_the_main_job_answer_as_whole_prompts():
         whole = adapter.model(**adapter.encode([prompts[i] for i in batch]).model_inputs)
         assert torch.allclose(logits, whole.logits[:, -1], atol=1e-3)
         assert torch.equal(logits.argmax(-1), whole.logits[:, -1].argmax(-1))
+
+
+def test_a_tasks_seeds_vectors_are_extracted_together_and_cached(
+    tiny_adapter, monkeypatch, tmp_path
+):
+    """One capture pass makes every seed's vector not yet cached, each equal to extracting it
+    alone; a cached seed is not extracted again, and the instruction spec is left alone."""
+    from harness import vectors
+    from harness.config import RunConfig
+    from harness.context import EvalContext
+    from harness.data import load_run_data
+
+    monkeypatch.setenv("VLM_TV_EVAL_CACHE", str(tmp_path))
+    config = RunConfig(
+        model="hf:tiny", tasks=("country_capital",), seeds=(0, 1, 2), limit=5, n_shot=2
+    )
+    ctx = EvalContext(config, load_run_data(config), tiny_adapter, vectors=lambda t, s: None)
+    alone = {s: vectors.task_vector(tiny_adapter, ctx, "country_capital", s) for s in (0, 1, 2)}
+    for f in (tmp_path / "vectors").rglob("*.safetensors"):
+        f.unlink()
+    vectors.task_vector(tiny_adapter, ctx, "country_capital", 1)  # seed 1 cached again
+
+    calls = []
+    real = engine.capture_task_states
+    monkeypatch.setattr(
+        vectors.engine,
+        "capture_task_states",
+        lambda a, p, *x, **k: calls.append(len(p)) or real(a, p, *x, **k),
+    )
+    vectors.extract_seeds_together(tiny_adapter, ctx, "country_capital", [0, 1, 2])
+    assert calls == [10]  # seeds 0 and 2, 5 spec prompts each, in one pass
+    for s in (0, 1, 2):
+        got = vectors.task_vector(tiny_adapter, ctx, "country_capital", s)
+        assert torch.allclose(got, alone[s], atol=1e-5), s
+    assert calls == [10]  # every vector is now read from the cache
+
+    instruction = EvalContext(
+        RunConfig(model="hf:tiny", tasks=("country_capital",), spec="instruction", seeds=(0, 1)),
+        ctx.data,
+        tiny_adapter,
+        vectors=lambda t, s: None,
+    )
+    vectors.extract_seeds_together(tiny_adapter, instruction, "country_capital", [0, 1])
+    assert calls == [10]
