@@ -6,12 +6,19 @@ the leaderboard (which displays and compares) cannot drift apart. No torch, no m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # How the task is specified to the model: by text examples, image examples, an instruction, or
 # an instruction and examples together. Order is the paper's, used wherever settings are listed.
 SPECS: tuple[str, ...] = ("text_examples", "image_examples", "instruction", "ensemble")
+
+
+def uses_examples(spec: str) -> bool:
+    """Whether a spec shows the model examples (drawn per seed), so that what it measures
+    depends on the seed; an instruction is the same string whatever the seed."""
+    return spec != "instruction"
+
 
 # The modality of the query a task is applied to. Spec x query makes a setting; the paper's
 # headline is text examples patched onto image queries.
@@ -39,10 +46,6 @@ FIRST_TOKEN_METHODS: tuple[str, ...] = ("no_context", "majority", "prompt", "pat
 # labels) says which task the answer addresses.
 OVERRIDING_METHODS: tuple[str, ...] = ("original", "system_prompt", "instruction_patch")
 
-# Methods whose number depends on a chosen layer: a results file must record the layer for them,
-# and the leaderboard shows it next to the accuracy.
-LAYERED_METHODS: tuple[str, ...] = ("patch", "instruction_patch")
-
 # What any method id must look like. A researcher can register a method from their own package,
 # so results and submission files accept ids beyond METHODS as long as they match this.
 METHOD_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
@@ -68,3 +71,24 @@ def measurement_config(config: Mapping[str, Any]) -> dict[str, Any]:
     leaderboard's duplicate detection compares it.
     """
     return {key: value for key, value in config.items() if key not in EXECUTION_KEYS}
+
+
+def best_layer(curve: Sequence[float]) -> int:
+    """The layer a validation curve chooses: the highest accuracy, ties to the lowest layer
+    (the one rule the harness chooses by and the results check re-derives)."""
+    if not curve:
+        raise ValueError("an empty layer curve chooses no layer")
+    return max(range(len(curve)), key=lambda layer: (curve[layer], -layer))
+
+
+# The paper's analyses, by the name `vlm-tv-eval analyze NAME` takes, in the order the README
+# lists them; the analysis schema's enum and the Makefile's `analyses` target name the same.
+ANALYSES: tuple[str, ...] = (
+    "logit-lens",
+    "tsne",
+    "scaling",
+    "noise",
+    "overhead",
+    "cosine",
+    "spec-curves",
+)

@@ -3,6 +3,7 @@
 Python's json module reads NaN and Infinity, keeps the last of a key given twice, and recurses
 until it crashes on deep nesting; each of those would let a damaged or hand-made file pass for a
 real one. `loads_checked` turns all three into errors with the JSON path they occur at.
+`jsonl_lines` reads a JSONL file's lines the same way, one document a line.
 `canonical_sha256` is the content hash that submissions and run folders record.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,17 @@ def loads_checked(text: str) -> tuple[Any, list[SchemaError]]:
         return None, [SchemaError("$", f"not valid JSON: {exc}")]
     errors = _content_errors(obj)
     return (None, errors) if errors else (obj, [])
+
+
+def jsonl_lines(text: str) -> Iterator[tuple[int, Any, list[SchemaError]]]:
+    """`loads_checked` on each line of a JSONL text: `(line number, document, [])` or
+    `(line number, None, errors)` per line, numbered from 1; blank lines are skipped (and
+    counted). The errors leave file and line for the caller to fill in."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        obj, errors = loads_checked(line)
+        yield number, obj, errors
 
 
 def read_json(path: str | Path) -> tuple[Any, list[SchemaError]]:

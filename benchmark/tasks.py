@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 
 from .protocol import FIRST_TOKEN_METHODS, OVERRIDING_METHODS
 
+# Task families: what kind of items a task has and how a run treats them.
+CROSS_MODAL = "cross_modal"  # shipped pools; text or image queries; first-token scoring
+VQA = "vqa"  # one VQAv2 question over many images, from a built VQA dataset
+OVERRIDING = "overriding"  # free-form answers to a conflicting patched task, judged
+FAMILIES: tuple[str, ...] = (CROSS_MODAL, VQA, OVERRIDING)
+
 # Scoring rules. The cross-modal and VQA tasks compare the first generated token with the label;
 # the overriding tasks ask a judge model which question an answer addresses.
 FIRST_TOKEN = "first_token"
@@ -25,27 +31,35 @@ class Task:
     """One benchmark task. `source` is a shipped pool name or a builder's dataset family."""
 
     id: str
-    family: str  # "cross_modal" | "vqa" | "overriding"
+    family: str  # one of FAMILIES
     source: str  # pool name ("countries") or builder family ("vqav2", "overriding")
     instruction: str
     answer_type: str
     scoring: str
     description: str
     methods: tuple[str, ...] = field(default=FIRST_TOKEN_METHODS)
+    # What a run of this task alone uses when --spec / --query are not given: the image
+    # overriding sets are set up by their image and question, so their spec is the overriding
+    # instruction; the VQA subsets are questions about images, so their queries are images.
+    default_spec: str = "text_examples"
+    default_query: str = "text"
 
     @property
     def has_shipped_pool(self) -> bool:
-        return self.family == "cross_modal"
+        return self.family == CROSS_MODAL
 
-
-_OVERRIDE_METHODS = OVERRIDING_METHODS
+    @property
+    def has_labels(self) -> bool:
+        """Whether both answers of a free-form task are known (override_text), so it is scored
+        by exact match as well as by the judge; every first-token task has its label."""
+        return self.scoring != JUDGE
 
 TASKS: dict[str, Task] = {
     t.id: t
     for t in [
         Task(
             id="country_capital",
-            family="cross_modal",
+            family=CROSS_MODAL,
             source="countries",
             instruction="The capital city of the country:",
             answer_type="city",
@@ -54,7 +68,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             id="country_currency",
-            family="cross_modal",
+            family=CROSS_MODAL,
             source="countries",
             instruction="The last word of the official currency of the country:",
             answer_type="word",
@@ -63,7 +77,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             id="animal_latin",
-            family="cross_modal",
+            family=CROSS_MODAL,
             source="animals",
             instruction="The scientific name of the animal's species in latin:",
             answer_type="binomial",
@@ -72,7 +86,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             id="animal_young",
-            family="cross_modal",
+            family=CROSS_MODAL,
             source="animals",
             instruction="The term for the baby of the animal:",
             answer_type="word",
@@ -81,7 +95,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             id="food_color",
-            family="cross_modal",
+            family=CROSS_MODAL,
             source="foods",
             instruction="The color of the food:",
             answer_type="color",
@@ -90,7 +104,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             id="food_flavor",
-            family="cross_modal",
+            family=CROSS_MODAL,
             source="foods",
             instruction="The flavor descriptor of the food:",
             answer_type="flavor",
@@ -99,64 +113,69 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             id="vqa_food_class",
-            family="vqa",
+            family=VQA,
             source="vqav2",
             instruction="What kind of food is this?",
             answer_type="short_answer",
             scoring=FIRST_TOKEN,
+            default_query="image",
             description=(
                 "VQAv2 images asked 'What kind of food is this?'; text version = dense caption."
             ),
         ),
         Task(
             id="vqa_shirt_color",
-            family="vqa",
+            family=VQA,
             source="vqav2",
             instruction="What color is the man's shirt?",
             answer_type="color",
             scoring=FIRST_TOKEN,
+            default_query="image",
             description=(
                 "VQAv2 images asked 'What color is the man's shirt?'; text version = dense caption."
             ),
         ),
         Task(
             id="vqa_man_holding",
-            family="vqa",
+            family=VQA,
             source="vqav2",
             instruction="What is the man holding?",
             answer_type="short_answer",
             scoring=FIRST_TOKEN,
+            default_query="image",
             description=(
                 "VQAv2 images asked 'What is the man holding?'; text version = dense caption."
             ),
         ),
         Task(
             id="override_semantic",
-            family="overriding",
+            family=OVERRIDING,
             source="vqav2",
             instruction="Answer the overriding question about the image.",
             answer_type="free_text",
             scoring=JUDGE,
+            default_spec="instruction",
             description=(
                 "Image + question 1 in the prompt; a different VQAv2 question patched as a vector."
             ),
-            methods=_OVERRIDE_METHODS,
+            methods=OVERRIDING_METHODS,
         ),
         Task(
             id="override_syntax",
-            family="overriding",
+            family=OVERRIDING,
             source="vqav2",
             instruction="Answer in the overriding format (ALL CAPS, quotes or JSON).",
             answer_type="free_text",
             scoring=JUDGE,
+            default_spec="instruction",
             description=(
                 "Image + one formatting instruction in the prompt; a conflicting one patched."
             ),
-            methods=_OVERRIDE_METHODS,
+            methods=OVERRIDING_METHODS,
         ),
         Task(
             id="override_creative",
-            family="overriding",
+            family=OVERRIDING,
             source="vqav2",
             instruction=(
                 "Answer with the overriding creative output "
@@ -164,24 +183,26 @@ TASKS: dict[str, Task] = {
             ),
             answer_type="free_text",
             scoring=JUDGE,
+            default_spec="instruction",
             description=(
                 "Image + one creative instruction in the prompt; a conflicting one patched."
             ),
-            methods=_OVERRIDE_METHODS,
+            methods=OVERRIDING_METHODS,
         ),
         Task(
             id="override_factual",
-            family="overriding",
+            family=OVERRIDING,
             source="okvqa",
             instruction="Answer the overriding knowledge question about the image.",
             answer_type="free_text",
             scoring=JUDGE,
+            default_spec="instruction",
             description="OK-VQA / A-OKVQA images with two conflicting knowledge questions.",
-            methods=_OVERRIDE_METHODS,
+            methods=OVERRIDING_METHODS,
         ),
         Task(
             id="override_text",
-            family="overriding",
+            family=OVERRIDING,
             source="pools",
             instruction="Answer the conflicting task of the same pool (patched as an instruction).",
             answer_type="free_text",
@@ -191,13 +212,13 @@ TASKS: dict[str, Task] = {
                 "color...) while the pool's other task (currency, young, flavor...) is patched; "
                 "both labels are known, so it is scored by exact match and by the judge."
             ),
-            methods=_OVERRIDE_METHODS,
+            methods=OVERRIDING_METHODS,
         ),
     ]
 }
 
 CROSS_MODAL_TASKS: tuple[str, ...] = tuple(
-    t.id for t in TASKS.values() if t.family == "cross_modal"
+    t.id for t in TASKS.values() if t.family == CROSS_MODAL
 )
 
 
@@ -217,6 +238,12 @@ def get_task(task_id: str) -> Task:
             f"unknown task id {task_id!r}. Known task ids: {known}. "
             "A task of your own can be given as a path to a JSONL file."
         ) from None
+
+
+def task_family(task_id: str) -> str:
+    """A task's family; a task file (a path, not a registered id) holds first-token items like
+    the six cross-modal tasks."""
+    return TASKS[task_id].family if task_id in TASKS else CROSS_MODAL
 
 
 def list_tasks(family: str | None = None) -> list[Task]:

@@ -6,7 +6,7 @@ so a researcher can find it in their file without reading the schema.
 
 Files are parsed strictly (`strict_json.loads_checked`: no NaN, no duplicate key, no deep
 nesting). A results file or submission that passes its schema is then checked against itself
-(`consistency.py`), so `validate_file` answers "can this file be trusted", not only "does it
+(`consistency/`), so `validate_file` answers "can this file be trusted", not only "does it
 parse".
 """
 
@@ -21,8 +21,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
-from .consistency import check_results_consistency, check_submission
-from .strict_json import SchemaError, json_path, loads_checked
+from .consistency.results import check_results_consistency, check_submission
+from .strict_json import SchemaError, json_path, jsonl_lines, loads_checked
 
 # kind -> schema file stem. A document names its kind in a top-level "kind" field; row files
 # (JSONL) are told apart by name or by --kind.
@@ -177,10 +177,7 @@ def _validate_file(path: Path, kind: str | None) -> list[SchemaError]:
     docs: list[tuple[int | None, Any]] = []
     errors: list[SchemaError] = []
     if path.suffix == ".jsonl":
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            obj, problems = loads_checked(line)
+        for number, obj, problems in jsonl_lines(text):
             if problems:
                 errors += [SchemaError(e.path, e.message, name, number) for e in problems]
             else:

@@ -1,7 +1,8 @@
 """The subcommands other than a run: `validate` files, `ls` what is known, `judge` a run folder.
 
-Each is `cmd_<name>(argv) -> exit status`; `cli.main` dispatches on the first argument. None
-imports torch at module level, so `validate` and `ls tasks` stay fast on any machine.
+Each is `cmd_<name>(argv) -> exit status`; `cli.main` dispatches on the first argument and
+prints the HarnessError any of them raises. None imports torch at module level, so `validate`
+and `ls` stay fast on any machine.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from pathlib import Path
 from benchmark import TASKS, kinds, validate_file
 from benchmark.strict_json import SchemaError
 
+from .adapters import describe_adapters
+from .items import file_problem
+from .methods import get_method, method_names
+from .store import folder_lock
+
 
 def _validate_one(name: str, kind: str | None) -> list[SchemaError]:
     """The file's schema errors; a folder, FIFO or device is named as such and never opened (a
     FIFO would block the read, /dev/zero would never end). A missing file is validate_file's."""
-    from .data import file_problem
-
     problem = file_problem(Path(name)) if os.path.lexists(name) else None
     if problem:
         return [SchemaError("$", f"{problem}; give a .json or .jsonl file", name)]
@@ -60,13 +64,9 @@ def cmd_ls(argv: Sequence[str]) -> int:
         for t in TASKS.values():
             print(f"{t.id:20} {t.family:12} {t.source:10} {t.scoring:12} {t.instruction}")
     elif args.what == "models":
-        from .adapters import describe_adapters
-
         for name, desc in describe_adapters():
             print(f"{name:20} {desc}")
     else:
-        from .methods import get_method, method_names
-
         for name in method_names():
             method = get_method(name)
             needs = "task vector + layer" if method.needs_vector else "-"
@@ -76,7 +76,8 @@ def cmd_ls(argv: Sequence[str]) -> int:
 
 def cmd_judge(argv: Sequence[str]) -> int:
     """Judge (or re-judge) the generations an overriding run logged, and score the run."""
-    from .judging import judge_run_dir
+    # Here, not at the top: scoring imports torch (through the results module).
+    from .overriding.scoring import judge_run_dir
     from .results import overriding_table
 
     parser = argparse.ArgumentParser(
@@ -91,19 +92,11 @@ def cmd_judge(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--judge_base_url", default=None)
     args = parser.parse_args(argv)
-    from pathlib import Path
-
-    from .store import folder_lock
-
-    try:
-        if Path(args.run_dir).is_dir():
-            with folder_lock(Path(args.run_dir)):
-                doc, path = judge_run_dir(args.run_dir, args.judge, args.judge_base_url)
-        else:  # judge_run_dir says what is wrong with it
+    if Path(args.run_dir).is_dir():
+        with folder_lock(Path(args.run_dir)):
             doc, path = judge_run_dir(args.run_dir, args.judge, args.judge_base_url)
-    except ValueError as exc:
-        print(f"vlm-tv-eval judge: error: {exc}", file=sys.stderr)
-        return 2
+    else:  # judge_run_dir says what is wrong with it
+        doc, path = judge_run_dir(args.run_dir, args.judge, args.judge_base_url)
     print(overriding_table(doc))
     if path.name == "pending_results.json":
         print(

@@ -13,10 +13,12 @@ from typing import Any, TypedDict
 
 import torch
 
-from .adapters import Adapter
+from benchmark import uses_examples
+from benchmark.scoring import lenient_match, strict_match, whole_answer_match
+
+from .adapters.base import Adapter
 from .config import RunConfig
-from .data import TaskData, sample_demos, sha256
-from .scoring import lenient_match, strict_match
+from .items import TaskData, sample_demos, sha256
 from .templates import Prompt
 
 
@@ -76,7 +78,7 @@ class EvalContext:
         """The specification followed by the query, in one context (the prompt baseline)."""
         spec = self.config.spec
         query = self.query_input(record)
-        if spec == "instruction":
+        if not uses_examples(spec):
             return self.adapter.query_prompt(query, instruction=self.data[task].instruction)
         examples = [
             (self.spec_input(d), d["output"]) for d in self.demos(task, "test", record, seed)
@@ -119,8 +121,7 @@ class EvalContext:
                 lenient_match(a, r["output"], ci) for a, r in zip(answers, items, strict=True)
             ],
             "strict": [
-                (a.casefold() == r["output"].casefold()) if ci else a == r["output"]
-                for a, r in zip(answers, items, strict=True)
+                whole_answer_match(a, r["output"], ci) for a, r in zip(answers, items, strict=True)
             ],
             "prompt_hashes": [sha256(p.text) for p in prompts],
         }

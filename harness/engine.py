@@ -25,14 +25,14 @@ def _chunks(n: int, size: int) -> list[range]:
     return [range(i, min(n, i + size)) for i in range(0, n, size)]
 
 
-def _last_logits_only(model: torch.nn.Module) -> dict[str, int]:
+def last_logits_only(model: torch.nn.Module) -> dict[str, int]:
     """Ask for the logits of the last position only, where the model supports it (most HF
     causal LMs): the vocabulary projection of every other position is wasted work."""
     params = inspect.signature(model.forward).parameters
     return {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
 
-def _length_batches(adapter: Adapter, prompts: Sequence[Prompt], size: int) -> list[list[int]]:
+def length_batches(adapter: Adapter, prompts: Sequence[Prompt], size: int) -> list[list[int]]:
     """Indices in batches of similar length, so little of each batch is padding: sorted by
     token count where the adapter can count cheaply (padding was 12% of the prompt method's
     work when sorted by characters, 2% by tokens)."""
@@ -53,7 +53,7 @@ def first_tokens(
     """Greedy first token after each prompt; with `vector`, patched over `layer`'s output at the
     last token (`patch_last_token`). Unpatched token prompts that begin alike run their common
     beginning once (`prefix.py`)."""
-    keep = _last_logits_only(adapter.model)
+    keep = last_logits_only(adapter.model)
     out = torch.empty(len(prompts), dtype=torch.long)
     rows = adapter.token_rows(prompts) if vector is None and sharing_prefixes else None
     if rows is not None and prefix.can_share(adapter, rows):
@@ -61,7 +61,7 @@ def first_tokens(
         for idx, logits in shared:
             out[idx] = logits.argmax(-1).cpu()
         return out
-    for idx in _length_batches(adapter, prompts, batch_size):
+    for idx in length_batches(adapter, prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         ivs = []
         if vector is not None:
@@ -128,7 +128,7 @@ def capture_task_states(
         return shared
     base = adapter.model.get_decoder() if hasattr(adapter.model, "get_decoder") else adapter.model
     states: torch.Tensor | None = None
-    for idx in _length_batches(adapter, prompts, batch_size):
+    for idx in length_batches(adapter, prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         got: list[torch.Tensor | None] = []
         inputs, task_index = _up_to_task_tokens(batch.model_inputs, batch.task_index)
@@ -297,10 +297,10 @@ def last_token_variants(
     groups = _bands(patches, bands or _auto_bands(len(prompts), len(patches)))
     items_per_chunk = max(1, max_rows // max(len(g) for g in groups))
     out = []
-    for idx in _length_batches(adapter, prompts, items_per_chunk):
+    for idx in length_batches(adapter, prompts, items_per_chunk):
         batch = adapter.encode([prompts[i] for i in idx])
         prefix = _prefix_inputs(batch.model_inputs)
-        cache = adapter.model(**prefix, use_cache=True, **_last_logits_only(adapter.model))
+        cache = adapter.model(**prefix, use_cache=True, **last_logits_only(adapter.model))
         got = _patched_last_token(
             adapter, batch.model_inputs, cache.past_key_values, patches, groups, return_logits
         )
@@ -333,8 +333,8 @@ def query_and_patched(
     plain = torch.empty(len(prompts), dtype=torch.long)
     patched_ids = torch.empty((len(prompts), k), dtype=torch.long)
     size = max(1, min(batch_size, max_rows // max(k, 1))) if k else batch_size
-    keep = _last_logits_only(adapter.model)
-    for idx in _length_batches(adapter, prompts, size):
+    keep = last_logits_only(adapter.model)
+    for idx in length_batches(adapter, prompts, size):
         batch = adapter.encode([prompts[i] for i in idx])
         if k:
             _require_two_tokens(batch.model_inputs)

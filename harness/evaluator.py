@@ -12,47 +12,208 @@ import gc
 import statistics
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from benchmark import validate
+from benchmark import uses_examples, validate
 from benchmark.files import slug
 
-from . import engine, judging, overriding
-from .adapters import Adapter, make_adapter
-from .config import ConfigError, RunConfig, check_layer, layer_from_results
-from .context import EvalContext
-from .data import TaskData
+from . import engine
+from .adapters import load_adapter
+from .adapters.base import Adapter
+from .cache import cache_root
+from .config import RunConfig
+from .context import EvalContext, Scored
+from .errors import ConfigError
+from .items import TaskData
+from .layer_choice import check_layer, choose_layer, layer_from_results
 from .methods import Method, get_method
+from .overriding import scoring as overriding_scoring
+from .overriding.judge import DEFAULT_JUDGE, Judge
+from .overriding.methods import sweep as overriding_sweep
 from .parallel import Shard, current_shard
-from .results import (
-    aggregate,
-    choose_layer,
-    results_document,
-    sample_rows,
-    transfer_similarity,
-)
+from .results import aggregate, results_document, sample_rows, transfer_similarity
 from .store import RunStore
 from .vectors import extract_seeds_together, task_vector
 
+Vectors = dict[tuple[str, int], torch.Tensor]
 
-def load_adapter(model: str, model_args: Mapping[str, Any], config: RunConfig) -> Adapter:
-    """An adapter made with the run's prompt format and device, loaded."""
-    device = config.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+
+def evaluate(
+    config: RunConfig, data: Mapping[str, TaskData], store: RunStore
+) -> dict[str, Any] | None:
+    """Run every unit not done yet and write results.json; None in a non-main process."""
+    start = time.perf_counter()
     shard = current_shard()
-    if shard.count > 1 and shard.device and device.startswith("cuda"):
-        device = shard.device  # one GPU per process
-    args = {"device": device, **model_args}
-    adapter = make_adapter(model, template=config.named_template, chat=config.chat, **args)
-    adapter.load()
-    if adapter.chat:
-        adapter.chat_parts()  # fails now, with a clear message, if there is no chat template
-    return adapter
+    methods = [get_method(m) for m in config.methods]
+    needs_vectors = any(m.needs_vector for m in methods)
+    store.dir.mkdir(parents=True, exist_ok=True)
+    store.write_config(config)
+
+    # 1. The model, and under LLM->VLM transfer the source model's vectors (then unloaded).
+    adapter = load_adapter(config.model, config.model_args, config)
+    source: Vectors = {}
+    source_description = None
+    if config.source_model:
+        source, source_description = _source_vectors(config, data, adapter, shard, needs_vectors)
+        _release_memory()  # the source model, dropped with its adapter
+    store.time("load", time.perf_counter() - start)
+    if config.layer is not None:
+        check_layer(config.layer, config.model, adapter.num_layers)
+    own_ctx = EvalContext(config, data, adapter, vectors=_no_vectors)
+    if not config.overriding:
+        _check_lengths(own_ctx)
+
+    # 2. The vectors that are patched: the source model's, or the model's own (cached on disk).
+    def own_vector(task: str, seed: int) -> torch.Tensor:
+        return task_vector(adapter, own_ctx, task, seed)
+
+    patched: Callable[[str, int], torch.Tensor] = (
+        (lambda t, s: source[t, s]) if config.source_model else own_vector
+    )
+    sweep_ctx = EvalContext(config, data, adapter, vectors=patched)
+
+    # 3. The layer: from another run, given, or chosen on the validation sweep.
+    selection = None
+    if needs_vectors and config.layer_from:
+        selection = layer_from_results(config.layer_from, config.model, adapter.num_layers)
+    elif needs_vectors:
+        warm = None if config.source_model else own_vectors_warmer(adapter, own_ctx)
+        sweeps = _sweeps(sweep_ctx, store, shard, warm) if config.layer is None else {}
+        selection = choose_layer(sweeps, adapter.num_layers, config.layer)
+    layer = selection["layer"] if selection else None
+
+    # 4. Every method on test, one unit per (task, method, seed) the method's seeding needs.
+    plan = TestPlan(config, list(data), own_ctx.items, methods, layer, store, shard)
+    ctx = EvalContext(config, data, adapter, vectors=patched, pending=plan.pending)
+    _sharded(shard, plan.jobs, "test", lambda t, m, s: plan.run(ctx, t, m, s), unit="unit")
+    if not shard.is_main:
+        return None
+    units = {
+        (t, m.name, s): plan.run(ctx, t, m, s) for t in data for m in methods for s in config.seeds
+    }
+    store.time("total", time.perf_counter() - start)
+
+    # 5. The results file (an overriding run: its generations, judged where a judge is named).
+    if config.overriding:
+        return _finish_overriding(config, data, store, ctx, units, methods, selection, layer)
+    results = aggregate(units, list(data), methods, config.seeds, config.spec, config.n_shot, layer)
+    doc = results_document(
+        run_id=store.run_id,
+        config=config,
+        data=data,
+        items=ctx.items,
+        model={**adapter.describe(), "source_model": source_description},
+        prompting=adapter.prompting(),
+        results=results,
+        selection=selection,
+        timings=store.timings,
+        created=store.created,
+    )
+    if source and selection:
+        own = {(t, s): own_vector(t, s) for t in data for s in config.seeds}
+        doc["transfer"] = transfer_similarity(
+            source, own, list(data), config.seeds, selection["layer"], config.source_model or ""
+        )
+    errors = validate(doc, "results")
+    if errors:  # a bug in the harness, not the user's input
+        raise RuntimeError("results do not match the schema: " + "; ".join(map(str, errors)))
+    store.write_results(doc)
+    if config.log_samples:
+        for task in data:
+            rows = sample_rows(
+                task, ctx.items(task, "test"), units, methods, config.seeds, config.spec, layer
+            )
+            store.write_samples(task, rows)
+    return doc
+
+
+@dataclass
+class TestPlan:
+    """The test step's units: their names (the layer is part of a patching method's name, so a
+    unit made at another layer is never reused), this process's share, and which of a task's
+    seeds are still to compute (a method whose seeds share work computes them together)."""
+
+    config: RunConfig
+    tasks: list[str]
+    items: Callable[[str, str], list[dict[str, Any]]]
+    methods: list[Method]
+    layer: int | None
+    store: RunStore
+    shard: Shard
+    jobs: list[tuple[str, Method, int]] = field(init=False)
+    mine: list[tuple[str, Method, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        config = self.config
+        self.jobs = [
+            (t, m, s)
+            for t in self.tasks
+            for m in self.methods
+            for s in config.seeds
+            if m.seeded(config.spec) or s == config.seeds[0]
+        ]
+        self.mine = self.shard.take(self.jobs)
+
+    def name(self, task: str, method: Method, seed: int) -> str:
+        name = f"{slug(task)}/{method.name}{_seed_key(method.seeded(self.config.spec), seed)}"
+        return f"{name}-L{self.layer}" if method.needs_vector else name
+
+    def ids(self, task: str) -> list[str]:
+        return [r["id"] for r in self.items(task, "test")]
+
+    def pending(self, task: str, method_name: str) -> list[int]:
+        """This process's seeds of (task, method) whose units are not stored yet."""
+        return [
+            s
+            for t, m, s in self.mine
+            if t == task
+            and m.name == method_name
+            and not self.store.stored(self.name(t, m, s), self.ids(t))
+        ]
+
+    def run(self, ctx: EvalContext, task: str, method: Method, seed: int) -> Scored:
+        """The unit's stored result, or the method run now. A method whose result does not
+        depend on the seed is computed once and counted for every seed."""
+        name = self.name(task, method, seed)
+        seed = seed if method.seeded(self.config.spec) else self.config.seeds[0]
+        return self.store.unit(
+            name, lambda: method(ctx, task, seed, self.layer), items=self.ids(task)
+        )
+
+
+def own_vectors_warmer(adapter: Adapter, ctx: EvalContext) -> Callable[[str, list[int]], None]:
+    """Extracts a task's pending seeds' vectors together (their spec prompts begin alike)."""
+
+    def warm(task: str, seeds: list[int]) -> None:
+        extract_seeds_together(adapter, ctx, task, seeds)
+
+    return warm
+
+
+def _source_vectors(
+    config: RunConfig,
+    data: Mapping[str, TaskData],
+    target: Adapter,
+    shard: Shard,
+    needs_vectors: bool,
+) -> tuple[Vectors, dict[str, Any]]:
+    """The source model's vectors for every (task, seed), and its description; the source
+    model is dropped on return, before the evaluated one runs anything."""
+    source = load_adapter(config.source_model or "", config.source_model_args, config)
+    _check_pair(source, target, config)
+    vectors: Vectors = {}
+    if needs_vectors:
+        ctx = EvalContext(config, data, source, vectors=_no_vectors)
+        jobs = [(t, s) for t in data for s in config.seeds]
+        desc = f"vectors from {config.source_model}"
+        _sharded(shard, jobs, desc, lambda t, s: task_vector(source, ctx, t, s))
+        vectors = {(t, s): task_vector(source, ctx, t, s) for t, s in jobs}  # cached now
+    return vectors, source.describe()
 
 
 def _check_pair(source: Adapter, target: Adapter, config: RunConfig) -> None:
@@ -86,141 +247,21 @@ def _seed_key(method_seeded: bool, seed: int) -> str:
     return f"-s{seed}" if method_seeded else ""
 
 
-def evaluate(
-    config: RunConfig, data: Mapping[str, TaskData], store: RunStore
-) -> dict[str, Any] | None:
-    """Run every unit not done yet and write results.json; None in a non-main process."""
-    start = time.perf_counter()
-    shard = current_shard()
-    methods: list[Method] = [get_method(m) for m in config.methods]
-    needs_vectors = any(m.needs_vector for m in methods)
-    # An instruction vector is the same for every seed: extracted, swept and patched once.
-    vector_seeded = config.spec != "instruction"
-    task_seeds = [(t, s) for t in data for s in config.seeds]
-    store.dir.mkdir(parents=True, exist_ok=True)
-    store.write_config(config)
-
-    adapter = load_adapter(config.model, config.model_args, config)
-    source_vectors: dict[tuple[str, int], torch.Tensor] = {}
-    source_description = None
-    if config.source_model:
-        source = load_adapter(config.source_model, config.source_model_args, config)
-        _check_pair(source, adapter, config)
-        if needs_vectors:
-            source_ctx = EvalContext(config, data, source, vectors=_no_vectors)
-
-            def source_vector(task: str, seed: int) -> torch.Tensor:
-                return task_vector(source, source_ctx, task, seed)
-
-            _sharded(shard, task_seeds, f"vectors from {config.source_model}", source_vector)
-            source_vectors = {(t, s): source_vector(t, s) for t, s in task_seeds}  # cached now
-        source_description = source.describe()
-        del source
-        _release_memory()
-    store.time("load", time.perf_counter() - start)
-    if config.layer is not None:
-        check_layer(config.layer, config.model, adapter.num_layers)
-
-    own_ctx = EvalContext(config, data, adapter, vectors=_no_vectors)
-    if not config.overriding:
-        _check_lengths(own_ctx)
-
-    def own_vector(task: str, seed: int) -> torch.Tensor:
-        return task_vector(adapter, own_ctx, task, seed)
-
-    def own_vectors_together(task: str, seeds: list[int]) -> None:
-        extract_seeds_together(adapter, own_ctx, task, seeds)
-
-    patched = (lambda t, s: source_vectors[t, s]) if config.source_model else own_vector
-    mine: list[tuple[str, Method, int]] = []  # this process's test units, set below
-    layer: int | None = None
-
-    def unit_name(task: str, method: Method, seed: int) -> str:
-        name = f"{slug(task)}/{method.name}{_seed_key(method.seeded(config.spec), seed)}"
-        return f"{name}-L{layer}" if method.needs_vector else name
-
-    def pending(task: str, method_name: str) -> list[int]:
-        ids = [r["id"] for r in ctx.items(task, "test")]
-        return [
-            s
-            for t, m, s in mine
-            if t == task and m.name == method_name and not store.stored(unit_name(t, m, s), ids)
-        ]
-
-    ctx = EvalContext(config, data, adapter, vectors=patched, pending=pending)
-
-    selection = None
-    if needs_vectors and config.layer_from:
-        selection = layer_from_results(config.layer_from, config.model, adapter.num_layers)
-    elif needs_vectors:
-        sweeps: dict[str, dict[int, dict]] = {t: {} for t in data}
-        if config.layer is None:
-            tasks = [(t,) for t in data]
-            warm = None if config.source_model else own_vectors_together
-            _sharded(shard, tasks, "validation sweep", lambda t: _sweep(ctx, store, t, warm))
-            for task in data:  # read back the units every process wrote
-                got = _sweep(ctx, store, task)
-                for seed in config.seeds:
-                    sweeps[task][seed] = got[seed if vector_seeded else config.seeds[0]]
-        selection = choose_layer(sweeps, adapter.num_layers, config.layer)
-    layer = selection["layer"] if selection else None
-
-    def test_unit(task: str, method: Method, seed: int) -> dict[str, Any]:
-        # A method whose result does not depend on the seed is computed once and counted for
-        # every seed.
-        name = unit_name(task, method, seed)
-        seed = seed if method.seeded(config.spec) else config.seeds[0]
-        ids = [r["id"] for r in ctx.items(task, "test")]
-        return store.unit(name, lambda: method(ctx, task, seed, layer), items=ids)
-
-    jobs = [
-        (t, m, s)
-        for t in data
-        for m in methods
-        for s in config.seeds
-        if m.seeded(config.spec) or s == config.seeds[0]
-    ]
-    mine[:] = shard.take(jobs)
-    _sharded(shard, jobs, "test", test_unit, unit="unit")
-    if not shard.is_main:
-        return None
-    units = {
-        (t, m.name, s): test_unit(t, m, s) for t in data for m in methods for s in config.seeds
-    }
-    store.time("total", time.perf_counter() - start)
-    if config.overriding:
-        return _finish_overriding(config, data, store, ctx, units, methods, selection, layer)
-
-    results = aggregate(units, list(data), methods, config.seeds, config.spec, config.n_shot, layer)
-    model = {**adapter.describe(), "source_model": source_description}
-    doc = results_document(
-        run_id=store.run_id,
-        config=config,
-        data=data,
-        items=ctx.items,
-        model=model,
-        prompting=adapter.prompting(),
-        results=results,
-        selection=selection,
-        timings=store.timings,
-        created=store.created,
-    )
-    if source_vectors and selection:
-        own = {(t, s): own_vector(t, s) for t, s in task_seeds}
-        doc["transfer"] = transfer_similarity(
-            source_vectors, own, list(data), config.seeds, selection["layer"], config.source_model
-        )
-    errors = validate(doc, "results")
-    if errors:  # a bug in the harness, not the user's input
-        raise RuntimeError("results do not match the schema: " + "; ".join(map(str, errors)))
-    store.write_results(doc)
-    if config.log_samples:
-        for task in data:
-            rows = sample_rows(
-                task, ctx.items(task, "test"), units, methods, config.seeds, config.spec, layer
-            )
-            store.write_samples(task, rows)
-    return doc
+def _sweeps(
+    ctx: EvalContext, store: RunStore, shard: Shard, warm: Any
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every task's validation curve per seed: each process sweeps its share of the tasks,
+    then all read back every unit (a seed-free vector's curve counts for every seed)."""
+    config = ctx.config
+    _sharded(shard, [(t,) for t in ctx.data], "validation sweep", lambda t: _sweep(
+        ctx, store, t, warm
+    ))
+    sweeps: dict[str, dict[int, dict[str, Any]]] = {}
+    for task in ctx.data:
+        got = _sweep(ctx, store, task)
+        seed_of = {s: s if uses_examples(config.spec) else config.seeds[0] for s in config.seeds}
+        sweeps[task] = {s: got[seed_of[s]] for s in config.seeds}
+    return sweeps
 
 
 LONG_ITEM_CHARS = 500
@@ -271,7 +312,7 @@ def _sweep(
     in one call: their patched rows share each query's prefix. `warm(task, seeds)`, where
     given, first extracts those seeds' vectors together (their spec prompts begin alike)."""
     config = ctx.config
-    seeded = config.spec != "instruction"
+    seeded = uses_examples(config.spec)
     seeds = list(config.seeds) if seeded else [config.seeds[0]]
     items = ctx.items(task, "validation")
     ids = [r["id"] for r in items]
@@ -280,7 +321,7 @@ def _sweep(
 
     def compute(seed: int) -> dict[str, Any]:
         if config.overriding:
-            return overriding.sweep(ctx, task, seed)
+            return overriding_sweep(ctx, task, seed)
         if seed not in swept:
             todo = [s for s in seeds if s == seed or not store.stored(names[s], ids)]
             prompts = [ctx.query_prompt(r) for r in items]
@@ -314,10 +355,10 @@ def _finish_overriding(
 ) -> dict[str, Any]:
     """Write the generations, judge them if a judge was named, and score the run."""
     for task in data:
-        rows = judging.generation_rows(
+        rows = overriding_scoring.generation_rows(
             task, ctx.items(task, "test"), units, methods, config.seeds, layer
         )
-        judging.write_rows(store.dir / f"generations_{slug(task)}.jsonl", rows)
+        overriding_scoring.write_rows(store.dir / f"generations_{slug(task)}.jsonl", rows)
     doc = results_document(
         run_id=store.run_id,
         config=config,
@@ -337,12 +378,9 @@ def _finish_overriding(
     )
     judge = None
     if config.judge or config.judge_base_url:
-        from .adapters.causal_lm import cache_root
-        from .judge import DEFAULT_JUDGE, Judge
-
         judge = Judge(
             config.judge or DEFAULT_JUDGE, config.judge_base_url, cache_dir=cache_root() / "judge"
         )
-    doc, path = judging.finish(store.dir, doc, methods, judge)
+    doc, path = overriding_scoring.finish(store.dir, doc, methods, judge)
     doc["path"] = str(path)
     return doc

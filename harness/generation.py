@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .adapters.base import Adapter
-from .engine import _last_logits_only, _length_batches
+from .engine import last_logits_only, length_batches
 from .hooks import Intervention, patched
 from .templates import Prompt
 
@@ -38,7 +38,7 @@ def generate(
         raise ValueError("patching needs a layer")
     eos = adapter.tokenizer.eos_token_id
     out: list[str] = [""] * len(prompts)
-    for idx in _length_batches(adapter, prompts, batch_size):
+    for idx in length_batches(adapter, prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         inputs = batch.model_inputs
         ivs = []
@@ -46,7 +46,7 @@ def generate(
             rows_vector = vector if vector.dim() == 1 else vector[list(idx)]
             ivs = [Intervention(int(layer), torch.arange(batch.size), -1, rows_vector)]  # type: ignore[arg-type]
         with patched(adapter.layers, ivs):
-            step = adapter.model(**inputs, use_cache=True, **_last_logits_only(adapter.model))
+            step = adapter.model(**inputs, use_cache=True, **last_logits_only(adapter.model))
         mask = inputs["attention_mask"]
         position = inputs["position_ids"][:, -1:] if "position_ids" in inputs else None
         tokens: list[list[int]] = [[] for _ in idx]

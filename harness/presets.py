@@ -19,23 +19,20 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ConfigError, RunConfig
+from .checkpoints import CHECKPOINTS
+from .config import RunConfig
+from .errors import ConfigError
 
 PRESETS = ("paper",)
 PAPER_MODEL_ARGS: dict[str, Any] = {"load_in_4bit": True, "dtype": "float16"}
 
 
 def _paper_models() -> list[str]:
-    from .adapters.checkpoints import CHECKPOINTS
-
     return [name for name, c in CHECKPOINTS.items() if c.authors_layer is not None]
 
 
 def paper_setting(config: RunConfig) -> dict[str, Any]:
     """The fields `--preset paper` sets for this run's model."""
-    # Here, not at the top: importing the adapters package imports torch, and `--help` must not.
-    from .adapters.checkpoints import CHECKPOINTS
-
     checkpoint = CHECKPOINTS.get(config.model)
     if checkpoint is None or checkpoint.authors_layer is None:
         raise ConfigError(

@@ -1,5 +1,5 @@
-"""From units to the results file: layer choice, aggregation over seeds, transfer cosines, the
-results document (config, versions, git hash, seeds, layer curve, per-task accuracies), the
+"""From units to the results file: aggregation over seeds, transfer cosines, the results
+document (config, versions, git hash, seeds, layer curve, per-task accuracies), the
 per-sample rows and the summary table printed at the end of a run."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .data import record_digest, sha256
+from .items import record_digest, sha256
 
 
 def _version(package: str) -> str:
@@ -76,30 +76,16 @@ def method_summary(
     }
 
 
-def choose_layer(
-    sweeps: Mapping[str, Mapping[int, Mapping[str, list[float]]]],
-    n_layers: int,
-    override: int | None,
-) -> dict[str, Any]:
-    """The layer with the best mean validation accuracy over tasks (each task's curve averaged
-    over its seeds first); ties go to the lowest layer. `override` (--layer) skips the choice."""
-    if override is not None:
-        return {"mode": "override", "layer": override}
-    curves = {
-        task: [
-            statistics.fmean(by_seed[s]["acc"][layer] for s in by_seed) for layer in range(n_layers)
-        ]
-        for task, by_seed in sweeps.items()
-    }
-    mean_curve = [statistics.fmean(c[layer] for c in curves.values()) for layer in range(n_layers)]
-    best = max(range(n_layers), key=lambda layer: (mean_curve[layer], -layer))
-    return {
-        "mode": "sweep",
-        "layer": best,
-        "split": "validation",
-        "validation_curve": curves,
-        "mean_curve": mean_curve,
-    }
+def entry_header(method: Any, spec: str, n_shot: int, layer: int | None) -> dict[str, Any]:
+    """What a results entry says of how its number was made, whatever the method's kind: the
+    split, what the model saw, `seeded: false` when one computation counts for every seed, and
+    the layer when the method patches at one (the leaderboard reads the layer from here)."""
+    header: dict[str, Any] = {"split": "test", "context": method.context(spec, n_shot)}
+    if not method.seeded(spec):
+        header["seeded"] = False
+    if method.needs_vector:
+        header["layer"] = layer
+    return header
 
 
 def aggregate(
@@ -117,16 +103,11 @@ def aggregate(
         results[task] = {}
         for method in methods:
             runs = [units[task, method.name, s] for s in seeds]
-            extra: dict[str, Any] = {"split": "test", "context": method.context(spec, n_shot)}
-            if not method.seeded(spec):
-                extra["seeded"] = False  # computed once, counted for every seed
-            if method.needs_vector:
-                extra["layer"] = layer
             results[task][method.name] = method_summary(
                 [statistics.fmean(r["lenient"]) for r in runs],
                 [statistics.fmean(r["strict"]) for r in runs],
                 len(runs[0]["lenient"]),
-                **extra,
+                **entry_header(method, spec, n_shot, layer),
             )
     return results
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import time
 from typing import Any
 
 import torch
@@ -26,61 +25,13 @@ from benchmark import load_task
 
 from . import engine
 from .adapters import make_adapter
-from .data import sample_demos
-
-
-def _timed(fn: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
-
-
-def matmul_gflops(m: int = 2048, k: int = 576, n: int = 1536, repeats: int = 20) -> float:
-    """fp32 GFLOP/s of one large matmul on this machine (the best of `repeats`)."""
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    a @ b  # warm-up
-    best = min(_timed(lambda: a @ b)[1] for _ in range(repeats))
-    return 2 * m * k * n / best / 1e9
-
-
-def linear_gflops(tokens: int = 2048, d: int = 576, hidden: int = 1536, repeats: int = 10) -> float:
-    """fp32 GFLOP/s of the MLP's two linear layers (x W^T, as nn.Linear multiplies) on a batch
-    of `tokens` rows: the other way of asking the machine's ceiling; the higher one is used."""
-    up, down = torch.randn(hidden, d), torch.randn(d, hidden)
-    x, h = torch.randn(tokens, d), torch.randn(tokens, hidden)
-
-    def both() -> None:
-        torch.nn.functional.linear(x, up)
-        torch.nn.functional.linear(h, down)
-
-    both()
-    best = min(_timed(both)[1] for _ in range(repeats))
-    return 2 * 2 * tokens * d * hidden / best / 1e9
-
-
-def layer_gflop_per_token(model: torch.nn.Module, n_layers: int) -> float:
-    """2 x the non-embedding parameters per layer: the FLOPs of one token through one layer."""
-    embeddings = {
-        id(p)
-        for m in (model.get_input_embeddings(), model.get_output_embeddings())
-        for p in (m.parameters() if m is not None else [])
-    }
-    params = sum(p.numel() for p in model.parameters() if id(p) not in embeddings)
-    return 2 * params / n_layers / 1e9
-
-
-def _tokens(adapter: Any, prompts: list, up_to_task: bool = False) -> int:
-    """Tokens the model must read: whole prompts, or up to each prompt's task token."""
-    total = 0
-    for p in prompts:
-        batch = adapter.encode([p])
-        n = int(batch.model_inputs["attention_mask"].sum())
-        total += int(batch.task_index[0]) + 1 - (batch.input_ids.shape[1] - n) if up_to_task else n
-    return total
+from .floor import layer_gflop_per_token, linear_gflops, matmul_gflops, prompt_tokens, timed
+from .items import sample_demos
+from .speed_job import measure_main_job, print_main_job
 
 
 def measure(model: str, task: str, n_items: int) -> dict[str, Any]:
-    adapter, load_s = _timed(lambda: (a := make_adapter(model), a.load(), a)[2])
+    adapter, load_s = timed(lambda: (a := make_adapter(model), a.load(), a)[2])
     n_layers = adapter.num_layers
     items = load_task(task, "validation")[:n_items]
     specs = [
@@ -103,8 +54,8 @@ def measure(model: str, task: str, n_items: int) -> dict[str, Any]:
     def floor(token_layers: float) -> float:
         return token_layers * per_token_layer / rate
 
-    vectors, extract_s = _timed(lambda: engine.extract_task_vector(adapter, specs))
-    fast, sweep_s = _timed(lambda: engine.sweep_layers(adapter, queries, vectors))
+    vectors, extract_s = timed(lambda: engine.extract_task_vector(adapter, specs))
+    fast, sweep_s = timed(lambda: engine.sweep_layers(adapter, queries, vectors))
 
     def authors_loop() -> torch.Tensor:
         return torch.tensor(
@@ -117,19 +68,19 @@ def measure(model: str, task: str, n_items: int) -> dict[str, Any]:
             ]
         )
 
-    slow, authors_s = _timed(authors_loop)
-    _, prompt_s = _timed(lambda: engine.first_tokens(adapter, prompts, batch_size=32))
-    _, query_s = _timed(lambda: engine.first_tokens(adapter, queries, batch_size=32))
-    query_tokens = _tokens(adapter, queries)
+    slow, authors_s = timed(authors_loop)
+    _, prompt_s = timed(lambda: engine.firstprompt_tokens(adapter, prompts, batch_size=32))
+    _, query_s = timed(lambda: engine.firstprompt_tokens(adapter, queries, batch_size=32))
+    query_tokens = prompt_tokens(adapter, queries)
     # The sweep cannot avoid each query's prefix, and for patched layer l the layers above l
     # at the last token: sum over l of (n_layers - 1 - l) single-token layer passes.
     sweep_work = (query_tokens - len(queries)) * n_layers + len(queries) * sum(
         n_layers - 1 - la for la in range(n_layers)
     )
     phases = {
-        "extraction": (extract_s, _tokens(adapter, specs, up_to_task=True) * n_layers),
+        "extraction": (extract_s, prompt_tokens(adapter, specs, up_to_task=True) * n_layers),
         "sweep": (sweep_s, sweep_work),
-        "prompt": (prompt_s, _tokens(adapter, prompts) * n_layers),
+        "prompt": (prompt_s, prompt_tokens(adapter, prompts) * n_layers),
         "query": (query_s, query_tokens * n_layers),
     }
     return {
@@ -173,8 +124,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.main_job:
-        from .speed_job import measure_main_job, print_main_job
-
         print_main_job(measure_main_job(), args.json)
         return
     got = measure(args.model, args.task, args.items)

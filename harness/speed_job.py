@@ -9,14 +9,23 @@ machine's speed drifts within a run.
 from __future__ import annotations
 
 import json
+import os
 import resource
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .adapters import make_adapter
-from .speed import _tokens, layer_gflop_per_token, linear_gflops, matmul_gflops
+from .arguments import parse_run_config
+from .cache import cache_root
+from .context import EvalContext
+from .evaluator import evaluate
+from .floor import layer_gflop_per_token, linear_gflops, matmul_gflops, prompt_tokens
+from .prepare import load_run_data
+from .store import RunStore, unit_kind
 
 
 def main_job_work(config: Any, data: Any, adapter: Any, layer: int) -> dict[str, float]:
@@ -27,8 +36,6 @@ def main_job_work(config: Any, data: Any, adapter: Any, layer: int) -> dict[str,
     - no_context + patch: each test query once, plus per seed the layers above the chosen
       layer at its last token;
     - prompt: every token of every test prompt through every layer."""
-    from .context import EvalContext
-
     ctx = EvalContext(config, data, adapter, vectors=lambda t, s: torch.empty(0))
     n_layers = adapter.num_layers
     above = n_layers * (n_layers - 1) // 2  # sum over patched layers l of (n_layers - 1 - l)
@@ -43,14 +50,14 @@ def main_job_work(config: Any, data: Any, adapter: Any, layer: int) -> dict[str,
                 )
                 for q in validation
             ]
-            work["sweep"] += _tokens(adapter, specs, up_to_task=True) * n_layers
+            work["sweep"] += prompt_tokens(adapter, specs, up_to_task=True) * n_layers
             prompts = [ctx.spec_and_query_prompt(task, r, seed) for r in test]
-            work["prompt"] += _tokens(adapter, prompts) * n_layers
+            work["prompt"] += prompt_tokens(adapter, prompts) * n_layers
         queries = [ctx.query_prompt(r) for r in validation]
-        work["sweep"] += (_tokens(adapter, queries) - len(queries)) * n_layers
+        work["sweep"] += (prompt_tokens(adapter, queries) - len(queries)) * n_layers
         work["sweep"] += seeds * len(queries) * above
         tests = [ctx.query_prompt(r) for r in test]
-        work["no_context+patch"] += _tokens(adapter, tests) * n_layers
+        work["no_context+patch"] += prompt_tokens(adapter, tests) * n_layers
         work["no_context+patch"] += seeds * len(tests) * (n_layers - 1 - layer)
     return work
 
@@ -76,16 +83,6 @@ def answer_rows(config: Any, data: Any, n_layers: int) -> dict[str, int]:
 def measure_main_job() -> dict[str, Any]:
     """The main job (`vlm-tv-eval` with no arguments) in a scratch folder, with a fresh task
     vector cache, timed by its own results file, against the floor of its unavoidable work."""
-    import os
-    import tempfile
-    from pathlib import Path
-
-    from .adapters.causal_lm import cache_root
-    from .cli import parse_run_config
-    from .data import load_run_data
-    from .evaluator import evaluate
-    from .store import RunStore, unit_kind
-
     # This machine's speed drifts within a run (the same batch ran 26 s and 32 s minutes
     # apart), so the rate is sampled just before and after every unit, and each phase's floor
     # uses the rate of its own units, weighted by their time. Sampling is not counted.

@@ -25,8 +25,9 @@ from typing import IO, Any, TypeVar
 from benchmark.files import atomic_write_text, slug, write_json_atomic
 from benchmark.strict_json import loads_checked
 
-from .config import ConfigError, RunConfig
-from .data import TaskData, record_digest, sha256
+from .config import RunConfig
+from .errors import ConfigError, RunFolderError
+from .items import TaskData, record_digest, sha256
 
 T = TypeVar("T")
 
@@ -109,7 +110,7 @@ def _clear_non_file(path: Path) -> None:
         else:
             path.unlink()
     except OSError as exc:
-        raise ConfigError(f"{path} is in the way and cannot be removed ({exc})") from None
+        raise RunFolderError(f"{path} is in the way and cannot be removed ({exc})") from None
 
 
 def _lock_name() -> str:
@@ -128,7 +129,7 @@ def folder_lock(folder: Path, name: str = ".lock") -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         handle = (folder / name).open("a+", encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
+        raise RunFolderError(
             f"cannot make the run folder {folder} ({exc.strerror or exc}); give "
             "--output_path a folder this user can write to"
         ) from None
@@ -138,7 +139,7 @@ def folder_lock(folder: Path, name: str = ".lock") -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             pid = handle.read().strip() or "?"
-            raise ConfigError(
+            raise RunFolderError(
                 f"another vlm-tv-eval is running in {folder} (pid {pid}); wait for it or "
                 "use another --output_path"
             ) from None

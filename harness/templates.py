@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Template:
@@ -70,7 +72,7 @@ def get_template(name: str) -> Template:
     try:
         return TEMPLATES[name]
     except KeyError:
-        raise ValueError(
+        raise ConfigError(
             f"unknown template {name!r}; known templates: {', '.join(TEMPLATES)}, "
             f"{CHAT_TURNS} (the model's chat format, one turn per example), {CHAT_ONE_TURN} "
             "(the whole prompt in one user turn)"
@@ -216,7 +218,7 @@ def _render_parts(
         if all(text.count(_sentinel(i)) == 1 for i in range(n)):
             break
     else:
-        raise ValueError(
+        raise ConfigError(
             f"the chat template of {who} drops or repeats messages of a user/assistant "
             "conversation, so examples cannot be written as turns: use --template "
             f"{CHAT_ONE_TURN} or paper"
@@ -250,23 +252,23 @@ def derive_chat_turns(
     if longer != [start, to_assistant, to_user, to_assistant, to_user, generation] or closed[
         :4
     ] != [start, to_assistant, to_user, to_assistant]:
-        raise ValueError(
+        raise ConfigError(
             f"the chat template of {who} writes a turn differently depending on where it falls "
             f"in the conversation, so examples cannot be written as turns: use --template "
             f"{CHAT_ONE_TURN}"
         )
     if not to_assistant.strip() or not to_user.strip():
-        raise ValueError(
+        raise ConfigError(
             f"the chat template of {who} merges a user turn with the assistant's (nothing "
             "between them), so there is no answer marker for the task token"
         )
     if not generation.startswith(to_assistant.rstrip()):
-        raise ValueError(
+        raise ConfigError(
             f"the chat template of {who} has no generation prompt that opens the assistant's "
             f"turn as an answer does ({generation!r} vs {to_assistant!r})"
         )
     if system and system not in start:
-        raise ValueError(f"the chat template of {who} drops the system message")
+        raise ConfigError(f"the chat template of {who} drops the system message")
     if bos and start.startswith(bos):
         start = start[len(bos) :]
     user = _common_suffix(start, to_user)
@@ -287,7 +289,7 @@ def one_turn_parts(
     whole prompt (after a system message holding `system`, if given)."""
     before, after = _render_parts(render, 1, True, who, system)
     if system and system not in before:
-        raise ValueError(f"the chat template of {who} drops the system message")
+        raise ConfigError(f"the chat template of {who} drops the system message")
     if bos and before.startswith(bos):
         before = before[len(bos) :]
     return before, after

@@ -6,21 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from benchmark import uses_examples
 from benchmark.files import atomic_output, slug
 
 from . import engine
-from .adapters import Adapter
-from .adapters.causal_lm import cache_root
-from .data import record_digest, sha256
-
-if TYPE_CHECKING:
-    from .context import EvalContext
+from .adapters.base import Adapter
+from .cache import cache_root
+from .context import EvalContext
+from .items import record_digest, sha256
 
 
 def _prompt_digest(prompts: list) -> str:
@@ -181,7 +180,7 @@ def task_vector(adapter: Adapter, ctx: EvalContext, task: str, seed: int) -> tor
             adapter, config.batch_size, task, meta, [adapter.instruction_prompt(instruction)]
         )
 
-    if config.spec == "instruction":
+    if not uses_examples(config.spec):
         return instruction_vector()
     if config.spec == "ensemble":
         return (examples_vector() + instruction_vector()) / 2

@@ -4,8 +4,9 @@ silently wrong:
 - the submission's own text (name, submitted_by, hardware, notes, ...) is not blank and holds no
   invisible or text-reordering character (`guards.text_problem`);
 - a submission still holds the results it was made from (`submission.results_sha256`), and a
-  reproduced submission's results agree with themselves (`benchmark.consistency.check_submission`:
-  acc = mean of per_seed, std, seeds, tasks and methods as configured, n as recorded);
+  reproduced submission's results agree with themselves
+  (`benchmark.consistency.results.check_submission`: acc = mean of per_seed, std, seeds, tasks
+  and methods as configured, n as recorded);
 - a reported row is a row of the paper's tables as this project entered them (`paper.py`);
 - no two submissions are near-duplicates: the same `run_id` (a hash of the model, the config
   that decides the numbers and the items), or the same per-seed accuracies for every task and
@@ -20,7 +21,7 @@ import math
 from functools import cache
 from typing import Any
 
-from benchmark.consistency import check_submission
+from benchmark.consistency.results import check_submission
 
 from . import labels, paper
 from .guards import text_problem

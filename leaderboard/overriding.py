@@ -106,11 +106,10 @@ def submission_rows(sub: Submission) -> list[OverrideRow]:
         if labels.is_overriding_task(task):
             for method, result in methods.items():
                 by_method.setdefault(method, {})[task] = result
-    selection = sub.results.get("layer_selection") or {}
     rows = []
     for method in sorted(by_method, key=labels.method_key):
         results = by_method[method]
-        layers = method_layers(method, results, selection)
+        layers = method_layers(results)
         rows.append(
             OverrideRow(
                 file=sub.file,

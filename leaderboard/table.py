@@ -12,8 +12,6 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from benchmark import LAYERED_METHODS
-
 from . import labels
 from .submissions import Submission
 
@@ -105,14 +103,13 @@ def submission_rows(sub: Submission) -> list[Row]:
         family = labels.family_of([task])
         for method, result in methods.items():
             by_method.setdefault((family, method), {})[task] = result
-    selection = sub.results.get("layer_selection") or {}
     source_model = labels.source_model_of(sub.results)
     transfer = (sub.results.get("transfer") or {}) if source_model else {}
     rows = []
     for family, method in sorted(by_method, key=lambda k: (k[0], labels.method_key(k[1]))):
         results = by_method[family, method]
         tasks = sorted(results, key=labels.task_key)
-        layers = method_layers(method, results, selection)
+        layers = method_layers(results)
         rows.append(
             Row(
                 file=sub.file,
@@ -232,14 +229,9 @@ def partial_average(row: Row, columns: list[str]) -> bool:
     return any(task not in row.cells for task in columns)
 
 
-def method_layers(
-    method: str, results: dict[str, dict[str, Any]], selection: dict[str, Any]
-) -> set[int]:
-    """The layers a layered method patched at (from its results, else the run's chosen layer);
-    empty for a method that patches nothing."""
-    if method not in LAYERED_METHODS:
-        return set()
-    layers = {r["layer"] for r in results.values() if "layer" in r}
-    if not layers and "layer" in selection:
-        layers = {selection["layer"]}
-    return layers
+def method_layers(results: dict[str, dict[str, Any]]) -> set[int]:
+    """The layers a method patched at, from its results entries (one per task): an entry that
+    records `layer` was measured with a patch at that layer, whatever the method's id, so a
+    plug-in method that patches shows its layer too. Empty for a method none of whose entries
+    records a layer: it patches nothing (the run's `layer_selection` is not its layer)."""
+    return {r["layer"] for r in results.values() if "layer" in r}

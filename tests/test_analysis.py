@@ -18,7 +18,7 @@ from harness.analysis.cosine import _pair_stats
 from harness.analysis.lens import phases
 from harness.analysis.noise import noisy_instruction
 from harness.config import RunConfig
-from harness.data import load_run_data
+from harness.prepare import load_run_data
 
 INSTRUCTION = "The scientific name of the animal's species in latin:"
 
@@ -119,7 +119,7 @@ def session(tiny_llama_path):
             limit=6,
             layer=2,
         )
-        from harness.evaluator import load_adapter
+        from harness.adapters import load_adapter
 
         adapter = load_adapter(config.model, config.model_args, config)
         return Session(config, dict(load_run_data(config)), adapter, options)

@@ -13,7 +13,7 @@ from benchmark import validate
 from harness.analysis import overhead, tsne
 from harness.analysis.common import Session, write_outputs
 from harness.config import RunConfig
-from harness.data import load_run_data
+from harness.prepare import load_run_data
 
 TASKS = ("country_capital", "food_color")
 

@@ -15,8 +15,10 @@ from builders.authors import KIND, item_id
 from builders.cross_modal import json_row
 from builders.images import fit_width
 from builders.output import read_marker
-from harness.cli import parse_run_config
-from harness.data import from_build, load_run_data, load_task_data
+from harness.arguments import parse_run_config
+from harness.items import load_task_data
+from harness.loaders import from_build
+from harness.prepare import load_run_data
 
 # (input, output) per task and split, in the authors' order; France is also in our pool.
 ITEMS = {

@@ -115,7 +115,7 @@ def test_two_first_runs_at_once_convert_once(gguf, tmp_path):
 
 def _vector_file(adapter, prompts, meta):
     vector = cached_vector(adapter, 4, "country_capital", meta, prompts)
-    from harness.adapters.causal_lm import cache_root
+    from harness.cache import cache_root
 
     for path in (cache_root() / "vectors").rglob("country-capital-*.safetensors"):
         with safe_open(str(path), "pt") as f:

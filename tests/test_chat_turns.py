@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerFast
 from harness.adapters import make_adapter
 from harness.cli import main
 from harness.config import RunConfig
-from harness.data import load_run_data
+from harness.prepare import load_run_data
 from harness.store import run_id
 from harness.templates import derive_chat_turns
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from benchmark import validate_file
-from benchmark.consistency import check_results_consistency
+from benchmark.consistency.results import check_results_consistency
 from harness.cli import main
-from harness.config import ConfigError, layer_from_results
+from harness.errors import ConfigError
+from harness.layer_choice import layer_from_results
 from leaderboard import ROOT
 
 SMOLLM2 = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"

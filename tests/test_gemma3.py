@@ -10,9 +10,9 @@ import torch
 
 from harness import engine, prefix
 from harness.adapters import make_adapter
-from harness.adapters.causal_lm import cache_root
 from harness.adapters.gguf import gemma3_gguf
-from harness.config import ConfigError
+from harness.cache import cache_root
+from harness.errors import ConfigError
 from harness.hooks import Intervention, patched
 
 EXAMPLES = [("France", "Paris"), ("Japan", "Tokyo"), ("Peru", "Lima"), ("Kenya", "Nairobi")]

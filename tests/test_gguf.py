@@ -9,7 +9,7 @@ from harness import engine
 from harness.adapters import make_adapter
 from harness.adapters.gguf import GGUFAdapter, smollm2_gguf
 from harness.cli import main
-from harness.config import ConfigError
+from harness.errors import ConfigError
 
 
 def test_a_gguf_path_runs_as_the_same_model_as_the_named_default():

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from harness import evaluator
-from harness.cli import main, parse_run_config
+from harness.arguments import parse_run_config
+from harness.cli import main
 from harness.config import RunConfig
 from harness.store import RunStore
 
@@ -121,7 +122,7 @@ def test_judge_names_a_damaged_generations_line(tmp_path, capsys):
 
 
 def test_a_deeply_nested_judge_cache_entry_is_ignored(tmp_path, monkeypatch):
-    from harness.judge import Judge
+    from harness.overriding.judge import Judge
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-0123456789abcdef")
     judge = Judge("local", "http://127.0.0.1:9/v1", cache_dir=tmp_path)
@@ -174,7 +175,7 @@ def test_a_hub_model_without_network_is_one_line(tmp_path, capsys, hub_down, lay
 
 
 def test_ctrl_c_before_the_run_exits_130_in_one_line(monkeypatch, capsys):
-    import harness.data
+    import harness.prepare
 
     def interrupted(config):
         raise KeyboardInterrupt
@@ -228,7 +229,7 @@ def test_validate_names_a_folder_fifo_or_device(odd_paths, capsys):
 
 
 def _run_dir(out: Path) -> Path:
-    from harness.data import load_run_data
+    from harness.prepare import load_run_data
 
     config = parse_run_config([*RUN, "--output_path", str(out)])
     return RunStore(config, load_run_data(config)).dir

@@ -14,11 +14,10 @@ pytest.importorskip("openai")
 from judge_server import FakeOpenAI  # noqa: E402
 
 from benchmark import validate  # noqa: E402
-from harness.judge import (  # noqa: E402
-    DEFAULT_JUDGE,
+from harness.errors import JudgeConfigError  # noqa: E402
+from harness.overriding.judge import DEFAULT_JUDGE, Judge  # noqa: E402
+from harness.overriding.verdicts import (  # noqa: E402
     JUDGE_PROMPT,
-    Judge,
-    JudgeConfigError,
     JudgeRequest,
     judge_prompt,
     parse_choice,

@@ -25,7 +25,7 @@ from leaderboard.cli import main
 from leaderboard.csv_out import OVERRIDING_CSV
 from leaderboard.escape import md_url
 from leaderboard.submissions import content_key, dumps, load_submissions, submission_filename
-from leaderboard.table import Cell, _average, all_rows, settings_of
+from leaderboard.table import DASH, Cell, _average, all_rows, fmt_layer, settings_of
 
 SMOLLM2 = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"
 TABLE_5 = ROOT / "submissions" / "idefics2-paper_overriding-image.json"
@@ -463,6 +463,37 @@ def test_missing_query_means_text(tmp_path):
     put(root, rehash(data))
     loaded, _ = load_submissions(root / "submissions")
     assert {row.setting for row in all_rows(loaded)} == {"text_examples→text"}
+
+
+def test_a_plugin_method_that_records_a_layer_shows_it(tmp_path, capsys):
+    """Whether a row shows a layer comes from its results entries, not from a list of method
+    ids: a plug-in method whose entries record `layer` patched there, one whose entries do not
+    patched nothing, even in a run that chose a layer."""
+    root = make_root(tmp_path, [])
+    data = good("submission")
+    results = data["results"]
+    results["config"]["methods"] += ["toy_patch", "toy_prompt"]
+    capital = results["results"]["country_capital"]
+    capital["toy_patch"] = dict(capital["patch"])  # layer 21, the run's chosen layer
+    capital["toy_prompt"] = dict(capital["prompt"])  # no layer
+    assert "toy_patch" not in METHODS and results["layer_selection"]["layer"] == 21
+    put(root, rehash(data))
+    loaded, _ = load_submissions(root / "submissions")
+    rows = {row.method: row for row in all_rows(loaded)}
+    assert rows["toy_patch"].layers == (21,) and fmt_layer(rows["toy_patch"]) == "21 / 30"
+    assert rows["patch"].layers == (21,)
+    for method in ("toy_prompt", "prompt", "no_context", "majority"):
+        assert rows[method].layers == () and fmt_layer(rows[method]) == DASH
+
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    readme = (root / "README.md").read_text()
+    [toy] = [line for line in readme.splitlines() if "| toy\\_patch |" in line]
+    assert "| 21 / 30 |" in toy
+    [other] = [line for line in readme.splitlines() if "| toy\\_prompt |" in line]
+    assert "| — |" in other and "21 / 30" not in other
+    with (root / "leaderboard.csv").open(newline="") as handle:
+        table = {r["method"]: r for r in csv.DictReader(handle) if r["reported"] == "false"}
+    assert table["toy_patch"]["layer"] == "21" and table["toy_prompt"]["layer"] == ""
 
 
 def test_readme_shows_the_smollm2_patch_row_and_marks_reported_rows():

@@ -109,7 +109,7 @@ def test_instruction_spec_runs_its_own_prompt_and_each_instruction_unit_once(
     (samples,) = tmp_path.glob("*/*/samples_*.jsonl")
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     from harness.adapters import make_adapter
-    from harness.data import sha256
+    from harness.items import sha256
 
     adapter = make_adapter(f"hf:{tiny_llama_path}")
     item = next(r for r in rows if r["method"] == "prompt")

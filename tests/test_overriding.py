@@ -11,7 +11,7 @@ from conftest import JUDGE_TEST_KEY
 
 from benchmark import validate
 from harness.cli import main
-from harness.overriding import CONFLICTS, load_override_text
+from harness.overriding.data import CONFLICTS, load_override_text
 
 KEY = JUDGE_TEST_KEY  # the key the judge_server fixture sets
 
@@ -207,11 +207,9 @@ def test_generation_rows_validate_and_a_bad_one_is_named(tmp_path, capsys):
 
 
 def test_a_seed_with_no_judged_answer_gets_no_number():
-    from harness.judging import method_result
     from harness.methods import get_method
-
-    class Seeded:
-        name, needs_vector, seeded = "original", False, True
+    from harness.overriding.scoring import method_result
+    from harness.results import entry_header
 
     rows = [{"doc_id": f"d{i}", "seed": s} for s in (0, 1) for i in range(2)]
     judge = {"model": "m", "temperature": 0, "prompt_hash": "0" * 64, "base_url": "http://x"}
@@ -228,8 +226,8 @@ def test_a_seed_with_no_judged_answer_gets_no_number():
             ("override_semantic", "original", r["seed"], r["doc_id"]): verdict(r, c)
             for r, c in zip(rows, choices, strict=True)
         }
-        context = get_method("original").context("instruction", 5)
-        return method_result("override_semantic", Seeded, rows, [0, 1], verdicts, None, context)
+        header = entry_header(get_method("original"), "instruction", 5, None)
+        return method_result("override_semantic", "original", rows, [0, 1], verdicts, header)
 
     ok = result(["B", None, "A", "C"])
     assert ok["acc"] == 2 / 3 and ok["judged"] == 3 and ok["judge_failures"] == 1

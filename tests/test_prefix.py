@@ -160,9 +160,9 @@ def test_the_prompt_method_runs_a_tasks_seeds_together_and_only_those_pending(
 def test_smollm2_prompts_of_the_main_job_answer_as_whole_prompts():
     """The real default model on one unit's prompts: shared beginnings change no answer."""
     from harness.adapters import make_adapter
-    from harness.cli import parse_run_config
+    from harness.arguments import parse_run_config
     from harness.context import EvalContext
-    from harness.data import load_run_data
+    from harness.prepare import load_run_data
 
     config = parse_run_config(["--tasks", "food_color"])
     adapter = make_adapter(config.model)
@@ -187,7 +187,7 @@ def test_a_tasks_seeds_vectors_are_extracted_together_and_cached(
     from harness import vectors
     from harness.config import RunConfig
     from harness.context import EvalContext
-    from harness.data import load_run_data
+    from harness.prepare import load_run_data
 
     monkeypatch.setenv("VLM_TV_EVAL_CACHE", str(tmp_path))
     config = RunConfig(

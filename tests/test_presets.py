@@ -11,7 +11,8 @@ import torch
 
 from benchmark import measurement_config, validate
 from harness import evaluator
-from harness.cli import main, parse_run_config
+from harness.arguments import parse_run_config
+from harness.cli import main
 
 # The authors' configs/models/*.yaml: patch_L per model.
 AUTHORS_LAYERS = {"idefics2": 16, "llava-1.5": 15, "mantis-fuyu": 23}

@@ -1,8 +1,8 @@
 import pytest
 
 from benchmark import load_task
-from harness.data import majority_answer, sample_demos
-from harness.scoring import lenient_match, strict_match
+from benchmark.scoring import lenient_match, strict_match
+from harness.items import majority_answer, sample_demos
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.speed import _tokens, layer_gflop_per_token, matmul_gflops
+from harness.floor import layer_gflop_per_token, matmul_gflops, prompt_tokens
 
 
 def test_the_floor_counts_one_layer_of_non_embedding_weights_per_token(tiny_adapter):
@@ -17,10 +17,11 @@ def test_the_floor_counts_one_layer_of_non_embedding_weights_per_token(tiny_adap
 
 def test_tokens_up_to_the_task_token_leave_out_the_last_answer(tiny_adapter):
     prompt = tiny_adapter.example_prompt([("France", "Paris"), ("Peru", "Lima")])
-    whole = _tokens(tiny_adapter, [prompt])
+    whole = prompt_tokens(tiny_adapter, [prompt])
     batch = tiny_adapter.encode([prompt])
     assert whole == batch.input_ids.shape[1]
-    assert _tokens(tiny_adapter, [prompt], up_to_task=True) == int(batch.task_index[0]) + 1 < whole
+    up_to_task = prompt_tokens(tiny_adapter, [prompt], up_to_task=True)
+    assert up_to_task == int(batch.task_index[0]) + 1 < whole
 
 
 def test_the_matmul_rate_is_a_positive_number():
@@ -32,7 +33,7 @@ def test_main_job_work_counts_each_phase_as_documented(tiny_adapter):
     the layers above every patched layer; to the test queries only the layers above the
     chosen one; the queries' own tokens are counted once whatever the number of seeds."""
     from harness.config import RunConfig
-    from harness.data import load_run_data, sample_demos
+    from harness.prepare import load_run_data, sample_demos
     from harness.speed_job import main_job_work
 
     n_layers = tiny_adapter.num_layers
@@ -50,18 +51,20 @@ def test_main_job_work_counts_each_phase_as_documented(tiny_adapter):
     demos = [[(d["input"], d["output"]) for d in row] for row in demos]
     specs = [tiny_adapter.example_prompt(d) for d in demos]
     above = n_layers * (n_layers - 1) // 2
-    assert w2["sweep"] - w1["sweep"] == _tokens(tiny_adapter, specs, True) * n_layers + 4 * above
+    spec_tokens = prompt_tokens(tiny_adapter, specs, True)
+    assert w2["sweep"] - w1["sweep"] == spec_tokens * n_layers + 4 * above
     assert w2["no_context+patch"] - w1["no_context+patch"] == 4 * (n_layers - 2)
     queries = [
         tiny_adapter.query_prompt(r["input"]) for r in data["country_capital"].splits["test"][:4]
     ]
-    assert w1["no_context+patch"] == _tokens(tiny_adapter, queries) * n_layers + 4 * (n_layers - 2)
+    query_tokens = prompt_tokens(tiny_adapter, queries)
+    assert w1["no_context+patch"] == query_tokens * n_layers + 4 * (n_layers - 2)
     assert w2["prompt"] > w1["prompt"] > 0
 
 
 def test_answer_rows_count_one_vocabulary_read_per_answer():
     from harness.config import RunConfig
-    from harness.data import load_run_data
+    from harness.prepare import load_run_data
     from harness.speed_job import answer_rows
 
     config = RunConfig(

@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from harness.adapters import ADAPTER_CLASSES, CHECKPOINTS, Adapter, make_adapter
-
-HARNESS = Path(__file__).resolve().parent.parent / "harness"
-
-
-def test_no_harness_module_is_over_350_lines():
-    long = {
-        str(p.relative_to(HARNESS)): n
-        for p in HARNESS.rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > 350
-    }
-    assert not long, f"split these by job: {long}"
+from harness.adapters import import_class, make_adapter
+from harness.adapters.base import Adapter
+from harness.checkpoints import CHECKPOINTS
 
 
 def test_the_adapter_contract_is_its_abstract_members():
@@ -42,7 +32,7 @@ def test_the_adapter_contract_is_its_abstract_members():
 
 def test_every_checkpoint_runs_on_a_known_adapter_and_pairs_are_mutual():
     for ckpt in CHECKPOINTS.values():
-        assert ckpt.adapter in ADAPTER_CLASSES, ckpt.name
+        assert issubclass(import_class(ckpt.adapter), Adapter), ckpt.name
         if ckpt.paired_with:
             assert CHECKPOINTS[ckpt.paired_with].paired_with == ckpt.name
             # LLM->VLM patches at the same layer, so a pair shares depth and the authors' layer.
@@ -55,7 +45,7 @@ def test_every_checkpoint_runs_on_a_known_adapter_and_pairs_are_mutual():
 
 def test_prompt_format_is_fixed_at_construction():
     default = make_adapter("idefics2")
-    spaced = make_adapter("idefics2", template="spaced", chat=True)
+    spaced = make_adapter("idefics2", template="spaced", chat="model_one_turn")
     assert default.template.name == "paper" and not default.chat
     assert spaced.template.name == "spaced" and spaced.chat
     assert make_adapter("smollm2-135m").template.name == "spaced"  # the table's default

@@ -15,9 +15,10 @@ from benchmark import validate
 from builders.sources import CocoImages
 from builders.vqa import QA, build_vqa
 from harness import evaluator
-from harness.cli import main, parse_run_config
+from harness.arguments import parse_run_config
+from harness.cli import main
 from harness.context import EvalContext
-from harness.data import load_run_data
+from harness.prepare import load_run_data
 
 QUESTIONS = {
     "vqa_food_class": "What kind of food is this?",

@@ -1,41 +1,33 @@
-"""Adapter registry: the checkpoints the harness knows by name (`checkpoints.py`), `hf:<repo>`
-for any causal LM, and adapters from other packages through the `vlm_tv_eval.adapters`
-entry-point group (a class with a `name`)."""
+"""The adapter registry: `--model` values to adapter classes, and loading the run's adapter.
+
+Three kinds of names: the checkpoints of `harness.checkpoints` (each row names its class as a
+`"module:Class"` string), the schemes `hf:<repo-or-path>` and `gguf:<path>`, and adapters from
+other packages through the `vlm_tv_eval.adapters` entry-point group (a class with a `name`).
+Classes are imported on first use, so listing the models and checking a config cost no torch
+until a model is made.
+"""
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .base import Adapter, Batch
-from .causal_lm import CausalLMAdapter
-from .checkpoints import CHECKPOINTS, Checkpoint
-from .fuyu import MantisFuyuAdapter
-from .gguf import Gemma3Adapter, GGUFAdapter, SmolLM2Adapter
-from .vlm import Idefics2Adapter, LlavaAdapter
+from ..checkpoints import CHECKPOINTS, SCHEMES
+from ..errors import ConfigError
+from ..parallel import current_shard
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from .base import Adapter
 
 ENTRY_POINT_GROUP = "vlm_tv_eval.adapters"
 
-# The code that runs each kind of checkpoint (`Checkpoint.adapter`).
-ADAPTER_CLASSES: dict[str, type[Adapter]] = {
-    "hf": CausalLMAdapter,
-    "smollm2-gguf": SmolLM2Adapter,
-    "gemma3-gguf": Gemma3Adapter,
-    "idefics2": Idefics2Adapter,
-    "llava": LlavaAdapter,
-    "fuyu": MantisFuyuAdapter,
-}
 
-# Plug-in adapter classes registered by model name (they carry their own defaults).
-_REGISTRY: dict[str, type[Adapter]] = {}
-
-
-def register_adapter(cls: type[Adapter]) -> type[Adapter]:
-    """Class decorator: make a plug-in adapter available as `--model <cls.name>`."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    _REGISTRY[cls.name] = cls
-    return cls
+def import_class(path: str) -> Any:
+    """The object a `"module:Name"` string names."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _plugins() -> dict[str, Any]:
@@ -43,22 +35,19 @@ def _plugins() -> dict[str, Any]:
 
 
 def adapter_names() -> list[str]:
-    return sorted(set(CHECKPOINTS) | set(_REGISTRY) | set(_plugins()) | {"hf", "gguf"})
+    return sorted(set(CHECKPOINTS) | set(_plugins()) | set(SCHEMES))
 
 
 def describe_adapters() -> list[tuple[str, str]]:
+    """(name, one line) for `ls models`, read from the tables: no adapter is imported."""
     out = []
     for name in adapter_names():
         if name in CHECKPOINTS:
             ckpt = CHECKPOINTS[name]
             layer = f"; authors' layer {ckpt.authors_layer}" if ckpt.authors_layer else ""
             out.append((name, ckpt.description + layer))
-        elif name == "hf":
-            out.append((name, CausalLMAdapter.description))
-        elif name == "gguf":
-            out.append((name, GGUFAdapter.description))
-        elif name in _REGISTRY:
-            out.append((name, _REGISTRY[name].description))
+        elif name in SCHEMES:
+            out.append((name, SCHEMES[name][1]))
         else:
             out.append((name, f"plugin ({_plugins()[name].value})"))
     return out
@@ -66,21 +55,26 @@ def describe_adapters() -> list[tuple[str, str]]:
 
 def adapter_class(model: str) -> tuple[type[Adapter], dict[str, Any]]:
     """The adapter class for a --model value, and the constructor arguments it implies."""
-    if model.startswith("hf:"):
-        return CausalLMAdapter, {"pretrained": model[3:]}
-    if model.startswith("gguf:"):
-        return GGUFAdapter, {"gguf": model[5:]}
+    for scheme, (path, _) in SCHEMES.items():
+        if model.startswith(f"{scheme}:"):
+            key = "pretrained" if scheme == "hf" else scheme
+            return import_class(path), {key: model[len(scheme) + 1 :]}
     if model in CHECKPOINTS:
         ckpt = CHECKPOINTS[model]
-        return ADAPTER_CLASSES[ckpt.adapter], {"checkpoint": ckpt}
-    if model not in _REGISTRY and model in _plugins():
-        register_adapter(_plugins()[model].load())
-    if model not in _REGISTRY:
-        raise ValueError(
-            f"unknown model {model!r}. Known models: {', '.join(adapter_names())}; "
-            "or hf:<repo-or-path> for any Hugging Face causal LM, gguf:<path> for a GGUF file"
-        )
-    return _REGISTRY[model], {}
+        return import_class(ckpt.adapter), {"checkpoint": ckpt}
+    plugins = _plugins()
+    if model in plugins:
+        try:
+            return plugins[model].load(), {}
+        except Exception as exc:  # noqa: BLE001 - whatever the plug-in's import raises
+            raise ConfigError(
+                f"the adapter plug-in {model!r} ({plugins[model].value}) cannot be imported: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+    raise ConfigError(
+        f"unknown model {model!r}. Known models: {', '.join(adapter_names())}; "
+        "or hf:<repo-or-path> for any Hugging Face causal LM, gguf:<path> for a GGUF file"
+    )
 
 
 def make_adapter(model: str, **kwargs: Any) -> Adapter:
@@ -89,15 +83,25 @@ def make_adapter(model: str, **kwargs: Any) -> Adapter:
     return cls(**{**implied, **kwargs})
 
 
-__all__ = [
-    "ADAPTER_CLASSES",
-    "CHECKPOINTS",
-    "Adapter",
-    "Batch",
-    "Checkpoint",
-    "adapter_class",
-    "adapter_names",
-    "describe_adapters",
-    "make_adapter",
-    "register_adapter",
-]
+def run_device(config: RunConfig) -> str:
+    """The device a run's model goes on: `--device`, where auto means CUDA when there is one;
+    under `accelerate launch` on GPUs, this process's own GPU."""
+    import torch
+
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    shard = current_shard()
+    if shard.count > 1 and shard.device and device.startswith("cuda"):
+        device = shard.device  # one GPU per process
+    return device
+
+
+def load_adapter(model: str, model_args: dict[str, Any], config: RunConfig) -> Adapter:
+    """An adapter made with the run's prompt format and device, loaded."""
+    args = {"device": run_device(config), **model_args}
+    adapter = make_adapter(model, template=config.named_template, chat=config.chat, **args)
+    adapter.load()
+    if adapter.chat:
+        adapter.chat_parts()  # fails now, with a clear message, if there is no chat template
+    return adapter

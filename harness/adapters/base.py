@@ -10,14 +10,15 @@ a run never changes an adapter after it is made.
 
 from __future__ import annotations
 
-import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from ..checkpoints import Checkpoint
+from ..errors import ConfigError
 from ..templates import (
     CHAT_ONE_TURN,
     CHAT_TURNS,
@@ -35,7 +36,6 @@ from ..templates import (
     render_turns,
 )
 from .chat import chat_format, chat_renderer, own_bos
-from .checkpoints import Checkpoint
 
 
 @dataclass
@@ -48,7 +48,6 @@ class Batch:
 
     model_inputs: dict[str, torch.Tensor]
     task_index: torch.Tensor
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -115,7 +114,7 @@ class Adapter(ABC):
         **unknown: Any,
     ) -> None:
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"model {checkpoint.name if checkpoint else self.name!r} does not take model_args "
                 f"{sorted(unknown)}; it takes pretrained, revision, dtype, device, load_in_4bit"
             )
@@ -140,17 +139,6 @@ class Adapter(ABC):
         self._turns: dict[str | None, ChatTurns] = {}
         self.model: Any = None
         self.tokenizer: Any = None
-
-    def with_prompting(
-        self, template: str | Template | None = None, chat: bool | str | None = None
-    ) -> Adapter:
-        """A copy that shares the loaded model but writes prompts another way."""
-        other = copy.copy(self)
-        if template is not None:
-            other.template = get_template(template) if isinstance(template, str) else template
-        if chat is not None:
-            other.chat = chat_format(chat)
-        return other
 
     # -- the contract ---------------------------------------------------------------------------
     @abstractmethod

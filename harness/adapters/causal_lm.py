@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..config import ConfigError
+from ..errors import ConfigError, ModelLoadError
 from ..templates import Prompt
 from .base import Adapter, Batch, left_pad, token_covering
 
@@ -40,7 +39,7 @@ def find_decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
             if name.endswith(("layers", ".h")) and "vision" not in name and "perceiver" not in name:
                 candidates.append((name, module))
     if not candidates:
-        raise ValueError(
+        raise ModelLoadError(
             f"cannot find the decoder layers of {type(model).__name__}; write an adapter that "
             "names them (see harness/adapters/base.py)"
         )
@@ -59,19 +58,19 @@ def contiguous_head_input(model: torch.nn.Module) -> None:
         head._vlm_tv_contiguous = True
 
 
-def load_error(pretrained: str, exc: Exception) -> ConfigError:
+def load_error(pretrained: str, exc: Exception) -> ModelLoadError:
     """A checkpoint that will not load, in one line with the way out. transformers raises a
     multi-line OSError (offline: after a minute of retries) that says neither which option
     takes a local copy nor that --layer could not be checked before the load."""
     reason = " ".join(str(exc).split()).split(". ")[0][:200]  # its first sentence
     if Path(pretrained).expanduser().is_dir():
-        return ConfigError(
+        return ModelLoadError(
             f"cannot load the checkpoint folder {pretrained} ({reason}); it needs the files "
             "save_pretrained writes (config.json, tokenizer, weights)"
         )
     offline = any(w in reason.lower() for w in ("connect", "offline", "resolve", "network"))
     problem = f"cannot reach the Hub for {pretrained}" if offline else f"cannot load {pretrained}"
-    return ConfigError(
+    return ModelLoadError(
         f"{problem} ({reason}); download it on a machine with network and pass the local "
         "folder with --model hf:/path/to/folder or --model_args pretrained=/path/to/folder"
     )
@@ -126,7 +125,7 @@ class CausalLMAdapter(Adapter):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if not self.pretrained:
-            raise ValueError("the hf adapter needs a checkpoint: --model hf:<repo-or-path>")
+            raise ConfigError("the hf adapter needs a checkpoint: --model hf:<repo-or-path>")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **self._revision())
             self.model = self._load_weights(AutoModelForCausalLM)
@@ -205,6 +204,3 @@ class CausalLMAdapter(Adapter):
         inputs, task_index = left_pad(rows, task_cols, self.pad_id)
         return self.to_batch(inputs, task_index)
 
-
-def cache_root() -> Path:
-    return Path(os.environ.get("VLM_TV_EVAL_CACHE", Path.home() / ".cache" / "vlm-tv-eval"))

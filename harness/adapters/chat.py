@@ -5,29 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ConfigError
 from ..templates import CHAT_FORMATS, CHAT_ONE_TURN, CHAT_TURNS, ChatFormat, ChatRender
 
 
 def chat_format(chat: bool | str) -> ChatFormat | bool:
-    """An adapter's `chat`: a --template chat value or False; True, what callers passed before
-    there were two formats, keeps meaning the one-turn wrapping. A string value keys the vector
-    cache, so the formats never share a vector."""
-    if chat is True:
-        return CHAT_ONE_TURN
-    if chat and chat not in CHAT_FORMATS:
+    """An adapter's `chat`: a --template chat value or False. The value keys the vector cache,
+    so the formats never share a vector."""
+    if chat is not False and chat not in CHAT_FORMATS:
         raise ValueError(f"chat must be one of {', '.join(CHAT_FORMATS)} or False, not {chat!r}")
-    return chat or False
+    return chat
 
 
 def chat_renderer(tokenizer: Any, processor: Any, name: str) -> ChatRender:
     """(messages, add_generation_prompt) -> text through the tokenizer's chat template, or the
     processor's when only it has one (Idefics2 and LLaVA keep theirs on the processor). Template
-    errors (roles it refuses, a system role it lacks) become one-line ValueErrors."""
+    errors (roles it refuses, a system role it lacks) become one-line ConfigErrors."""
     template = getattr(tokenizer, "chat_template", None) or getattr(
         processor, "chat_template", None
     )
     if not template:
-        raise ValueError(
+        raise ConfigError(
             f"model {name!r} has no chat template, so --template {CHAT_TURNS} or "
             f"{CHAT_ONE_TURN} cannot be used; use --template paper or spaced"
         )
@@ -39,7 +37,7 @@ def chat_renderer(tokenizer: Any, processor: Any, name: str) -> ChatRender:
             )
         except Exception as exc:  # noqa: BLE001 - Jinja's errors, and templates' raise_exception
             roles = "/".join(dict.fromkeys(m["role"] for m in messages))
-            raise ValueError(
+            raise ConfigError(
                 f"the chat template of {name!r} cannot write a {roles} conversation ({exc})"
             ) from None
 

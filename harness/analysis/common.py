@@ -25,12 +25,14 @@ from benchmark.files import atomic_output, slug, write_json_atomic
 from benchmark.strict_json import read_json
 
 from .. import engine
-from ..adapters import Adapter
-from ..adapters.causal_lm import cache_root
-from ..config import ConfigError, RunConfig, check_layer, layer_from_results
+from ..adapters.base import Adapter
+from ..cache import cache_root
+from ..config import RunConfig
 from ..context import EvalContext
-from ..data import TaskData, record_digest, sha256
-from ..results import choose_layer, versions
+from ..errors import ConfigError
+from ..items import TaskData, record_digest, sha256
+from ..layer_choice import check_layer, choose_layer, layer_from_results
+from ..results import versions
 from ..store import code_version
 from ..vectors import task_vector
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from benchmark import uses_examples
+
 from ..context import EvalContext
 from ..vectors import task_vector
 from .common import Session
@@ -30,12 +32,12 @@ def _cos(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _vectors(session: Session, spec: str) -> dict[str, torch.Tensor]:
     """task -> [n_seeds, n_layers, d] (one row for the instruction: it has no seed)."""
-    seeds = session.config.seeds if spec != "instruction" else session.config.seeds[:1]
+    seeds = session.config.seeds if uses_examples(spec) else session.config.seeds[:1]
     return {t: torch.stack([session.vector(t, s, spec) for s in seeds]) for t in session.tasks}
 
 
 def _source_vectors(session: Session) -> dict[str, torch.Tensor]:
-    from ..evaluator import load_adapter
+    from ..adapters import load_adapter
 
     config = session.config
     source = load_adapter(config.source_model, config.source_model_args, config)

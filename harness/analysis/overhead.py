@@ -52,7 +52,7 @@ from typing import Any
 import torch
 
 from .. import engine
-from ..adapters import Adapter
+from ..adapters.base import Adapter
 from ..config import RunConfig
 from ..templates import Prompt
 from .common import Session
@@ -156,7 +156,7 @@ def memory_kind(adapter: Adapter, kind: Kind, layer: int) -> dict[str, int]:
 
 def _child(config: RunConfig, device: str, kind: Kind, layer: int) -> dict[str, int]:
     """A fresh process: load the model as the session did, then measure one kind's memory."""
-    from ..evaluator import load_adapter
+    from ..adapters import load_adapter
 
     config = dataclasses.replace(config, device=device)
     adapter = load_adapter(config.model, config.model_args, config)

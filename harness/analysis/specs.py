@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from benchmark import best_layer
+
 from .. import engine
 from ..templates import Prompt
 from .common import Session, accuracies
@@ -74,9 +76,7 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
         s: [statistics.fmean(curves[s][t][la] for t in session.tasks) for la in range(n_layers)]
         for s in VECTOR_SPECS
     }
-    best = {
-        s: max(range(n_layers), key=lambda la, s=s: (mean_curve[s][la], -la)) for s in VECTOR_SPECS
-    }
+    best = {s: best_layer(mean_curve[s]) for s in VECTOR_SPECS}
     test: dict[str, dict[str, dict[str, float]]] = {s: {} for s in VECTOR_SPECS}
     for task in session.progress("test"):
         items = ctx.items(task, "test")

@@ -40,7 +40,7 @@ import torch
 
 from benchmark import TASKS
 
-from ..adapters import Adapter
+from ..adapters.base import Adapter
 from ..templates import Prompt
 from .common import Session, normed
 

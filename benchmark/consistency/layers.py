@@ -1,44 +1,26 @@
 """A results file's layer, checked against how the run says it chose it.
 
-The harness patches every layered method at one layer: with `--layer` (or a preset) the
-configured one ("override"), with `--layer_from` another run's ("from_results"), otherwise the
-layer of the best mean validation accuracy ("sweep": `mean_curve` is the mean over tasks of
-`validation_curve`, and ties go to the lowest layer, `harness.results.choose_layer`). A file whose
-layer is not the one its own curve and config pick, or whose curve does not fit the model's
-depth, was not written by a run.
+A run patches at one layer, which every results entry of a method that patched records as its
+`layer`: with `--layer` (or a preset) the configured one ("override"), with `--layer_from`
+another run's ("from_results"), otherwise the layer of the best mean validation accuracy
+("sweep": `mean_curve` is the mean over tasks of `validation_curve`, and ties go to the lowest
+layer, `benchmark.protocol.best_layer`). A file whose layer is not the one its own curve and
+config pick, or whose curve does not fit the model's depth, was not written by a run.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from typing import Any
 
-from .strict_json import SchemaError, json_path
-
-# How far a stored mean_curve point may be from the mean of the task curves.
-CURVE_TOLERANCE = 1e-6
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _curve(value: Any) -> bool:
-    """A list of finite numbers (the schema says so; a hand-made file may not have passed it)."""
-    return isinstance(value, list) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
-    )
-
-
-def argmax_first(curve: list[float]) -> int:
-    """The layer `choose_layer` picks from a mean curve: the best, the lowest of equals."""
-    return max(range(len(curve)), key=lambda layer: (curve[layer], -layer))
+from ..protocol import best_layer
+from ..strict_json import SchemaError, json_path
+from .numbers import CURVE_TOLERANCE, is_count, is_curve, on_grid
 
 
 def _method_layers(doc: dict[str, Any]) -> list[tuple[list[Any], Any]]:
-    """(JSON path, value) of every layer a number was measured at: each layered method's, and
-    the LLM->VLM transfer cosines'."""
+    """(JSON path, value) of every layer a number was measured at: each results entry that
+    records a `layer` (a method that patched), and the LLM->VLM transfer cosines'."""
     results = doc.get("results") if isinstance(doc.get("results"), dict) else {}
     transfer = doc.get("transfer")
     out = []
@@ -57,7 +39,7 @@ def _depth_errors(doc: dict[str, Any], chosen: Any, layers: list[Any]) -> list[S
     """Every layer named is one the model has (`model.num_layers`)."""
     model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
     depth = model.get("num_layers")
-    if not _count(depth):
+    if not is_count(depth):
         return []
     named = [(["layer_selection", "layer"], chosen), *layers]
     return [
@@ -66,12 +48,13 @@ def _depth_errors(doc: dict[str, Any], chosen: Any, layers: list[Any]) -> list[S
             f"layer {value} does not exist: model.num_layers is {depth} (layers 0..{depth - 1})",
         )
         for at, value in named
-        if _count(value) and value >= depth
+        if is_count(value) and value >= depth
     ]
 
 
 def _method_errors(chosen: Any, layers: list[tuple[list[Any], Any]]) -> list[SchemaError]:
-    """Each layered method was patched at the chosen layer, the one `layer_selection` records."""
+    """Each entry that records a layer was patched at the chosen layer, the one
+    `layer_selection` records."""
     if chosen is None:
         return [
             SchemaError(
@@ -131,9 +114,9 @@ def _curve_errors(
                     "was chosen from (vlm-tv-eval writes it)",
                 )
             )
-    if not _curve(mean) or not mean:
+    if not is_curve(mean) or not mean:
         return errors
-    if _count(depth) and len(mean) != depth:
+    if is_count(depth) and len(mean) != depth:
         errors.append(
             SchemaError(
                 "$.layer_selection.mean_curve",
@@ -143,8 +126,8 @@ def _curve_errors(
         )
     if isinstance(per_task, dict):
         errors += _task_curve_errors(mean, per_task, depth, sizes)
-    chosen, best = selection.get("layer"), argmax_first(mean)
-    if _count(chosen) and chosen != best:
+    chosen, best = selection.get("layer"), best_layer(mean)
+    if is_count(chosen) and chosen != best:
         errors.append(
             SchemaError(
                 "$.layer_selection.layer",
@@ -165,7 +148,7 @@ def _sweep_sizes(doc: dict[str, Any]) -> dict[Any, int]:
     out = {}
     for task, split in splits.items():
         size = split.get("validation") if isinstance(split, dict) else None
-        if _count(size) and size > 0 and seeds:
+        if is_count(size) and size > 0 and seeds:
             out[task] = size * len(seeds)
     return out
 
@@ -178,7 +161,7 @@ def _grid_errors(per_task: dict[str, Any], sizes: dict[Any, int]) -> list[Schema
         total = sizes.get(task)
         if total is None:
             continue
-        off = [i for i, v in enumerate(curve) if abs(v - round(v * total) / total) > 1e-9]
+        off = [i for i, v in enumerate(curve) if not on_grid(v, total)]
         if off:
             errors.append(
                 SchemaError(
@@ -200,7 +183,7 @@ def _task_curve_errors(
     if not curves:
         message = "empty: a sweep scores every task, and mean_curve is the mean of their curves"
         return [SchemaError("$.layer_selection.validation_curve", message)]
-    if not all(_curve(c) for c in curves):
+    if not all(is_curve(c) for c in curves):
         return []
     errors = _grid_errors(per_task, sizes)
     for task, curve in per_task.items():
@@ -209,7 +192,7 @@ def _task_curve_errors(
                 SchemaError(
                     json_path(["layer_selection", "validation_curve", task]),
                     f"{len(curve)} point(s), but mean_curve has {len(mean)}"
-                    + (f" and model.num_layers is {depth}" if _count(depth) else ""),
+                    + (f" and model.num_layers is {depth}" if is_count(depth) else ""),
                 )
             )
     if any(len(c) != len(mean) for c in curves):
@@ -228,8 +211,8 @@ def _task_curve_errors(
 
 def check_layers(doc: dict[str, Any]) -> list[SchemaError]:
     """The layer of a results file against how it was chosen: the mode against the config, a
-    sweep's layer against its curves, every layer against the model's depth and each layered
-    method's layer against the chosen one. Empty when they agree."""
+    sweep's layer against its curves, every layer against the model's depth and each layer an
+    entry records against the chosen one. Empty when they agree."""
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
     selection = doc.get("layer_selection")

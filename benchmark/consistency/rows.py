@@ -3,49 +3,35 @@
 A first-token run given `--log_samples` writes `samples_<task>.jsonl`, an overriding run
 `generations_<task>.jsonl`: one row per method, seed and item, holding the prediction, the
 target and the flags it was scored with. Those rows are re-scored here with the harness's own
-rules (`scoring.py`), so flags edited to match an edited accuracy are caught, and the numbers in
-the results file must be the rows' means.
+rules (`benchmark/scoring.py`), so flags edited to match an edited accuracy are caught, and the
+numbers in the results file must be the rows' means.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .files import slug
-from .scoring import WHOLE_ANSWER_METHODS, lenient_match, strict_is_possible, whole_answer_match
-from .strict_json import SchemaError, json_path, loads_checked
-
-# How far a stored rate may be from the one the rows give.
-TOLERANCE = 1e-9
+from ..files import slug
+from ..scoring import WHOLE_ANSWER_METHODS, lenient_match, strict_is_possible, whole_answer_match
+from ..strict_json import SchemaError, json_path, jsonl_lines
+from .numbers import TOLERANCE, is_count, is_number
 
 Row = dict[str, Any]
 # (row, case_insensitive) -> what is wrong with its flags, one phrase each
 Rescorer = Callable[[Row, bool], list[str]]
 
 
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def read_rows(path: Path) -> list[tuple[int, Row]] | None:
     """(line number, row) of a per-sample JSONL file; None when any line cannot be read (that
     file's own `validate` names the line)."""
-    rows = []
     try:
-        lines = path.read_text("utf-8").splitlines()
+        text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        obj, errors = loads_checked(line)
+    rows = []
+    for number, obj, errors in jsonl_lines(text):
         if errors or not isinstance(obj, dict):
             return None
         rows.append((number, obj))
@@ -139,7 +125,7 @@ def _seed_errors(
         if not scored or not isinstance(per_seed, list) or i >= len(per_seed):
             continue
         rate = _rate(mine, score)
-        if rate is not None and _number(per_seed[i]) and abs(per_seed[i] - rate) > TOLERANCE:
+        if rate is not None and is_number(per_seed[i]) and abs(per_seed[i] - rate) > TOLERANCE:
             errors.append(
                 SchemaError(
                     json_path([*at, "per_seed", i]),
@@ -162,7 +148,7 @@ def _mean_errors(
     mean of the seeds' row rates."""
     stored = entry.get(field)
     rates = [rate for _, mine in by_seed if (rate := _rate(mine, row_field)) is not None]
-    if not _number(stored) or not rates or len(rates) != len(by_seed):
+    if not is_number(stored) or not rates or len(rates) != len(by_seed):
         return []
     mean = sum(rates) / len(rates)
     if abs(stored - mean) <= TOLERANCE:
@@ -197,7 +183,7 @@ def _file_errors(
     for _, row in rows:
         grouped.setdefault((row.get("method"), row.get("seed")), []).append(row)
     for method, entry in by_method.items():
-        if not isinstance(entry, dict) or not _count(entry.get("n")):
+        if not isinstance(entry, dict) or not is_count(entry.get("n")):
             continue
         at = ["results", task, method]
         by_seed = [(seed, grouped.get((method, seed), [])) for seed in seeds]

@@ -3,34 +3,22 @@
 A schema says each number is in range; it cannot say that `acc` is the mean of `per_seed`, that
 a rate is a whole number of hits out of `n`, that strict never beats lenient, that the tasks and
 methods are the configured ones, that `n` agrees with the splits and the per-sample rows logged
-beside the file (`consistency_rows.py`), that the layer is the one its curve and config pick
-(`consistency_layers.py`), or that a submission still holds the results it recorded the hash
-of. Those are the checks here; each error carries the JSON path of the field at fault.
+beside the file (`rows.py`), that the layer is the one its curve and config pick (`layers.py`),
+or that a submission still holds the results it recorded the hash of. Those are the checks here;
+each error carries the JSON path of the field at fault.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Iterable
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .consistency_layers import check_layers
-from .consistency_rows import row_file_errors, samples_logged
-from .strict_json import SchemaError, canonical_sha256, json_path
-
-# How far a stored mean or std may be from the one recomputed from per_seed.
-TOLERANCE = 1e-9
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+from ..strict_json import SchemaError, canonical_sha256, json_path
+from .layers import check_layers
+from .numbers import TOLERANCE, is_count, is_number, on_grid, on_some_grid
+from .rows import row_file_errors, samples_logged
 
 
 def _names(values: Iterable[Any]) -> str:
@@ -46,17 +34,6 @@ def _set_errors(have: list[Any], want: list[Any], what: str) -> list[str]:
     if extra:
         out.append(f"results for {what} {_names(extra)}, which config.{what}s does not list")
     return out
-
-
-def _on_grid(value: float, total: int) -> bool:
-    """Whether `value` is k/total for a whole k (to TOLERANCE): a rate of hits in `total`."""
-    return abs(value - round(value * total) / total) <= TOLERANCE
-
-
-def _on_some_grid(value: float, most: int) -> bool:
-    """Whether `value` is k/m for some m up to `most`. The nearest fraction with a denominator
-    up to `most` is the one to test: one search, however large `most` is."""
-    return _on_grid(value, Fraction(value).limit_denominator(most).denominator)
 
 
 def _grid_fields(entry: dict[str, Any], seeds: int | None) -> list[tuple[list[Any], int, str]]:
@@ -75,7 +52,7 @@ def _grid_fields(entry: dict[str, Any], seeds: int | None) -> list[tuple[list[An
         fields = ["acc_strict", "exact_original"] + (["acc"] if not judge_rates else [])
         fields += ["acc_failures_as_misses", "judge_acc_failures_as_misses"]
         out += [([field], n * seeds, answers) for field in fields]
-    if _count(judged) and judged > 0:
+    if is_count(judged) and judged > 0:
         fields = ["acc"] if judge_rates else ["judge_acc"]
         out += [([field], judged, f"judged = {judged}") for field in fields]
     return out
@@ -85,12 +62,12 @@ def _grid_errors(entry: dict[str, Any], at: list[Any], seeds: int | None) -> lis
     """Each rate is a whole number of hits over what it counts: an `acc` of 0.6 with n = 4 is
     no run's. A judged image set's seed leaves out its failed verdicts, so its rate is a count
     over some number of answers up to `n`."""
-    if not _count(entry.get("n")) or entry["n"] < 1:
+    if not is_count(entry.get("n")) or entry["n"] < 1:
         return []
     errors = []
     for field, total, what in _grid_fields(entry, seeds):
         value = entry.get(field[0]) if len(field) == 1 else entry["per_seed"][field[1]]
-        if _number(value) and not _on_grid(value, total):
+        if is_number(value) and not on_grid(value, total):
             errors.append(
                 SchemaError(
                     json_path(at + field),
@@ -102,7 +79,7 @@ def _grid_errors(entry: dict[str, Any], at: list[Any], seeds: int | None) -> lis
     some_failed = entry.get("judge_failures") != 0
     if "judged" in entry and "judge_acc" not in entry and some_failed:
         for i, value in enumerate(per_seed if isinstance(per_seed, list) else []):
-            if _number(value) and not _on_some_grid(value, n):
+            if is_number(value) and not on_some_grid(value, n):
                 errors.append(
                     SchemaError(
                         json_path([*at, "per_seed", i]),
@@ -118,7 +95,7 @@ def _strict_errors(entry: dict[str, Any], at: list[Any]) -> list[SchemaError]:
     byte fragment and matched by id; without the logged rows to show those, `acc_strict` above
     `acc` is no run's."""
     acc, strict = entry.get("acc"), entry.get("acc_strict")
-    if not (_number(acc) and _number(strict)) or strict <= acc + TOLERANCE:
+    if not (is_number(acc) and is_number(strict)) or strict <= acc + TOLERANCE:
         return []
     message = (
         f"{strict!r} is above acc ({acc!r}): a strict hit is also a lenient hit (unless the "
@@ -148,7 +125,7 @@ def _entry_errors(
             "missing: acc cannot be checked without the per-seed accuracies it is the mean of "
             "(vlm-tv-eval writes them)",
         )
-    if isinstance(per_seed, list) and all(_number(v) for v in per_seed):
+    if isinstance(per_seed, list) and all(is_number(v) for v in per_seed):
         if seeds is not None and len(per_seed) != seeds:
             fail(["per_seed"], f"{len(per_seed)} value(s) for {seeds} seed(s)")
         if per_seed:
@@ -157,7 +134,7 @@ def _entry_errors(
             # failures the seeds weigh differently, so the pooled rate lies between them.
             pooled = "judged" in entry and "judge_acc" not in entry
             pooled = pooled and bool(entry.get("judge_failures"))
-            if _number(acc) and pooled:
+            if is_number(acc) and pooled:
                 low, high = min(per_seed), max(per_seed)
                 if not low - TOLERANCE <= acc <= high + TOLERANCE:
                     fail(
@@ -165,21 +142,21 @@ def _entry_errors(
                         f"{acc!r} lies outside its per-seed rates [{low!r}, {high!r}] "
                         "(judged answers pooled over seeds)",
                     )
-            elif _number(acc) and abs(acc - mean) > TOLERANCE:
+            elif is_number(acc) and abs(acc - mean) > TOLERANCE:
                 fail(["acc"], f"{acc!r} is not the mean of per_seed {per_seed} ({mean!r})")
             pstd = statistics.pstdev(per_seed)
-            if _number(std) and abs(std - pstd) > TOLERANCE:
+            if is_number(std) and abs(std - pstd) > TOLERANCE:
                 fail(
                     ["acc_std"],
                     f"{std!r} is not the population std of per_seed {per_seed} ({pstd!r})",
                 )
-    if _count(n):
+    if is_count(n):
         if split_n is not None and n != split_n:
             fail(["n"], f"{n} items scored per seed, but the recorded test split has {split_n}")
         if limit is not None and n > limit:
             fail(["n"], f"{n} items scored per seed, more than config.limit ({limit})")
         judged, failures = entry.get("judged"), entry.get("judge_failures")
-        if seeds is not None and _count(judged) and _count(failures):
+        if seeds is not None and is_count(judged) and is_count(failures):
             if judged + failures != n * seeds:
                 fail(
                     ["judged"],
@@ -205,9 +182,9 @@ def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> li
       `config.limit`;
     - with `run_dir`, the per-sample rows logged there (`samples_<task>.jsonl`,
       `generations_<task>.jsonl`) score to their own flags, have `n` rows per method and seed,
-      and give `per_seed` and `acc_strict` (`exact_original`) (`consistency_rows`);
+      and give `per_seed` and `acc_strict` (`exact_original`) (`rows`);
     - the layer is the one the config and the sweep's curves choose, within the model's depth
-      (`consistency_layers`).
+      (`layers`).
 
     Meant for a document that passed the results schema; other shapes are skipped, not fatal.
     """
@@ -225,7 +202,7 @@ def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> li
         for message in _set_errors(list(results), tasks, "task"):
             errors.append(SchemaError("$.results", message))
     splits = doc.get("splits") if isinstance(doc.get("splits"), dict) else {}
-    limit = config.get("limit") if _count(config.get("limit")) else None
+    limit = config.get("limit") if is_count(config.get("limit")) else None
     case_insensitive = config.get("case_insensitive") is True
     for task, by_method in results.items():
         if not isinstance(by_method, dict):
@@ -235,7 +212,7 @@ def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> li
                 errors.append(SchemaError(json_path(["results", task]), message))
         split = splits.get(task)
         split_n = split.get("test") if isinstance(split, dict) else None
-        # Logged first-token rows decide each strict flag (`consistency_rows`); without them
+        # Logged first-token rows decide each strict flag (`rows`); without them
         # strict may not beat lenient.
         rows = run_dir is not None and samples_logged(run_dir, task)
         for method, entry in by_method.items():
@@ -245,7 +222,7 @@ def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> li
                     entry,
                     at,
                     len(seeds) if seeds is not None else None,
-                    split_n if _count(split_n) else None,
+                    split_n if is_count(split_n) else None,
                     limit,
                 )
                 errors += [] if rows else _strict_errors(entry, at)

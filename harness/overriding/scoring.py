@@ -22,13 +22,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark import validate, validate_file
+from benchmark import get_task, validate, validate_file
 from benchmark.files import atomic_write_text, slug, write_json_atomic
 from benchmark.strict_json import loads_checked, read_json
 
-from .judge import Judge, JudgeRequest, summarize
-from .overriding import has_labels, questions
-from .results import unit_items
+from ..cache import cache_root
+from ..errors import RunFolderError
+from ..methods import get_method
+from ..results import entry_header, unit_items
+from .data import questions
+from .judge import DEFAULT_JUDGE, Judge
+from .verdicts import JudgeRequest, summarize
 
 UnitKey = tuple[str, str, int]  # task, method, seed
 
@@ -73,14 +77,14 @@ def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """A JSONL file's rows, parsed strictly: a bad line is a ValueError naming file and line."""
+    """A JSONL file's rows, parsed strictly: a bad line is an error naming file and line."""
     rows = []
     for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         row, errors = loads_checked(line)
         if errors:
-            raise ValueError(f"{path}:{number}: {errors[0].path}: {errors[0].message}")
+            raise RunFolderError(f"{path}:{number}: {errors[0].path}: {errors[0].message}")
         rows.append(row)
     return rows
 
@@ -107,23 +111,18 @@ def _mean(values: Sequence[float]) -> float:
 
 def method_result(
     task: str,
-    method: Any,
+    method: str,
     rows: Sequence[Mapping[str, Any]],
     seeds: Sequence[int],
     verdicts: Mapping[tuple[str, str, int, str], Mapping[str, Any]] | None,
-    layer: int | None,
-    context: str,
+    header: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """One task x method entry of the results file (None for `acc` when it needs a judge
-    that has not run)."""
+    """One task x method entry of the results file: `header` (`results.entry_header`), then
+    the numbers (no `acc` while it needs a judge that has not run)."""
     by_seed = {s: [r for r in rows if r["seed"] == s] for s in seeds}
-    n = len(by_seed[seeds[0]])
-    out: dict[str, Any] = {"n": n, "split": "test", "context": context}
-    if not method.seeded:
-        out["seeded"] = False
-    if method.needs_vector:
-        out["layer"] = layer
-    if has_labels(task):
+    out: dict[str, Any] = {"n": len(by_seed[seeds[0]]), **header}
+    labelled = get_task(task).has_labels
+    if labelled:
         per_seed = [_mean([float(r["exact_override"]) for r in by_seed[s]]) for s in seeds]
         original = [_mean([float(r["exact_original"]) for r in by_seed[s]]) for s in seeds]
         out.update(
@@ -134,9 +133,7 @@ def method_result(
         )
     if verdicts is None:
         return out
-    seed_verdicts = {
-        s: [verdicts[task, method.name, s, r["doc_id"]] for r in by_seed[s]] for s in seeds
-    }
+    seed_verdicts = {s: [verdicts[task, method, s, r["doc_id"]] for r in by_seed[s]] for s in seeds}
     every = [v for s in seeds for v in seed_verdicts[s]]
     total = summarize(every)
     per_seed_judge = [summarize(seed_verdicts[s])["acc"] for s in seeds]
@@ -144,7 +141,7 @@ def method_result(
         "judged": total["judged"],
         "judge_failures": total["judge_failures"],
     }
-    if has_labels(task):
+    if labelled:
         pairs = [
             (v["success"], r["exact_override"])
             for s in seeds
@@ -194,25 +191,16 @@ def score_run(
         for method in methods:
             entry = method_result(
                 task,
-                _Seeded(method, spec),
+                method.name,
                 [r for r in rows if r["method"] == method.name],
                 seeds,
                 keyed,
-                layer,
-                method.context(spec, n_shot),
+                entry_header(method, spec, n_shot, layer),
             )
             complete = complete and "acc" in entry
             doc["results"][task][method.name] = entry
     doc["judge"] = dict(judge) if judge else None
     return complete
-
-
-class _Seeded:
-    """A method seen under one spec: `seeded` as a value."""
-
-    def __init__(self, method: Any, spec: str):
-        self.name, self.needs_vector = method.name, method.needs_vector
-        self.seeded = method.seeded(spec)
 
 
 def finish(
@@ -252,17 +240,13 @@ def judge_run_dir(
     run_dir: str | Path, model: str | None, base_url: str | None
 ) -> tuple[dict[str, Any], Path]:
     """`vlm-tv-eval judge RUN_DIR`: judge a run's logged generations and score it."""
-    from .adapters.causal_lm import cache_root
-    from .judge import DEFAULT_JUDGE
-    from .methods import get_method
-
     folder = Path(run_dir)
     source = next(
         (p for p in (folder / "results.json", folder / "pending_results.json") if p.is_file()),
         None,
     )
     if source is None:
-        raise ValueError(
+        raise RunFolderError(
             f"{folder} holds no results.json or pending_results.json: give the run folder an "
             "overriding run printed (runs/<model>/<run-id>)"
         )
@@ -270,14 +254,14 @@ def judge_run_dir(
     tasks = doc["config"]["tasks"]
     missing = [t for t in tasks if not (folder / f"generations_{slug(t)}.jsonl").is_file()]
     if not tasks or missing:
-        raise ValueError(
+        raise RunFolderError(
             f"{source} is not an overriding run with logged generations (missing "
             f"generations for {', '.join(missing) or 'every task'})"
         )
     for task in tasks:  # every row as the run writes it, or the file and line that is not
         errors = validate_file(folder / f"generations_{slug(task)}.jsonl", kind="generation")
         if errors:
-            raise ValueError(f"{errors[0]} (and {len(errors) - 1} more); rerun the run")
+            raise RunFolderError(f"{errors[0]} (and {len(errors) - 1} more); rerun the run")
     methods = [get_method(m) for m in doc["config"]["methods"]]
     judge = Judge(model or DEFAULT_JUDGE, base_url, cache_dir=cache_root() / "judge")
     return finish(folder, doc, methods, judge)
@@ -292,7 +276,9 @@ def _run_doc(source: Path) -> dict[str, Any]:
     judging uses: a damaged or hand-made file is named, never a traceback."""
     doc, errors = read_json(source)
     if errors:
-        raise ValueError(f"{errors[0]}; is it the file the run wrote? rerun the run to rewrite it")
+        raise RunFolderError(
+            f"{errors[0]}; is it the file the run wrote? rerun the run to rewrite it"
+        )
     config = doc.get("config") if isinstance(doc, dict) else None
     config = config if isinstance(config, dict) else {}
     bad = [f"config.{k}" for k, kind in _RUN_KEYS.items() if not isinstance(config.get(k), kind)]
@@ -302,7 +288,7 @@ def _run_doc(source: Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or not isinstance(doc.get("layer_selection") or {}, dict):
         bad.append("layer_selection")
     if bad:
-        raise ValueError(
+        raise RunFolderError(
             f"{source} is not the results of a vlm-tv-eval run ({', '.join(bad)} missing or "
             "of the wrong kind); give the run folder an overriding run printed"
         )

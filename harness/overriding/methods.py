@@ -5,119 +5,30 @@ Three methods, one row each: `original` (the prompt alone), `system_prompt` (the
 instruction in the system turn; without a chat template, first in the prompt) and
 `instruction_patch` (the overriding instruction's vector written over the prompt's last token
 at the chosen layer, in the prompt pass only). The answers are generations; a judge says which
-task an answer addresses (`judge.py`, `judging.py`). `override_text` is built here from the
-shipped pools, where both tasks' labels are known, so it is also scored by exact match and
-checks the judge.
+task an answer addresses (`judge.py`, `scoring.py`). `override_text`, where both tasks'
+labels are known, is also scored by exact match, which checks the judge.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from benchmark import TASKS, get_task, load_task
-from benchmark.layout import IMAGE_COLUMN, config_name
+from benchmark import get_task, uses_examples
+from benchmark.scoring import lenient_match
 
-from . import engine, generation
-from .data import TaskData, sample_demos, sha256
-from .methods import register_method
-from .scoring import lenient_match
-from .templates import Prompt
+from .. import engine, generation
+from ..items import sample_demos, sha256
+from ..methods import register_method
+from ..templates import Prompt
 
 if TYPE_CHECKING:
-    from .context import EvalContext
+    from ..context import EvalContext
 
-# Each cross-modal task and the conflicting task of its pool.
-CONFLICTS = {
-    "country_capital": "country_currency",
-    "country_currency": "country_capital",
-    "animal_latin": "animal_young",
-    "animal_young": "animal_latin",
-    "food_color": "food_flavor",
-    "food_flavor": "food_color",
-}
 STOP = ("\n",)
-
-
-def is_overriding(task_id: str) -> bool:
-    return task_id in TASKS and get_task(task_id).family == "overriding"
-
-
-def has_labels(task_id: str) -> bool:
-    """Only override_text knows both answers; the image sets are judged."""
-    return task_id == "override_text"
-
-
-# -- data ---------------------------------------------------------------------------------------
-
-
-def load_override_text() -> TaskData:
-    """Every pool item under both of its pool's tasks: the original task set up in the prompt
-    (`question`, labelled `question_answer`), the other patched (`override`, labelled `output`).
-    Directions are interleaved so that --limit takes items of every direction."""
-    splits: dict[str, list[dict[str, Any]]] = {}
-    for split in ("validation", "test"):
-        by_direction = []
-        for original, override in CONFLICTS.items():
-            labels = {r["id"]: r["output"] for r in load_task(override, split)}
-            by_direction.append(
-                [
-                    {
-                        "id": f"{original}>{override}/{r['id']}",
-                        "task": "override_text",
-                        "split": split,
-                        "direction": f"{original}>{override}",
-                        "input": r["input"],
-                        "question": TASKS[original].instruction,
-                        "override": TASKS[override].instruction,
-                        "question_answer": r["output"],
-                        "output": labels[r["id"]],
-                    }
-                    for r in load_task(original, split)
-                ]
-            )
-        splits[split] = [rec for group in zip(*by_direction, strict=True) for rec in group]
-    instruction = TASKS["override_text"].instruction
-    return TaskData("override_text", instruction, splits, source="pools:override_text")
-
-
-def load_override_set(task_id: str, data: str) -> TaskData:
-    """An image overriding set built by `vlm-tv-build overriding` (test split only)."""
-    import datasets
-
-    try:
-        built = datasets.load_dataset(data, config_name(task_id))
-    except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load"
-        raise ValueError(
-            f"cannot load config {task_id!r} of the overriding dataset {data!r}: {exc}. Build "
-            "it with `vlm-tv-build overriding --out DIR` (needs network) and pass --data DIR"
-        ) from None
-    if "test" not in built:
-        raise ValueError(f"overriding dataset {data!r} config {task_id!r} has no test split")
-    records = []
-    for row in built["test"]:
-        image = row[IMAGE_COLUMN]
-        if image is None:
-            continue
-        records.append(
-            {
-                "id": str(row["id"]),
-                "task": task_id,
-                "split": "test",
-                "image": image,
-                "input": row["question"],
-                "question": row["question"],
-                "override": row["override"],
-                "question_answer": row.get("question_answer"),
-                "output": row.get("override_answer") or "",
-            }
-        )
-    if not records:
-        raise ValueError(f"overriding dataset {data!r} config {task_id!r} has no images")
-    return TaskData(task_id, get_task(task_id).instruction, {"test": records}, source=data)
 
 
 # -- prompts ------------------------------------------------------------------------------------
@@ -141,18 +52,10 @@ def original_prompt(
     adapter = ctx.adapter
     if record["task"] != "override_text":
         return adapter.query_prompt((record["image"], record["question"]), system=system)
-    if ctx.config.spec == "instruction":
+    if not uses_examples(ctx.config.spec):
         return adapter.query_prompt(record["input"], instruction=record["question"], system=system)
     examples = _demos(ctx, record, split, seed)
     return adapter.example_prompt(examples, query=record["input"], system=system)
-
-
-def questions(record: Mapping[str, Any]) -> tuple[str, str]:
-    """Question 1 (the original task) and question 2 (the overriding one), as the judge sees
-    them."""
-    if record["task"] == "override_text":
-        return f"{record['question']} {record['input']}", f"{record['override']} {record['input']}"
-    return record["question"], record["override"]
 
 
 def instruction_vectors(
@@ -173,10 +76,6 @@ def instruction_vectors(
 
 
 # -- methods ------------------------------------------------------------------------------------
-
-
-def _uses_examples(spec: str) -> bool:
-    return spec not in ("instruction",)
 
 
 def _answer(
@@ -215,7 +114,7 @@ def score_generations(
         "preds": answers,
         "prompt_hashes": [sha256(p.text) for p in prompts],
     }
-    if items and has_labels(items[0]["task"]):
+    if items and get_task(items[0]["task"]).has_labels:
         out["exact_override"] = [
             lenient_match(a, r["output"], case_insensitive)
             for a, r in zip(answers, items, strict=True)
@@ -231,7 +130,7 @@ def _context(row: str):
     def describe(spec: str, n_shot: int) -> str:
         setup = (
             "the original task's instruction"
-            if spec == "instruction"
+            if not uses_examples(spec)
             else (
                 f"{n_shot} examples of the original task (override_text), or the image and "
                 "question 1"
@@ -245,8 +144,8 @@ def _context(row: str):
 @register_method(
     "original",
     kind="overriding",
-    needs_demos=_uses_examples,
-    seeded=_uses_examples,
+    needs_demos=uses_examples,
+    seeded=uses_examples,
     context=_context("nothing else (the original task alone)"),
 )
 def original(ctx: EvalContext, task: str, seed: int, layer: int | None) -> dict:
@@ -256,8 +155,8 @@ def original(ctx: EvalContext, task: str, seed: int, layer: int | None) -> dict:
 @register_method(
     "system_prompt",
     kind="overriding",
-    needs_demos=_uses_examples,
-    seeded=_uses_examples,
+    needs_demos=uses_examples,
+    seeded=uses_examples,
     context=_context(
         "the overriding instruction in the system turn (first in the prompt without a chat "
         "template)"
@@ -271,8 +170,8 @@ def system_prompt(ctx: EvalContext, task: str, seed: int, layer: int | None) -> 
     "instruction_patch",
     kind="overriding",
     needs_vector=True,
-    needs_demos=_uses_examples,
-    seeded=_uses_examples,
+    needs_demos=uses_examples,
+    seeded=uses_examples,
     context=_context("the overriding instruction's vector patched over the last token"),
 )
 def instruction_patch(ctx: EvalContext, task: str, seed: int, layer: int | None) -> dict:

@@ -1,21 +1,20 @@
-"""Task items for a run: the shipped pools, or a researcher's own JSONL file; seeded demos."""
+"""A task's items: the shipped pools or a researcher's own JSONL file, and the demos each query
+draws (seeded by the query, so a resumed or re-batched run draws the same)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import random
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark import CROSS_MODAL_TASKS, get_task, load_task
-from benchmark.layout import IMAGE_COLUMN, JOIN_KEY, config_name
+from benchmark import CROSS_MODAL_TASKS, UnknownTaskError, get_task, load_task
 from benchmark.strict_json import loads_checked
 
-from .config import ConfigError
+from .errors import ConfigError, TaskFileError
 
 
 @dataclass
@@ -31,10 +30,6 @@ class TaskData:
     # Seeds the demo draws: the task id for shipped tasks, the file's content for a task file
     # (renaming a file must not change its demos; editing it must).
     demo_key: str = ""
-
-
-class TaskFileError(ValueError):
-    pass
 
 
 def _seeded_split(records: list[dict[str, Any]], seed: int) -> dict[str, list[dict[str, Any]]]:
@@ -164,9 +159,12 @@ def load_task_file(
 def load_task_data(name: str, instruction: str | None = None) -> TaskData:
     if name.endswith(".jsonl") or "/" in name:
         return load_task_file(name, instruction)
-    task = get_task(name)
+    try:
+        task = get_task(name)
+    except UnknownTaskError as exc:
+        raise ConfigError(str(exc)) from None
     if name not in CROSS_MODAL_TASKS:
-        raise ValueError(
+        raise ConfigError(
             f"task {name!r} ({task.family}) is not a text task the core harness runs; "
             f"text tasks: {', '.join(CROSS_MODAL_TASKS)}"
         )
@@ -184,7 +182,7 @@ def sample_demos(
     """
     others = [r for r in pool if r["id"] != query["id"]]
     if n > len(others):
-        raise ValueError(f"n_shot={n} but only {len(others)} other items in the split")
+        raise ConfigError(f"n_shot={n} but only {len(others)} other items in the split")
     rng = random.Random(f"{seed}:{task_id}:{query['id']}")
     return rng.sample(others, n)
 
@@ -202,146 +200,3 @@ def sha256(obj: Any) -> str:
 def record_digest(record: dict[str, Any]) -> dict[str, Any]:
     """A record as JSON-able data: the decoded image is left out (its hash stays in)."""
     return {k: v for k, v in record.items() if k != "image"}
-
-
-def from_build(task: TaskData, data: str, need_images: bool = True) -> TaskData:
-    """The task's items as a built cross-modal dataset holds them, with their images.
-
-    `data` is a folder written by `vlm-tv-build cross-modal` or `import-authors`, or a Hub
-    dataset id; the config is the task id. The build's rows are the items (input, output and
-    split included), so a run on the authors' import uses the authors' items, and a build made
-    from an older pool never pairs an image with another item's answer. Where the items differ
-    from the shipped pool, the run says so and records how many. Without `need_images` (text
-    queries and text examples) rows without an image are kept and no image is decoded.
-    """
-    if task.id.startswith("custom:"):
-        raise ValueError(f"--data holds built tasks; {task.id} is a task file: drop --data")
-    try:
-        import datasets
-    except ImportError as exc:  # pragma: no cover - datasets is a dependency of the dev install
-        raise ValueError("--data needs `datasets`: pip install 'vlm-tv-eval[builders]'") from exc
-    try:
-        built = datasets.load_dataset(data, config_name(task.id))
-    except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load"
-        raise ValueError(
-            f"cannot load config {task.id!r} of the built dataset {data!r}: {exc}. Build it with "
-            "`vlm-tv-build cross-modal --out DIR` (needs network) and pass --data DIR"
-        ) from None
-    splits: dict[str, list[dict[str, Any]]] = {}
-    missing: list[str] = []
-    built_ids: set[str] = set()
-    for split in task.splits:
-        if split not in built:
-            raise ValueError(f"built dataset {data!r} config {task.id!r} has no {split!r} split")
-        out = []
-        for row in built[split]:
-            record = {k: row.get(k) for k in ("id", "input", "output", "wikipedia_title")}
-            record.update(task=task.id, split=split)
-            built_ids.add(record["id"])
-            image = row.get(IMAGE_COLUMN)
-            if need_images:
-                if image is None:  # a row without its image: left out, and recorded
-                    missing.append(str(row[JOIN_KEY]))
-                    continue
-                try:
-                    image.load()
-                except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad files
-                    raise ValueError(
-                        f"image of {task.id}/{row[JOIN_KEY]} in {data!r} is corrupt: {exc}"
-                    ) from None
-                record.update(image=image, image_sha256=hashlib.sha256(image.tobytes()).hexdigest())
-            out.append(record)
-        splits[split] = out
-    if not all(splits.values()):
-        raise ValueError(
-            f"built dataset {data!r} ({task.id}) has no "
-            f"{'images (a text-only build?)' if need_images else 'items'}; build it with "
-            "`vlm-tv-build cross-modal --out DIR` and pass --data DIR"
-        )
-    differ = _items_not_in_pool(task, splits)
-    if differ:
-        print(
-            f"note: {task.id}: {differ} item(s) in {data} are not the shipped pool's (another "
-            "item set, e.g. an import-authors build): the build's items are used",
-            file=sys.stderr,
-        )
-    else:  # a build of the pool: pool items it lacks were left out for want of an image
-        missing += [r["id"] for rs in task.splits.values() for r in rs if r["id"] not in built_ids]
-    if missing:
-        print(
-            f"warning: {task.id}: {len(missing)} item(s) have no image in {data} and are left "
-            f"out: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}",
-            file=sys.stderr,
-        )
-    return TaskData(
-        task.id,
-        task.instruction,
-        splits,
-        source=f"build-{'images' if need_images else 'items'}:{data}",
-        split_made=task.split_made,
-        extra={"missing_images": missing, "items_differing_from_pool": differ},
-    )
-
-
-def _items_not_in_pool(task: TaskData, splits: dict[str, list[dict[str, Any]]]) -> int:
-    """How many built items are not in the shipped pool as they are there (split, id, input,
-    output): 0 for a build of the pool, the size of the difference for another item set."""
-
-    def key(r: dict[str, Any]) -> tuple:
-        return (r["split"], r["id"], r["input"], r["output"])
-
-    pool = {key(r) for rs in task.splits.values() for r in rs}
-    return sum(key(r) not in pool for rs in splits.values() for r in rs)
-
-
-def load_run_data(config: Any) -> dict[str, TaskData]:
-    """Every task of a run with its items (and images, in image modes), and the checks that
-    need them: an instruction for instruction specs, enough items for --n_shot demos."""
-    # Here, not at the top: both modules import this one.
-    from .methods import get_method
-    from .overriding import is_overriding, load_override_set, load_override_text
-    from .vqa import is_vqa, load_vqa_task
-
-    methods = [get_method(m) for m in config.methods]
-    demo_splits = set()
-    if config.spec != "instruction" and any(m.needs_vector for m in methods):
-        demo_splits.add("validation")  # example prompts for the task vectors
-    if any(m.needs_demos(config.spec) for m in methods):
-        demo_splits.add("test")
-    data: dict[str, TaskData] = {}
-    for name in config.tasks:
-        try:
-            if is_overriding(name):  # their own items, prompts and demos
-                data[name] = (
-                    load_override_text()
-                    if name == "override_text"
-                    else load_override_set(name, config.data)
-                )
-                continue
-            if is_vqa(name):  # items, captions and images from one built VQA dataset
-                td = load_vqa_task(name, config.data, config.instruction)
-            else:
-                td = load_task_data(name, config.instruction)
-            if config.data and not is_vqa(name):  # the build's items, and images if used
-                td = from_build(td, config.data, need_images=config.uses_images)
-        except (KeyError, ValueError, TaskFileError) as exc:
-            # A KeyError's str() wraps its message in quotes; other messages keep theirs.
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            raise ConfigError(str(message)) from None
-        if config.spec in ("instruction", "ensemble") and not td.instruction:
-            raise ConfigError(f"task {td.id} has no instruction; pass --instruction")
-        for split, records in td.splits.items():
-            # Demos come from the split minus the query.
-            if split in demo_splits and config.n_shot > len(records) - 1:
-                raise ConfigError(
-                    f"--n_shot {config.n_shot} is larger than task {td.id}'s {split} split "
-                    f"allows ({len(records)} items, so at most {len(records) - 1} demos besides "
-                    "the query)"
-                )
-        if td.id in data:
-            raise ConfigError(
-                f"two tasks are named {td.id} ({data[td.id].source} and {td.source}): rename "
-                "one of the files, or give the task once"
-            )
-        data[td.id] = td
-    return data

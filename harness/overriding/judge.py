@@ -19,31 +19,15 @@ from pathlib import Path
 
 from benchmark.files import write_json_atomic
 
+from ..errors import JudgeConfigError
 from .verdicts import (
-    CHOICES,
-    JUDGE_PROMPT,
     SUCCESS_CHOICES,
     JudgeRequest,
     clip,
     judge_prompt,
     parse_choice,
     prompt_hash,
-    summarize,
 )
-
-# The prompt, the parse and the counts live in verdicts.py; they are part of this module's API.
-__all__ = [
-    "CHOICES",
-    "DEFAULT_JUDGE",
-    "JUDGE_PROMPT",
-    "Judge",
-    "JudgeConfigError",
-    "JudgeRequest",
-    "judge_prompt",
-    "parse_choice",
-    "prompt_hash",
-    "summarize",
-]
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +46,6 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)\S+"),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),
 )
-
-
-class JudgeConfigError(ValueError):
-    """The judge cannot run as configured (model, base_url, key); the message names the fix."""
 
 
 class Judge:

