@@ -376,11 +376,11 @@ def _finish_overriding(
             "answer starts like the overriding label (lenient), judged also judge_acc"
         ),
     )
-    judge = None
     if config.judge or config.judge_base_url:
-        judge = Judge(
-            config.judge or DEFAULT_JUDGE, config.judge_base_url, cache_dir=cache_root() / "judge"
-        )
-    doc, path = overriding_scoring.finish(store.dir, doc, methods, judge)
+        judge = config.judge or DEFAULT_JUDGE
+        with Judge(judge, config.judge_base_url, cache_dir=cache_root() / "judge") as judged_by:
+            doc, path = overriding_scoring.finish(store.dir, doc, methods, judged_by)
+    else:
+        doc, path = overriding_scoring.finish(store.dir, doc, methods, None)
     doc["path"] = str(path)
     return doc

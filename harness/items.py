@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import CROSS_MODAL_TASKS, UnknownTaskError, get_task, load_task
-from benchmark.strict_json import loads_checked
+from benchmark.strict_json import jsonl_lines
 
 from .errors import ConfigError, TaskFileError
 
@@ -66,10 +66,7 @@ def _task_lines(path: Path, text: str) -> tuple[list[dict], list[str], str | Non
     records: list[dict[str, Any]] = []
     errors: list[str] = []
     file_instruction = None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        obj, problems = loads_checked(line)
+    for number, obj, problems in jsonl_lines(text):
         where = f"{path}:{number}:"
         if problems or not isinstance(obj, dict):
             said = [p.message if p.path == "$" else f"{p.path}: {p.message}" for p in problems]

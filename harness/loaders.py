@@ -16,7 +16,7 @@ import hashlib
 import sys
 from typing import Any
 
-from benchmark import TASKS, VQA, get_task
+from benchmark import get_task
 from benchmark.layout import IMAGE_COLUMN, JOIN_KEY, SPLITS, config_name
 
 from .errors import ConfigError, TaskFileError
@@ -52,10 +52,6 @@ def loaded_image(image: Any, where: str) -> tuple[Any, str]:
     except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for bad files
         raise TaskFileError(f"{where}: the image is corrupt: {exc}") from None
     return image, hashlib.sha256(image.tobytes()).hexdigest()
-
-
-def is_vqa(task_id: str) -> bool:
-    return task_id in TASKS and TASKS[task_id].family == VQA
 
 
 def _record(row: dict[str, Any], task_id: str, split: str, data: str) -> dict[str, Any]:

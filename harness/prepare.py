@@ -53,7 +53,8 @@ def check_run(config: RunConfig) -> None:
             "RESULTS_JSON of a run of the same model on the six tasks"
         )
     if config.overriding and (config.judge or config.judge_base_url):
-        Judge(config.judge or DEFAULT_JUDGE, config.judge_base_url)
+        with Judge(config.judge or DEFAULT_JUDGE, config.judge_base_url):
+            pass  # made, so its model, base_url and key are checked
     if any(task_family(t) == VQA for t in config.tasks) and not config.data:
         raise ConfigError(f"the VQA tasks need their items: {VQA_HINT}")
     _check_device(config)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import harness.adapters as adapters
-from harness.adapters import Adapter, adapter_class, make_adapter
+from harness.adapters import adapter_class, make_adapter
+from harness.adapters.base import Adapter
 from harness.adapters.causal_lm import CausalLMAdapter
 from harness.cli import main
 from harness.vectors import cached_vector
@@ -35,7 +36,6 @@ def test_adapters_from_other_packages_via_entry_points(monkeypatch):
     monkeypatch.setattr(
         adapters, "entry_points", lambda group: [ep] if group == adapters.ENTRY_POINT_GROUP else []
     )
-    monkeypatch.setattr(adapters, "_REGISTRY", dict(adapters._REGISTRY))
     assert "my-plugin-model" in adapters.adapter_names()
     cls, _ = adapter_class("my-plugin-model")
     assert cls is PluginAdapter

@@ -12,11 +12,11 @@ import torch
 
 from benchmark import validate
 from harness import engine
-from harness.analysis import cmd_analyze
 from harness.analysis.common import Session, final_norm, read_out
 from harness.analysis.cosine import _pair_stats
 from harness.analysis.lens import phases
 from harness.analysis.noise import noisy_instruction
+from harness.cli import main
 from harness.config import RunConfig
 from harness.prepare import load_run_data
 
@@ -164,7 +164,7 @@ def test_every_command_writes_schema_valid_json_and_png(name, tiny_llama_path, t
         "--max_r",
         "2",
     ]
-    assert cmd_analyze(argv) == 0
+    assert main(["analyze", *argv]) == 0
     folder = next(tmp_path.glob("*/analysis"))
     doc = json.loads((folder / f"{name}.json").read_text())
     assert validate(doc, "analysis") == []
@@ -192,7 +192,7 @@ def test_layer_is_chosen_by_the_run_protocol_when_not_given(session):
     ],
 )
 def test_bad_analysis_arguments_are_one_line_errors(argv, message, capsys):
-    assert cmd_analyze(argv) == 2
+    assert main(["analyze", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
@@ -230,7 +230,7 @@ def test_analyses_need_their_extra(monkeypatch, capsys):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a)
     )
-    assert cmd_analyze(["tsne"]) == 2
+    assert main(["analyze", "tsne"]) == 2
     assert "pip install 'vlm-tv-eval[analysis]'" in capsys.readouterr().err
 
 
@@ -266,7 +266,7 @@ def test_a_vlm_with_data_compares_image_examples_too(name, tmp_path_factory, tmp
         "--output_path",
         str(tmp_path),
     ]
-    assert cmd_analyze(argv) == 0
+    assert main(["analyze", *argv]) == 0
     doc = json.loads(next(tmp_path.glob(f"*/analysis/{name}.json")).read_text())
     assert validate(doc, "analysis") == []
     if name == "logit-lens":
@@ -296,7 +296,7 @@ def test_cosine_with_a_source_model_compares_its_vectors(tiny_llama_path, tmp_pa
         "--output_path",
         str(tmp_path),
     ]
-    assert cmd_analyze(argv) == 0
+    assert main(["analyze", *argv]) == 0
     doc = json.loads(next(tmp_path.glob("*/analysis/cosine.json")).read_text())
     pair = doc["result"]["task_matrix"][f"hf:{tiny_llama_path} vs hf:{tiny_llama_path}"]
     assert pair["matched"] == pytest.approx(1.0, abs=1e-5)

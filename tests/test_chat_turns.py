@@ -119,7 +119,8 @@ def test_one_turn_keeps_the_whole_prompt_in_one_user_turn():
     assert record["chat"]["before"] == "User:"
     # The two formats never share a cached vector: the cache keys on `chat`.
     assert _adapter("model").chat != adapter.chat
-    assert _adapter(True).chat == "model_one_turn"  # what chat=True always meant
+    with pytest.raises(ValueError, match="chat must be one of model, model_one_turn"):
+        _adapter(True)  # the flag's values only: no second name for the one-turn format
 
 
 def test_the_two_formats_are_different_runs():
@@ -214,9 +215,9 @@ def test_image_examples_and_queries_in_turns_on_a_tiny_idefics2(tmp_path):
     import tiny_vlms
     from PIL import Image
 
-    adapter = make_adapter("idefics2", pretrained=str(tiny_vlms.build_idefics2(tmp_path)))
+    path = str(tiny_vlms.build_idefics2(tmp_path))
+    adapter = make_adapter("idefics2", pretrained=path, chat="model")
     adapter.load()
-    adapter = adapter.with_prompting(chat="model")
     adapter.tokenizer.chat_template = None  # only the processor has one, as on the Hub
     adapter.processor.chat_template = IDEFICS2_PARTS
     red, blue, green = (Image.new("RGB", (48, 30), c) for c in ("red", "blue", "green"))

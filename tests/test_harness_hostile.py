@@ -180,7 +180,7 @@ def test_ctrl_c_before_the_run_exits_130_in_one_line(monkeypatch, capsys):
     def interrupted(config):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harness.data, "load_run_data", interrupted)
+    monkeypatch.setattr(harness.prepare, "load_run_data", interrupted)
     try:
         code = main(RUN)
     except KeyboardInterrupt:
@@ -343,14 +343,12 @@ def test_judge_waits_for_a_run_still_writing_its_folder(tmp_path, capsys):
     half of its answers."""
     import fcntl
 
-    from harness.commands import cmd_judge
-
     folder = tmp_path / "run"
     folder.mkdir()
     with (folder / ".lock").open("w") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.write("4242\n")
         held.flush()
-        assert cmd_judge([str(folder)]) == 2
+        assert main(["judge", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "another vlm-tv-eval is running" in err and "4242" in err

@@ -8,72 +8,30 @@ imports under ``if TYPE_CHECKING:`` count only for private names; importlib stri
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-# module -> (layer, its one job). Layers: 0 leaves, 1 run description, 2 model access,
-# 3 run parts, 4 run assembly, 5 entry points.
-LAYERS: dict[str, tuple[int, str]] = {
-    "harness": (0, "package doc"),
-    "harness.errors": (0, "the HarnessError family"),
-    "harness.items": (0, "task items, task files, demo sampling, hashes"),
-    "harness.checkpoints": (0, "the named-checkpoint table, facts only"),
-    "harness.templates": (0, "prompt templates and chat-turn strings"),
-    "harness.hooks": (0, "capture and patch layer outputs"),
-    "harness.parallel": (0, "shards under accelerate launch"),
-    "harness.cache": (0, "the cache root"),
-    "harness.adapters.chat": (0, "rendering with a model's chat template"),
-    "harness.adapters.gguf_cache": (0, "a GGUF file de-quantized once, proven on load"),
-    "harness.overriding.verdicts": (0, "the judge prompt, its parse and its counts"),
-    "harness.overriding.judge": (0, "the judge client over the openai API"),
-    "harness.config": (1, "RunConfig: pure data and field checks"),
-    "harness.presets": (1, "--preset paper"),
-    "harness.adapters": (2, "the adapter registry and load_adapter"),
-    "harness.adapters.base": (2, "the adapter contract"),
-    "harness.adapters.causal_lm": (2, "text-only causal LMs from the Hub"),
-    "harness.adapters.gguf": (2, "GGUF checkpoints through the de-quantized cache"),
-    "harness.adapters.vlm": (2, "vision-language models"),
-    "harness.adapters.fuyu": (2, "Fuyu, which has its own processor"),
-    "harness.prefix": (2, "shared prompt beginnings"),
-    "harness.engine": (2, "batched forward passes that capture, patch and sweep"),
-    "harness.generation": (2, "free-form greedy generation"),
-    "harness.loaders": (3, "built datasets: cross-modal builds and VQA subsets"),
-    "harness.store": (3, "the run folder and resumable units"),
-    "harness.context": (3, "what a method sees"),
-    "harness.vectors": (3, "task vectors, cached"),
-    "harness.results": (3, "aggregation and the results file"),
-    "harness.layer_choice": (3, "choosing and checking the patch layer"),
-    "harness.methods": (3, "the method registry"),
-    "harness.methods.first_token": (3, "no_context, majority, prompt, patch"),
-    "harness.overriding": (3, "package doc"),
-    "harness.overriding.data": (3, "override_text and the image sets' items"),
-    "harness.overriding.methods": (3, "original, system_prompt, instruction_patch"),
-    "harness.overriding.scoring": (3, "generations in, verdicts and numbers out"),
-    "harness.prepare": (4, "every check that needs a registry, then the data"),
-    "harness.evaluator": (4, "evaluate: vectors, sweep, layer, methods, results"),
-    "harness.arguments": (5, "command-line flags to a RunConfig"),
-    "harness.cli": (5, "vlm-tv-eval: dispatch, run"),
-    "harness.commands": (5, "validate, ls, judge"),
-    "harness.entry": (5, "the console script"),
-    "harness.speed": (5, "engine speed benchmark"),
-    "harness.floor": (5, "a machine's matmul rate and the FLOPs a phase cannot avoid"),
-    "harness.speed_job": (5, "the main job against its floor"),
-    "harness.analysis": (5, "analyze NAME: the analysis registry"),
-    "harness.analysis.common": (5, "what the analyses share"),
-    "harness.analysis.lens": (5, "logit lens over the layers"),
-    "harness.analysis.tsne": (5, "t-SNE of task vectors"),
-    "harness.analysis.scaling": (5, "accuracy against model size"),
-    "harness.analysis.noise": (5, "patching with noise vectors"),
-    "harness.analysis.overhead": (5, "cost of patching over a plain pass"),
-    "harness.analysis.cosine": (5, "cosine similarity between task vectors"),
-    "harness.analysis.specs": (5, "the analyses' specs"),
-    "harness.analysis.plots": (5, "the figures"),
-}
+ROOT = Path(__file__).parent.parent
 
-HARNESS = Path(__file__).parent.parent / "harness"
+
+def readme_layers(readme: Path) -> dict[str, tuple[int, str]]:
+    """The layer map, from the README's table (module -> (layer, its one job)): written once,
+    where a reader looks for it. Rows look like `| 3 run parts | `store` | the run folder |`."""
+    row = re.compile(r"^\| (\d) [a-z ]+ \| `([a-z_.]+)` \| (.+) \|$")
+    out = {}
+    for line in readme.read_text("utf-8").splitlines():
+        if m := row.match(line):
+            name = m[2] if m[2] == "harness" else f"harness.{m[2]}"
+            out[name] = (int(m[1]), m[3])
+    return out
+
+
+LAYERS = readme_layers(ROOT / "README.md")
+HARNESS = ROOT / "harness"
 
 
 @dataclass(frozen=True)
@@ -242,6 +200,7 @@ def problems(root: Path, layer_map: dict[str, tuple[int, str]]) -> list[str]:
 
 
 def test_harness_follows_the_layer_map():
+    assert len(LAYERS) > 40, "the README's layer table was not found"
     found = problems(HARNESS, LAYERS)
     assert not found, f"{len(found)} layer problem(s):\n" + "\n".join(found)
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-import harness.methods as methods_module
+import harness.methods.first_token as methods_module
 from harness import engine, prefix
 from harness.cli import main
 from harness.hooks import captured

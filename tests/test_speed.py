@@ -33,7 +33,8 @@ def test_main_job_work_counts_each_phase_as_documented(tiny_adapter):
     the layers above every patched layer; to the test queries only the layers above the
     chosen one; the queries' own tokens are counted once whatever the number of seeds."""
     from harness.config import RunConfig
-    from harness.prepare import load_run_data, sample_demos
+    from harness.items import sample_demos
+    from harness.prepare import load_run_data
     from harness.speed_job import main_job_work
 
     n_layers = tiny_adapter.num_layers

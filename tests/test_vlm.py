@@ -285,33 +285,32 @@ def test_image_mode_errors_before_loading(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_model_template_without_a_chat_template_is_a_clear_error(vlm):
-    a = vlm("llava-1.5").with_prompting(chat=True)
+def _loaded(name, path, **prompting):
+    adapter = make_adapter(name, pretrained=path, **prompting)
+    adapter.load()
+    return adapter
+
+
+def test_model_template_without_a_chat_template_is_a_clear_error(vlm_paths):
+    a = make_adapter("llava-1.5", pretrained=vlm_paths["llava-1.5"], chat="model_one_turn")
     with pytest.raises(ValueError, match="no chat template"):
+        a.load()
         a.query_prompt("France")
 
 
-def test_model_template_wraps_prompts_and_moves_the_task_token(vlm):
-    a = vlm("idefics2")
+def test_model_template_wraps_prompts_and_moves_the_task_token(vlm_paths):
+    a = _loaded("idefics2", vlm_paths["idefics2"], chat="model_one_turn")
     a.tokenizer.chat_template = (
         "{% for m in messages %}User:{{ m['content'] }}<end_of_utterance>\n{% endfor %}"
         "{% if add_generation_prompt %}Assistant:{% endif %}"
     )
-    chat = a.with_prompting(chat=True)
-    try:
-        assert not a.chat and chat.chat and chat.model is a.model  # a copy; the original stays
-        a = chat
-        spec = a.example_prompt([("France", "Paris"), ("Peru", "Lima")])
-        assert spec.text.startswith("User:") and spec.text.endswith("Assistant:")
-        assert spec.text[spec.task_char] == ":" and spec.text[spec.task_char + 1 :].startswith(
-            "Lima"
-        )
-        batch = a.encode([spec])
-        col = int(batch.task_index[0])
-        assert a.tokenizer.decode(batch.input_ids[0, col + 1 :].tolist()).startswith("Lima")
-        assert a.chat_parts() == ("User:", "<end_of_utterance>\nAssistant:")
-    finally:
-        a.tokenizer.chat_template = None
+    spec = a.example_prompt([("France", "Paris"), ("Peru", "Lima")])
+    assert spec.text.startswith("User:") and spec.text.endswith("Assistant:")
+    assert spec.text[spec.task_char] == ":" and spec.text[spec.task_char + 1 :].startswith("Lima")
+    batch = a.encode([spec])
+    col = int(batch.task_index[0])
+    assert a.tokenizer.decode(batch.input_ids[0, col + 1 :].tolist()).startswith("Lima")
+    assert a.chat_parts() == ("User:", "<end_of_utterance>\nAssistant:")
 
 
 def test_items_without_images_are_left_out_and_recorded(vlm_paths, tmp_path):

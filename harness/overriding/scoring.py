@@ -24,7 +24,7 @@ from typing import Any
 
 from benchmark import get_task, validate, validate_file
 from benchmark.files import atomic_write_text, slug, write_json_atomic
-from benchmark.strict_json import loads_checked, read_json
+from benchmark.strict_json import jsonl_lines, read_json
 
 from ..cache import cache_root
 from ..errors import RunFolderError
@@ -79,10 +79,7 @@ def write_rows(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """A JSONL file's rows, parsed strictly: a bad line is an error naming file and line."""
     rows = []
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        row, errors = loads_checked(line)
+    for number, row, errors in jsonl_lines(path.read_text("utf-8")):
         if errors:
             raise RunFolderError(f"{path}:{number}: {errors[0].path}: {errors[0].message}")
         rows.append(row)
@@ -263,8 +260,8 @@ def judge_run_dir(
         if errors:
             raise RunFolderError(f"{errors[0]} (and {len(errors) - 1} more); rerun the run")
     methods = [get_method(m) for m in doc["config"]["methods"]]
-    judge = Judge(model or DEFAULT_JUDGE, base_url, cache_dir=cache_root() / "judge")
-    return finish(folder, doc, methods, judge)
+    with Judge(model or DEFAULT_JUDGE, base_url, cache_dir=cache_root() / "judge") as judge:
+        return finish(folder, doc, methods, judge)
 
 
 # What judging reads from a run's results file, with the type it must have.
