@@ -17,6 +17,8 @@ No datasets, pyarrow or torch import: this is the description, the builders do t
 
 from __future__ import annotations
 
+from .tasks import CROSS_MODAL, OVERRIDING, VQA
+
 # Split names in the order they are written and listed (the shipped pools use the same two).
 SPLITS: tuple[str, ...] = ("validation", "test")
 
@@ -29,7 +31,7 @@ IMAGE_COLUMN = "image"
 
 # Each family's row columns, in the order the builders write them.
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "cross_modal": (
+    CROSS_MODAL: (
         "id",
         "task",
         "split",
@@ -39,7 +41,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "wikipedia_title",
         "attribution",
     ),
-    "vqa": (
+    VQA: (
         "id",
         "task",
         "split",
@@ -51,7 +53,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "image_id",
         "question_id",
     ),
-    "overriding": (
+    OVERRIDING: (
         "id",
         "setting",
         "image",

@@ -1,9 +1,6 @@
-"""The first-token scoring rules, without torch: the harness scores with them, and `validate`
-re-scores the rows a run logged with them, so a row whose flags were edited is caught.
-
-`harness.scoring` holds the same rules for the harness; keep the two identical (the tests
-compare them) until the harness imports these.
-"""
+"""The scoring rules, without torch, in one place: the harness scores a run with them, and
+`validate` re-scores the rows a run logged with them, so a row whose flags were edited is
+caught."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark import CROSS_MODAL_TASKS, get_task, load_pool, load_task, validate
+from benchmark import CROSS_MODAL, CROSS_MODAL_TASKS, get_task, load_pool, load_task, validate
 from benchmark.layout import COLUMNS as FAMILY_COLUMNS
 from benchmark.layout import config_name
 
@@ -28,7 +28,7 @@ from . import card
 from .layout import config_splits, write_configs
 from .wiki import ImageProblem, WikiImage, WikiImages
 
-COLUMNS = FAMILY_COLUMNS["cross_modal"]
+COLUMNS = FAMILY_COLUMNS[CROSS_MODAL]
 ATTRIBUTION_KEYS = ("source_url", "file_page", "author", "license", "license_url")
 
 

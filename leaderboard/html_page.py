@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from html import escape
 from urllib.parse import quote
 
+from benchmark import VQA
+
 from . import labels, overriding
 from .csv_out import OVERRIDING_CSV
 from .overriding import OverrideCell, OverrideRow, row_judge_text
@@ -61,7 +63,7 @@ def _size_td(row: Counted) -> str:
 def _setting_td(row: Row, rank: int) -> str:
     """`spec → query`, and the variant: VQA subsets, the source model, the chat template."""
     text = f"{row.spec} → {row.query}"
-    extra = ["VQA"] if row.family == "vqa" else []
+    extra = ["VQA"] if row.family == VQA else []
     extra += [f"vectors from {row.source_model}"] if row.source_model else []
     extra += ["chat template"] if row.chat else []
     if extra:

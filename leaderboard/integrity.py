@@ -21,6 +21,7 @@ import math
 from functools import cache
 from typing import Any
 
+from benchmark import VQA
 from benchmark.consistency.results import check_submission
 
 from . import labels, paper
@@ -45,7 +46,7 @@ def _setting(results: dict[str, Any]) -> Setting:
 
 def _describe(setting: Setting, family: str, method: str) -> str:
     model, spec, query, source, chat = setting
-    extra = " (VQA subsets)" if family == "vqa" else ""
+    extra = " (VQA subsets)" if family == VQA else ""
     extra += f" with vectors from {source!r}" if source else ""
     extra += " in its chat template" if chat else ""
     return f"model {model!r}, {spec}→{query}{extra}, method {method!r}"

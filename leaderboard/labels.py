@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark import METHODS, QUERIES, SPECS, TASKS
+from benchmark import CROSS_MODAL, METHODS, OVERRIDING, QUERIES, SPECS, TASKS, VQA
 
 # Settings in the order the paper discusses them: image queries first (QUERIES lists text first)
 # so that its headline, text examples patched onto image queries, leads; then text queries.
@@ -55,7 +55,7 @@ TASK_LABELS = {
 # override rates, not first-token accuracies. Its tasks are the registry's "overriding" family.
 OVERRIDING_TITLE = "Task overriding (Table 5)"
 OVERRIDING_TASKS: tuple[str, ...] = tuple(
-    t for t, task in TASKS.items() if task.family == "overriding"
+    t for t, task in TASKS.items() if task.family == OVERRIDING
 )
 # The four image settings are always columns of the overriding table; others only when present.
 OVERRIDING_SETTINGS: tuple[str, ...] = (
@@ -117,7 +117,7 @@ class Section:
 
     spec: str
     query: str
-    family: str = "cross_modal"  # the tasks' family: "cross_modal" or "vqa"
+    family: str = CROSS_MODAL  # the tasks' family: CROSS_MODAL or VQA
     from_source: bool = False  # vectors from another model (`--source_model`)
     chat: bool = False  # the model's own chat format (`--template model`)
 
@@ -125,14 +125,14 @@ class Section:
     def id(self) -> str:
         """`text_examples→image`, plus `+vqa`, `+source_model`, `+chat` for a variant: the
         key used in the CSV, the page's filter and the submissions list."""
-        suffix = "+vqa" if self.family == "vqa" else ""
+        suffix = "+vqa" if self.family == VQA else ""
         suffix += "+source_model" if self.from_source else ""
         suffix += "+chat" if self.chat else ""
         return setting_id(self.spec, self.query) + suffix
 
     @property
     def qualifiers(self) -> list[str]:
-        out = ["VQA subsets"] if self.family == "vqa" else []
+        out = ["VQA subsets"] if self.family == VQA else []
         out += ["task vectors from another model (LLM → VLM)"] if self.from_source else []
         out += ["the model's chat template"] if self.chat else []
         return out
@@ -145,7 +145,7 @@ class Section:
     @property
     def short_label(self) -> str:
         """The label with short qualifiers, for plot titles."""
-        short = ["VQA subsets"] if self.family == "vqa" else []
+        short = ["VQA subsets"] if self.family == VQA else []
         short += ["LLM → VLM"] if self.from_source else []
         short += ["chat template"] if self.chat else []
         return ", ".join([setting_label(self.spec, self.query), *short])
@@ -154,15 +154,15 @@ class Section:
     def key(self) -> tuple:
         """The paper's order: the plain settings, then LLM → VLM, the VQA subsets, the chat
         template; within each, settings in SETTING_ORDER."""
-        variant = (self.chat, self.family != "cross_modal", self.from_source, self.family)
+        variant = (self.chat, self.family != CROSS_MODAL, self.from_source, self.family)
         return (variant, setting_key(self.spec, self.query))
 
 
 def family_of(tasks: Iterable[str]) -> str:
     """The tasks' family: "vqa" when every task is a VQA subset, else "cross_modal"."""
     tasks = list(tasks)
-    vqa = bool(tasks) and all(t in TASKS and TASKS[t].family == "vqa" for t in tasks)
-    return "vqa" if vqa else "cross_modal"
+    vqa = bool(tasks) and all(t in TASKS and TASKS[t].family == VQA for t in tasks)
+    return VQA if vqa else CROSS_MODAL
 
 
 def source_model_of(results: Mapping[str, Any]) -> str | None:

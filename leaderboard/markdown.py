@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from benchmark import VQA
+
 from . import labels, overriding, plots
 from .csv_out import OVERRIDING_CSV
 from .escape import md_code, md_path, md_text, md_url
@@ -70,7 +72,7 @@ def _model_cell(row: Row | OverrideRow) -> str:
 def section_intro(section: labels.Section) -> str:
     """What a section's table holds, with the harness options that put a run there."""
     text = f"Spec {md_code(section.spec)}, query {md_code(section.query)}"
-    if section.family == "vqa":
+    if section.family == VQA:
         text += "; the VQA subsets (one VQAv2 question asked of many images; the text version of "
         text += "an image is its dense caption)"
     if section.from_source:

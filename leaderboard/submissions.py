@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark import measurement_config, validate
+from benchmark import VQA, measurement_config, validate
 from benchmark.files import atomic_write_text, slug
 from benchmark.strict_json import canonical_sha256, loads_checked
 
@@ -96,7 +96,7 @@ def submission_filename(data: dict[str, Any]) -> str:
     if any(labels.is_overriding_task(task) for task in results.get("results", {})):
         return f"{name}_overriding-{query_of(results)}.json"
     section = labels.section_of(results)
-    suffix = "_vqa" if section.family == "vqa" else ""
+    suffix = "_vqa" if section.family == VQA else ""
     source = labels.source_model_of(results)
     suffix += f"_from-{slug(source, 'model')[:60]}" if source else ""
     suffix += "_chat" if section.chat else ""

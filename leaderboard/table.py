@@ -12,6 +12,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from benchmark import CROSS_MODAL
+
 from . import labels
 from .submissions import Submission
 
@@ -48,7 +50,7 @@ class Row:
     # The variant of the experiment (see labels.Section): the tasks' family, the model the
     # patched vectors came from (`--source_model`) with the mean cosine similarity of its vectors
     # and the model's own (matched tasks; other tasks), and the model's chat template.
-    family: str = "cross_modal"
+    family: str = CROSS_MODAL
     source_model: str | None = None
     cosine: float | None = None
     cosine_mismatched: float | None = None
