@@ -88,7 +88,7 @@ def evaluate(
     layer = selection["layer"] if selection else None
 
     # 4. Every method on test, one unit per (task, method, seed) the method's seeding needs.
-    plan = TestPlan(config, list(data), own_ctx.items, methods, layer, store, shard)
+    plan = MethodUnits(config, list(data), own_ctx.items, methods, layer, store, shard)
     ctx = EvalContext(config, data, adapter, vectors=patched, pending=plan.pending)
     _sharded(shard, plan.jobs, "test", lambda t, m, s: plan.run(ctx, t, m, s), unit="unit")
     if not shard.is_main:
@@ -133,7 +133,7 @@ def evaluate(
 
 
 @dataclass
-class TestPlan:
+class MethodUnits:
     """The test step's units: their names (the layer is part of a patching method's name, so a
     unit made at another layer is never reused), this process's share, and which of a task's
     seeds are still to compute (a method whose seeds share work computes them together)."""
