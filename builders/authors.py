@@ -29,7 +29,7 @@ from benchmark.layout import SPLITS, config_name
 
 from . import card
 from .cross_modal import write_dataset
-from .images import TARGET_WIDTH, CorruptImageError, normalise
+from .images import TARGET_WIDTH, CorruptImageError, open_verified
 from .sources import InputError, InputMissingError, check_file, file_problem, json_type, parse_json
 
 KIND = "import-authors"  # the output marker's kind: the command's name, as for every build
@@ -161,11 +161,20 @@ def find_image(images: Path, relative: str, where: str) -> Path:
 
 
 def image_value(path: Path, row_id: str) -> dict[str, Any]:
-    """Verified, RGB and sized as our other builders store images (`builders.images`)."""
+    """The authors' file, byte for byte: decoded once only to refuse a corrupt one.
+
+    Not re-encoded, resized or flattened: their loader does `Image.open(path).convert("RGB")`
+    and resizes to 224 px wide, and the harness does exactly that to the stored bytes at run
+    time (`harness.adapters.vlm.resize_to_width`), so a model sees their pixels (a transparent
+    corner as PIL's convert leaves it, not on white; no JPEG re-encoding loss).
+    """
+    data = path.read_bytes()
     try:
-        data, extension = normalise(path.read_bytes())
+        image = open_verified(data)
     except CorruptImageError as exc:
         raise InputError(f"{path}: {exc}; re-download images.zip") from None
+    extension = path.suffix.lower().lstrip(".") or (image.format or "img").lower()
+    image.close()
     return {"bytes": data, "path": f"{row_id}.{extension}"}
 
 
@@ -229,7 +238,9 @@ def make_card(counts: Mapping[str, Mapping[str, int]], sources: Mapping[str, str
     columns = (
         "As `vlm-tv-build cross-modal` builds: `id` (the input in our pools' id rule, so an "
         "item both sets hold has one id; a repeated input gets `_2`), `task`, `split`, `input`, "
-        f"`image` (sized by `builders.images` as in every build, {TARGET_WIDTH} px wide), "
+        "`image` (the authors' image file, its original bytes: not re-encoded, resized or "
+        f"converted; the harness converts it to RGB and resizes it to {TARGET_WIDTH} px wide as "
+        "their loader does), "
         "`output` (the authors' label), "
         "`wikipedia_title` (empty: the authors do not record one), `attribution` (`source_url` "
         "is images.zip with the authors' image path after `#`, `file_page` that path)."
@@ -241,8 +252,10 @@ def make_card(counts: Mapping[str, Mapping[str, int]], sources: Mapping[str, str
         f"{AUTHORS_HUB}. Their `<task>_val.json` is our `validation` split (their feature "
         "caching and layer selection), `<task>_test.json` our `test` split (their reported "
         "numbers); there is no train file (demos come from the same split, the query left "
-        "out). Rows keep the files' order. Images are stored as `builders.images` sizes them, "
-        "which follows the authors' loader (224 px wide, aspect kept).\n\n"
+        "out). Rows keep the files' order. Images are the authors' original files, byte for "
+        "byte (never re-encoded or flattened onto a background); like the authors' loader, "
+        'the harness opens each with `.convert("RGB")` and resizes it to '
+        f"{TARGET_WIDTH} px wide, aspect kept, at run time.\n\n"
         "Annotation files imported:\n\n" + files
     )
     licence = (

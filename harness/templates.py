@@ -308,8 +308,8 @@ def render_turns(
     """Each example its own user turn and assistant answer, then optionally the query as a last
     user turn and the generation prompt (the paper's Table 10).
 
-    The task token: without a query, the marker before the last example's answer; with one,
-    the end of the generation prompt, the last token (where the model answers)."""
+    The task token is the marker before the last example's answer, with or without the query
+    after it, as in `render_examples` (the authors' vector prompt carries the query too)."""
     if not examples:
         raise ValueError("render_turns needs at least one example")
     text, task_char = turns.preamble + turns.user + _opening(instruction), 0
@@ -321,7 +321,7 @@ def render_turns(
     if query is None:
         return Prompt(text=text + turns.end, task_char=task_char)
     text += turns.assistant_end + turns.user + query + turns.generation
-    return Prompt(text=text, task_char=None)
+    return Prompt(text=text, task_char=task_char)
 
 
 def render_turn_query(turns: ChatTurns, x: str, instruction: str | None = None) -> Prompt:

@@ -30,8 +30,8 @@ def _prompt_digest(prompts: list) -> str:
 
 
 # Bump when the way a vector is made changes (positions, averaging, prompts): old cache entries
-# then no longer match any key.
-VECTOR_PROTOCOL = 2
+# then no longer match any key. 3: example prompts carry their query after the demos.
+VECTOR_PROTOCOL = 3
 
 
 def _tensor_sha256(vector: torch.Tensor) -> str:
@@ -117,13 +117,19 @@ def cached_vector(
 def _examples_prompts(
     adapter: Adapter, ctx: EvalContext, task: str, seed: int
 ) -> tuple[list, dict[str, Any]]:
-    """One N-shot prompt per validation item (demos from the same split, never the item), and
-    the provenance of the vector averaged over them."""
+    """One N-shot prompt per validation item, and the provenance of the vector averaged over
+    them. As the authors build it (`xPatchDataset`, include_regular): the item's demos (from the
+    same split, never the item), then the item as a query, the task token on the last demo's
+    marker. A causal model's state there does not depend on the query, but a processor's layout
+    can: Mantis's MFuyuProcessor opens a prompt that carries an image with `<s>`, so under text
+    examples -> image queries the demos are read after a BOS they would lack alone. A text-only
+    model (the source model under LLM->VLM) reads the query as text."""
     config = ctx.config
     items = ctx.items(task, "validation")
     prompts = [
         adapter.example_prompt(
-            [(ctx.spec_input(d), d["output"]) for d in ctx.demos(task, "validation", q, seed)]
+            [(ctx.spec_input(d), d["output"]) for d in ctx.demos(task, "validation", q, seed)],
+            query=ctx.query_input(q) if adapter.supports_images else q["input"],
         )
         for q in items
     ]

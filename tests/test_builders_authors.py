@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,8 +14,8 @@ from benchmark import load_task, validate
 from builders import cli
 from builders.authors import KIND, item_id
 from builders.cross_modal import json_row
-from builders.images import fit_width
 from builders.output import read_marker
+from harness.adapters.vlm import resize_to_width
 from harness.arguments import parse_run_config
 from harness.items import load_task_data
 from harness.loaders import from_build
@@ -102,9 +103,9 @@ def test_import_keeps_their_items_splits_and_order_and_the_harness_loads_it(
         for split, mode in (("validation", "val"), ("test", "test")):
             got = [(r["id"], r["output"]) for r in loaded.splits[split]]
             assert got == _expected(theirs, mode)
-            assert all(
-                r["image"].width == 224 and r["image"].mode == "RGB" for r in loaded.splits[split]
-            )
+            # Stored as the authors' files are (448 px wide); the adapter sizes them at run time.
+            assert all(r["image"].size == (448, 300) for r in loaded.splits[split])
+            assert all(resize_to_width(r["image"]).width == 224 for r in loaded.splits[split])
 
     # A text-only run given --data uses the build's items too, never silently the pool's.
     argv = ["--tasks", "country_capital", "--n_shot", "2", "--data", str(out)]
@@ -125,15 +126,98 @@ def test_import_keeps_their_items_splits_and_order_and_the_harness_loads_it(
     assert "license_name: unstated-by-the-authors" in readme
 
 
-def test_images_folder_may_be_data_or_data_images_and_images_are_sized_as_ours(tmp_path, hf_cache):
+def test_images_folder_may_be_data_or_data_images_and_images_keep_their_size(tmp_path, hf_cache):
     data = _authors_data(tmp_path, wide=False)
     out = tmp_path / "out"
     assert _import(data, out, images=data / "images") == 0
     import datasets
 
     row = datasets.load_dataset(str(out), "food_color")["test"][0]
-    sized = fit_width(Image.new("RGB", (100, 300))).size  # whatever rule builders.images has
-    assert (row["id"], row["output"], row["image"].size) == ("lime", "green", sized)
+    assert (row["id"], row["output"], row["image"].size) == ("lime", "green", (100, 300))
+    readme = (out / "README.md").read_text("utf-8")
+    assert "original bytes" in readme and "sized by `builders.images`" not in readme
+
+
+def _authors_open_image(path: Path) -> Image.Image:
+    """The authors' `open_image` (src/xpatch_dataset.py): RGB, then 224 px wide."""
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    return image.resize((224, int((224 / width) * height)))
+
+
+def _photo() -> Image.Image:
+    """A noisy gradient: JPEG re-encoding at any quality moves most of its pixels."""
+    y, x = np.mgrid[0:200, 0:300]
+    pixels = np.stack([x * 255 // 299, y * 255 // 199, (x + y) % 256], -1)
+    noise = np.random.default_rng(0).integers(-20, 21, pixels.shape)
+    return Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8))
+
+
+def _flag() -> Image.Image:
+    """An RGBA PNG whose top-left corner is fully transparent black, as rendered flags are."""
+    pixels = np.zeros((150, 224, 4), np.uint8)
+    pixels[...] = (200, 30, 60, 255)
+    pixels[:50, :70] = 0
+    return Image.fromarray(pixels, "RGBA")
+
+
+def _import_one_image(tmp_path: Path, name: str, image: Image.Image) -> tuple[Path, Path]:
+    """The authors' data with country-capital's first val item pointing at `name`; imported."""
+    data = _authors_data(tmp_path)
+    original = data / "images" / "country-capital" / name
+    image.save(original, quality=90) if name.endswith(".jpg") else image.save(original)
+    ann = data / "annotations" / "country-capital_val.json"
+    items = json.loads(ann.read_text("utf-8"))
+    items[0]["image"] = f"images/country-capital/{name}"
+    ann.write_text(json.dumps(items), "utf-8")
+    out = tmp_path / "out"
+    assert _import(data, out) == 0
+    return original, out
+
+
+def _stored(out: Path) -> dict:
+    """country_capital validation row 0's image as stored: {"bytes", "path"}, undecoded."""
+    import datasets
+
+    split = datasets.load_dataset(str(out), "country_capital")["validation"]
+    return split.cast_column("image", datasets.Image(decode=False))[0]["image"]
+
+
+def _harness_image(out: Path) -> Image.Image:
+    """The image `vlm-tv-eval --data OUT` decodes for country_capital's `france` row."""
+    loaded = from_build(load_task_data("country_capital"), str(out))
+    return next(r["image"] for r in loaded.splits["validation"] if r["id"] == "france")
+
+
+def test_a_jpeg_is_stored_byte_for_byte_and_the_model_sees_the_authors_pixels(tmp_path, hf_cache):
+    original, out = _import_one_image(tmp_path, "photo.jpg", _photo())
+    decoded = _harness_image(out)
+    # What the model is fed (the adapter's resize of the decoded build image) is what the
+    # authors' loader makes of their file, pixel for pixel.
+    theirs = np.asarray(_authors_open_image(original))
+    assert np.array_equal(np.asarray(resize_to_width(decoded)), theirs)
+    assert np.array_equal(
+        np.asarray(decoded.convert("RGB")), np.asarray(Image.open(original).convert("RGB"))
+    )
+    stored = _stored(out)
+    assert stored["bytes"] == original.read_bytes()  # no re-encoding
+    assert stored["path"] == "france.jpg"
+
+
+def test_a_transparent_png_is_converted_as_the_authors_convert_it_not_put_on_white(
+    tmp_path, hf_cache
+):
+    original, out = _import_one_image(tmp_path, "flag.png", _flag())
+    decoded = _harness_image(out)
+    ours = np.asarray(resize_to_width(decoded))
+    assert tuple(ours[0, 0]) == (0, 0, 0)  # the transparent corner: black for them, not white
+    theirs = np.asarray(Image.open(original).convert("RGB"))  # already 224 px wide
+    assert np.array_equal(ours, theirs)
+    assert np.array_equal(ours, np.asarray(_authors_open_image(original)))
+    assert decoded.mode == "RGBA"  # the alpha channel reaches the adapter untouched
+    stored = _stored(out)
+    assert stored["bytes"] == original.read_bytes()
+    assert stored["path"] == "france.png"
 
 
 def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:

@@ -83,6 +83,9 @@ def test_a_spec_prompt_puts_the_task_token_on_the_last_examples_marker():
     # <s> User : France <eou> \n Assistant : Paris <eou> \n User : Peru <eou> \n Assistant(16) :(17)
     assert int(batch.task_index[0]) == 17
     assert adapter.decode_token(batch.input_ids[0, 18]) == "Lima"
+    # The vector prompt carries the query after the demos, as the authors' does: same token.
+    with_query = adapter.encode([adapter.example_prompt(EXAMPLES, query="Chile")])
+    assert int(with_query.task_index[0]) == 17
 
 
 def test_queries_instructions_and_the_system_turn():

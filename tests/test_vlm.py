@@ -416,6 +416,41 @@ def test_mantis_fuyu_ids_follow_mfuyuprocessor_layout(vlm):
     assert torch.allclose(pixels[2:, 2::3][0], torch.tensor(1.0))  # blue channel, full patch
 
 
+def test_mantis_fuyu_text_examples_vector_prompt_carries_the_image_query(vlm):
+    """Table 2's Mantis text-examples row: the authors' vector prompt is the demos followed by
+    the query (xPatchDataset, include_regular), whose image sends it down MFuyuProcessor's
+    image path: `<s>` opens the demos, and the task token (the ":" before the last demo's
+    answer) is one column later than in the demos alone. Written out by hand from
+    mantis/models/mfuyu/processor.py, as above."""
+    from harness.config import RunConfig
+    from harness.context import EvalContext
+    from harness.items import TaskData
+    from harness.vectors import _examples_prompts
+
+    a = vlm("mantis-fuyu")
+    red = Image.new("RGB", (16, 8), (255, 0, 0))
+    items = [
+        {"id": "fr", "input": "France", "output": "Paris", "image": red},
+        {"id": "jp", "input": "Japan", "output": "Tokyo", "image": red},
+    ]
+    data = {"t": TaskData("t", "", {"validation": items, "test": items}, source="test")}
+    config = RunConfig(tasks=("t",), n_shot=1, query="image", data="x")
+    ctx = EvalContext(config, data, a, vectors=lambda t, s: None)
+    prompts, _ = _examples_prompts(a, ctx, "t", seed=0)
+    assert prompts[1].text == "Q:France\nA:Paris\n\nQ:<image>\nA:"
+    assert [im.size for im in prompts[1].images] == [(224, 112)]  # the authors' width 224
+    tokens = a.tokenizer.convert_ids_to_tokens(a.encode(prompts[1:]).input_ids[0].tolist())
+    grid = (["|SPEAKER|"] * (224 // 8) + ["|NEWLINE|"]) * (112 // 8)
+    expected = [
+        "<s>", "Q", ":", "France", "Ċ", "A", ":", "Paris", "Ċ", "Ċ", "Q", ":", "image", "Ġ0",
+        ":", "Ġ", "|IMAGE|", *grid, "|ENDOFIMAGE|", "<s>", "Ċ", "A", ":",
+    ]  # fmt: skip
+    assert tokens == expected
+    assert int(a.encode(prompts[1:]).task_index[0]) == 6  # the ":" before "Paris", after <s>
+    alone = a.encode([a.example_prompt([("France", "Paris")])])
+    assert int(alone.task_index[0]) == 5  # the demos alone, as before: no <s>, one column early
+
+
 def test_mantis_fuyu_text_only_prompt_is_plain_text_without_bos(vlm):
     """MFuyuProcessor given no images tokenizes with add_special_tokens=False: no <s> at all."""
     from harness.templates import Prompt

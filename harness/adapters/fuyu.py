@@ -159,6 +159,12 @@ class MantisFuyuAdapter(VLMAdapter):
         assert task_col is not None
         return ids, patches, task_col
 
+    def token_rows(self, prompts: Sequence[Prompt]) -> list[list[int]] | None:
+        """The ids `encode` feeds, from the same layout (a text prompt: no special tokens)."""
+        if not prompts or any(p.images for p in prompts):
+            return None
+        return [self._encode_one(p)[0] for p in prompts]
+
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         rows = [self._encode_one(p) for p in prompts]
         inputs, task_index = left_pad(

@@ -76,6 +76,13 @@ class VLMAdapter(CausalLMAdapter):
         """Run the model's processor on a batch (left padding)."""
         raise NotImplementedError
 
+    def token_rows(self, prompts: Sequence[Prompt]) -> list[list[int]] | None:
+        """The ids `encode` feeds a text prompt: the processor's, one prompt at a time (no
+        padding), so they cannot differ from encode's in special tokens."""
+        if not prompts or any(p.images for p in prompts):
+            return None
+        return [self._process([p.text], [[]])["input_ids"][0].tolist() for p in prompts]
+
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         enc = self._process([p.text for p in prompts], [list(p.images) for p in prompts])
         ids, mask = enc["input_ids"], enc["attention_mask"]
