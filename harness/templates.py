@@ -15,7 +15,7 @@ prompt in a single user turn.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from .errors import ConfigError
@@ -195,6 +195,27 @@ class ChatTurns:
                 "instruction": f"opens the first user turn, then {INSTRUCTION_SEPARATOR!r}",
             },
         }
+
+
+# The paper's Table 10 format for Idefics2, as the paper writes it: `User:{x}<end_of_utterance>
+# \nAssistant:{y}` per example, no space after either colon (Idefics2's own template writes
+# `User: {x}` for text and `User:<image>` for an image, and `Assistant: {y}`).
+IDEFICS2_PAPER_TURNS = ChatTurns(
+    preamble="",
+    user="User:",
+    to_assistant="<end_of_utterance>\nAssistant:",
+    assistant_end="<end_of_utterance>\n",
+    generation="<end_of_utterance>\nAssistant:",
+    end="<end_of_utterance>\n",
+)
+
+
+def with_system(turns: ChatTurns, system: str | None) -> ChatTurns:
+    """Fixed turns with a system turn first, written like their user turns."""
+    if not system:
+        return turns
+    role = "System:" if turns.user == "User:" else turns.user
+    return replace(turns, preamble=f"{turns.preamble}{role}{system}{turns.assistant_end}")
 
 
 def _sentinel(i: int) -> str:

@@ -202,9 +202,10 @@ TABLES = {
         TABLE_10,
         IMAGE_QUERY_ROWS,
         what="In the model's chat template, each example as "
-        "User:{x}<end_of_utterance>\\nAssistant:{y}. The harness's `--template model` builds "
-        "the same turns from the model's own chat template (`--template model_one_turn` is the "
-        "other ablation: the whole Q:/A: prompt in one user turn).",
+        "User:{x}<end_of_utterance>\\nAssistant:{y}. The harness's `--template model` writes "
+        "exactly these turns for Idefics2 (other models: the turns of their own chat template; "
+        "`--template model_one_turn` is the other ablation: the whole Q:/A: prompt in one user "
+        "turn).",
         template=CHAT_TEMPLATE,
     ),
     "Table 12": Table(

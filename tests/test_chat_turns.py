@@ -217,8 +217,13 @@ IDEFICS2_PARTS = (
 
 
 def test_image_examples_and_queries_in_turns_on_a_tiny_idefics2(tmp_path):
+    """Table 10 as the paper writes it (`leaderboard.paper.CHAT_TEMPLATE`): no space after
+    `User:` or `Assistant:`, an image right after `User:`, whatever the checkpoint's own chat
+    template writes (Idefics2's: `User: {x}`, `Assistant: {y}`)."""
     import tiny_vlms
     from PIL import Image
+
+    from leaderboard.paper import CHAT_TEMPLATE
 
     path = str(tiny_vlms.build_idefics2(tmp_path))
     adapter = make_adapter("idefics2", pretrained=path, chat="model")
@@ -229,10 +234,14 @@ def test_image_examples_and_queries_in_turns_on_a_tiny_idefics2(tmp_path):
     spec = adapter.example_prompt([(red, "Paris"), (blue, "Lima")])
     both = adapter.example_prompt([(red, "Paris"), (blue, "Lima")], query=green)
     assert spec.text == (
-        "User: <image><end_of_utterance>\nAssistant: Paris<end_of_utterance>\n"
-        "User: <image><end_of_utterance>\nAssistant: Lima<end_of_utterance>\n"
+        "User:<image><end_of_utterance>\nAssistant:Paris<end_of_utterance>\n"
+        "User:<image><end_of_utterance>\nAssistant:Lima<end_of_utterance>\n"
     )
-    assert both.text.endswith("User: <image><end_of_utterance>\nAssistant:")
+    assert both.text.endswith("User:<image><end_of_utterance>\nAssistant:")
+    assert adapter.query_prompt("Chile").text == "User:Chile<end_of_utterance>\nAssistant:"
+    record = adapter.prompting()
+    assert record["example"] == CHAT_TEMPLATE["example"] + "<end_of_utterance>\n"
+    assert record["query"] == CHAT_TEMPLATE["query"]
     assert [len(p.images) for p in (spec, both)] == [2, 3]
     assert both.images[2].getpixel((0, 0)) == (0, 128, 0)  # images in the order of the turns
     batch = adapter.encode([spec, both, adapter.query_prompt(green)])
@@ -241,6 +250,6 @@ def test_image_examples_and_queries_in_turns_on_a_tiny_idefics2(tmp_path):
         col = int(batch.task_index[row])
         assert tokens(int(batch.input_ids[row, col])).endswith(":")
         after = adapter.tokenizer.decode(batch.input_ids[row, col + 1 :].tolist())
-        assert after.startswith(" Lima")
+        assert after.startswith("Lima")
     assert int(batch.task_index[2]) == batch.input_ids.shape[1] - 1
     assert tokens(int(batch.input_ids[2, -1])).endswith(":")

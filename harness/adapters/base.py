@@ -34,6 +34,7 @@ from ..templates import (
     render_query,
     render_turn_query,
     render_turns,
+    with_system,
 )
 from .chat import chat_format, chat_renderer, own_bos
 
@@ -263,8 +264,12 @@ class Adapter(ABC):
         return Prompt(before + prompt.text + after, list(prompt.images), task_char)
 
     def chat_turns(self, system: str | None = None) -> ChatTurns:
-        """`--template model`: the chat template's turn strings (after a system turn holding
-        `system`, if given), derived once."""
+        """`--template model`: the turn strings (after a system turn holding `system`, if
+        given): the paper's own where the checkpoint table records them (Idefics2, Table 10),
+        else derived once from the chat template."""
+        fixed = self.checkpoint.chat_turns if self.checkpoint else None
+        if fixed is not None:
+            return with_system(fixed, system)
         if system not in self._turns:
             render = chat_renderer(self.tokenizer, getattr(self, "processor", None), self.name)
             bos = own_bos(self.tokenizer)
