@@ -54,13 +54,17 @@ def evaluate(
     store.dir.mkdir(parents=True, exist_ok=True)
     store.write_config(config)
 
-    # 1. The model, and under LLM->VLM transfer the source model's vectors (then unloaded).
-    adapter = load_adapter(config.model, config.model_args, config)
+    # 1. Under LLM->VLM transfer the source model's vectors first, the source model dropped
+    # before the evaluated one loads (two 7B models in bf16 would need ~30 GB at once); then
+    # the model.
     source: Vectors = {}
-    source_description = None
+    source_model: dict[str, Any] = {}
     if config.source_model:
-        source, source_description = _source_vectors(config, data, adapter, shard, needs_vectors)
+        source, source_model = _source_vectors(config, data, shard, needs_vectors)
         _release_memory()  # the source model, dropped with its adapter
+    adapter = load_adapter(config.model, config.model_args, config)
+    if config.source_model:
+        _check_pair(source_model, adapter, config)
     store.time("load", time.perf_counter() - start)
     if config.layer is not None:
         check_layer(config.layer, config.model, adapter.num_layers)
@@ -107,7 +111,7 @@ def evaluate(
         config=config,
         data=data,
         items=ctx.items,
-        model={**adapter.describe(), "source_model": source_description},
+        model={**adapter.describe(), "source_model": source_model.get("describe")},
         prompting=adapter.prompting(),
         results=results,
         selection=selection,
@@ -196,16 +200,11 @@ def own_vectors_warmer(adapter: Adapter, ctx: EvalContext) -> Callable[[str, lis
 
 
 def _source_vectors(
-    config: RunConfig,
-    data: Mapping[str, TaskData],
-    target: Adapter,
-    shard: Shard,
-    needs_vectors: bool,
+    config: RunConfig, data: Mapping[str, TaskData], shard: Shard, needs_vectors: bool
 ) -> tuple[Vectors, dict[str, Any]]:
-    """The source model's vectors for every (task, seed), and its description; the source
-    model is dropped on return, before the evaluated one runs anything."""
+    """The source model's vectors for every (task, seed), and what the pair check and the
+    results need of it (its description, width and depth); the model is dropped on return."""
     source = load_adapter(config.source_model or "", config.source_model_args, config)
-    _check_pair(source, target, config)
     vectors: Vectors = {}
     if needs_vectors:
         ctx = EvalContext(config, data, source, vectors=_no_vectors)
@@ -213,19 +212,20 @@ def _source_vectors(
         desc = f"vectors from {config.source_model}"
         _sharded(shard, jobs, desc, lambda t, s: task_vector(source, ctx, t, s))
         vectors = {(t, s): task_vector(source, ctx, t, s) for t, s in jobs}  # cached now
-    return vectors, source.describe()
+    shape = {"hidden_size": source.hidden_size, "num_layers": source.num_layers}
+    return vectors, {"describe": source.describe(), **shape}
 
 
-def _check_pair(source: Adapter, target: Adapter, config: RunConfig) -> None:
-    if source.hidden_size != target.hidden_size:
+def _check_pair(source: Mapping[str, Any], target: Adapter, config: RunConfig) -> None:
+    if source["hidden_size"] != target.hidden_size:
         raise ConfigError(
-            f"--source_model {config.source_model} has hidden size {source.hidden_size} but "
+            f"--source_model {config.source_model} has hidden size {source['hidden_size']} but "
             f"{config.model} has {target.hidden_size}: vectors can only move between a VLM and "
             "its own base LLM (idefics2 <- mistral-7b, llava-1.5 <- vicuna-7b)"
         )
-    if source.num_layers != target.num_layers:
+    if source["num_layers"] != target.num_layers:
         raise ConfigError(
-            f"--source_model has {source.num_layers} layers, {config.model} has "
+            f"--source_model has {source['num_layers']} layers, {config.model} has "
             f"{target.num_layers}: patching 'at the same layer' needs equal depth"
         )
 

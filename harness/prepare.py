@@ -9,6 +9,8 @@ passes `prepare` fails later only for what cannot be known before the model load
 
 from __future__ import annotations
 
+import importlib.util
+
 from benchmark import OVERRIDING, VQA, task_family, uses_examples
 
 from .adapters import adapter_class, make_adapter
@@ -115,18 +117,28 @@ def _check_device(config: RunConfig) -> None:
 
 
 def _check_4bit(config: RunConfig) -> None:
-    """After the adapters have refused model_args they would ignore (the more useful error)."""
+    """After the adapters have refused model_args they would ignore (the more useful error);
+    before any download: transformers would fail on a missing bitsandbytes only once the
+    weights are fetched, with a traceback."""
     import torch
 
     for flag, args in (
         ("--model_args", config.model_args),
         ("--source_model_args", config.source_model_args),
     ):
-        if args.get("load_in_4bit") is True and not torch.cuda.is_available():
+        if args.get("load_in_4bit") is not True:
+            continue
+        if not torch.cuda.is_available():
             raise ConfigError(
                 f"{flag}: load_in_4bit needs a CUDA GPU (and bitsandbytes); this machine has "
                 "none: add load_in_4bit=false to run unquantised (with --preset paper this is "
                 "recorded as a departure from the paper's setting)"
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError(
+                f"{flag}: load_in_4bit (the paper's 4-bit NF4 setting, which --preset paper "
+                "asks for) needs bitsandbytes: pip install -c constraints.txt -e '.[gpu]', or "
+                "add load_in_4bit=false to run unquantised"
             )
 
 

@@ -97,3 +97,23 @@ def test_a_preset_run_records_the_preset_and_its_departures(tmp_path_factory, tm
     assert config["preset"] == "paper" and config["n_shot"] == 5 and config["layer"] == 1
     assert any(d.startswith("layer 1 (paper: 16)") for d in config["preset_departures"])
     assert any("load_in_4bit" in d for d in config["preset_departures"])
+
+
+def test_preset_paper_on_a_gpu_without_bitsandbytes_names_the_extra(monkeypatch, capsys):
+    """What a GPU user hits first: the paper's 4-bit setting needs bitsandbytes. One line that
+    names the extra, before any weights are fetched (transformers would fail after the
+    download, with a traceback)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    def find_spec(name, *args):
+        return None if name == "bitsandbytes" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(evaluator, "load_adapter", lambda *a, **k: pytest.fail("model loaded"))
+    code = main(["--model", "idefics2", "--preset", "paper", "--tasks", "food_color"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "bitsandbytes" in err and "'.[gpu]'" in err and "Traceback" not in err

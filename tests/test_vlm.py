@@ -543,3 +543,35 @@ def test_vectors_at_one_layer_skip_the_layers_below_and_agree(vlm, name):
         with patched(a.layers, [iv]), torch.no_grad():
             full = a.model(**batch.model_inputs).logits[:, -1]
         assert torch.allclose(logits[:, j], full, atol=1e-4), j
+
+
+def test_llm_to_vlm_drops_the_source_model_before_the_vlm_loads(
+    vlm_paths, image_data, tmp_path_factory, tmp_path, monkeypatch
+):
+    """Two 7B models in bf16 need ~30 GB at once: the source model's vectors are made first,
+    its adapter dropped, and only then the VLM loads."""
+    import gc
+    import weakref
+
+    from harness import evaluator
+
+    llm = tiny_vlms.build_llm(tmp_path_factory.mktemp("llm"))
+    real = evaluator.load_adapter
+    loaded: list[tuple[str, weakref.ref]] = []
+    alive_at_vlm_load: list[bool] = []
+
+    def load(model, model_args, config):
+        if loaded:  # the second load: is the first adapter gone?
+            gc.collect()
+            alive_at_vlm_load.append(loaded[0][1]() is not None)
+        adapter = real(model, model_args, config)
+        loaded.append((model, weakref.ref(adapter)))
+        return adapter
+
+    monkeypatch.setattr(evaluator, "load_adapter", load)
+    argv = ["--model", "idefics2", "--model_args", f"pretrained={vlm_paths['idefics2']}"]
+    argv += ["--source_model", f"hf:{llm}", "--query", "image", "--data", image_data]
+    argv += ["--methods", "patch", "--tasks", "food_color", "--limit", "3", "--seeds", "0"]
+    assert main([*argv, "--output_path", str(tmp_path)]) == 0
+    assert [m for m, _ in loaded] == [f"hf:{llm}", "idefics2"]
+    assert alive_at_vlm_load == [False]
