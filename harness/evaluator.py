@@ -34,6 +34,7 @@ from .layer_choice import check_layer, choose_layer, layer_from_results
 from .methods import Method, get_method
 from .overriding import scoring as overriding_scoring
 from .overriding.judge import DEFAULT_JUDGE, Judge
+from .overriding.methods import OVERRIDE_VECTOR_READ
 from .overriding.methods import sweep as overriding_sweep
 from .parallel import Shard, current_shard
 from .results import aggregate, results_document, sample_rows, transfer_similarity
@@ -376,6 +377,7 @@ def _finish_overriding(
             "answer starts like the overriding label (lenient), judged also judge_acc"
         ),
     )
+    doc["config"]["override_vector"] = OVERRIDE_VECTOR_READ
     if config.judge or config.judge_base_url:
         judge = config.judge or DEFAULT_JUDGE
         with Judge(judge, config.judge_base_url, cache_dir=cache_root() / "judge") as judged_by:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import JUDGE_TEST_KEY
 
 from benchmark import validate
@@ -168,6 +169,46 @@ def test_an_image_set_waits_for_its_judge_then_gets_numbers(
     assert patch["layer"] == 1 and patch["seeded"] is False
     assert patch["acc"] == 0.0 and patch["judged"] == 8 and patch["judge_failures"] == 0
     assert doc["config"]["spec"] == "instruction"
+    assert "demo.ipynb" in doc["config"]["override_vector"]  # which read position was used
+
+
+def test_the_overriding_question_is_written_and_read_as_the_authors_demo_does(
+    tmp_path_factory, monkeypatch
+):
+    """demo.ipynb, Instruction Conflict: the query is `Q:<image>{question}?\nA:` (no space
+    after the image), and the patched question loses its `?`, gains `:` and is read there."""
+    import tiny_vlms
+    from PIL import Image
+
+    from harness.adapters import make_adapter
+    from harness.overriding import methods
+
+    assert methods.override_instruction("What is the green vegetable?") == (
+        "What is the green vegetable:"
+    )
+    assert methods.override_instruction("The color of the food:") == "The color of the food:"
+    assert methods.override_instruction("Put your answer in quotes.") == (
+        "Put your answer in quotes.:"  # format_prompt's rule: the instruction, then ":"
+    )
+    adapter = make_adapter(
+        "idefics2", pretrained=str(tiny_vlms.build_idefics2(tmp_path_factory.mktemp("i2")))
+    )
+    adapter.load()
+    image = Image.new("RGB", (40, 30))
+    query = adapter.query_prompt((image, "What is on top of the meat?"))
+    assert query.text == "Q:<image>What is on top of the meat?\nA:" and len(query.images) == 1
+    seen = []
+
+    def capture(adapter, prompts, batch_size=32, sharing=False):
+        seen.extend(prompts)
+        return torch.zeros(len(prompts), adapter.num_layers, adapter.hidden_size)
+
+    monkeypatch.setattr(methods.engine, "capture_task_states", capture)
+    methods.instruction_vectors(adapter, ["What is the green vegetable?"], 8)
+    (prompt,) = seen
+    assert prompt.text == "What is the green vegetable:" and prompt.task_char is None
+    ids = adapter.encode([prompt]).input_ids[0].tolist()
+    assert adapter.tokenizer.convert_ids_to_tokens(ids)[-1] == ":"  # read at the ":"
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,132 @@ def build_idefics2(path: Path) -> Path:
     return path
 
 
+# A SentencePiece-style (Llama/Mistral) BPE vocabulary, small enough to tokenize by hand: ids in
+# list order, then the three Idefics2 tokens added as specials (27, 28, 29).
+LLAMA_STYLE_VOCAB = [
+    "<unk>", "<s>", "</s>", "<0x0A>", "▁", ":", "A", "Q", "U", "s", "e", "r", "F", "a", "n",
+    "c", "▁Q", "Us", "Use", "User", "▁User", "Fr", "an", "Fran", "ce", "France", "▁A",
+]  # fmt: skip
+LLAMA_STYLE_MERGES = [
+    ("▁", "Q"), ("U", "s"), ("Us", "e"), ("Use", "r"), ("▁", "User"), ("F", "r"), ("a", "n"),
+    ("Fr", "an"), ("c", "e"), ("Fran", "ce"), ("▁", "A"),
+]  # fmt: skip
+IDEFICS2_SPECIALS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>"]
+
+
+def make_llama_style_tokenizer():
+    """A `tokenizers.Tokenizer` laid out like Idefics2's tokenizer.json (Mistral-7B's): byte-
+    fallback BPE, no pre-tokenizer, a normalizer that prepends `▁` to every piece of text
+    between special tokens and turns spaces into `▁`, the added tokens unnormalized specials,
+    and a post-processor that adds `<s>`."""
+    from tokenizers import AddedToken, normalizers, processors
+
+    vocab = {token: i for i, token in enumerate(LLAMA_STYLE_VOCAB)}
+    bpe = models.BPE(
+        vocab=vocab, merges=LLAMA_STYLE_MERGES, unk_token="<unk>", fuse_unk=True, byte_fallback=True
+    )
+    tok = Tokenizer(bpe)
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence(
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
+    specials = ["<unk>", "<s>", "</s>", *IDEFICS2_SPECIALS]
+    tok.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in specials])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+    )
+    return tok
+
+
+def build_idefics2_llama_tokenizer(path: Path, legacy: bool | None = None) -> Path:
+    """A tiny Idefics2 whose tokenizer files look like HuggingFaceM4/idefics2-8b's: the
+    tokenizer.json of `make_llama_style_tokenizer` and a tokenizer_config.json naming
+    `LlamaTokenizer`, with `legacy` as given (None: the key is absent)."""
+    import json
+
+    from transformers import (
+        Idefics2Config,
+        Idefics2ForConditionalGeneration,
+        Idefics2ImageProcessor,
+        Idefics2Processor,
+    )
+
+    backend = make_llama_style_tokenizer()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<unk>",
+    )
+    config = Idefics2Config(
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        perceiver_config=dict(
+            hidden_size=HIDDEN,
+            resampler_n_latents=4,
+            resampler_depth=1,
+            resampler_n_heads=2,
+            resampler_head_dim=8,
+            num_key_value_heads=1,
+        ),
+        text_config=text_config(backend.get_vocab_size(), "mistral"),
+        image_token_id=backend.token_to_id("<image>"),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(5)
+    Idefics2ForConditionalGeneration(config).save_pretrained(path)
+    images = Idefics2ImageProcessor(
+        do_image_splitting=False, size={"shortest_edge": 32, "longest_edge": 32}
+    )
+    Idefics2Processor(image_processor=images, tokenizer=tok, image_seq_len=4).save_pretrained(path)
+    # The tokenizer files as the Hub checkpoint has them, not as transformers would write them.
+    backend.save(str(path / "tokenizer.json"))
+    added = {
+        str(backend.token_to_id(t)): {
+            "content": t,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
+        for t in ["<unk>", "<s>", "</s>", *IDEFICS2_SPECIALS]
+    }
+    tokenizer_config = {
+        "add_bos_token": True,
+        "add_eos_token": False,
+        "added_tokens_decoder": added,
+        "additional_special_tokens": IDEFICS2_SPECIALS,
+        "bos_token": "<s>",
+        "clean_up_tokenization_spaces": False,
+        "eos_token": "</s>",
+        "model_max_length": 1000000000000000019884624838656,
+        "pad_token": "<unk>",
+        "processor_class": "Idefics2Processor",
+        "sp_model_kwargs": {},
+        "spaces_between_special_tokens": False,
+        "tokenizer_class": "LlamaTokenizer",
+        "unk_token": "<unk>",
+        "use_default_system_prompt": True,
+    }
+    if legacy is not None:
+        tokenizer_config["legacy"] = legacy
+    (path / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
+    return path
+
+
 def build_fuyu(path: Path, mantis_markers: bool = True) -> Path:
     """A tiny Mantis-Fuyu: its tokenizer has the image markers Mantis added to Fuyu's vocabulary
     (`|IMAGE|`, `|ENDOFIMAGE|`); without them (mantis_markers=False) it stands for plain Fuyu."""

@@ -193,11 +193,12 @@ class Adapter(ABC):
 
     # Inputs are strings here; VLM adapters also take images, writing their placeholder into the
     # text and the image into `Prompt.images` (the processor expands it into image tokens). A
-    # tuple of inputs is one input in parts (an image, then a question about it).
+    # tuple of inputs is one input in parts, written one after the other (an image, then a
+    # question about it: `<image>What is...?`, as the authors' demo writes it).
     def split_input(self, x: Any) -> tuple[str, list[Any]]:
         if isinstance(x, tuple):
             texts, images = zip(*(self.split_input(part) for part in x), strict=True)
-            return " ".join(texts), [img for imgs in images for img in imgs]
+            return "".join(texts), [img for imgs in images for img in imgs]
         if not isinstance(x, str):
             raise ValueError(f"model {self.name!r} is text-only; got a {type(x).__name__} input")
         return x, []

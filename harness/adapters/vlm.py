@@ -32,6 +32,87 @@ def resize_to_width(image: Image.Image, width: int = IMAGE_WIDTH) -> Image.Image
     return image.resize((width, height), Image.Resampling.BICUBIC)
 
 
+def pil_image_processor(pretrained: str, **kwargs: Any) -> Any:
+    """The checkpoint's image processor on the PIL backend, the one the authors ran.
+
+    With torchvision installed (the usual companion of CUDA torch) transformers 5 picks the
+    torchvision image processors for Idefics2 and LLaVA (`Idefics2ImageProcessor`,
+    `CLIPImageProcessor`; the PIL ones are `Idefics2ImageProcessorPil`, `CLIPImageProcessorPil`),
+    which resize and normalise with other kernels than the PIL processors transformers 4.44.2
+    used. `backend="pil"` goes to `AutoImageProcessor` alone: given to `AutoProcessor` it would
+    also reach the tokenizer and overwrite its own `backend` attribute ("tokenizers"), and
+    `use_fast=False` (deprecated in 5.x) would make a 4.x `AutoProcessor` load the slow
+    tokenizer too."""
+    from transformers import AutoImageProcessor
+
+    try:
+        from transformers.image_processing_backends import PilBackend  # noqa: F401
+    except ImportError:  # transformers 4.x: the PIL processors are the "slow" ones
+        return AutoImageProcessor.from_pretrained(pretrained, use_fast=False, **kwargs)
+    return AutoImageProcessor.from_pretrained(pretrained, backend="pil", **kwargs)
+
+
+def use_tokenizer_json_as_written(tokenizer: Any, pretrained: str, **kwargs: Any) -> bool:
+    """Make `tokenizer` split and normalise text exactly as the checkpoint's `tokenizer.json`
+    says; True when it had one to follow.
+
+    transformers 5 builds Llama-family tokenizers (`LlamaTokenizer`, which Idefics2 maps to)
+    from the vocabulary and merges of `tokenizer.json` alone and rebuilds the rest from the
+    `legacy` flag of tokenizer_config.json: a Metaspace pre-tokenizer that puts `▁` before the
+    first piece of text only (legacy false or absent, Idefics2's case) or before every piece
+    that does not start with one (legacy true). Idefics2's `tokenizer.json` (Mistral's) instead
+    prepends `▁` to every piece of text between special tokens, then turns spaces into `▁`;
+    transformers 4.44.2, which the authors ran, read that file as written. Rebuilt, a prompt
+    loses the `▁` after each image and each `<end_of_utterance>` (72 ids for a 73-id query).
+
+    So the backend becomes `tokenizers.Tokenizer.from_file(tokenizer.json)` (its normaliser,
+    pre-tokeniser, model and decoder as written), keeping from the loaded backend what
+    transformers set up beyond the file, as 4.44.2's fast tokenizer also had it: the added
+    tokens with their flags (tokenizer_config's and those the processor added, e.g. Idefics2's
+    `<end_of_utterance>`), the BOS/EOS post-processor from `add_bos_token`/`add_eos_token`,
+    padding, truncation and `encode_special_tokens`. Generic, hence done for every VLM: a
+    tokenizer transformers already reads as written (LLaVA's `TokenizersBackend`) keeps its
+    ids. Without a `tokenizer.json`, or without a tokenizers backend, nothing changes."""
+    from tokenizers import Tokenizer
+    from transformers.utils import cached_file
+
+    from ..errors import ModelLoadError
+
+    loaded = getattr(tokenizer, "_tokenizer", None)
+    if not isinstance(loaded, Tokenizer):
+        return False
+    path = cached_file(
+        str(pretrained), "tokenizer.json", _raise_exceptions_for_missing_entries=False, **kwargs
+    )
+    if path is None:
+        return False
+    exact = Tokenizer.from_file(path)
+    for token_id, token in sorted(loaded.get_added_tokens_decoder().items()):
+        (exact.add_special_tokens if token.special else exact.add_tokens)([token])
+        if exact.token_to_id(token.content) != token_id:
+            raise ModelLoadError(
+                f"cannot load the tokenizer of {pretrained}: its added token {token.content!r} "
+                f"has id {token_id} in tokenizer_config.json but not in tokenizer.json"
+            )
+    if exact.get_vocab(with_added_tokens=True) != loaded.get_vocab(with_added_tokens=True):
+        raise ModelLoadError(
+            f"cannot load the tokenizer of {pretrained}: transformers built a vocabulary "
+            "that differs from its tokenizer.json"
+        )
+    exact.post_processor = loaded.post_processor
+    if loaded.truncation:
+        exact.enable_truncation(**loaded.truncation)
+    else:
+        exact.no_truncation()
+    if loaded.padding:
+        exact.enable_padding(**loaded.padding)
+    else:
+        exact.no_padding()
+    exact.encode_special_tokens = loaded.encode_special_tokens
+    tokenizer._tokenizer = exact  # what `backend_tokenizer` returns and every call encodes with
+    return True
+
+
 class VLMAdapter(CausalLMAdapter):
     """Shared by the VLMs: image inputs in prompts, processor loading, task-token search."""
 
@@ -57,12 +138,22 @@ class VLMAdapter(CausalLMAdapter):
         return AutoModelForImageTextToText
 
     def load(self) -> None:
+        """The processor as transformers 4.44.2 gave it to the authors (the tokenizer reads the
+        checkpoint's tokenizer.json as written, images go through the PIL image processor),
+        then the weights."""
         from transformers import AutoProcessor
 
+        from ..errors import ModelLoadError
+
+        revision = self._revision()
         try:
-            self.processor = AutoProcessor.from_pretrained(self.pretrained, **self._revision())
+            self.processor = AutoProcessor.from_pretrained(self.pretrained, **revision)
+            self.processor.image_processor = pil_image_processor(self.pretrained, **revision)
             self.tokenizer = self.processor.tokenizer
+            use_tokenizer_json_as_written(self.tokenizer, self.pretrained, **revision)
             self.model = self._load_weights(self._model_class())
+        except ModelLoadError:
+            raise
         except (OSError, ValueError) as exc:  # offline, or a folder without the files: one line
             raise load_error(str(self.pretrained), exc) from None
         self._finish_load()

@@ -58,18 +58,34 @@ def original_prompt(
     return adapter.example_prompt(examples, query=record["input"], system=system)
 
 
+# How an overriding task's vector is read, as results files record it.
+OVERRIDE_VECTOR_READ = (
+    "the overriding instruction without a trailing '?', ending in ':'; its vector is the state "
+    "at that ':' (the authors' demo.ipynb, Instruction Conflict)"
+)
+
+
+def override_instruction(text: str) -> str:
+    """The overriding task as the authors' released code writes it: a question loses its `?`
+    and, like every instruction, ends in the delimiter `:`, where its vector is read ("What is
+    the green vegetable?" -> "What is the green vegetable:"; an instruction that ends in `:`
+    already is unchanged)."""
+    text = text.rstrip()
+    text = text[:-1].rstrip() if text.endswith("?") else text
+    return text if text.endswith(":") else f"{text}:"
+
+
 def instruction_vectors(
     adapter: Any, texts: Sequence[str], batch_size: int, layer: int | None = None
 ) -> dict[str, torch.Tensor]:
-    """The instruction vector of each distinct text (its last token's state), at every layer
-    ([n_layers, d]) or at `layer` only ([d], so a thousand questions fit in memory)."""
+    """The vector of each distinct overriding instruction (`override_instruction`), at every
+    layer ([n_layers, d]) or at `layer` only ([d], so a thousand questions fit in memory)."""
     unique = list(dict.fromkeys(texts))
     out: dict[str, torch.Tensor] = {}
     for start in range(0, len(unique), batch_size):
         chunk = unique[start : start + batch_size]
-        states = engine.capture_task_states(
-            adapter, [adapter.instruction_prompt(t) for t in chunk], batch_size
-        )
+        prompts = [adapter.instruction_prompt(override_instruction(t)) for t in chunk]
+        states = engine.capture_task_states(adapter, prompts, batch_size)
         for text, state in zip(chunk, states, strict=True):
             out[text] = state if layer is None else state[layer].clone()
     return out
