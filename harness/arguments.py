@@ -12,6 +12,7 @@ from benchmark import CROSS_MODAL_TASKS, FIRST_TOKEN_METHODS, QUERIES, SPECS, TA
 
 from .config import RunConfig
 from .errors import ConfigError
+from .items import DEMO_DRAWS
 from .presets import PRESETS, apply_preset
 
 
@@ -88,11 +89,19 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--n_shot", type=int, default=None, help=f"demos (default {d.n_shot})")
     p.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2 (the default)")
     p.add_argument(
+        "--demo_draw",
+        default=None,
+        choices=DEMO_DRAWS,
+        help="per_query (default: seeded by seed, task and query id) or authors (the paper "
+        "code's numpy stream, by position in the split)",
+    )
+    p.add_argument(
         "--preset",
         default=None,
         choices=PRESETS,
         help="paper: the authors' setting (their layer, 4-bit NF4 with fp16 compute, template "
-        "paper, N=5, seeds 0,1,2) for every flag not given; departures are recorded",
+        "paper, N=5, seeds 1,2,3 drawn as their code draws) for every flag not given; "
+        "departures are recorded",
     )
     p.add_argument(
         "--methods",
@@ -160,6 +169,7 @@ def parse_run_config(argv: Sequence[str]) -> RunConfig:
         query=args.query or _tasks_default(tasks, "default_query", d.query),
         n_shot=d.n_shot if args.n_shot is None else args.n_shot,
         seeds=d.seeds if args.seeds is None else tuple(args.seeds),
+        demo_draw=args.demo_draw or d.demo_draw,
         methods=(
             _names(args.methods)
             if args.methods is not None
@@ -187,6 +197,7 @@ def parse_run_config(argv: Sequence[str]) -> RunConfig:
         "template": args.template,
         "n_shot": args.n_shot,
         "seeds": None if args.seeds is None else tuple(args.seeds),
+        "demo_draw": args.demo_draw,
         "model_args": config.model_args,
         "source_model_args": config.source_model_args,
     }

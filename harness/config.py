@@ -27,6 +27,7 @@ from benchmark import (
 )
 
 from .errors import ConfigError
+from .items import DEMO_DRAWS, PER_QUERY
 from .templates import CHAT_FORMATS
 
 # Fields left out of the run id: the folder holds generations, which any judge may score later.
@@ -42,6 +43,7 @@ class RunConfig:
     query: str = "text"
     n_shot: int = 5
     seeds: tuple[int, ...] = (0, 1, 2)
+    demo_draw: str = PER_QUERY  # items.DEMO_DRAWS: ours, or the paper code's stream
     methods: tuple[str, ...] = FIRST_TOKEN_METHODS
     limit: int | None = None
     layer: int | None = None
@@ -124,6 +126,10 @@ class RunConfig:
             )
         if self.n_shot < 1:
             raise ConfigError("--n_shot must be at least 1")
+        if self.demo_draw not in DEMO_DRAWS:
+            raise ConfigError(
+                f"--demo_draw {self.demo_draw!r}: use one of {', '.join(DEMO_DRAWS)}"
+            )
         if self.limit is not None and self.limit < 2:
             raise ConfigError("--limit must be at least 2")
         if self.batch_size < 1:

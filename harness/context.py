@@ -58,7 +58,12 @@ class EvalContext:
         """Demos come from the whole split (not only the limited items), never the query."""
         data = self.data[task]
         return sample_demos(
-            data.splits[split], query, self.config.n_shot, seed, data.demo_key or task
+            data.splits[split],
+            query,
+            self.config.n_shot,
+            seed,
+            data.demo_key or task,
+            self.config.demo_draw,
         )
 
     def vector(self, task: str, seed: int) -> torch.Tensor:

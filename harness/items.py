@@ -3,6 +3,7 @@ draws (seeded by the query, so a resumed or re-batched run draws the same)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -10,6 +11,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmark import CROSS_MODAL_TASKS, UnknownTaskError, get_task, load_task
 from benchmark.strict_json import jsonl_lines
@@ -169,19 +172,46 @@ def load_task_data(name: str, instruction: str | None = None) -> TaskData:
     return TaskData(name, instruction or task.instruction, splits, source=f"pool:{task.source}")
 
 
-def sample_demos(
-    pool: list[dict[str, Any]], query: dict[str, Any], n: int, seed: int, task_id: str
-) -> list[dict[str, Any]]:
-    """n demos drawn without replacement from the split, never the query.
+# How demos are drawn (`--demo_draw`): "per_query", ours, seeded by (seed, task, query id), so
+# a query's demos do not depend on which other items the split holds or in what order they
+# run; "authors", the paper code's own stream (`authors_demo_indices`), for `--preset paper`.
+PER_QUERY = "per_query"
+AUTHORS = "authors"
+DEMO_DRAWS: tuple[str, ...] = (PER_QUERY, AUTHORS)
 
-    The draw depends only on (seed, task, query id), not on the order items are processed in,
-    so a resumed or re-batched run draws the same demos.
-    """
+
+def sample_demos(
+    pool: list[dict[str, Any]],
+    query: dict[str, Any],
+    n: int,
+    seed: int,
+    task_id: str,
+    draw: str = PER_QUERY,
+) -> list[dict[str, Any]]:
+    """n demos drawn without replacement from the split, never the query, in prompt order."""
     others = [r for r in pool if r["id"] != query["id"]]
     if n > len(others):
         raise ConfigError(f"n_shot={n} but only {len(others)} other items in the split")
+    if draw == AUTHORS:
+        index = next(i for i, r in enumerate(pool) if r["id"] == query["id"])
+        return [pool[j] for j in authors_demo_indices(len(pool), n, seed)[index]]
     rng = random.Random(f"{seed}:{task_id}:{query['id']}")
     return rng.sample(others, n)
+
+
+@functools.lru_cache(maxsize=256)
+def authors_demo_indices(n_items: int, n_shot: int, seed: int) -> tuple[tuple[int, ...], ...]:
+    """The demos of each item of a split, by position, as the paper's code draws them
+    (`xPatchDataset`, g-luo/task_vectors_are_cross_modal): `np.random.seed(seed)` when a task's
+    split is loaded, then for item 0, 1, ... in order a permutation of the other items' indices,
+    the first `n_shot` taken. The draw depends on positions only, so two tasks with as many
+    items in the same order (country_capital and country_currency) draw the same demos."""
+    rng = np.random.RandomState(seed)  # what np.random.seed(seed) seeds, as a local stream
+    out = []
+    for i in range(n_items):
+        others = [j for j in range(n_items) if j != i]
+        out.append(tuple(int(j) for j in rng.permutation(others)[:n_shot]))
+    return tuple(out)
 
 
 def majority_answer(demos: list[dict[str, Any]]) -> str:

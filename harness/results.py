@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .items import record_digest, sha256
+from .presets import PAPER_DIFFERENCES
 
 
 def _version(package: str) -> str:
@@ -170,6 +171,8 @@ def results_document(
     cfg["task_sources"] = {t: d.source for t, d in data.items()}
     cfg["template"] = prompting
     cfg["std"] = "population std over seeds (ddof=0)"
+    if config.preset == "paper":
+        cfg["preset_differences"] = list(PAPER_DIFFERENCES)
     cfg["metric"] = metric
     doc: dict[str, Any] = {
         "kind": "results",

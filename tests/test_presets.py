@@ -23,7 +23,8 @@ def test_the_preset_is_the_authors_setting(model, layer):
     config = parse_run_config(["--model", model, "--preset", "paper"])
     assert config.layer == layer
     assert config.model_args == {"load_in_4bit": True, "dtype": "float16"}
-    assert (config.template, config.n_shot, config.seeds) == ("paper", 5, (0, 1, 2))
+    assert (config.template, config.n_shot, config.seeds) == ("paper", 5, (1, 2, 3))
+    assert config.demo_draw == "authors"  # their numpy stream, seeds from SEED_START = 1
     assert config.preset == "paper" and config.preset_departures == ()
 
 
@@ -56,6 +57,10 @@ def test_the_preset_does_not_change_what_was_measured():
         "load_in_4bit=true,dtype=float16",
         "--template",
         "paper",
+        "--seeds",
+        "1,2,3",
+        "--demo_draw",
+        "authors",
     ]
     with_preset = parse_run_config(["--model", "idefics2", "--preset", "paper"])
     without = parse_run_config(explicit)
@@ -97,6 +102,8 @@ def test_a_preset_run_records_the_preset_and_its_departures(tmp_path_factory, tm
     assert config["preset"] == "paper" and config["n_shot"] == 5 and config["layer"] == 1
     assert any(d.startswith("layer 1 (paper: 16)") for d in config["preset_departures"])
     assert any("load_in_4bit" in d for d in config["preset_departures"])
+    assert config["demo_draw"] == "authors"
+    assert any("batch 1" in d for d in config["preset_differences"])  # said, not hidden
 
 
 def test_preset_paper_on_a_gpu_without_bitsandbytes_names_the_extra(monkeypatch, capsys):

@@ -40,7 +40,8 @@ def _demos(ctx: EvalContext, record: dict, split: str, seed: int) -> list[tuple[
     pool = [
         r for r in ctx.data[record["task"]].splits[split] if r["direction"] == record["direction"]
     ]
-    demos = sample_demos(pool, record, ctx.config.n_shot, seed, record["direction"])
+    config = ctx.config
+    demos = sample_demos(pool, record, config.n_shot, seed, record["direction"], config.demo_draw)
     return [(d["input"], d["question_answer"]) for d in demos]
 
 
