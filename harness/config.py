@@ -32,6 +32,8 @@ from .templates import CHAT_FORMATS
 
 # Fields left out of the run id: the folder holds generations, which any judge may score later.
 JUDGE_KEYS = ("judge", "judge_base_url")
+# Fields added after runs were published, at the value every earlier run had.
+ADDED_DEFAULTS: dict[str, Any] = {"demo_draw": PER_QUERY}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 @dataclass(frozen=True)
@@ -74,10 +76,15 @@ class RunConfig:
 
     def identity(self) -> dict[str, Any]:
         """What changes the numbers; its hash (with the items) names the run folder. The judge
-        is left out: the folder holds generations, which any judge may score later."""
+        is left out: the folder holds generations, which any judge may score later. A field
+        added after runs were published counts only away from its default, so a run made
+        before it existed keeps its id (and its folder resumes)."""
         out = measurement_config(self.as_dict())
         for key in JUDGE_KEYS:
             out.pop(key, None)
+        for key, default in ADDED_DEFAULTS.items():
+            if out.get(key) == default:
+                del out[key]
         return out
 
     @property

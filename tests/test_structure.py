@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from harness.adapters import import_class, make_adapter
 from harness.adapters.base import Adapter
 from harness.checkpoints import CHECKPOINTS
+from harness.config import RunConfig
 
 
 def test_the_adapter_contract_is_its_abstract_members():
@@ -68,3 +70,19 @@ def test_run_id_and_leaderboard_share_one_rule_for_what_changes_a_number():
     assert run_id(base, {}) == run_id(moved, {})
     assert run_id(base, {}) != run_id(RunConfig(n_shot=4), {})
     assert not set(EXECUTION_KEYS) & set(base.identity())
+
+
+def test_a_published_run_keeps_its_id_when_fields_are_added():
+    """The committed Gemma 3 submission's run id is still what its setting hashes to: a field
+    added since (demo_draw) counts only away from its default, so old run folders resume."""
+    import json
+
+    from harness.prepare import load_run_data
+    from harness.store import run_id
+
+    path = Path(__file__).parent.parent / "leaderboard/submissions"
+    doc = json.loads((path / "gemma-3-270m-cpu_text-examples-to-text.json").read_text())
+    config = RunConfig(model="gemma3-270m")
+    assert run_id(config, load_run_data(config)) == doc["results"]["run_id"]
+    authors = RunConfig(model="gemma3-270m", demo_draw="authors")
+    assert run_id(authors, load_run_data(authors)) != doc["results"]["run_id"]
