@@ -71,6 +71,7 @@ def _cache_entry(
         "protocol": VECTOR_PROTOCOL,
         "model": model["name"],
         "fingerprint": model.get("fingerprint"),
+        "inputs": adapter.inputs_fingerprint(),
         "pretrained": model["pretrained"],
         "revision": model["revision"],
         "dtype": model["dtype"],

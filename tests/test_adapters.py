@@ -86,6 +86,39 @@ def test_task_vectors_are_cached_with_metadata(tiny_adapter, monkeypatch):
     assert found[0]["pretrained"] == tiny_adapter.pretrained
 
 
+def test_a_cached_vector_is_not_reused_after_the_tokenizer_changes(
+    tiny_llama_path, monkeypatch
+):
+    """Same weights, same prompt text, another tokenization (a tokenizer fix, a BOS now added):
+    another vector, so the cache must miss."""
+    from tokenizers import processors
+
+    import harness.engine as engine
+
+    def loaded():
+        adapter = make_adapter(f"hf:{tiny_llama_path}")
+        adapter.load()
+        return adapter
+
+    plain, with_bos = loaded(), loaded()
+    bos = with_bos.tokenizer.convert_tokens_to_ids("<s>")
+    with_bos.tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", bos)]
+    )
+    assert plain.describe()["fingerprint"] == with_bos.describe()["fingerprint"]  # weights
+    assert plain.inputs_fingerprint() != with_bos.inputs_fingerprint()
+    prompts = [plain.example_prompt([("Chile", "Santiago"), ("Peru", "Lima")])]
+    meta = {"spec": "text_examples", "seed": 9, "n_shot": 2}
+    first = cached_vector(plain, 4, "country_capital", meta, prompts)
+    calls = []
+    real = engine.extract_task_vector
+    monkeypatch.setattr(engine, "extract_task_vector", lambda *a: calls.append(1) or real(*a))
+    assert torch.equal(cached_vector(plain, 4, "country_capital", meta, prompts), first)
+    assert calls == []  # the same adapter reads its cache
+    other = cached_vector(with_bos, 4, "country_capital", meta, prompts)
+    assert calls == [1] and not torch.equal(other, first)
+
+
 def test_load_in_4bit_uses_the_authors_quantisation():
     """Only the arguments are checked: bitsandbytes needs a GPU, which these machines lack."""
     seen = {}

@@ -131,3 +131,19 @@ def test_image_processor_is_the_pil_one_even_with_torchvision(
         assert processor.do_image_splitting is False  # the adapter's setting lands on it
     batch = a.encode([a.query_prompt(Image.new("RGB", (40, 30), (9, 99, 199)))])
     assert batch.model_inputs["pixel_values"].shape[-1] == 32
+
+
+def test_a_word_right_after_an_image_gets_no_extra_space(llama_style_idefics2):
+    """The overriding query `Q:<image>{question}` (the authors' demo): transformers 4.44.2's
+    Idefics2Processor tokenized the expanded text as it reads; 5.x inserts a space after the
+    closing <fake_token_around_image>, one more "▁". Worked out by hand as above:
+    <s> ▁Q : <fake> <image>x4 <fake> then "France\\nA:" -> "▁France\\nA:" -> ▁ France <0x0A> A :"""
+    adapter = make_adapter("idefics2", pretrained=llama_style_idefics2[None])
+    adapter.load()
+    image = Image.new("RGB", (40, 30))
+    expected = [1, 16, 5, 27, 28, 28, 28, 28, 27, 4, 25, 3, 6, 5]
+    batch = adapter.encode([adapter.query_prompt((image, "France"))])
+    assert batch.input_ids[0].tolist() == expected
+    plain = adapter.processor(text=["Q:<image>France\nA:"], images=[[image]], return_tensors="pt")
+    assert plain["input_ids"][0].tolist() == [*expected[:9], 4, *expected[9:]]  # the extra "▁"
+    assert batch.model_inputs["pixel_values"].shape == plain["pixel_values"].shape

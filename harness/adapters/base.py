@@ -10,6 +10,7 @@ a run never changes an adapter after it is made.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -316,6 +317,18 @@ class Adapter(ABC):
             "num_layers": self.num_layers if self.model is not None else None,
             "fingerprint": getattr(self, "_fingerprint", None),
         }
+
+    def inputs_fingerprint(self) -> str:
+        """A hash of what turns a prompt into the model's inputs: the tokenizer as it will split
+        text, and the image processor's class. Cached task vectors are keyed by it, since a
+        tokenizer or image-processor fix changes neither the weights nor the prompt text."""
+        if getattr(self, "_inputs_fingerprint", None) is None:
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            tokens = backend.to_str() if backend is not None else repr(self.tokenizer.get_vocab())
+            images = type(getattr(getattr(self, "processor", None), "image_processor", None))
+            text = f"{tokens}\n{images.__module__}.{images.__qualname__}"
+            self._inputs_fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self._inputs_fingerprint
 
     @property
     def paired_with(self) -> str | None:

@@ -208,10 +208,20 @@ class Idefics2Adapter(VLMAdapter):
         super()._finish_load()
 
     def _process(self, texts: list[str], images: list[list[Image.Image]]) -> dict[str, Any]:
-        has_images = any(images)
-        return self.processor(
-            text=texts, images=images if has_images else None, padding=True, return_tensors="pt"
-        )
+        """Idefics2Processor's work, done as transformers 4.44.2 did it for the authors: each
+        image placeholder becomes `<fake>` + `image_seq_len` image tokens + `<fake>` (adjacent
+        images share one `<fake>`), the text is tokenized as it then reads, and the images go
+        through the image processor. transformers 5 also puts a space after a closing `<fake>`
+        that a word follows (`<image>What is...` reads as `<image> What is...`), one more `▁`
+        in the authors' overriding prompts; this does not."""
+        proc = self.processor
+        fake, image = proc.fake_image_token, proc.image_token
+        expanded = f"{fake}{image * proc.image_seq_len}{fake}"
+        prompts = [t.replace(image, expanded).replace(fake + fake, fake) for t in texts]
+        out = dict(self.tokenizer(prompts, padding=True, return_tensors="pt"))
+        if any(images):
+            out.update(proc.image_processor(images, return_tensors="pt"))
+        return out
 
 
 class LlavaAdapter(VLMAdapter):
