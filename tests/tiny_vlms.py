@@ -328,3 +328,20 @@ def write_image_dataset(root: Path, tasks: list[str]) -> Path:
             for r in load_task(task)
         ]
     return write_dataset(root, rows)
+
+
+# Letters the fidelity tests' words need beyond LLAMA_STYLE_VOCAB ("Paris", "Japan", "Tokyo",
+# "Peru", "Assistant"), with no merges: each is one token, after the existing ones.
+LLAMA_STYLE_LETTERS = ["P", "i", "J", "p", "T", "o", "k", "y", "u", "t"]
+
+
+def build_idefics2_llama_letters(path: Path) -> Path:
+    """`build_idefics2_llama_tokenizer` (legacy absent, as idefics2-8b has it) with
+    LLAMA_STYLE_LETTERS added to the vocabulary, so those words tokenize letter by letter
+    instead of falling back to `<unk>`; the three Idefics2 tokens then follow the letters."""
+    import sys
+    from unittest import mock
+
+    vocab = [*LLAMA_STYLE_VOCAB, *LLAMA_STYLE_LETTERS]
+    with mock.patch.object(sys.modules[__name__], "LLAMA_STYLE_VOCAB", vocab):
+        return build_idefics2_llama_tokenizer(path)
