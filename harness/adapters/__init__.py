@@ -47,7 +47,7 @@ def describe_adapters() -> list[tuple[str, str]]:
             layer = f"; authors' layer {ckpt.authors_layer}" if ckpt.authors_layer else ""
             out.append((name, ckpt.description + layer))
         elif name in SCHEMES:
-            out.append((name, SCHEMES[name][1]))
+            out.append((name, SCHEMES[name][2]))
         else:
             out.append((name, f"plugin ({_plugins()[name].value})"))
     return out
@@ -55,10 +55,9 @@ def describe_adapters() -> list[tuple[str, str]]:
 
 def adapter_class(model: str) -> tuple[type[Adapter], dict[str, Any]]:
     """The adapter class for a --model value, and the constructor arguments it implies."""
-    for scheme, (path, _) in SCHEMES.items():
+    for scheme, (path, argument, _) in SCHEMES.items():
         if model.startswith(f"{scheme}:"):
-            key = "pretrained" if scheme == "hf" else scheme
-            return import_class(path), {key: model[len(scheme) + 1 :]}
+            return import_class(path), {argument: model[len(scheme) + 1 :]}
     if model in CHECKPOINTS:
         ckpt = CHECKPOINTS[model]
         return import_class(ckpt.adapter), {"checkpoint": ckpt}
@@ -73,7 +72,8 @@ def adapter_class(model: str) -> tuple[type[Adapter], dict[str, Any]]:
             ) from None
     raise ConfigError(
         f"unknown model {model!r}. Known models: {', '.join(adapter_names())}; "
-        "or hf:<repo-or-path> for any Hugging Face causal LM, gguf:<path> for a GGUF file"
+        "or hf:<repo-or-path> for any Hugging Face causal LM, hf-vlm:<repo-or-path> for any "
+        "image-text-to-text model, gguf:<path> for a GGUF file"
     )
 
 

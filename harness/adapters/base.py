@@ -167,6 +167,11 @@ class Adapter(ABC):
         """How many decoder layers there are (valid --layer values are 0..num_layers-1)."""
 
     # -- shared by every adapter ----------------------------------------------------------------
+    def preflight(self) -> None:
+        """Checks that need at most the checkpoint's config, run before any weights are
+        fetched (an architecture the adapter cannot serve is refused here); none by default."""
+        return None
+
     def peek_num_layers(self) -> int | None:
         """Layer count without loading weights, to check --layer before a long load; None when
         it cannot be known yet (it is checked again after loading)."""

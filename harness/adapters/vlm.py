@@ -228,36 +228,41 @@ class LlavaAdapter(VLMAdapter):
     layers_path = "model.language_model.layers"
 
     def _finish_load(self) -> None:
-        self._complete_processor()
+        complete_processor(self.processor, self.model)
         super()._finish_load()
-
-    def _complete_processor(self) -> None:
-        """Fill in what sizes the run of image tokens when the processor config lacks it.
-
-        llava-hf/llava-1.5-7b-hf at the pinned revision predates `patch_size`,
-        `vision_feature_select_strategy` and `num_additional_image_tokens` in its processor
-        config; the installed LlavaProcessor then fails on the missing patch size, and its
-        default of 0 extra tokens gives 575 image tokens for the model's 576 features. All
-        three are facts of the model, so they come from its config and vision tower."""
-        proc, config = self.processor, self.model.config
-        if getattr(proc, "patch_size", None) is None:
-            proc.patch_size = int(config.vision_config.patch_size)
-        if getattr(proc, "vision_feature_select_strategy", None) is None:
-            proc.vision_feature_select_strategy = (
-                getattr(config, "vision_feature_select_strategy", None) or "default"
-            )
-        if not getattr(proc, "num_additional_image_tokens", 0):
-            proc.num_additional_image_tokens = self._vision_extra_tokens()
-
-    def _vision_extra_tokens(self) -> int:
-        """Embeddings the vision tower adds beyond its patches (CLIP: 1, the CLS token)."""
-        for module in self.model.modules():
-            patches = getattr(module, "num_patches", None)
-            positions = getattr(module, "num_positions", None)
-            if isinstance(patches, int) and isinstance(positions, int):
-                return positions - patches
-        return 1  # LLaVA-1.5's CLIP ViT-L/14-336
 
     def _process(self, texts: list[str], images: list[list[Image.Image]]) -> dict[str, Any]:
         flat = [img for row in images for img in row]
         return self.processor(text=texts, images=flat or None, padding=True, return_tensors="pt")
+
+
+def complete_processor(processor: Any, model: Any) -> None:
+    """Fill in what sizes the run of image tokens when a LLaVA-style processor config lacks it.
+
+    llava-hf/llava-1.5-7b-hf at the pinned revision predates `patch_size`,
+    `vision_feature_select_strategy` and `num_additional_image_tokens` in its processor
+    config; the installed LlavaProcessor then fails on the missing patch size, and its
+    default of 0 extra tokens gives 575 image tokens for the model's 576 features. All
+    three are facts of the model, so they come from its config and vision tower. A processor
+    without these fields (not LLaVA-style) is left as it is."""
+    if not hasattr(processor, "patch_size"):
+        return
+    config = model.config
+    if getattr(processor, "patch_size", None) is None:
+        processor.patch_size = int(config.vision_config.patch_size)
+    if getattr(processor, "vision_feature_select_strategy", None) is None:
+        processor.vision_feature_select_strategy = (
+            getattr(config, "vision_feature_select_strategy", None) or "default"
+        )
+    if not getattr(processor, "num_additional_image_tokens", 0):
+        processor.num_additional_image_tokens = _vision_extra_tokens(model)
+
+
+def _vision_extra_tokens(model: Any) -> int:
+    """Embeddings the vision tower adds beyond its patches (CLIP: 1, the CLS token)."""
+    for module in model.modules():
+        patches = getattr(module, "num_patches", None)
+        positions = getattr(module, "num_positions", None)
+        if isinstance(patches, int) and isinstance(positions, int):
+            return positions - patches
+    return 1  # LLaVA-1.5's CLIP ViT-L/14-336
