@@ -9,6 +9,7 @@ import json
 
 import pytest
 import tiny_vlms
+import tiny_vlms_more
 import torch
 from PIL import Image
 
@@ -25,12 +26,29 @@ def img(r, g, b, size=(48, 30)):
     return Image.new("RGB", size, (r, g, b))
 
 
+# Architectures served, each a tiny random checkpoint with its processor built offline; the
+# paper's LLaVA and Idefics2 among them. (mistral3 and internvl need torchvision for their
+# processors, which these machines cannot install: see tiny_vlms_more.UNAVAILABLE.)
+SERVED = {
+    "llava": tiny_vlms.build_llava,
+    "idefics2": tiny_vlms.build_idefics2,
+    **{name: tiny_vlms_more.BUILDERS[name] for name in ("idefics3", "smolvlm", "llava_next")},
+    "llava_onevision": tiny_vlms_more.BUILDERS["llava_onevision"],
+}
+REFUSED = ("paligemma", "gemma3")  # built here too: refused with their reason, before loading
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    return {
-        "llava": str(tiny_vlms.build_llava(tmp_path_factory.mktemp("llava"))),
-        "idefics2": str(tiny_vlms.build_idefics2(tmp_path_factory.mktemp("idefics2"))),
-    }
+    paths: dict[str, str] = {}
+
+    def get(name):
+        if name not in paths:
+            builders = {**SERVED, **tiny_vlms_more.BUILDERS}
+            paths[name] = str(builders[name](tmp_path_factory.mktemp(name)))
+        return paths[name]
+
+    return get
 
 
 def _loaded(model, **args):
@@ -57,7 +75,7 @@ def _prompts(a):
 
 @pytest.mark.parametrize("dedicated", ["llava-1.5", "idefics2"])
 def test_the_paper_models_through_it_feed_what_their_own_adapters_feed(built, dedicated):
-    path = built["llava" if dedicated == "llava-1.5" else "idefics2"]
+    path = built("llava" if dedicated == "llava-1.5" else "idefics2")
     own, generic = _loaded(dedicated, pretrained=path), _loaded(f"hf-vlm:{path}")
     assert generic.image_placeholder == own.image_placeholder == "<image>"
     assert _layer_names(generic) == _layer_names(own)  # the text decoder's, found, not named
@@ -67,8 +85,13 @@ def test_the_paper_models_through_it_feed_what_their_own_adapters_feed(built, de
         assert torch.equal(ours.task_index, theirs.task_index), kind
 
 
-def test_the_engine_paths_equal_plain_forwards(built):
-    a = _loaded(f"hf-vlm:{built['llava']}")
+@pytest.mark.parametrize("arch", list(SERVED))
+def test_the_engine_paths_equal_plain_forwards(built, arch):
+    a = _loaded(f"hf-vlm:{built(arch)}")
+    assert _layer_names(a) == [
+        f"{tiny_vlms_more.DECODER_LAYERS.get(arch, _layer_names(a)[0][:-2])}.{i}"
+        for i in range(a.num_layers)
+    ]
     prompts = [
         a.example_prompt([(img(9, 9, 9), "Paris"), ("Peru", "Lima")], query=img(1, 2, 3)),
         a.query_prompt(img(0, 200, 0)),
@@ -101,15 +124,16 @@ def test_the_engine_paths_equal_plain_forwards(built):
     ]
 
 
-def test_a_run_through_it_end_to_end(built, tmp_path):
+@pytest.mark.parametrize("arch", ["llava_next", "smolvlm"])
+def test_a_run_through_it_end_to_end(built, tmp_path, arch):
     data = str(tiny_vlms.write_image_dataset(tmp_path / "built", ["food_color"]))
-    argv = ["--model", f"hf-vlm:{built['llava']}", "--query", "image", "--data", data]
+    argv = ["--model", f"hf-vlm:{built(arch)}", "--query", "image", "--data", data]
     argv += ["--tasks", "food_color", "--limit", "3", "--seeds", "0", "--n_shot", "2"]
     assert main([*argv, "--output_path", str(tmp_path / "out")]) == 0
     (path,) = (tmp_path / "out").glob("*/*/results.json")
     doc = json.loads(path.read_text())
     assert validate(doc, "results") == []
-    assert doc["model"]["name"] == f"hf-vlm:{built['llava']}"
+    assert doc["model"]["name"] == f"hf-vlm:{built(arch)}"
     assert doc["model"]["adapter"] == "AnyVLMAdapter"
 
 
@@ -140,6 +164,39 @@ def test_what_it_cannot_serve_is_refused_in_one_line_before_any_weights(
     assert why in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("arch", REFUSED)
+def test_bidirectional_image_attention_is_refused_not_computed_differently(built, arch, capsys):
+    path = built(arch)
+    capsys.readouterr()  # the build's own output
+    code = main(["--model", f"hf-vlm:{path}", "--tasks", "food_color", "--limit", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "token_type_ids" in err and len(err.strip().splitlines()) == 1
+
+
 def test_ls_models_lists_the_scheme(capsys):
     assert main(["ls", "models"]) == 0
     assert "hf-vlm" in capsys.readouterr().out
+
+
+# One image query, `Q:<image>\nA:`, as each processor lays it out (written from the processors'
+# sources for the tiny configs of tiny_vlms_more: Idefics3/SmolVLM wrap the 16 patches, pooled
+# 2x2 into 4 tokens, as <fake_token_around_image><global-img> ... <fake_token_around_image>;
+# LLaVA-NeXT/OneVision give 16 base + 16 tile + 4 row-newline tokens = 36 <image> tokens for a
+# 32x32-tile grid). The placeholder is what each chat template writes for one image.
+LAYOUTS = {
+    "idefics3": ["<fake_token_around_image>", "<global-img>", *["<image>"] * 4,
+                 "<fake_token_around_image>"],
+    "smolvlm": ["<fake_token_around_image>", "<global-img>", *["<image>"] * 4,
+                "<fake_token_around_image>"],
+    "llava_next": ["<image>"] * 36 + ["Ċ"],
+    "llava_onevision": ["<image>"] * 36 + ["Ċ"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("arch", list(LAYOUTS))
+def test_image_tokens_are_laid_out_as_the_processor_expects(built, arch):
+    a = _loaded(f"hf-vlm:{built(arch)}")
+    batch = a.encode([a.query_prompt(Image.new("RGB", (32, 32), (9, 90, 200)))])
+    tokens = a.tokenizer.convert_ids_to_tokens(batch.input_ids[0].tolist())
+    assert tokens == ["Q", ":", *LAYOUTS[arch], "Ċ", "A", ":"]
+    assert int(batch.task_index[0]) == len(tokens) - 1  # the patch goes on the last token

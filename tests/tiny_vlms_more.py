@@ -1,31 +1,34 @@
 """More tiny random image-text-to-text checkpoints, built offline and saved like Hub checkpoints.
 
 The same recipe as `tiny_vlms`: a byte-level BPE tokenizer trained in-process with the special
-tokens each processor needs, the shared hidden-64 text backbone, small vision towers on 32x32
-images with 8x8 patches, and image splitting/tiling turned off so one image gives a fixed, small
-number of image tokens. Each builder saves the model (`save_pretrained`) and the processor
-(`processor.save_pretrained`, PIL image processors: torchvision is not needed), so
+tokens each processor needs, the shared hidden-64 text backbone, 2-layer vision towers of width 32
+on 32x32 images cut into 8x8 patches, and image splitting/tiling turned off (or reduced to one
+tile) so one image gives a fixed, small number of image tokens. Each builder saves the model
+(`save_pretrained`) and the processor (`processor.save_pretrained`, with PIL image processors), so
 `AutoProcessor.from_pretrained(path)` and `AutoModelForImageTextToText.from_pretrained(path)` load
-them back with no network.
+them back with no network and without torchvision.
+
+Without torchvision, transformers 5.24 cannot build or load the processors of `llava_onevision`,
+`smolvlm`, `internvl` (all three hold a video processor, and every video processor requires
+torchvision) nor of `mistral3` (`PixtralProcessor` requires torchvision and its module imports the
+torchvision image processor). `smolvlm` and `llava_onevision` are built here with a torchvision-free
+stand-in processor that gives the same text for one image (see PROCESSOR_STAND_INS); `mistral3` and
+`internvl` are left out (see UNAVAILABLE).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedTokenizerFast
-
-import tiny_vlms
 from tiny_vlms import HIDDEN, make_tokenizer, text_config
+from transformers import PreTrainedTokenizerFast
 
 IMAGE_SIZE = 32
 PATCH = 8
-# Vision towers: 2 layers of width 32 on 32x32 images cut into 8x8 patches (a 4x4 grid).
+GRID = IMAGE_SIZE // PATCH  # patches per side: 4, so 16 patches per image
+HEAD_DIM = HIDDEN // 4  # text_config's 4 heads; stated outright where a default is 128 or 256
 VISION = dict(
     hidden_size=32,
     intermediate_size=64,
@@ -34,8 +37,6 @@ VISION = dict(
     image_size=IMAGE_SIZE,
     patch_size=PATCH,
 )
-GRID = IMAGE_SIZE // PATCH  # patches per side: 4
-HEAD_DIM = HIDDEN // 4  # text_config's 4 heads; stated outright where a default would be 128/256
 
 # The exact text that stands for one image in a prompt, before the processor expands it.
 IMAGE_PLACEHOLDER = {
@@ -44,8 +45,6 @@ IMAGE_PLACEHOLDER = {
     "llava_next": "<image>",
     "llava_onevision": "<image>",
     "paligemma": "<image>",
-    "mistral3": "[IMG]",
-    "internvl": "<IMG_CONTEXT>",
     "gemma3": "<start_of_image>",
 }
 
@@ -56,13 +55,69 @@ DECODER_LAYERS = {
     "llava_next": "model.language_model.layers",
     "llava_onevision": "model.language_model.layers",
     "paligemma": "model.language_model.layers",
-    "mistral3": "model.language_model.layers",
-    "internvl": "model.language_model.layers",
     "gemma3": "model.language_model.layers",
 }
 
+# What the processor returns for a prompt with one image besides input_ids and attention_mask;
+# all of it goes to the model's forward (none needs position_ids; all accept them). Gemma 3's
+# token_type_ids mark the image's soft tokens, which then attend to each other both ways: without
+# them the forward still runs, causally, and gives other logits. PaliGemma's are all 0 for a
+# prompt without suffix, and its text config has use_bidirectional_attention=True, so the whole
+# prompt attends both ways with or without them. PaliGemma's `labels` make the forward compute
+# a loss.
+PROCESSOR_EXTRAS = {
+    "idefics3": {"pixel_values", "pixel_attention_mask"},
+    "smolvlm": {"pixel_values", "pixel_attention_mask"},
+    "llava_next": {"pixel_values", "image_sizes"},
+    "llava_onevision": {"pixel_values", "image_sizes", "batch_num_images"},
+    "paligemma": {"pixel_values", "token_type_ids", "labels"},
+    "gemma3": {"pixel_values", "token_type_ids"},
+}
+
+# Where the saved processor is not the class the real checkpoints name, because that class needs
+# torchvision: model_type -> (class saved here, class of the real checkpoints, why it is the same).
+PROCESSOR_STAND_INS = {
+    "smolvlm": (
+        "Idefics3Processor",
+        "SmolVLMProcessor",
+        "SmolVLMProcessor holds a SmolVLMVideoProcessor (torchvision) and also refuses to start "
+        "without the num2words package. Idefics3Processor writes the same text for an unsplit "
+        "image (<fake_token_around_image><global-img> + image_seq_len x <image> + "
+        "<fake_token_around_image>), takes the same pixel_values and pixel_attention_mask, and "
+        "is what SmolVLM's first checkpoints (saved as model_type idefics3) name.",
+    ),
+    "llava_onevision": (
+        "LlavaNextProcessor",
+        "LlavaOnevisionProcessor",
+        "LlavaOnevisionProcessor holds a LlavaOnevisionVideoProcessor (torchvision). With one grid "
+        "pinpoint (the image size) and the 'full' strategy, LLaVA-NeXT's count is the same "
+        "(base 16 + tile 16 + 4 row newlines = 36) for a prompt with one image. Only one image "
+        "per prompt: for several, OneVision gives each 16 + 1 tokens without tiling, and the "
+        "model (told batch_num_images by the image processor) would not match this text.",
+    ),
+}
+
+# Architectures the task asked for that cannot be built to load offline here, and why.
+UNAVAILABLE = {
+    "mistral3": (
+        "its processor is PixtralProcessor, marked @requires(backends=('torchvision', 'torch')), "
+        "and models/pixtral/processing_pixtral.py imports get_resize_output_image_size from "
+        "image_processing_pixtral.py, which imports torchvision at module level; no other "
+        "processor writes Pixtral's [IMG]...[IMG_BREAK]...[IMG_END] rows"
+    ),
+    "internvl": (
+        "InternVLProcessor holds a video processor: ProcessorMixin checks it against "
+        "VideoProcessorMixin through transformers.VIDEO_PROCESSOR_MAPPING, a placeholder "
+        "without torchvision (AttributeError), and AutoProcessor loads InternVLVideoProcessor, "
+        "whose module imports torchvision; no other processor writes "
+        "<img> + N x <IMG_CONTEXT> + </img>"
+    ),
+}
+
 # Chat templates that render a user turn holding one image and one text part the way the real
-# checkpoints' templates do (system prompts and assistant-turn details trimmed).
+# checkpoints' templates do (system prompts and assistant-turn details trimmed). PaliGemma has no
+# chat template: its prompts are "<image>" + a task prefix, and the processor puts the BOS token
+# after the image tokens and "\n" after the prefix.
 CHAT_TEMPLATES: dict[str, str | None] = {
     # HuggingFaceM4/Idefics3-8B-Llama3
     "idefics3": (
@@ -70,7 +125,8 @@ CHAT_TEMPLATES: dict[str, str | None] = {
         "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
         "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
         "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
-        "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+        "<end_of_utterance>\n{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
     ),
     # HuggingFaceTB/SmolVLM-Instruct
     "smolvlm": (
@@ -78,7 +134,8 @@ CHAT_TEMPLATES: dict[str, str | None] = {
         "{% if message['content'][0]['type'] == 'image' %}{{ ':' }}{% else %}{{ ': ' }}{% endif %}"
         "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ line['text'] }}"
         "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}"
-        "<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+        "<end_of_utterance>\n{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
     ),
     # llava-hf/llava-v1.6-mistral-7b-hf
     "llava_next": (
@@ -87,7 +144,8 @@ CHAT_TEMPLATES: dict[str, str | None] = {
         "{{ '<image>\n' }}{% endfor %}"
         "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
         "{{ content['text'] }}{% endfor %}{{ ' [/INST]' }}"
-        "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'][0]['text'] + '</s> ' }}"
+        "{% elif message['role'] == 'assistant' %}"
+        "{{ ' ' + message['content'][0]['text'] + '</s> ' }}"
         "{% endif %}{% endfor %}"
     ),
     # llava-hf/llava-onevision-qwen2-0.5b-ov-hf
@@ -99,27 +157,7 @@ CHAT_TEMPLATES: dict[str, str | None] = {
         "{{ '\n' + content['text'] }}{% endfor %}{{ '<|im_end|>' }}{% endfor %}"
         "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
     ),
-    # google/paligemma-3b-*: no chat template; prompts are "<image>" + the task prefix and the
-    # processor puts `<bos>` after the image tokens and "\n" after the prefix.
     "paligemma": None,
-    # mistralai/Mistral-Small-3.1-24B-Instruct-2503 (without its default system prompt)
-    "mistral3": (
-        "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
-        "{{ '[INST]' }}{% for block in message['content'] %}"
-        "{% if block['type'] == 'text' %}{{ block['text'] }}"
-        "{% elif block['type'] == 'image' %}{{ '[IMG]' }}{% endif %}{% endfor %}{{ '[/INST]' }}"
-        "{% elif message['role'] == 'assistant' %}{{ message['content'][0]['text'] + eos_token }}"
-        "{% endif %}{% endfor %}"
-    ),
-    # OpenGVLab/InternVL3-1B-hf
-    "internvl": (
-        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
-        "{% for content in message['content'] %}"
-        "{% if content['type'] == 'image' %}{{ '<IMG_CONTEXT>\n' }}"
-        "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}"
-        "{{ '<|im_end|>\n' }}{% endfor %}"
-        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-    ),
     # google/gemma-3-4b-it
     "gemma3": (
         "{{ bos_token }}{% for message in messages %}"
@@ -135,9 +173,9 @@ CHAT_TEMPLATES: dict[str, str | None] = {
 
 
 def _tokenizer(specials: list[str], named: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
-    """`make_tokenizer` with `named` special tokens as well (e.g. {"image_token": "<image>"}),
-    which become tokenizer attributes (`tok.image_token`, `tok.image_token_id`) saved in
-    tokenizer_config.json, as multimodal Hub tokenizers have them."""
+    """`make_tokenizer`, plus `named` special tokens (e.g. {"image_token": "<image_soft_token>"}):
+    tokenizer attributes (`tok.image_token`, `tok.image_token_id`) saved in tokenizer_config.json,
+    as multimodal Hub tokenizers have them."""
     named = named or {}
     trained = make_tokenizer([*specials, *(t for t in named.values() if t not in specials)])
     if not named:
@@ -149,12 +187,6 @@ def _tokenizer(specials: list[str], named: dict[str, str] | None = None) -> PreT
         eos_token="</s>",
         extra_special_tokens=named,
     )
-
-
-def _ids(tok, *tokens: str) -> list[int]:
-    ids = [tok.convert_tokens_to_ids(t) for t in tokens]
-    assert tok.unk_token_id not in ids or tok.unk_token_id is None, tokens
-    return ids
 
 
 def _save(model, processor, path: Path) -> Path:
@@ -172,102 +204,57 @@ IDEFICS3_SPECIALS = [
     "<global-img>",
     *(f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6)),
 ]
-SCALE_FACTOR = 2  # pixel shuffle: 4x4 patches -> 2x2 = 4 image tokens
-IDEFICS3_IMAGE_SEQ_LEN = GRID**2 // SCALE_FACTOR**2
+SCALE_FACTOR = 2  # pixel shuffle: a 4x4 patch grid becomes 2x2
+IDEFICS3_IMAGE_SEQ_LEN = GRID**2 // SCALE_FACTOR**2  # 4 <image> tokens per image
 
 
-def build_idefics3(path: Path) -> Path:
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessorPil,
-        Idefics3Processor,
-    )
+def _idefics3_like(path: Path, smolvlm: bool) -> Path:
+    import transformers
 
-    tok = _tokenizer(["<|begin_of_text|>", *IDEFICS3_SPECIALS])
-    config = Idefics3Config(
+    prefix = "SmolVLM" if smolvlm else "Idefics3"
+    Config = getattr(transformers, f"{prefix}Config")
+    Model = getattr(transformers, f"{prefix}ForConditionalGeneration")
+    Images = getattr(transformers, f"{prefix}ImageProcessorPil")
+    kind = "smolvlm" if smolvlm else "idefics3"
+    tok = _tokenizer(["<|im_start|>" if smolvlm else "<|begin_of_text|>", *IDEFICS3_SPECIALS])
+    config = Config(
         vision_config=dict(VISION),
         text_config=text_config(len(tok), "llama"),
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         scale_factor=SCALE_FACTOR,
         tie_word_embeddings=False,
     )
-    torch.manual_seed(11)
-    images = Idefics3ImageProcessorPil(
+    torch.manual_seed(12 if smolvlm else 11)
+    model = Model(config)
+    images = Images(
         do_image_splitting=False,
         size={"longest_edge": IMAGE_SIZE},
         max_image_size={"longest_edge": IMAGE_SIZE},
     )
-    processor = Idefics3Processor(
+    processor = transformers.Idefics3Processor(
         image_processor=images,
         tokenizer=tok,
         image_seq_len=IDEFICS3_IMAGE_SEQ_LEN,
-        chat_template=CHAT_TEMPLATES["idefics3"],
+        chat_template=CHAT_TEMPLATES[kind],
     )
-    return _save(Idefics3ForConditionalGeneration(config), processor, path)
+    return _save(model, processor, path)
 
 
-@contextlib.contextmanager
-def num2words_stand_in() -> Iterator[None]:
-    """SmolVLMProcessor refuses to start without the `num2words` package, which it needs only to
-    write video prompts ("four frames"); where it is not installed, a stand-in for the duration."""
-    if importlib.util.find_spec("num2words") is not None:
-        yield
-        return
-    from transformers.models.smolvlm import processing_smolvlm
-
-    old = processing_smolvlm.num2words
-    processing_smolvlm.num2words = str
-    try:
-        yield
-    finally:
-        processing_smolvlm.num2words = old
+def build_idefics3(path: Path) -> Path:
+    return _idefics3_like(path, smolvlm=False)
 
 
 def build_smolvlm(path: Path) -> Path:
-    from transformers import (
-        SmolVLMConfig,
-        SmolVLMForConditionalGeneration,
-        SmolVLMImageProcessorPil,
-        SmolVLMProcessor,
-        SmolVLMVideoProcessor,
-    )
-
-    tok = _tokenizer(["<|im_start|>", "<video>", *IDEFICS3_SPECIALS])
-    config = SmolVLMConfig(
-        vision_config=dict(VISION),
-        text_config=text_config(len(tok), "llama"),
-        image_token_id=tok.convert_tokens_to_ids("<image>"),
-        scale_factor=SCALE_FACTOR,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(12)
-    images = SmolVLMImageProcessorPil(
-        do_image_splitting=False,
-        size={"longest_edge": IMAGE_SIZE},
-        max_image_size={"longest_edge": IMAGE_SIZE},
-    )
-    videos = SmolVLMVideoProcessor(
-        size={"longest_edge": IMAGE_SIZE}, max_image_size={"longest_edge": IMAGE_SIZE}
-    )
-    with num2words_stand_in():
-        processor = SmolVLMProcessor(
-            image_processor=images,
-            tokenizer=tok,
-            video_processor=videos,
-            image_seq_len=IDEFICS3_IMAGE_SEQ_LEN,
-            chat_template=CHAT_TEMPLATES["smolvlm"],
-        )
-    return _save(SmolVLMForConditionalGeneration(config), processor, path)
+    """SmolVLMForConditionalGeneration with Idefics3Processor (see PROCESSOR_STAND_INS)."""
+    return _idefics3_like(path, smolvlm=True)
 
 
 # --- LLaVA-NeXT / LLaVA-OneVision -----------------------------------------------------------
 
-# One grid resolution, the image size itself: the "anyres" tiling yields the base image plus a
-# single 32x32 tile, so every image costs the same number of tokens.
+# One grid resolution, the image size itself: "anyres" makes the base image plus a single 32x32
+# tile of any image, so every image costs the same number of tokens.
 PINPOINTS = [[IMAGE_SIZE, IMAGE_SIZE]]
-# base 4x4 patches + the tile's 4x4 patches + one newline per tile row
-LLAVA_NEXT_IMAGE_TOKENS = GRID * GRID + GRID * GRID + GRID
+LLAVA_NEXT_IMAGE_TOKENS = GRID * GRID + GRID * GRID + GRID  # base + tile + a newline per tile row
 
 
 def build_llava_next(path: Path) -> Path:
@@ -290,6 +277,7 @@ def build_llava_next(path: Path) -> Path:
         tie_word_embeddings=False,
     )
     torch.manual_seed(13)
+    model = LlavaNextForConditionalGeneration(config)
     images = LlavaNextImageProcessorPil(
         size={"shortest_edge": IMAGE_SIZE},
         crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
@@ -300,20 +288,20 @@ def build_llava_next(path: Path) -> Path:
         tokenizer=tok,
         patch_size=PATCH,
         vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,  # CLIP's CLS, dropped by the "default" strategy
-        chat_template=CHAT_TEMPLATES["llava_next"],
+        num_additional_image_tokens=1,  # CLIP's CLS, which the "default" strategy drops
         image_token="<image>",
+        chat_template=CHAT_TEMPLATES["llava_next"],
     )
-    return _save(LlavaNextForConditionalGeneration(config), processor, path)
+    return _save(model, processor, path)
 
 
 def build_llava_onevision(path: Path) -> Path:
+    """LlavaOnevisionForConditionalGeneration with LlavaNextProcessor (see PROCESSOR_STAND_INS)."""
     from transformers import (
+        LlavaNextProcessor,
         LlavaOnevisionConfig,
         LlavaOnevisionForConditionalGeneration,
         LlavaOnevisionImageProcessorPil,
-        LlavaOnevisionProcessor,
-        LlavaOnevisionVideoProcessor,
     )
 
     tok = _tokenizer(["<image>", "<video>", "<|im_start|>", "<|im_end|>"])
@@ -324,28 +312,30 @@ def build_llava_onevision(path: Path) -> Path:
         video_token_index=tok.convert_tokens_to_ids("<video>"),
         image_grid_pinpoints=PINPOINTS,
         vision_feature_layer=-1,
-        vision_feature_select_strategy="full",
+        vision_feature_select_strategy="full",  # SigLIP has no CLS to drop
         vision_aspect_ratio="anyres_max_9",
         tie_word_embeddings=False,
     )
     torch.manual_seed(14)
+    model = LlavaOnevisionForConditionalGeneration(config)
     images = LlavaOnevisionImageProcessorPil(
         size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_grid_pinpoints=PINPOINTS
     )
-    videos = LlavaOnevisionVideoProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
-    processor = LlavaOnevisionProcessor(
+    processor = LlavaNextProcessor(
         image_processor=images,
         tokenizer=tok,
-        video_processor=videos,
-        num_image_tokens=GRID * GRID,
+        patch_size=PATCH,
         vision_feature_select_strategy="full",
-        vision_aspect_ratio="anyres_max_9",
+        num_additional_image_tokens=0,
+        image_token="<image>",
         chat_template=CHAT_TEMPLATES["llava_onevision"],
     )
-    return _save(LlavaOnevisionForConditionalGeneration(config), processor, path)
+    return _save(model, processor, path)
 
 
 # --- PaliGemma / Gemma 3 --------------------------------------------------------------------
+
+PALIGEMMA_IMAGE_TOKENS = GRID * GRID  # one token per patch
 
 
 def build_paligemma(path: Path) -> Path:
@@ -358,9 +348,9 @@ def build_paligemma(path: Path) -> Path:
 
     tok = _tokenizer(["<image>"])
     images = SiglipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
-    images.image_seq_length = GRID * GRID
-    # The processor adds PaliGemma's 1024 <locNNNN> and 128 <segNNN> tokens to the tokenizer,
-    # so the model's vocabulary is sized after it.
+    images.image_seq_length = PALIGEMMA_IMAGE_TOKENS  # saved in the image processor's config
+    # The processor adds PaliGemma's 1024 <locNNNN> and 128 <segNNN> tokens to the tokenizer, so
+    # the model's vocabulary is sized after it.
     processor = PaliGemmaProcessor(image_processor=images, tokenizer=tok)
     config = PaliGemmaConfig(
         vision_config=dict(VISION, model_type="siglip_vision_model", vision_use_head=False),
@@ -379,7 +369,7 @@ GEMMA3_TOKENS = {
     "eoi_token": "<end_of_image>",
     "image_token": "<image_soft_token>",
 }
-GEMMA3_IMAGE_TOKENS = 4  # 4x4 patches average-pooled 2x2 -> a 2x2 grid
+GEMMA3_IMAGE_TOKENS = 4  # the 4x4 patch grid average-pooled to 2x2
 
 
 def build_gemma3(path: Path) -> Path:
@@ -391,13 +381,14 @@ def build_gemma3(path: Path) -> Path:
     )
 
     tok = _tokenizer(["<start_of_turn>", "<end_of_turn>"], GEMMA3_TOKENS)
-    boi, eoi, image = _ids(tok, *GEMMA3_TOKENS.values())
+    boi, eoi, image = (tok.convert_tokens_to_ids(t) for t in GEMMA3_TOKENS.values())
     config = Gemma3Config(
         text_config=dict(
             text_config(len(tok), "gemma3_text"),
             head_dim=HEAD_DIM,
-            sliding_window=64,
             query_pre_attn_scalar=HEAD_DIM,
+            sliding_window=8,
+            layer_types=["sliding_attention", "full_attention"] * 2,  # both kinds, as Gemma 3
         ),
         vision_config=dict(VISION, model_type="siglip_vision_model", vision_use_head=False),
         mm_tokens_per_image=GEMMA3_IMAGE_TOKENS,
@@ -406,6 +397,7 @@ def build_gemma3(path: Path) -> Path:
         image_token_index=image,
     )
     torch.manual_seed(16)
+    model = Gemma3ForConditionalGeneration(config)
     images = Gemma3ImageProcessorPil(
         size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, do_pan_and_scan=False
     )
@@ -415,90 +407,7 @@ def build_gemma3(path: Path) -> Path:
         image_seq_length=GEMMA3_IMAGE_TOKENS,
         chat_template=CHAT_TEMPLATES["gemma3"],
     )
-    return _save(Gemma3ForConditionalGeneration(config), processor, path)
-
-
-# --- Mistral 3 (Pixtral vision) -------------------------------------------------------------
-
-SPATIAL_MERGE = 2  # 4x4 patches -> 2x2 image tokens
-
-
-def build_mistral3(path: Path) -> Path:
-    from transformers import (
-        Mistral3Config,
-        Mistral3ForConditionalGeneration,
-        PixtralImageProcessorPil,
-        PixtralProcessor,
-    )
-
-    tok = _tokenizer(["[IMG]", "[IMG_BREAK]", "[IMG_END]", "[INST]", "[/INST]"])
-    config = Mistral3Config(
-        vision_config=dict(VISION, model_type="pixtral"),
-        text_config=dict(text_config(len(tok), "mistral"), head_dim=HEAD_DIM),
-        image_token_index=tok.convert_tokens_to_ids("[IMG]"),
-        spatial_merge_size=SPATIAL_MERGE,
-        vision_feature_layer=-1,
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(17)
-    images = PixtralImageProcessorPil(
-        size={"longest_edge": IMAGE_SIZE}, patch_size={"height": PATCH, "width": PATCH}
-    )
-    processor = PixtralProcessor(
-        image_processor=images,
-        tokenizer=tok,
-        patch_size=PATCH,
-        spatial_merge_size=SPATIAL_MERGE,
-        chat_template=CHAT_TEMPLATES["mistral3"],
-    )
-    return _save(Mistral3ForConditionalGeneration(config), processor, path)
-
-
-# --- InternVL -------------------------------------------------------------------------------
-
-INTERNVL_TOKENS = {
-    "start_image_token": "<img>",
-    "end_image_token": "</img>",
-    "context_image_token": "<IMG_CONTEXT>",
-    "video_token": "<video>",
-}
-DOWNSAMPLE = 0.5  # pixel shuffle: 4x4 patches -> 2x2
-INTERNVL_IMAGE_SEQ_LEN = int(GRID * GRID * DOWNSAMPLE**2)
-
-
-def build_internvl(path: Path) -> Path:
-    from transformers import (
-        GotOcr2ImageProcessorPil,
-        InternVLConfig,
-        InternVLForConditionalGeneration,
-        InternVLProcessor,
-    )
-
-    tok = _tokenizer(["<|im_start|>", "<|im_end|>"], INTERNVL_TOKENS)
-    config = InternVLConfig(
-        vision_config=dict(VISION),
-        text_config=text_config(len(tok), "qwen2"),
-        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"),
-        image_seq_length=INTERNVL_IMAGE_SEQ_LEN,
-        downsample_ratio=DOWNSAMPLE,
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(18)
-    images = GotOcr2ImageProcessorPil(
-        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        crop_to_patches=False,
-        min_patches=1,
-        max_patches=1,
-    )
-    processor = InternVLProcessor(
-        image_processor=images,
-        tokenizer=tok,
-        image_seq_length=INTERNVL_IMAGE_SEQ_LEN,
-        chat_template=CHAT_TEMPLATES["internvl"],
-    )
-    return _save(InternVLForConditionalGeneration(config), processor, path)
+    return _save(model, processor, path)
 
 
 BUILDERS: dict[str, Callable[[Path], Path]] = {
@@ -507,9 +416,5 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "llava_next": build_llava_next,
     "llava_onevision": build_llava_onevision,
     "paligemma": build_paligemma,
-    "mistral3": build_mistral3,
-    "internvl": build_internvl,
     "gemma3": build_gemma3,
 }
-
-assert tiny_vlms.HIDDEN == HIDDEN and sys.modules.get("tiny_vlms") is tiny_vlms
