@@ -108,6 +108,45 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             authors_layer=23,
             num_layers=36,
         ),
+        # Current VLMs through the generic adapter (`hf-vlm:`), no code of their own. No revision
+        # could be looked up offline: the commit a run resolved is recorded in its results
+        # (`model.fingerprint`, "<repo>@<commit>").
+        *[
+            Checkpoint(
+                name=name,
+                adapter="harness.adapters.any_vlm:AnyVLMAdapter",
+                pretrained=repo,
+                revision=None,
+                description=f"{repo} ({about}; through hf-vlm)",
+            )
+            for name, repo, about in (
+                (
+                    "smolvlm-256m",
+                    "HuggingFaceTB/SmolVLM-256M-Instruct",
+                    "Idefics3 layout, SmolLM2-135M text model; runs on a CPU",
+                ),
+                (
+                    "smolvlm-500m",
+                    "HuggingFaceTB/SmolVLM-500M-Instruct",
+                    "Idefics3 layout, SmolLM2-360M text model",
+                ),
+                (
+                    "smolvlm-2.2b",
+                    "HuggingFaceTB/SmolVLM-Instruct",
+                    "Idefics3 layout, SmolLM2-1.7B text model",
+                ),
+                (
+                    "llava-onevision-0.5b",
+                    "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
+                    "SigLIP + Qwen2-0.5B; its processor needs torchvision",
+                ),
+                (
+                    "llava-onevision-7b",
+                    "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+                    "SigLIP + Qwen2-7B; its processor needs torchvision",
+                ),
+            )
+        ],
         # The base LLMs: LLM->VLM transfer patches their vectors at the VLM's layer.
         Checkpoint(
             name="mistral-7b",

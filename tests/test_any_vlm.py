@@ -200,3 +200,25 @@ def test_image_tokens_are_laid_out_as_the_processor_expects(built, arch):
     tokens = a.tokenizer.convert_ids_to_tokens(batch.input_ids[0].tolist())
     assert tokens == ["Q", ":", *LAYOUTS[arch], "Ċ", "A", ":"]
     assert int(batch.task_index[0]) == len(tokens) - 1  # the patch goes on the last token
+
+
+def test_a_checkpoint_row_runs_through_it(built):
+    a = _loaded("smolvlm-256m", pretrained=built("smolvlm"))
+    assert type(a).__name__ == "AnyVLMAdapter" and a.describe()["name"] == "smolvlm-256m"
+    assert a.image_placeholder == "<image>"
+
+
+def test_a_processor_needing_a_missing_package_is_one_line(built, monkeypatch, capsys):
+    import transformers
+
+    path = built("llava_next")
+
+    def needs_torchvision(*args, **kwargs):
+        raise ImportError("LlavaOnevisionVideoProcessor requires the Torchvision library")
+
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", needs_torchvision)
+    capsys.readouterr()
+    argv = ["--model", f"hf-vlm:{path}", "--tasks", "food_color", "--limit", "2", "--layer", "1"]
+    code = main([*argv, "--output_path", str(built("llava_next")) + "-out"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "torchvision" in err[-1] and err[-1].startswith("vlm-tv-eval: error:")

@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelLoadError
 from .vlm import VLMAdapter, complete_processor
 
 # model_type -> why the engine's shared paths are not exact for it yet.
@@ -101,7 +101,16 @@ class AnyVLMAdapter(VLMAdapter):
         self._check(self._config())
         try:
             self.processor = AutoProcessor.from_pretrained(self.pretrained, **self._revision())
-            self.tokenizer = self.processor.tokenizer
+        except ImportError as exc:  # e.g. a video processor that needs torchvision
+            raise ModelLoadError(
+                f"the processor of {self.pretrained} needs a package that is not installed "
+                f"({' '.join(str(exc).split())[:200]}); install it (pip install torchvision, "
+                "with the torch build you run) and run again"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise load_error(str(self.pretrained), exc) from None
+        self.tokenizer = self.processor.tokenizer
+        try:
             self.model = self._load_weights(self._model_class())
         except (OSError, ValueError) as exc:
             raise load_error(str(self.pretrained), exc) from None
