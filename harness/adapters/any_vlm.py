@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import ConfigError, ModelLoadError
+from .causal_lm import load_error
 from .vlm import VLMAdapter, complete_processor
 
 # model_type -> why the engine's shared paths are not exact for it yet.
@@ -70,8 +71,6 @@ class AnyVLMAdapter(VLMAdapter):
     def _config(self) -> Any:
         from transformers import AutoConfig
 
-        from .causal_lm import load_error
-
         try:
             return AutoConfig.from_pretrained(self.pretrained, **self._revision())
         except (OSError, ValueError) as exc:  # offline, a folder without config.json, remote code
@@ -93,8 +92,6 @@ class AnyVLMAdapter(VLMAdapter):
 
     def load(self) -> None:
         from transformers import AutoProcessor
-
-        from .causal_lm import load_error
 
         if not self.pretrained:
             raise ConfigError("--model hf-vlm:<repo-or-path> needs a checkpoint")

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from ..errors import ModelLoadError
 from ..templates import Prompt
 from .base import Batch, position_ids
 from .causal_lm import CausalLMAdapter, load_error
@@ -75,8 +76,6 @@ def use_tokenizer_json_as_written(tokenizer: Any, pretrained: str, **kwargs: Any
     ids. Without a `tokenizer.json`, or without a tokenizers backend, nothing changes."""
     from tokenizers import Tokenizer
     from transformers.utils import cached_file
-
-    from ..errors import ModelLoadError
 
     loaded = getattr(tokenizer, "_tokenizer", None)
     if not isinstance(loaded, Tokenizer):
@@ -142,8 +141,6 @@ class VLMAdapter(CausalLMAdapter):
         checkpoint's tokenizer.json as written, images go through the PIL image processor),
         then the weights."""
         from transformers import AutoProcessor
-
-        from ..errors import ModelLoadError
 
         revision = self._revision()
         try:

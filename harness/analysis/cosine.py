@@ -21,6 +21,7 @@ import torch
 
 from benchmark import uses_examples
 
+from ..adapters import load_adapter
 from ..context import EvalContext
 from ..vectors import task_vector
 from .common import Session
@@ -37,8 +38,6 @@ def _vectors(session: Session, spec: str) -> dict[str, torch.Tensor]:
 
 
 def _source_vectors(session: Session) -> dict[str, torch.Tensor]:
-    from ..adapters import load_adapter
-
     config = session.config
     source = load_adapter(config.source_model, config.source_model_args, config)
     ctx = EvalContext(config, session.data, source, vectors=lambda t, s: None)  # type: ignore[arg-type]

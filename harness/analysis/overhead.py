@@ -52,6 +52,7 @@ from typing import Any
 import torch
 
 from .. import engine
+from ..adapters import load_adapter
 from ..adapters.base import Adapter
 from ..config import RunConfig
 from ..templates import Prompt
@@ -156,8 +157,6 @@ def memory_kind(adapter: Adapter, kind: Kind, layer: int) -> dict[str, int]:
 
 def _child(config: RunConfig, device: str, kind: Kind, layer: int) -> dict[str, int]:
     """A fresh process: load the model as the session did, then measure one kind's memory."""
-    from ..adapters import load_adapter
-
     config = dataclasses.replace(config, device=device)
     adapter = load_adapter(config.model, config.model_args, config)
     return memory_kind(adapter, kind, layer)
