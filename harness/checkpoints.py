@@ -136,6 +136,11 @@ CHECKPOINTS: dict[str, Checkpoint] = {
                     "Idefics3 layout, SmolLM2-1.7B text model",
                 ),
                 (
+                    "gemma3-4b",
+                    "google/gemma-3-4b-it",
+                    "SigLIP + Gemma 3 4B, bidirectional attention among image tokens",
+                ),
+                (
                     "llava-onevision-0.5b",
                     "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
                     "SigLIP + Qwen2-0.5B; its processor needs torchvision",

@@ -261,12 +261,16 @@ def _require_two_tokens(inputs: dict[str, torch.Tensor]) -> None:
         raise ValueError("a query prompt must have at least two tokens")
 
 
+# Inputs laid along the token axis, cut with the tokens: token_type_ids mark image tokens that
+# attend to each other both ways (Gemma 3); the last token, which is run again alone, is text.
+_PER_TOKEN_INPUTS = frozenset(
+    {"input_ids", "attention_mask", "position_ids", "token_type_ids", "mm_token_type_ids"}
+)
+
+
 def _prefix_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     _require_two_tokens(inputs)
-    return {
-        key: (v[:, :-1] if key in ("input_ids", "attention_mask", "position_ids") else v)
-        for key, v in inputs.items()
-    }
+    return {key: (v[:, :-1] if key in _PER_TOKEN_INPUTS else v) for key, v in inputs.items()}
 
 
 def _auto_bands(n_prompts: int, n_patches: int) -> int:
@@ -342,7 +346,11 @@ def query_and_patched(
         plain[idx] = full.logits[:, -1].argmax(-1).cpu()
         if k:
             cache = full.past_key_values
-            cache.crop(-1)  # drop the last token: the prefix every patched row continues
+            try:
+                cache.crop(-1)  # drop the last token: the prefix every patched row continues
+            except RuntimeError:  # a sliding-window layer past its window cannot roll back
+                prefix_inputs = _prefix_inputs(batch.model_inputs)
+                cache = adapter.model(**prefix_inputs, use_cache=True, **keep).past_key_values
             patched_ids[idx] = _patched_last_token(
                 adapter, batch.model_inputs, cache, patches, [list(range(k))], False
             )

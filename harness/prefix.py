@@ -57,8 +57,9 @@ def shared_prefix_groups(rows: Rows, min_shared: int = 4) -> list[tuple[list[int
 
 def can_share(adapter: Adapter, rows: Rows) -> bool:
     """Sharing needs the model's own KV cache; a sliding window shorter than a prompt would
-    make the cached beginning differ from the whole prompt's, so it is not used then."""
-    window = getattr(adapter.model.config, "sliding_window", None)
+    make the cached beginning differ from the whole prompt's, so it is not used then. The
+    window is the text model's (a VLM's top-level config does not carry it)."""
+    window = getattr(adapter.model.config.get_text_config(), "sliding_window", None)
     return not window or max(len(r) for r in rows) < window
 
 

@@ -33,10 +33,11 @@ NOT_YET: dict[str, str] = {
     "mllama": "its images enter through cross-attention layers, which the single-token patched "
     "steps of the sweep do not run with the image states yet",
     **dict.fromkeys(
-        ("paligemma", "gemma3", "gemma3n"),
-        "its image (and, for PaliGemma, the prompt's) tokens attend to each other both ways "
-        "(token_type_ids), which the engine's prefix cut does not carry yet",
+        ("paligemma",),
+        "its whole prompt attends both ways (a prefix LM: token_type_ids), so a patch on the "
+        "last token changes every earlier state, which the engine's KV-cached paths assume not",
     ),
+    "gemma3n": "its audio and per-layer inputs are not carried by the engine's paths yet",
 }
 _SENTINEL = "\u2063QUERY\u2063"
 
