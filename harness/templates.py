@@ -232,13 +232,20 @@ def _render_parts(
     the structured form (Idefics2's processor template iterates content parts)."""
     roles = ("user", "assistant")
     shapes = (lambda s: s, lambda s: [{"type": "text", "text": s}])
+    refused: ConfigError | None = None
     for shape in shapes:
         messages = [{"role": "system", "content": shape(system)}] if system else []
         messages += [{"role": roles[i % 2], "content": shape(_sentinel(i))} for i in range(n)]
-        text = render(messages, generation)
+        try:
+            text = render(messages, generation)
+        except ConfigError as exc:  # a template that reads content only as parts (SmolVLM's)
+            refused = exc
+            continue
         if all(text.count(_sentinel(i)) == 1 for i in range(n)):
             break
     else:
+        if refused is not None:
+            raise refused
         raise ConfigError(
             f"the chat template of {who} drops or repeats messages of a user/assistant "
             "conversation, so examples cannot be written as turns: use --template "

@@ -224,3 +224,24 @@ def test_a_processor_needing_a_missing_package_is_one_line(built, monkeypatch, c
     code = main([*argv, "--output_path", str(built("llava_next")) + "-out"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "torchvision" in err[-1] and err[-1].startswith("vlm-tv-eval: error:")
+
+
+@pytest.mark.parametrize(
+    "arch,user,answer_prefix",
+    [
+        ("smolvlm", "<|im_start|>User: France<end_of_utterance>\n", "Assistant:"),
+        ("llava_next", "[INST] France [/INST]", "[/INST]"),
+        ("gemma3", "<s><start_of_turn>user\nFrance<end_of_turn>\n", "<start_of_turn>model"),
+    ],
+)
+def test_template_model_writes_each_example_as_the_models_own_turns(built, arch, user,
+                                                                    answer_prefix):  # fmt: skip
+    """`--template model` through hf-vlm: the model's chat template, one turn per example (a
+    template that reads content only as parts, SmolVLM's, included); the task token ends the
+    assistant's prefix before the last example's answer."""
+    a = _loaded(f"hf-vlm:{built(arch)}", chat="model")
+    prompt = a.example_prompt(EXAMPLES, query="Peru")
+    assert prompt.text.startswith(user) and prompt.text.count("Tokyo") == 1
+    head = prompt.text[: prompt.task_char + 1]
+    assert head.rstrip().endswith(answer_prefix.rstrip()) and "Tokyo" not in head
+    assert prompt.text[prompt.task_char + 1 :].lstrip().startswith("Tokyo")
