@@ -45,17 +45,8 @@ def _smolvlm_with(llm, folder):
     head = model.lm_head.weight.detach().clone()
     head[:rows] = llm.model.get_output_embeddings().weight
     model.lm_head.weight.data.copy_(head)
-    size = tiny_vlms_more.IMAGE_SIZE
-    images = transformers.Idefics3ImageProcessorPil(
-        do_image_splitting=False,
-        size={"longest_edge": size},
-        max_image_size={"longest_edge": size},
-    )
-    processor = transformers.Idefics3Processor(
-        image_processor=images,
-        tokenizer=tokenizer,
-        image_seq_len=tiny_vlms_more.IDEFICS3_IMAGE_SEQ_LEN,
-        chat_template=tiny_vlms_more.CHAT_TEMPLATES["idefics3"],
+    processor = tiny_vlms_more.idefics3_processor(
+        tokenizer, tiny_vlms_more.CHAT_TEMPLATES["idefics3"]
     )
     model.save_pretrained(folder)
     processor.save_pretrained(folder)

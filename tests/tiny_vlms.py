@@ -102,6 +102,25 @@ def build_llava(path: Path) -> Path:
     return path
 
 
+# Idefics2's tiny vision tower and perceiver (image_seq_len = resampler_n_latents = 4).
+IDEFICS2_VISION = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=8,
+)
+IDEFICS2_PERCEIVER = dict(
+    hidden_size=HIDDEN,
+    resampler_n_latents=4,
+    resampler_depth=1,
+    resampler_n_heads=2,
+    resampler_head_dim=8,
+    num_key_value_heads=1,
+)
+
+
 def build_idefics2(path: Path) -> Path:
     from transformers import (
         Idefics2Config,
@@ -112,22 +131,8 @@ def build_idefics2(path: Path) -> Path:
 
     tok = make_tokenizer(["<image>", "<fake_token_around_image>", "<end_of_utterance>"])
     config = Idefics2Config(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
-        perceiver_config=dict(
-            hidden_size=HIDDEN,
-            resampler_n_latents=4,
-            resampler_depth=1,
-            resampler_n_heads=2,
-            resampler_head_dim=8,
-            num_key_value_heads=1,
-        ),
+        vision_config=dict(IDEFICS2_VISION),
+        perceiver_config=dict(IDEFICS2_PERCEIVER),
         text_config=text_config(len(tok), "mistral"),
         image_token_id=tok.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=False,
@@ -205,22 +210,8 @@ def build_idefics2_llama_tokenizer(path: Path, legacy: bool | None = None) -> Pa
         pad_token="<unk>",
     )
     config = Idefics2Config(
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
-        ),
-        perceiver_config=dict(
-            hidden_size=HIDDEN,
-            resampler_n_latents=4,
-            resampler_depth=1,
-            resampler_n_heads=2,
-            resampler_head_dim=8,
-            num_key_value_heads=1,
-        ),
+        vision_config=dict(IDEFICS2_VISION),
+        perceiver_config=dict(IDEFICS2_PERCEIVER),
         text_config=text_config(backend.get_vocab_size(), "mistral"),
         image_token_id=backend.token_to_id("<image>"),
         tie_word_embeddings=False,

@@ -226,18 +226,25 @@ def _idefics3_like(path: Path, smolvlm: bool) -> Path:
     )
     torch.manual_seed(12 if smolvlm else 11)
     model = Model(config)
+    return _save(model, idefics3_processor(tok, CHAT_TEMPLATES[kind], Images), path)
+
+
+def idefics3_processor(tokenizer, chat_template: str, images_class=None):
+    """Idefics3Processor over one unsplit IMAGE_SIZE image: IDEFICS3_IMAGE_SEQ_LEN tokens."""
+    import transformers
+
+    Images = images_class or transformers.Idefics3ImageProcessorPil
     images = Images(
         do_image_splitting=False,
         size={"longest_edge": IMAGE_SIZE},
         max_image_size={"longest_edge": IMAGE_SIZE},
     )
-    processor = transformers.Idefics3Processor(
+    return transformers.Idefics3Processor(
         image_processor=images,
-        tokenizer=tok,
+        tokenizer=tokenizer,
         image_seq_len=IDEFICS3_IMAGE_SEQ_LEN,
-        chat_template=CHAT_TEMPLATES[kind],
+        chat_template=chat_template,
     )
-    return _save(model, processor, path)
 
 
 def build_idefics3(path: Path) -> Path:
