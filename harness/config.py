@@ -26,6 +26,7 @@ from benchmark import (
     uses_examples,
 )
 
+from .checkpoints import SCHEMES
 from .errors import ConfigError
 from .items import DEMO_DRAWS, PER_QUERY
 from .templates import CHAT_FORMATS
@@ -163,9 +164,8 @@ class RunConfig:
         if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
             raise ConfigError(f"--device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
         for model in (self.model, self.source_model):
-            scheme = (model or "").partition(":")[0]
-            if scheme in ("hf", "hf-vlm") and ":" in (model or ""):
-                target = (model or "").partition(":")[2]
+            scheme, colon, target = (model or "").partition(":")
+            if colon and SCHEMES.get(scheme, ("", ""))[1] == "pretrained":  # a repo or folder
                 try:  # a name over the file system's limit raises instead of answering False
                     missing = not Path(target).expanduser().exists()
                 except OSError as exc:

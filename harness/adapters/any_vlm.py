@@ -15,6 +15,7 @@ a different number is never computed silently.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from PIL import Image
@@ -70,12 +71,15 @@ class AnyVLMAdapter(VLMAdapter):
     default_template = "paper"
 
     def _config(self) -> Any:
+        """The checkpoint's config, read once (preflight, the layer check and the load ask)."""
         from transformers import AutoConfig
 
-        try:
-            return AutoConfig.from_pretrained(self.pretrained, **self._revision())
-        except (OSError, ValueError) as exc:  # offline, a folder without config.json, remote code
-            raise load_error(str(self.pretrained), exc) from None
+        if getattr(self, "_hf_config", None) is None:
+            try:
+                self._hf_config = AutoConfig.from_pretrained(self.pretrained, **self._revision())
+            except (OSError, ValueError) as exc:  # offline, no config.json, remote code only
+                raise load_error(str(self.pretrained), exc) from None
+        return self._hf_config
 
     def _check(self, config: Any) -> None:
         problem = refusal(config, f"hf-vlm:{self.pretrained}")
@@ -151,11 +155,7 @@ def image_placeholder(processor: Any, name: str) -> str:
             with_image = _render(processor, [{"type": "image"}, text])
         except Exception:  # noqa: BLE001 - a template that refuses this shape: use the token
             text_only = with_image = ""
-        start = 0
-        while start < min(len(text_only), len(with_image)) and text_only[start] == with_image[
-            start
-        ]:
-            start += 1
+        start = len(os.path.commonprefix([text_only, with_image]))
         end = with_image.find(_SENTINEL)
         if 0 <= start < end:
             segment = with_image[start:end]

@@ -165,11 +165,13 @@ class VLMAdapter(CausalLMAdapter):
         raise NotImplementedError
 
     def token_rows(self, prompts: Sequence[Prompt]) -> list[list[int]] | None:
-        """The ids `encode` feeds a text prompt: the processor's, one prompt at a time (no
-        padding), so they cannot differ from encode's in special tokens."""
+        """The ids `encode` feeds a text prompt: the processor's, in one batch with the padding
+        left out, so they cannot differ from encode's in special tokens."""
         if not prompts or any(p.images for p in prompts):
             return None
-        return [self._process([p.text], [[]])["input_ids"][0].tolist() for p in prompts]
+        enc = self._process([p.text for p in prompts], [[] for _ in prompts])
+        mask = enc["attention_mask"].bool()
+        return [ids[keep].tolist() for ids, keep in zip(enc["input_ids"], mask, strict=True)]
 
     def encode(self, prompts: Sequence[Prompt]) -> Batch:
         enc = self._process([p.text for p in prompts], [list(p.images) for p in prompts])
