@@ -69,7 +69,7 @@ def check_run(config: RunConfig) -> None:
     if config.uses_images and not cls.supports_images:
         raise ConfigError(
             f"model {config.model!r} is text-only; --spec image_examples and --query image need "
-            "a VLM adapter (idefics2, llava-1.5, mantis-fuyu)"
+            "a VLM (idefics2, llava-1.5, mantis-fuyu, smolvlm-256m, or hf-vlm:<repo-or-path>)"
             + (
                 "; the VQA tasks query images unless --query text"
                 if config.query == "image" and any(task_family(t) == VQA for t in config.tasks)
