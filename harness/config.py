@@ -37,6 +37,7 @@ JUDGE_KEYS = ("judge", "judge_base_url")
 ADDED_DEFAULTS: dict[str, Any] = {"demo_draw": PER_QUERY}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
+
 @dataclass(frozen=True)
 class RunConfig:
     model: str = "smollm2-135m"
@@ -135,9 +136,7 @@ class RunConfig:
         if self.n_shot < 1:
             raise ConfigError("--n_shot must be at least 1")
         if self.demo_draw not in DEMO_DRAWS:
-            raise ConfigError(
-                f"--demo_draw {self.demo_draw!r}: use one of {', '.join(DEMO_DRAWS)}"
-            )
+            raise ConfigError(f"--demo_draw {self.demo_draw!r}: use one of {', '.join(DEMO_DRAWS)}")
         if self.limit is not None and self.limit < 2:
             raise ConfigError("--limit must be at least 2")
         if self.batch_size < 1:

@@ -15,7 +15,7 @@ import torch
 import transformers
 
 from . import prefix
-from .adapters.base import Adapter
+from .adapters.base import BATCHED_IMAGES, CUT_AFTER_TASK_TOKEN, KV_STEPS, Adapter
 from .hooks import Intervention, captured, patched
 from .templates import Prompt
 
@@ -35,9 +35,14 @@ def last_logits_only(model: torch.nn.Module) -> dict[str, int]:
 def length_batches(adapter: Adapter, prompts: Sequence[Prompt], size: int) -> list[list[int]]:
     """Indices in batches of similar length, so little of each batch is padding: sorted by
     token count where the adapter can count cheaply (padding was 12% of the prompt method's
-    work when sorted by characters, 2% by tokens)."""
+    work when sorted by characters, 2% by tokens). Prompts with images each run alone where
+    the model rules out batching them (`BATCHED_IMAGES`)."""
     lengths = adapter.prompt_lengths(prompts)
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    if any(p.images for p in prompts) and not adapter.path_on(BATCHED_IMAGES):
+        text = [i for i in order if not prompts[i].images]
+        alone = [[i] for i in order if prompts[i].images]
+        return [[text[i] for i in idx] for idx in _chunks(len(text), size)] + alone
     return [[order[i] for i in idx] for idx in _chunks(len(order), size)]
 
 
@@ -107,11 +112,11 @@ def _up_to_task_tokens(
     target = width - lengths[:, None] + keep.long().cumsum(1) - 1
     rows = torch.arange(mask.shape[0])[:, None].expand_as(mask)
     cut = {}
-    for key, v in inputs.items():
-        fill = torch.zeros((mask.shape[0], width), dtype=v.dtype)
+    for key, v in inputs.items():  # position_ids may have leading axes (M-RoPE's 3-D grid)
+        fill = torch.zeros((*v.shape[:-2], mask.shape[0], width), dtype=v.dtype)
         if key == "input_ids":
             fill.fill_(int(v[0, 0]))  # any id: padding is masked out
-        fill[rows[keep], target[keep]] = v[keep]
+        fill[..., rows[keep], target[keep]] = v[..., keep]
         cut[key] = fill
     return cut, torch.full_like(task_index, width - 1)
 
@@ -126,12 +131,14 @@ def capture_task_states(
     shared = prefix.states_at_task_tokens(adapter, prompts, batch_size) if sharing else None
     if shared is not None:
         return shared
-    base = adapter.model.get_decoder() if hasattr(adapter.model, "get_decoder") else adapter.model
+    base = adapter.body()
     states: torch.Tensor | None = None
     for idx in length_batches(adapter, prompts, batch_size):
         batch = adapter.encode([prompts[i] for i in idx])
         got: list[torch.Tensor | None] = []
-        inputs, task_index = _up_to_task_tokens(batch.model_inputs, batch.task_index)
+        inputs, task_index = batch.model_inputs, batch.task_index
+        if adapter.path_on(CUT_AFTER_TASK_TOKEN):
+            inputs, task_index = _up_to_task_tokens(inputs, task_index)
         with captured(adapter.layers, task_index, got):
             base(**inputs)
         chunk = torch.stack(got, dim=1).float().cpu()  # type: ignore[arg-type]
@@ -219,6 +226,35 @@ def _bands(patches: Sequence[tuple[int, torch.Tensor]], n_bands: int) -> list[li
     return [[j for j, (layer, _) in enumerate(patches) if layer in g] for g in groups]
 
 
+def _tokens(key: str, v: torch.Tensor, columns: slice) -> torch.Tensor:
+    """An input's `columns` along its token axis: the last for position ids (which may lead
+    with M-RoPE's axes), the second for the rest."""
+    return v[..., columns] if key == "position_ids" else v[:, columns]
+
+
+def _repeat_rows(key: str, v: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row of an input k times in a row, along its batch axis (the one before the token
+    axis for position ids)."""
+    return v.repeat_interleave(k, dim=v.dim() - 2 if key == "position_ids" else 0)
+
+
+# What a single-token step continuing a cache is fed for its token, besides the whole attention
+# mask: Mllama's cross_attention_mask says which images the token reads through cross attention.
+_STEP_INPUTS = frozenset({"input_ids", "position_ids", "cross_attention_mask"})
+
+
+def step_inputs(inputs: dict[str, torch.Tensor], k: int = 1) -> dict[str, torch.Tensor]:
+    """The inputs of a step that runs each row's last token again on its prefix's cache, each
+    row k times: the token's own columns and the whole attention mask."""
+    step = {
+        key: _repeat_rows(key, _tokens(key, v, slice(-1, None)), k)
+        for key, v in inputs.items()
+        if key in _STEP_INPUTS
+    }
+    step["attention_mask"] = inputs["attention_mask"].repeat_interleave(k, 0)
+    return step
+
+
 def _patched_last_token(
     adapter: Adapter,
     inputs: dict[str, torch.Tensor],
@@ -235,12 +271,7 @@ def _patched_last_token(
         k = len(band)
         cache = prefix_cache if b == len(bands) - 1 else copy.deepcopy(prefix_cache)
         cache.batch_repeat_interleave(k)
-        step = {
-            "input_ids": inputs["input_ids"][:, -1:].repeat_interleave(k, 0),
-            "attention_mask": inputs["attention_mask"].repeat_interleave(k, 0),
-        }
-        if "position_ids" in inputs:
-            step["position_ids"] = inputs["position_ids"][:, -1:].repeat_interleave(k, 0)
+        step = step_inputs(inputs, k)
         rows = torch.arange(size) * k
         ivs = [Intervention(patches[j][0], rows + i, -1, patches[j][1]) for i, j in enumerate(band)]
         lowest = min(patches[j][0] for j in band)
@@ -255,6 +286,28 @@ def _patched_last_token(
     return out
 
 
+def _patched_full_forwards(
+    adapter: Adapter,
+    inputs: dict[str, torch.Tensor],
+    patches: Sequence[tuple[int, torch.Tensor]],
+    return_logits: bool,
+) -> torch.Tensor:
+    """Each patch of every row's last token as a whole forward of the batch: [batch, k] first
+    tokens (or logits). Where the KV-cached step is not exact (`KV_STEPS` off)."""
+    size = inputs["input_ids"].shape[0]
+    keep = last_logits_only(adapter.model)
+    out: torch.Tensor | None = None
+    for j, (layer, vector) in enumerate(patches):
+        with patched(adapter.layers, [Intervention(layer, torch.arange(size), -1, vector)]):
+            logits = adapter.model(**inputs, **keep).logits[:, -1]
+        got = (logits.float() if return_logits else logits.argmax(-1)).cpu()
+        if out is None:
+            out = torch.empty((size, len(patches), *got.shape[1:]), dtype=got.dtype)
+        out[:, j] = got
+    assert out is not None
+    return out
+
+
 def _require_two_tokens(inputs: dict[str, torch.Tensor]) -> None:
     """A patched last token needs a prefix to continue from."""
     if inputs["input_ids"].shape[1] < 2:
@@ -264,13 +317,23 @@ def _require_two_tokens(inputs: dict[str, torch.Tensor]) -> None:
 # Inputs laid along the token axis, cut with the tokens: token_type_ids mark image tokens that
 # attend to each other both ways (Gemma 3); the last token, which is run again alone, is text.
 _PER_TOKEN_INPUTS = frozenset(
-    {"input_ids", "attention_mask", "position_ids", "token_type_ids", "mm_token_type_ids"}
+    {
+        "input_ids",
+        "attention_mask",
+        "position_ids",
+        "token_type_ids",
+        "mm_token_type_ids",
+        "cross_attention_mask",
+    }
 )
 
 
 def _prefix_inputs(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     _require_two_tokens(inputs)
-    return {key: (v[:, :-1] if key in _PER_TOKEN_INPUTS else v) for key, v in inputs.items()}
+    return {
+        key: (_tokens(key, v, slice(None, -1)) if key in _PER_TOKEN_INPUTS else v)
+        for key, v in inputs.items()
+    }
 
 
 def _auto_bands(n_prompts: int, n_patches: int) -> int:
@@ -300,9 +363,15 @@ def last_token_variants(
     (many vectors compared at one layer) is one step that skips everything below it."""
     groups = _bands(patches, bands or _auto_bands(len(prompts), len(patches)))
     items_per_chunk = max(1, max_rows // max(len(g) for g in groups))
+    cached = adapter.path_on(KV_STEPS)
     out = []
     for idx in length_batches(adapter, prompts, items_per_chunk):
         batch = adapter.encode([prompts[i] for i in idx])
+        if not cached:
+            out.append(
+                (idx, _patched_full_forwards(adapter, batch.model_inputs, patches, return_logits))
+            )
+            continue
         prefix = _prefix_inputs(batch.model_inputs)
         cache = adapter.model(**prefix, use_cache=True, **last_logits_only(adapter.model))
         got = _patched_last_token(
@@ -338,13 +407,16 @@ def query_and_patched(
     patched_ids = torch.empty((len(prompts), k), dtype=torch.long)
     size = max(1, min(batch_size, max_rows // max(k, 1))) if k else batch_size
     keep = last_logits_only(adapter.model)
+    cached = not k or adapter.path_on(KV_STEPS)
     for idx in length_batches(adapter, prompts, size):
         batch = adapter.encode([prompts[i] for i in idx])
         if k:
             _require_two_tokens(batch.model_inputs)
-        full = adapter.model(**batch.model_inputs, use_cache=bool(k), **keep)
+        full = adapter.model(**batch.model_inputs, use_cache=bool(k) and cached, **keep)
         plain[idx] = full.logits[:, -1].argmax(-1).cpu()
-        if k:
+        if k and not cached:
+            patched_ids[idx] = _patched_full_forwards(adapter, batch.model_inputs, patches, False)
+        elif k:
             cache = full.past_key_values
             try:
                 cache.crop(-1)  # drop the last token: the prefix every patched row continues

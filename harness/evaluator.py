@@ -254,9 +254,9 @@ def _sweeps(
     """Every task's validation curve per seed: each process sweeps its share of the tasks,
     then all read back every unit (a seed-free vector's curve counts for every seed)."""
     config = ctx.config
-    _sharded(shard, [(t,) for t in ctx.data], "validation sweep", lambda t: _sweep(
-        ctx, store, t, warm
-    ))
+    _sharded(
+        shard, [(t,) for t in ctx.data], "validation sweep", lambda t: _sweep(ctx, store, t, warm)
+    )
     sweeps: dict[str, dict[int, dict[str, Any]]] = {}
     for task in ctx.data:
         got = _sweep(ctx, store, task)

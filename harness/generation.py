@@ -48,7 +48,10 @@ def generate(
         with patched(adapter.layers, ivs):
             step = adapter.model(**inputs, use_cache=True, **last_logits_only(adapter.model))
         mask = inputs["attention_mask"]
-        position = inputs["position_ids"][:, -1:] if "position_ids" in inputs else None
+        # Each new token's position is one past the last (on every M-RoPE axis too), and it
+        # reads the images the prompt's last token reads through cross attention (Mllama).
+        position = inputs["position_ids"][..., -1:] if "position_ids" in inputs else None
+        cross = inputs.get("cross_attention_mask")
         tokens: list[list[int]] = [[] for _ in idx]
         done = torch.zeros(batch.size, dtype=torch.bool)
         for _ in range(max_new_tokens):
@@ -69,6 +72,8 @@ def generate(
             if position is not None:
                 position = position + 1
                 step_inputs["position_ids"] = position
+            if cross is not None:
+                step_inputs["cross_attention_mask"] = cross[:, -1:]
             step = adapter.model(
                 **step_inputs, past_key_values=step.past_key_values, use_cache=True
             )

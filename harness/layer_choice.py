@@ -43,6 +43,7 @@ def layer_from_results(path: str, model: str, n_layers: int | None) -> dict[str,
     """The layer another run chose, once the file is shown to be a results file `validate`
     accepts (read strictly: no NaN, duplicate key or deep nesting) of a run of the same model:
     a damaged or hand-edited file must not decide where this run patches."""
+
     def field(outer: str, inner: str) -> Any:
         part = doc.get(outer) if isinstance(doc, dict) else None
         return part.get(inner) if isinstance(part, dict) else None

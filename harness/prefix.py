@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from .adapters.base import Adapter, left_pad, position_ids
+from .adapters.base import SHARED_PREFIXES, Adapter, left_pad
 from .hooks import captured
 
 Rows = Sequence[Sequence[int]]
@@ -56,17 +56,14 @@ def shared_prefix_groups(rows: Rows, min_shared: int = 4) -> list[tuple[list[int
 
 
 def can_share(adapter: Adapter, rows: Rows) -> bool:
-    """Sharing needs the model's own KV cache; a sliding window shorter than a prompt would
-    make the cached beginning differ from the whole prompt's, so it is not used then. The
-    window is the text model's (a VLM's top-level config does not carry it)."""
+    """Sharing needs the model's own KV cache, and a model the adapter does not rule out
+    (`SHARED_PREFIXES`); a sliding window shorter than a prompt would make the cached
+    beginning differ from the whole prompt's, so it is not used then. The window is the text
+    model's (a VLM's top-level config does not carry it)."""
+    if not adapter.path_on(SHARED_PREFIXES):
+        return False
     window = getattr(adapter.model.config.get_text_config(), "sliding_window", None)
     return not window or max(len(r) for r in rows) < window
-
-
-def _decoder(adapter: Adapter) -> torch.nn.Module:
-    """The layers without the LM head, where only states or caches are wanted."""
-    model = adapter.model
-    return model.get_decoder() if hasattr(model, "get_decoder") else model
 
 
 def _on_device(adapter: Adapter, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -83,7 +80,8 @@ def _prefix_states(
         part = shared[start : start + batch_size]
         starts = [rows[groups[g][0][0]][: groups[g][1]] for g in part]
         inputs, _ = left_pad(starts, [0] * len(part), pad_id=0)
-        cache = _decoder(adapter)(**_on_device(adapter, inputs), use_cache=True).past_key_values
+        inputs["position_ids"] = adapter.positions(inputs)
+        cache = adapter.body()(**_on_device(adapter, inputs), use_cache=True).past_key_values
         for j, g in enumerate(part):
             n = groups[g][1]
             states[g] = [(layer.keys[j, :, -n:], layer.values[j, :, -n:]) for layer in cache.layers]
@@ -116,11 +114,14 @@ def _continuation_inputs(
                 values[b, :, width - n :] = states[layer][1]
                 mask[b, width - n :] = 1
         cache.update(keys, values, layer)
-    offset = torch.tensor([shared_len[i] for i in batch])[:, None]
+    # The rests' positions are those of the rows' last tokens when each row runs whole: the
+    # rests are the rows' ends, so both left-padded, their columns line up from the right.
+    whole, _ = left_pad([rows[i] for i in batch], [0] * len(batch), pad_id=0)
+    rest_width = rests["input_ids"].shape[1]
     inputs = {
         "input_ids": rests["input_ids"],
         "attention_mask": torch.cat([mask, rests["attention_mask"]], dim=1),
-        "position_ids": position_ids(rests["attention_mask"]) + offset,
+        "position_ids": adapter.positions(whole)[..., -rest_width:],
     }
     return {**_on_device(adapter, inputs), "past_key_values": cache}
 
@@ -166,7 +167,7 @@ def states_at_task_tokens(
         got: list[torch.Tensor | None] = []
         last = torch.full((len(batch),), inputs["input_ids"].shape[1] - 1, device=adapter.device)
         with captured(adapter.layers, last, got):
-            _decoder(adapter)(**inputs, use_cache=True)
+            adapter.body()(**inputs, use_cache=True)
         states[batch] = torch.stack(got, dim=1).float().cpu()  # type: ignore[arg-type]
     return states
 

@@ -6,17 +6,27 @@ are refused in one line before any weights load."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import tiny_vlms
 import tiny_vlms_more
+import tiny_vlms_standin
 import torch
 from PIL import Image
+from transformers import AutoProcessor
 
 from benchmark import validate
 from harness import engine, generation, prefix
 from harness.adapters import make_adapter
+from harness.adapters.base import (
+    BATCHED_IMAGES,
+    CUT_AFTER_TASK_TOKEN,
+    KV_STEPS,
+    SHARED_PREFIXES,
+)
 from harness.cli import main
+from harness.errors import ConfigError
 from harness.hooks import Intervention, patched
 
 EXAMPLES = [("France", "Paris"), ("Japan", "Tokyo")]
@@ -27,16 +37,24 @@ def img(r, g, b, size=(48, 30)):
 
 
 # Architectures served, each a tiny random checkpoint with its processor built offline; the
-# paper's LLaVA and Idefics2 among them. (mistral3 and internvl need torchvision for their
-# processors, which these machines cannot install: see tiny_vlms_more.UNAVAILABLE.)
+# paper's LLaVA and Idefics2 among them. Mistral 3's and InternVL's real processors need
+# torchvision, which these machines cannot install: their models run here with a stand-in
+# processor that writes what the real one writes (tiny_vlms_standin.STAND_INS).
 SERVED = {
     "llava": tiny_vlms.build_llava,
     "idefics2": tiny_vlms.build_idefics2,
-    **{name: tiny_vlms_more.BUILDERS[name] for name in ("idefics3", "smolvlm", "llava_next")},
-    "llava_onevision": tiny_vlms_more.BUILDERS["llava_onevision"],
-    "gemma3": tiny_vlms_more.BUILDERS["gemma3"],
+    **tiny_vlms_more.BUILDERS,
+    **tiny_vlms_standin.BUILDERS,
 }
-REFUSED = ("paligemma",)  # built here too: refused with its reason, before loading
+# The engine's shared paths each architecture turns off, and why (from its config, no class).
+PATHS_OFF = {
+    "paligemma": {KV_STEPS, SHARED_PREFIXES, CUT_AFTER_TASK_TOKEN},  # a prefix LM
+    "mllama": {SHARED_PREFIXES, BATCHED_IMAGES},  # cross-attention image layers
+}
+IMAGE_ONLY = {"paligemma"}  # its processor takes no prompt without an image
+# LLaVA-OneVision's stand-in processor (LLaVA-NeXT's) writes one image per prompt as OneVision's
+# does, not several (tiny_vlms_more.PROCESSOR_STAND_INS).
+ONE_IMAGE = {"llava_onevision"}
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +63,25 @@ def built(tmp_path_factory):
 
     def get(name):
         if name not in paths:
-            builders = {**SERVED, **tiny_vlms_more.BUILDERS}
-            paths[name] = str(builders[name](tmp_path_factory.mktemp(name)))
+            paths[name] = str(SERVED[name](tmp_path_factory.mktemp(name)))
         return paths[name]
 
     return get
 
 
 def _loaded(model, **args):
+    """The adapter, loaded; a stand-in processor where the real one needs torchvision."""
     adapter = make_adapter(model, **args)
-    adapter.load()
+    folder = str(adapter.pretrained)
+    arch = json.loads((Path(folder) / "config.json").read_text())["model_type"]
+    stand_in = tiny_vlms_standin.STAND_IN_CLASSES.get(arch)
+    if stand_in is None:
+        adapter.load()
+        return adapter
+    with pytest.MonkeyPatch.context() as mp:
+        load = lambda *a, **k: stand_in.from_pretrained(folder)  # noqa: E731
+        mp.setattr(AutoProcessor, "from_pretrained", load)
+        adapter.load()
     return adapter
 
 
@@ -86,23 +113,58 @@ def test_the_paper_models_through_it_feed_what_their_own_adapters_feed(built, de
         assert torch.equal(ours.task_index, theirs.task_index), kind
 
 
+# What a generated token's per-token inputs are when a whole forward is run again: PaliGemma's
+# generated tokens are its causal suffix (token type 1, as its `generate` marks them); every
+# other type marks text 0; a token reads the images its prompt's last token reads (Mllama).
+GENERATED_TYPE = {"paligemma": 1}
+
+
+def _no_cache_generation(a, arch, prompt, vector, layer, n):
+    """Greedy text by whole forwards over the prompt and what was generated so far, the prompt's
+    last token patched in each: the reference for the cached, batched loop."""
+    inputs = dict(a.encode([prompt]).model_inputs)
+    last = inputs["input_ids"].shape[1] - 1
+    tokens = []
+    for _ in range(n):
+        iv = Intervention(layer, torch.tensor([0]), last, vector)
+        with patched(a.layers, [iv]), torch.no_grad():
+            token = int(a.model(**inputs).logits[0, -1].argmax())
+        if token == a.tokenizer.eos_token_id:
+            break
+        tokens.append(token)
+        for key, v in inputs.items():
+            if key == "input_ids":
+                inputs[key] = torch.cat([v, v.new_tensor([[token]])], dim=1)
+            elif key == "attention_mask":
+                inputs[key] = torch.cat([v, v.new_ones(1, 1)], dim=1)
+            elif key == "position_ids":
+                inputs[key] = torch.cat([v, v[..., -1:] + 1], dim=-1)
+            elif key in ("token_type_ids", "mm_token_type_ids"):
+                inputs[key] = torch.cat([v, v.new_full((1, 1), GENERATED_TYPE.get(arch, 0))], 1)
+            elif key == "cross_attention_mask":
+                inputs[key] = torch.cat([v, v[:, -1:]], dim=1)
+    return a.tokenizer.decode(tokens).split("\n")[0]
+
+
 @pytest.mark.parametrize("arch", list(SERVED))
-def test_the_engine_paths_equal_plain_forwards(built, arch):
+def test_the_engine_paths_equal_plain_forwards(built, arch, capsys):
     a = _loaded(f"hf-vlm:{built(arch)}")
-    assert _layer_names(a) == [
-        f"{tiny_vlms_more.DECODER_LAYERS.get(arch, _layer_names(a)[0][:-2])}.{i}"
-        for i in range(a.num_layers)
-    ]
-    prompts = [
-        a.example_prompt([(img(9, 9, 9), "Paris"), ("Peru", "Lima")], query=img(1, 2, 3)),
-        a.query_prompt(img(0, 200, 0)),
-        a.query_prompt(img(30, 0, 90)),
-    ]
+    layers = {**tiny_vlms_more.DECODER_LAYERS, **tiny_vlms_standin.DECODER_LAYERS}
+    where = layers.get(arch, _layer_names(a)[0][:-2])
+    assert _layer_names(a) == [f"{where}.{i}" for i in range(a.num_layers)]
+    off = PATHS_OFF.get(arch, set())
+    assert set(a.describe().get("engine_paths_off", {})) == off  # recorded in results
+    queries = [a.query_prompt(img(0, 200, 0)), a.query_prompt(img(30, 0, 90, (20, 44)))]
+    first = ("France", "Paris") if arch in ONE_IMAGE else (img(9, 9, 9), "Paris")
+    spec = a.example_prompt([first, ("Peru", "Lima")], query=img(1, 2, 3))
+    prompts = queries if arch in IMAGE_ONLY else [spec, *queries]
     together = engine.capture_task_states(a, prompts, batch_size=8)
     alone = torch.cat([engine.capture_task_states(a, [p]) for p in prompts])
     assert torch.allclose(together, alone, atol=1e-4)  # batched (left padding) = alone
+    # The states read the image, not its placeholder's embedding (the same query, two images);
+    # the tiny Gemma 3's sliding window (8 tokens, every layer) hides the image from "A:".
+    assert torch.allclose(alone[-2, -1], alone[-1, -1], atol=1e-4) == (arch == "gemma3")
     vectors = torch.randn(a.num_layers, a.hidden_size)
-    queries = prompts[1:]
     fast = engine.sweep_layers(a, queries, vectors, return_logits=True)
     for layer in range(a.num_layers):  # the KV-cached sweep with bands = a full forward
         batch = a.encode(queries)
@@ -113,17 +175,46 @@ def test_the_engine_paths_equal_plain_forwards(built, arch):
     plain, hot = engine.query_and_patched(a, queries, vectors[None, 1], layer=1)
     assert torch.equal(plain, engine.first_tokens(a, queries))  # the one-pass query and patch
     assert torch.equal(hot[:, 0], engine.patch_last_token(a, queries, vectors[1], layer=1))
+    cached = generation.generate(a, queries, max_new_tokens=3, vector=vectors[1], layer=1)
+    assert cached == [_no_cache_generation(a, arch, q, vectors[1], 1, 3) for q in queries]
+    said = capsys.readouterr().err
+    assert all(path in a.paths_off() for path in off) and said.count("note:") == len(off - {
+        SHARED_PREFIXES})  # fmt: skip
+    if arch in IMAGE_ONLY:  # text prompts are refused in one line naming the processor
+        with pytest.raises(ConfigError, match="its processor refuses this prompt"):
+            a.encode([a.query_prompt("Peru")])
+        return
     texts = [a.example_prompt(EXAMPLES[:k], query=q) for k in (1, 2) for q in ("Peru", "Chile")]
     rows = a.token_rows(texts)
-    # Shared beginnings run once, except past a sliding window (the tiny Gemma 3's is 8).
-    assert rows is not None and prefix.can_share(a, rows) == (arch != "gemma3")
+    # Shared beginnings run once, except past a sliding window (the tiny Gemma 3's is 8) and
+    # where the architecture turns them off.
+    sharing = arch != "gemma3" and SHARED_PREFIXES not in off
+    assert rows is not None and prefix.can_share(a, rows) == sharing
     shared = engine.first_tokens(a, texts)  # shared beginnings = whole prompts
     assert torch.equal(shared, engine.first_tokens(a, texts, sharing_prefixes=False))
-    cached = generation.generate(a, queries, max_new_tokens=3, vector=vectors[1], layer=1)
-    assert cached == [
-        generation.generate(a, [q], max_new_tokens=3, vector=vectors[1], layer=1)[0]
-        for q in queries
-    ]
+    states = engine.capture_task_states(a, texts, sharing=True)
+    assert torch.allclose(states, engine.capture_task_states(a, texts), atol=1e-4)
+
+
+def test_a_layer_that_does_not_run_hands_its_input_on(built):
+    """Mllama skips its cross-attention layer (1 of 4 in the tiny one) for a prompt without an
+    image: the layer's state is then its input, and a patch there reaches the layers above
+    (landing on the next layer's input) as a patch of the layer below would; never lost."""
+    a = _loaded(f"hf-vlm:{built('mllama')}")
+    assert list(a.model.config.text_config.cross_attention_layers) == [1]
+    texts = [a.example_prompt(EXAMPLES, query="Peru"), a.query_prompt("Chile")]
+    states = engine.capture_task_states(a, texts)
+    assert torch.equal(states[:, 1], states[:, 0]) and not torch.equal(states[:, 2], states[:, 1])
+    vectors = torch.randn(a.num_layers, a.hidden_size)
+    vectors[1] = vectors[0]
+    swept = engine.sweep_layers(a, texts, vectors, return_logits=True)
+    assert torch.allclose(swept[:, 1], swept[:, 0], atol=1e-5)
+    assert not torch.allclose(swept[:, 1], engine.sweep_layers(a, texts, vectors * 0, [1], 1024,
+                                                               True)[:, 0])  # fmt: skip
+    batch = a.encode(texts)
+    with patched(a.layers, [Intervention(1, torch.arange(2), -1, vectors[1])]), torch.no_grad():
+        full = a.model(**batch.model_inputs).logits[:, -1]
+    assert torch.allclose(swept[:, 1], full, atol=1e-4)
 
 
 @pytest.mark.parametrize("arch", ["llava_next", "smolvlm"])
@@ -148,8 +239,7 @@ def _config_only(tmp_path, config):
 @pytest.mark.parametrize(
     "make,why",
     [
-        ("qwen2_vl", "M-RoPE"),
-        ("mllama", "cross-attention"),
+        ("gemma3n", "audio"),
         ("t5", "encoder-decoder"),
         ("bert", "trust_remote_code"),
     ],
@@ -164,15 +254,6 @@ def test_what_it_cannot_serve_is_refused_in_one_line_before_any_weights(
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert why in err and "Traceback" not in err
-
-
-@pytest.mark.parametrize("arch", REFUSED)
-def test_bidirectional_image_attention_is_refused_not_computed_differently(built, arch, capsys):
-    path = built(arch)
-    capsys.readouterr()  # the build's own output
-    code = main(["--model", f"hf-vlm:{path}", "--tasks", "food_color", "--limit", "2"])
-    err = capsys.readouterr().err
-    assert code == 2 and "token_type_ids" in err and len(err.strip().splitlines()) == 1
 
 
 def test_ls_models_lists_the_scheme(capsys):
@@ -192,7 +273,23 @@ LAYOUTS = {
                 "<fake_token_around_image>"],
     "llava_next": ["<image>"] * 36 + ["Ċ"],
     "llava_onevision": ["<image>"] * 36 + ["Ċ"],
+    # Qwen2/2.5/3-VL: 4x4 patches of 8 px, merged 2x2 (merge_size) into 4 <|image_pad|>, inside
+    # the <|vision_start|>...<|vision_end|> their chat template writes for an image.
+    **dict.fromkeys(("qwen2_vl", "qwen2_5_vl", "qwen3_vl"), [
+        "<|vision_start|>", *["<|image_pad|>"] * 4, "<|vision_end|>"]),
+    # Mistral 3 (Pixtral): the 4x4 patches merged 2x2 give 2 rows of 2 [IMG]; [IMG_BREAK] ends
+    # a row, [IMG_END] the last.
+    "mistral3": ["[IMG]", "[IMG]", "[IMG_BREAK]", "[IMG]", "[IMG]", "[IMG_END]"],
+    # InternVL: pixel shuffle at 0.5 turns 4x4 patches into 4 <IMG_CONTEXT> in <img>...</img>;
+    # its template puts a newline after the image.
+    "internvl": ["<img>", *["<IMG_CONTEXT>"] * 4, "</img>", "Ċ"],
+    # Mllama: one <|image|>, not expanded: the image enters through cross attention.
+    "mllama": ["<|image|>"],
+    # PaliGemma: 16 <image> (4x4 patches), then the BOS its processor puts after the last image.
+    "paligemma": [*["<image>"] * 16, "<s>"],
 }  # fmt: skip
+# What the processor writes around the prompt: Mllama's BOS first, PaliGemma's newline last.
+BEFORE, AFTER = {"mllama": ["<|begin_of_text|>"]}, {"paligemma": ["Ċ"]}
 
 
 @pytest.mark.parametrize("arch", list(LAYOUTS))
@@ -200,7 +297,9 @@ def test_image_tokens_are_laid_out_as_the_processor_expects(built, arch):
     a = _loaded(f"hf-vlm:{built(arch)}")
     batch = a.encode([a.query_prompt(Image.new("RGB", (32, 32), (9, 90, 200)))])
     tokens = a.tokenizer.convert_ids_to_tokens(batch.input_ids[0].tolist())
-    assert tokens == ["Q", ":", *LAYOUTS[arch], "Ċ", "A", ":"]
+    assert tokens == [
+        *BEFORE.get(arch, []), "Q", ":", *LAYOUTS[arch], "Ċ", "A", ":", *AFTER.get(arch, [])
+    ]  # fmt: skip
     assert int(batch.task_index[0]) == len(tokens) - 1  # the patch goes on the last token
 
 

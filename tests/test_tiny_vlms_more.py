@@ -7,6 +7,7 @@ from operator import attrgetter
 
 import pytest
 import torch
+from PIL import Image
 from tiny_vlms_more import (
     BUILDERS,
     CHAT_TEMPLATES,
@@ -43,8 +44,18 @@ def loaded(tmp_path_factory):
 def expected_image_tokens(config) -> int:
     """Image tokens for one image, worked out from the model's config by hand."""
     vision = config.vision_config
-    grid = vision.image_size // vision.patch_size  # patches per side
     kind = config.model_type
+    if kind in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
+        # no fixed image size: the image processor resizes each image to min_pixels..max_pixels
+        # (multiples of patch_size x merge_size), both 32 x 32 here (checked in
+        # test_qwen_image_tokens_follow_the_resize); patches merged merge_size x merge_size
+        grid = 32 // vision.patch_size
+        return grid**2 // vision.spatial_merge_size**2
+    if kind == "mllama":
+        # the prompt's one <|image|> stays one token: the image's tiles enter through the
+        # cross-attention layers (see test_mllama_image_enters_through_cross_attention)
+        return 1
+    grid = vision.image_size // vision.patch_size  # patches per side
     if kind in ("idefics3", "smolvlm"):
         return grid**2 // config.scale_factor**2  # pixel shuffle
     if kind in ("llava_next", "llava_onevision"):
@@ -62,8 +73,6 @@ def expected_image_tokens(config) -> int:
 
 
 def _image(size=(32, 32)):
-    from PIL import Image
-
     return Image.new("RGB", size, (200, 40, 90))
 
 
@@ -152,3 +161,60 @@ def test_processor_class_is_the_real_one_or_a_recorded_stand_in(loaded, name):
         assert type(processor).__name__ == PROCESSOR_STAND_INS[name][0]
     else:
         assert type(processor).__name__.lower().startswith(name.replace("_", ""))
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_qwen_image_tokens_follow_the_resize(loaded, name):
+    """The image processor resizes every image to 32 x 32 pixels (min_pixels = max_pixels),
+    image_grid_thw counts its patches (one temporal patch for an image), and mm_token_type_ids
+    mark exactly the <|image_pad|> tokens, between <|vision_start|> and <|vision_end|>."""
+    processor, model = loaded(name)
+    config, vision = model.config, model.config.vision_config
+    size = processor.image_processor.size
+    assert size["shortest_edge"] == size["longest_edge"] == 32 * 32
+    assert processor.image_processor.patch_size == vision.patch_size
+    assert processor.image_processor.merge_size == vision.spatial_merge_size
+    batch = processor(
+        text=[f"Q:{IMAGE_PLACEHOLDER[name]}what?"], images=[_image((32, 24))], return_tensors="pt"
+    )
+    grid = 32 // vision.patch_size
+    assert batch["image_grid_thw"].tolist() == [[1, grid, grid]]
+    ids = batch["input_ids"][0]
+    is_image = ids == config.image_token_id
+    assert batch["mm_token_type_ids"][0].tolist() == is_image.long().tolist()
+    where = is_image.nonzero().flatten()
+    n = expected_image_tokens(config)
+    assert where.tolist() == list(range(int(where[0]), int(where[0]) + n))
+    assert int(ids[where[0] - 1]) == config.vision_start_token_id
+    assert int(ids[where[-1] + 1]) == config.vision_end_token_id
+
+
+def test_mllama_image_enters_through_cross_attention(loaded):
+    """Mllama's cross_attention_mask lets every token from the <|image|> on see the image's one
+    tile; the cross-attention layers are where the config says, and the image changes the logits
+    from the <|image|> on. (Not only from there: transformers 5.24's cross-attention layer masks
+    only its MLP branch on rows the mask leaves out, and its attention there, the -inf row turned
+    to 0, sees the whole image, so the logits before <|image|> move too.)"""
+    processor, model = loaded("mllama")
+    text, vision = model.config.text_config, model.config.vision_config
+    layers = attrgetter(DECODER_LAYERS["mllama"])(model)
+    kinds = [type(layer).__name__ for layer in layers]
+    assert [i for i, k in enumerate(kinds) if "CrossAttention" in k] == text.cross_attention_layers
+    assert vision.max_num_tiles == processor.image_processor.max_image_tiles == 1
+
+    prompts = [f"Q:{IMAGE_PLACEHOLDER['mllama']}what?"]
+    colours = [(200, 40, 90), (10, 220, 30)]
+    batches = [
+        processor(text=prompts, images=[Image.new("RGB", (32, 32), c)], return_tensors="pt")
+        for c in colours
+    ]
+    ids = batches[0]["input_ids"][0]
+    at = int((ids == model.config.image_token_id).nonzero())
+    assert int(ids[0]) == processor.tokenizer.bos_token_id  # the processor adds BOS
+    mask = batches[0]["cross_attention_mask"]
+    assert mask.shape == (1, len(ids), 1, vision.max_num_tiles)
+    assert mask[0, :, 0, 0].tolist() == [0] * at + [1] * (len(ids) - at)
+    assert batches[0]["pixel_values"].shape == (1, 1, 1, 3, 32, 32)
+    with torch.no_grad():
+        a, b = (model(**batch).logits[0] for batch in batches)
+    assert not torch.allclose(a[at:], b[at:], atol=1e-4)

@@ -14,6 +14,12 @@ torchvision) nor of `mistral3` (`PixtralProcessor` requires torchvision and its 
 torchvision image processor). `smolvlm` and `llava_onevision` are built here with a torchvision-free
 stand-in processor that gives the same text for one image (see PROCESSOR_STAND_INS); `mistral3` and
 `internvl` are left out (see UNAVAILABLE).
+
+The Qwen VLMs (`qwen2_vl`, `qwen2_5_vl`, `qwen3_vl`) cut the 32x32 image into 8x8 patches and merge
+2x2 of them per token (4 image tokens); their processors hold a video processor too, so they are
+built with a torchvision-free stand-in (see PROCESSOR_STAND_INS). `mllama` (Llama 3.2 Vision) has
+one 32x32 tile per image, which enters through a cross-attention layer of the text decoder: its
+prompt keeps the single `<|image|>` token.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ IMAGE_PLACEHOLDER = {
     "llava_onevision": "<image>",
     "paligemma": "<image>",
     "gemma3": "<start_of_image>",
+    "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "qwen2_5_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "qwen3_vl": "<|vision_start|><|image_pad|><|vision_end|>",
+    "mllama": "<|image|>",
 }
 
 # Where the text decoder's layers are in the loaded *ForConditionalGeneration model.
@@ -56,6 +66,11 @@ DECODER_LAYERS = {
     "llava_onevision": "model.language_model.layers",
     "paligemma": "model.language_model.layers",
     "gemma3": "model.language_model.layers",
+    "qwen2_vl": "model.language_model.layers",
+    "qwen2_5_vl": "model.language_model.layers",
+    "qwen3_vl": "model.language_model.layers",
+    # self-attention and cross-attention layers together (MLLAMA_CROSS_ATTENTION_LAYERS)
+    "mllama": "model.language_model.layers",
 }
 
 # What the processor returns for a prompt with one image besides input_ids and attention_mask;
@@ -64,7 +79,12 @@ DECODER_LAYERS = {
 # them the forward still runs, causally, and gives other logits. PaliGemma's are all 0 for a
 # prompt without suffix, and its text config has use_bidirectional_attention=True, so the whole
 # prompt attends both ways with or without them. PaliGemma's `labels` make the forward compute
-# a loss.
+# a loss. The Qwen models' mm_token_type_ids (1 on each <|image_pad|>, else 0) let the model work
+# out its 3D (M-RoPE) positions: with image_grid_thw and without them the forward raises. Those
+# positions skip left padding (the attention mask) and start at 0; a text-only forward (no
+# image_grid_thw) falls back to 0..len-1 along the padded row instead. Mllama's
+# cross_attention_mask (batch, text length, images, tiles) says which text tokens see which
+# image's tiles: every token from its prompt's <|image|> on.
 PROCESSOR_EXTRAS = {
     "idefics3": {"pixel_values", "pixel_attention_mask"},
     "smolvlm": {"pixel_values", "pixel_attention_mask"},
@@ -72,7 +92,23 @@ PROCESSOR_EXTRAS = {
     "llava_onevision": {"pixel_values", "image_sizes", "batch_num_images"},
     "paligemma": {"pixel_values", "token_type_ids", "labels"},
     "gemma3": {"pixel_values", "token_type_ids"},
+    "qwen2_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
+    "qwen2_5_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
+    "qwen3_vl": {"pixel_values", "image_grid_thw", "mm_token_type_ids"},
+    "mllama": {"pixel_values", "aspect_ratio_ids", "aspect_ratio_mask", "cross_attention_mask"},
 }
+
+QWEN_STAND_IN_WHY = (
+    "{real} holds a video processor: ProcessorMixin checks each sub-processor's class, and for "
+    "video_processor (even None) it looks VideoProcessorMixin up through "
+    "transformers.VIDEO_PROCESSOR_MAPPING, a placeholder without torchvision (AttributeError), "
+    "and AutoProcessor would load the video processor, whose module imports torchvision. "
+    "PaddleOCRVLProcessor (image processor and tokenizer only) expands the tokenizer's image_token "
+    "(<|image_pad|>) into image_grid_thw.prod() // merge_size**2 copies of itself and leaves "
+    "<|vision_start|>/<|vision_end|> as written, as {real} does for images; it passes on "
+    "pixel_values and image_grid_thw from the same Qwen2VLImageProcessorPil and also returns "
+    "mm_token_type_ids (1 on each <|image_pad|>). Images only: it has no video path."
+)
 
 # Where the saved processor is not the class the real checkpoints name, because that class needs
 # torchvision: model_type -> (class saved here, class of the real checkpoints, why it is the same).
@@ -95,6 +131,21 @@ PROCESSOR_STAND_INS = {
         "per prompt: for several, OneVision gives each 16 + 1 tokens without tiling, and the "
         "model (told batch_num_images by the image processor) would not match this text.",
     ),
+    "qwen2_vl": (
+        "PaddleOCRVLProcessor",
+        "Qwen2VLProcessor",
+        QWEN_STAND_IN_WHY.format(real="Qwen2VLProcessor"),
+    ),
+    "qwen2_5_vl": (
+        "PaddleOCRVLProcessor",
+        "Qwen2_5_VLProcessor",
+        QWEN_STAND_IN_WHY.format(real="Qwen2_5_VLProcessor"),
+    ),
+    "qwen3_vl": (
+        "PaddleOCRVLProcessor",
+        "Qwen3VLProcessor",
+        QWEN_STAND_IN_WHY.format(real="Qwen3VLProcessor"),
+    ),
 }
 
 # Architectures the task asked for that cannot be built to load offline here, and why.
@@ -113,6 +164,18 @@ UNAVAILABLE = {
         "<img> + N x <IMG_CONTEXT> + </img>"
     ),
 }
+
+# The Qwen2-VL / Qwen2.5-VL / Qwen3-VL instruct templates agree on a user turn with an image and a
+# text part (Qwen2-VL's and Qwen2.5-VL's default system turn trimmed; Qwen3-VL has none).
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<|im_end|>\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 
 # Chat templates that render a user turn holding one image and one text part the way the real
 # checkpoints' templates do (system prompts and assistant-turn details trimmed). PaliGemma has no
@@ -169,22 +232,45 @@ CHAT_TEMPLATES: dict[str, str | None] = {
         "{{ '<end_of_turn>\n' }}{% endfor %}"
         "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
     ),
+    # Qwen/Qwen2-VL-7B-Instruct, Qwen/Qwen2.5-VL-7B-Instruct, Qwen/Qwen3-VL-4B-Instruct
+    "qwen2_vl": QWEN_CHAT_TEMPLATE,
+    "qwen2_5_vl": QWEN_CHAT_TEMPLATE,
+    "qwen3_vl": QWEN_CHAT_TEMPLATE,
+    # meta-llama/Llama-3.2-11B-Vision-Instruct (with an image and no system message it writes
+    # no system turn)
+    "mllama": (
+        "{{ bos_token }}{% for message in messages %}"
+        "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}"
+        "{% if message['content'] is string %}{{ message['content'] | trim }}"
+        "{% else %}{% for content in message['content'] %}"
+        "{% if content['type'] == 'image' %}{{ '<|image|>' }}"
+        "{% elif content['type'] == 'text' %}{{ content['text'] | trim }}{% endif %}"
+        "{% endfor %}{% endif %}{{ '<|eot_id|>' }}{% endfor %}"
+        "{% if add_generation_prompt %}"
+        "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+    ),
 }
 
 
-def _tokenizer(specials: list[str], named: dict[str, str] | None = None) -> PreTrainedTokenizerFast:
+def _tokenizer(
+    specials: list[str],
+    named: dict[str, str] | None = None,
+    bos_token: str = "<s>",
+    eos_token: str = "</s>",
+) -> PreTrainedTokenizerFast:
     """`make_tokenizer`, plus `named` special tokens (e.g. {"image_token": "<image_soft_token>"}):
     tokenizer attributes (`tok.image_token`, `tok.image_token_id`) saved in tokenizer_config.json,
-    as multimodal Hub tokenizers have them."""
+    as multimodal Hub tokenizers have them; `bos_token`/`eos_token` other than `<s>`/`</s>` must
+    be among `specials`."""
     named = named or {}
     trained = make_tokenizer([*specials, *(t for t in named.values() if t not in specials)])
-    if not named:
+    if not named and (bos_token, eos_token) == ("<s>", "</s>"):
         return trained
     return PreTrainedTokenizerFast(
         tokenizer_object=trained.backend_tokenizer,
         pad_token="<pad>",
-        bos_token="<s>",
-        eos_token="</s>",
+        bos_token=bos_token,
+        eos_token=eos_token,
         extra_special_tokens=named,
     )
 
@@ -417,6 +503,219 @@ def build_gemma3(path: Path) -> Path:
     return _save(model, processor, path)
 
 
+# --- Qwen2-VL / Qwen2.5-VL / Qwen3-VL -----------------------------------------------------------
+
+QWEN_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|video_pad|>",
+]
+MERGE = 2  # the vision tower merges 2x2 patches into one token
+QWEN_IMAGE_TOKENS = GRID**2 // MERGE**2  # 4 <|image_pad|> tokens per image
+# Text RoPE over head_dim 16 (8 frequencies) split between time, height and width, scaled down
+# from the real checkpoints' head_dim 128: Qwen2-VL and Qwen2.5-VL [16, 24, 24] (in blocks),
+# Qwen3-VL [24, 20, 20] (interleaved THW THW ..., time taking what is left).
+QWEN2_MROPE = [2, 3, 3]
+QWEN3_MROPE = [4, 2, 2]
+
+
+def _qwen_tokenizer() -> PreTrainedTokenizerFast:
+    return _tokenizer(QWEN_SPECIALS, {"image_token": "<|image_pad|>"})
+
+
+def _qwen_token_ids(tok) -> dict:
+    ids = {
+        "image_token_id": "<|image_pad|>",
+        "video_token_id": "<|video_pad|>",
+        "vision_start_token_id": "<|vision_start|>",
+        "vision_end_token_id": "<|vision_end|>",
+    }
+    return {key: tok.convert_tokens_to_ids(token) for key, token in ids.items()}
+
+
+def _qwen_text(tok, model_type: str, mrope: list[int], **extra) -> dict:
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope, **extra}
+    return dict(
+        text_config(len(tok), model_type),
+        rope_parameters=rope,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+
+
+def qwen_processor(tokenizer, chat_template: str):
+    """PaddleOCRVLProcessor (see PROCESSOR_STAND_INS) with the Qwen-VL image processor resizing
+    every image to about IMAGE_SIZE x IMAGE_SIZE pixels (min_pixels = max_pixels), so a square or
+    near-square image gives QWEN_IMAGE_TOKENS tokens."""
+    from transformers import PaddleOCRVLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+        Qwen2VLImageProcessorPil,
+    )
+
+    images = Qwen2VLImageProcessorPil(
+        size={"shortest_edge": IMAGE_SIZE**2, "longest_edge": IMAGE_SIZE**2},
+        patch_size=PATCH,
+        temporal_patch_size=2,
+        merge_size=MERGE,
+    )
+    return PaddleOCRVLProcessor(
+        image_processor=images, tokenizer=tokenizer, chat_template=chat_template
+    )
+
+
+def build_qwen2_vl(path: Path) -> Path:
+    """Qwen2VLForConditionalGeneration with PaddleOCRVLProcessor (see PROCESSOR_STAND_INS)."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    tok = _qwen_tokenizer()
+    config = Qwen2VLConfig(
+        vision_config=dict(
+            depth=2,
+            embed_dim=32,  # the tower's width; its hidden_size is the merger's output
+            hidden_size=HIDDEN,
+            mlp_ratio=2,
+            num_heads=2,
+            patch_size=PATCH,
+            spatial_merge_size=MERGE,
+            temporal_patch_size=2,
+        ),
+        text_config=_qwen_text(tok, "qwen2_vl_text", QWEN2_MROPE),
+        **_qwen_token_ids(tok),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(17)
+    model = Qwen2VLForConditionalGeneration(config)
+    return _save(model, qwen_processor(tok, CHAT_TEMPLATES["qwen2_vl"]), path)
+
+
+def build_qwen2_5_vl(path: Path) -> Path:
+    """Qwen2_5_VLForConditionalGeneration with PaddleOCRVLProcessor (see PROCESSOR_STAND_INS)."""
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tok = _qwen_tokenizer()
+    config = Qwen2_5_VLConfig(
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            out_hidden_size=HIDDEN,
+            num_heads=2,
+            patch_size=PATCH,
+            spatial_merge_size=MERGE,
+            temporal_patch_size=2,
+            # windows of 16x16 pixels (one merged token) in layer 0, full attention in layer 1,
+            # as the real towers' window layers and every eighth full one
+            window_size=16,
+            fullatt_block_indexes=[1],
+        ),
+        text_config=_qwen_text(tok, "qwen2_5_vl_text", QWEN2_MROPE),
+        **_qwen_token_ids(tok),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(18)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    return _save(model, qwen_processor(tok, CHAT_TEMPLATES["qwen2_5_vl"]), path)
+
+
+def build_qwen3_vl(path: Path) -> Path:
+    """Qwen3VLForConditionalGeneration with PaddleOCRVLProcessor (see PROCESSOR_STAND_INS)."""
+    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+    tok = _qwen_tokenizer()
+    config = Qwen3VLConfig(
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            out_hidden_size=HIDDEN,
+            num_heads=2,
+            patch_size=PATCH,
+            spatial_merge_size=MERGE,
+            temporal_patch_size=2,
+            num_position_embeddings=GRID**2,  # a GRID x GRID table, interpolated per image
+            deepstack_visual_indexes=[0],  # layer 0's merged features go to text layer 0
+        ),
+        text_config=dict(
+            _qwen_text(tok, "qwen3_vl_text", QWEN3_MROPE, mrope_interleaved=True),
+            head_dim=HEAD_DIM,
+        ),
+        **_qwen_token_ids(tok),
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(19)
+    model = Qwen3VLForConditionalGeneration(config)
+    return _save(model, qwen_processor(tok, CHAT_TEMPLATES["qwen3_vl"]), path)
+
+
+# --- Mllama (Llama 3.2 Vision) --------------------------------------------------------------
+
+MLLAMA_SPECIALS = [
+    "<|begin_of_text|>",
+    "<|eot_id|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|image|>",
+    "<|python_tag|>",
+]
+# Llama 3.2 Vision has a cross-attention layer after every 4 self-attention layers (3, 8, 13, ..
+# of 40); here layer 1 of 4, so the image reaches the logits through two more layers.
+MLLAMA_CROSS_ATTENTION_LAYERS = [1]
+MLLAMA_TILES = 1  # max_image_tiles: each image is resized to a single IMAGE_SIZE tile
+
+
+def build_mllama(path: Path) -> Path:
+    from transformers import (
+        MllamaConfig,
+        MllamaForConditionalGeneration,
+        MllamaProcessor,
+    )
+    from transformers.models.mllama.image_processing_pil_mllama import MllamaImageProcessorPil
+
+    tok = _tokenizer(MLLAMA_SPECIALS, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>")
+    intermediate = [0]  # the tower's layers whose outputs join its final one
+    config = MllamaConfig(
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_global_layers=1,
+            attention_heads=2,
+            image_size=IMAGE_SIZE,
+            patch_size=PATCH,
+            max_num_tiles=MLLAMA_TILES,
+            supported_aspect_ratios=[[1, 1]],
+            intermediate_layers_indices=intermediate,
+            vision_output_dim=32 * (len(intermediate) + 1),
+        ),
+        text_config=dict(
+            text_config(len(tok), "mllama_text_model"),
+            cross_attention_layers=MLLAMA_CROSS_ATTENTION_LAYERS,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        ),
+        image_token_index=tok.convert_tokens_to_ids("<|image|>"),
+    )
+    torch.manual_seed(20)
+    model = MllamaForConditionalGeneration(config)
+    # The cross-attention layers' tanh gates start at 0, which would shut the image out of a
+    # random model; open them (tanh(1) = 0.76), as training does.
+    with torch.no_grad():
+        for i in MLLAMA_CROSS_ATTENTION_LAYERS:
+            layer = model.model.language_model.layers[i]
+            layer.cross_attn_attn_gate.fill_(1.0)
+            layer.cross_attn_mlp_gate.fill_(1.0)
+    images = MllamaImageProcessorPil(
+        size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, max_image_tiles=MLLAMA_TILES
+    )
+    processor = MllamaProcessor(
+        image_processor=images, tokenizer=tok, chat_template=CHAT_TEMPLATES["mllama"]
+    )
+    return _save(model, processor, path)
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "idefics3": build_idefics3,
     "smolvlm": build_smolvlm,
@@ -424,4 +723,8 @@ BUILDERS: dict[str, Callable[[Path], Path]] = {
     "llava_onevision": build_llava_onevision,
     "paligemma": build_paligemma,
     "gemma3": build_gemma3,
+    "qwen2_vl": build_qwen2_vl,
+    "qwen2_5_vl": build_qwen2_5_vl,
+    "qwen3_vl": build_qwen3_vl,
+    "mllama": build_mllama,
 }

@@ -7,10 +7,12 @@ image token), the decoder layers are found in the model's text decoder, the task
 last token of the rendered spec prompt and the patch position the query's last token, as for
 the three paper models.
 
-Architectures whose positions or attention depend on the image cannot use the engine's shared
-paths (the KV-cached sweep, shared prefixes, the one-pass query and patch) exactly as they are
-built today, so they are refused in one line, before any weights are fetched, naming why:
-a different number is never computed silently.
+Positions and attention that depend on the image are read from the model, not assumed:
+positions are the ones the model's own `generate` feeds a prompt (Qwen-VL's 3-D M-RoPE grid,
+PaliGemma's count from 1), and the engine's shared paths that would not be exact for the
+architecture are turned off by `paths_off`, from facts of its config: a prefix LM (PaliGemma's
+prompt attends both ways) runs every patch as a full forward, and cross-attention image layers
+(Mllama) keep their image keys in the cache, so shared beginnings are not copied between prompts.
 """
 
 from __future__ import annotations
@@ -18,26 +20,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import torch
 from PIL import Image
 
 from ..errors import ConfigError, ModelLoadError
+from .base import BATCHED_IMAGES, CUT_AFTER_TASK_TOKEN, KV_STEPS, SHARED_PREFIXES
 from .causal_lm import load_error
 from .vlm import VLMAdapter, complete_processor
 
-# model_type -> why the engine's shared paths are not exact for it yet.
+# model_type -> why the engine cannot serve it yet, whatever paths it turns off.
 NOT_YET: dict[str, str] = {
-    **dict.fromkeys(
-        ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "glm4v", "glm4v_moe"),
-        "its positions are 3-D (M-RoPE) and depend on the image grid, which the KV-cached "
-        "sweep and shared prefixes do not carry yet",
-    ),
-    "mllama": "its images enter through cross-attention layers, which the single-token patched "
-    "steps of the sweep do not run with the image states yet",
-    **dict.fromkeys(
-        ("paligemma",),
-        "its whole prompt attends both ways (a prefix LM: token_type_ids), so a patch on the "
-        "last token changes every earlier state, which the engine's KV-cached paths assume not",
-    ),
     "gemma3n": "its audio and per-layer inputs are not carried by the engine's paths yet",
 }
 _SENTINEL = "\u2063QUERY\u2063"
@@ -127,6 +119,41 @@ class AnyVLMAdapter(VLMAdapter):
         if layers is not None and len(layers):
             self._layers = layers  # the text decoder's own stack, never a vision tower's
 
+    def paths_off(self) -> dict[str, str]:
+        text = self._config().get_text_config()
+        if getattr(text, "use_bidirectional_attention", False):
+            why = (
+                "its prompt attends both ways (a prefix LM), so a token's states depend on the "
+                "tokens after it"
+            )
+            return dict.fromkeys((KV_STEPS, SHARED_PREFIXES, CUT_AFTER_TASK_TOKEN), why)
+        if getattr(text, "cross_attention_layers", None):
+            return {
+                SHARED_PREFIXES: "its cross-attention layers keep the image's keys in the same "
+                "cache as the text's, so a cached beginning cannot be copied between prompts",
+                BATCHED_IMAGES: "through its cross-attention layers a text token before a "
+                "prompt's first image attends evenly over every image slot of the batch "
+                "(padding images too), so a prompt's numbers would depend on its batch",
+            }
+        return {}
+
+    def positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The positions the model's own `generate` feeds this batch (its position preparation,
+        then its input preparation): 3-D M-RoPE positions over the image grid for Qwen-VL
+        ([4, batch, tokens]: the text positions, then time, height and width), positions
+        counted from 1 for PaliGemma, real tokens counted from 0 for most."""
+        model = self.model
+        prepare = getattr(model, "_prepare_position_ids_for_generation", None)
+        if prepare is None:
+            return super().positions(inputs)
+        kwargs = {k: v for k, v in inputs.items() if k != "position_ids"}
+        ids = kwargs.pop("input_ids")
+        found = prepare(ids, {"input_ids": ids, **kwargs})
+        prepared = model.prepare_inputs_for_generation(
+            ids, position_ids=found, is_first_iteration=True, **kwargs
+        )
+        return prepared.get("position_ids", found)
+
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         if self.checkpoint is None:
@@ -135,9 +162,19 @@ class AnyVLMAdapter(VLMAdapter):
 
     def _process(self, texts: list[str], images: list[list[Image.Image]]) -> dict[str, Any]:
         """The processor on a batch; images nested per prompt, as processors take them."""
-        return self.processor(
-            text=texts, images=images if any(images) else None, padding=True, return_tensors="pt"
-        )
+        try:
+            return self.processor(
+                text=texts,
+                images=images if any(images) else None,
+                padding=True,
+                return_tensors="pt",
+            )
+        except ValueError as exc:  # e.g. PaliGemma's takes no prompt without an image
+            raise ConfigError(
+                f"hf-vlm:{self.pretrained}: its processor refuses this prompt "
+                f"({' '.join(str(exc).split())[:200]}); choose prompts it takes (e.g. "
+                "--spec image_examples --query image for one that needs an image in each)"
+            ) from None
 
 
 def image_placeholder(processor: Any, name: str) -> str:

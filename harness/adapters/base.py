@@ -11,6 +11,7 @@ a run never changes an adapter after it is made.
 from __future__ import annotations
 
 import hashlib
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,6 +64,22 @@ class Batch:
 def position_ids(mask: torch.Tensor) -> torch.Tensor:
     """Positions that count real tokens only, so a left-padded row equals the row alone."""
     return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+# The engine's shared paths: each gives a plain forward's numbers for a causal decoder whose
+# positions and attention the prompt's text alone sets. An adapter names those that would not
+# be exact for its model (`Adapter.paths_off`); the engine then runs plain forwards there.
+KV_STEPS = "kv_cached_last_token"  # a prompt's last token run alone on its prefix's KV cache
+SHARED_PREFIXES = "shared_prefixes"  # common beginnings of prompts run once
+CUT_AFTER_TASK_TOKEN = "cut_after_task_token"  # spec prompts run only up to their task token
+BATCHED_IMAGES = "batched_image_prompts"  # prompts with images run together, left-padded
+ENGINE_PATHS = {
+    KV_STEPS: "the layer sweep, patch variants and the one-pass query and patch run each "
+    "patched last token alone on its prompt's KV cache",
+    SHARED_PREFIXES: "prompts that begin alike run their common beginning once",
+    CUT_AFTER_TASK_TOKEN: "task vectors read spec prompts cut after their task token",
+    BATCHED_IMAGES: "prompts holding images run together in one left-padded batch",
+}
 
 
 def left_pad(
@@ -309,8 +326,45 @@ class Adapter(ABC):
             }
         return out
 
+    def paths_off(self) -> dict[str, str]:
+        """The engine's shared paths (`ENGINE_PATHS`) that would not give this model a plain
+        forward's numbers: path -> why. The engine runs plain forwards there instead (exact,
+        slower) and says so; a results file records them."""
+        return {}
+
+    def body(self) -> torch.nn.Module:
+        """The model without its LM head, where only layer states or caches are wanted: the
+        base model, which merges image features into the prompt. Not `get_decoder()`: for a
+        VLM that is the text model alone, which takes `pixel_values` as an unknown keyword and
+        reads every image token as its placeholder embedding (an image prompt's states then
+        do not depend on the image)."""
+        return self.model.base_model
+
+    def path_on(self, path: str) -> bool:
+        """Whether the engine may take `path` for this model. The first refusal of each path
+        is said on stderr; results files record them all (`describe`)."""
+        why = self.paths_off().get(path)
+        if why is None:
+            return True
+        said = self.__dict__.setdefault("_paths_said_off", set())
+        if path not in said:
+            said.add(path)
+            print(
+                f"note: {self.describe()['name']}: plain forwards instead of the shared path "
+                f"where {ENGINE_PATHS[path]}: {why}",
+                file=sys.stderr,
+            )
+        return False
+
+    def positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The position ids the model is fed for a left-padded batch: real tokens counted from
+        0. A model whose positions follow other rules (image-grid M-RoPE) overrides this; the
+        token axis is always the last, the batch axis the one before it."""
+        return position_ids(inputs["attention_mask"])
+
     def describe(self) -> dict[str, Any]:
         """What a results file records about the model."""
+        off = self.paths_off() if self.model is not None else {}
         return {
             "name": self.name,
             "paired_with": self.checkpoint.paired_with if self.checkpoint else None,
@@ -321,6 +375,7 @@ class Adapter(ABC):
             "device": self.device,
             "num_layers": self.num_layers if self.model is not None else None,
             "fingerprint": getattr(self, "_fingerprint", None),
+            **({"engine_paths_off": off} if off else {}),
         }
 
     def inputs_fingerprint(self) -> str:

@@ -203,4 +203,3 @@ class CausalLMAdapter(Adapter):
             )
         inputs, task_index = left_pad(rows, task_cols, self.pad_id)
         return self.to_batch(inputs, task_index)
-

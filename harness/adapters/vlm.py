@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..errors import ModelLoadError
 from ..templates import Prompt
-from .base import Batch, position_ids
+from .base import Batch
 from .causal_lm import CausalLMAdapter, load_error
 
 IMAGE_WIDTH = 224  # the paper resizes every image to width 224, keeping the aspect ratio
@@ -193,8 +193,9 @@ class VLMAdapter(CausalLMAdapter):
                     "of the prompt follows (a merge across the delimiter?); use another template"
                 )
             task_index[b] = pad + len(head_ids) - 1
-        inputs = {k: v for k, v in enc.items() if isinstance(v, torch.Tensor)}
-        inputs["position_ids"] = position_ids(mask)
+        # Not `labels` (PaliGemma's processor writes them): given, the model computes a loss.
+        inputs = {k: v for k, v in enc.items() if isinstance(v, torch.Tensor) and k != "labels"}
+        inputs["position_ids"] = self.positions(inputs)
         return self.to_batch(inputs, task_index)
 
 

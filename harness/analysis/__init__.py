@@ -123,9 +123,7 @@ def cmd_analyze(argv: Sequence[str]) -> int:
     check_run(config)
     missing = [m for m in _NEEDS.get(name, ("matplotlib",)) if importlib.util.find_spec(m) is None]
     if missing:
-        raise ConfigError(
-            f"{name} needs {', '.join(missing)}; pip install 'vlm-tv-eval[analysis]'"
-        )
+        raise ConfigError(f"{name} needs {', '.join(missing)}; pip install 'vlm-tv-eval[analysis]'")
     # Here, not at the top: the analyses import torch, and `--help` must not.
     from ..adapters import load_adapter
     from .common import Session, timed, write_outputs

@@ -133,7 +133,7 @@ def _read(session: Session, prompts: list[dict], layer: int) -> dict[str, torch.
     input columns, and the normed layer state at its task token. Each set: [n_prompts, d]."""
     adapter = session.adapter
     layers = adapter.layers
-    base = adapter.model.get_decoder() if hasattr(adapter.model, "get_decoder") else adapter.model
+    base = adapter.body()
     store: dict[str, torch.Tensor] = {}
 
     def grab_input(_module: Any, args: tuple, kwargs: dict) -> None:

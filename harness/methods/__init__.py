@@ -117,5 +117,3 @@ def method_names() -> list[str]:
     """Every registered method: the built-ins, then the plug-ins, in registration order."""
     _load_all()
     return list(_METHODS)
-
-
