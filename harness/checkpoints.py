@@ -67,6 +67,7 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             # Its BPE words carry a leading space: without it in-context learning collapses.
             template="spaced",
             num_layers=30,
+            paired_with="smolvlm-256m",  # SmolVLM-256M's text model
         ),
         Checkpoint(
             name="gemma3-270m",
@@ -108,9 +109,10 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             authors_layer=23,
             num_layers=36,
         ),
-        # Current VLMs through the generic adapter (`hf-vlm:`), no code of their own. No revision
+        # Current VLMs through the generic adapter (`hf-vlm:`), no code of their own, and the
+        # base LLMs they were built on, for LLM->VLM transfer at the same layer. No revision
         # could be looked up offline: the commit a run resolved is recorded in its results
-        # (`model.fingerprint`, "<repo>@<commit>").
+        # (`model.fingerprint`, "<repo>@<commit>"). Depths are the text models' (config.json).
         *[
             Checkpoint(
                 name=name,
@@ -118,38 +120,110 @@ CHECKPOINTS: dict[str, Checkpoint] = {
                 pretrained=repo,
                 revision=None,
                 description=f"{repo} ({about}; through hf-vlm)",
+                paired_with=base,
+                num_layers=depth,
             )
-            for name, repo, about in (
+            for name, repo, depth, base, about in (
                 (
                     "smolvlm-256m",
                     "HuggingFaceTB/SmolVLM-256M-Instruct",
+                    30,
+                    "smollm2-135m",
                     "Idefics3 layout, SmolLM2-135M text model; runs on a CPU",
                 ),
                 (
                     "smolvlm-500m",
                     "HuggingFaceTB/SmolVLM-500M-Instruct",
+                    32,
+                    "smollm2-360m",
                     "Idefics3 layout, SmolLM2-360M text model",
                 ),
                 (
                     "smolvlm-2.2b",
                     "HuggingFaceTB/SmolVLM-Instruct",
+                    24,
+                    "smollm2-1.7b",
                     "Idefics3 layout, SmolLM2-1.7B text model",
+                ),
+                (
+                    "qwen2.5-vl-3b",
+                    "Qwen/Qwen2.5-VL-3B-Instruct",
+                    36,
+                    "qwen2.5-3b",
+                    "Qwen2.5-3B with 3-D M-RoPE over the image grid; its processor needs "
+                    "torchvision",
+                ),
+                (
+                    "qwen2.5-vl-7b",
+                    "Qwen/Qwen2.5-VL-7B-Instruct",
+                    28,
+                    "qwen2.5-7b",
+                    "Qwen2.5-7B with 3-D M-RoPE over the image grid; its processor needs "
+                    "torchvision",
+                ),
+                (
+                    "qwen3-vl-2b",
+                    "Qwen/Qwen3-VL-2B-Instruct",
+                    28,
+                    None,
+                    "Qwen3-1.7B with interleaved M-RoPE and deepstack image features; its "
+                    "processor needs torchvision",
                 ),
                 (
                     "gemma3-4b",
                     "google/gemma-3-4b-it",
+                    34,
+                    None,
                     "SigLIP + Gemma 3 4B, bidirectional attention among image tokens",
                 ),
                 (
                     "llava-onevision-0.5b",
                     "llava-hf/llava-onevision-qwen2-0.5b-ov-hf",
+                    24,
+                    "qwen2-0.5b",
                     "SigLIP + Qwen2-0.5B; its processor needs torchvision",
                 ),
                 (
                     "llava-onevision-7b",
                     "llava-hf/llava-onevision-qwen2-7b-ov-hf",
+                    28,
+                    "qwen2-7b",
                     "SigLIP + Qwen2-7B; its processor needs torchvision",
                 ),
+                (
+                    "internvl3-1b",
+                    "OpenGVLab/InternVL3-1B-hf",
+                    24,
+                    "qwen2.5-0.5b",
+                    "InternViT + Qwen2.5-0.5B; its processor needs torchvision",
+                ),
+                (
+                    "internvl3-8b",
+                    "OpenGVLab/InternVL3-8B-hf",
+                    28,
+                    None,  # its LLM, Qwen2.5-7B, is qwen2.5-7b, paired with qwen2.5-vl-7b
+                    "InternViT + Qwen2.5-7B; its processor needs torchvision",
+                ),
+            )
+        ],
+        *[
+            Checkpoint(
+                name=name,
+                adapter="harness.adapters.causal_lm:CausalLMAdapter",
+                pretrained=repo,
+                revision=None,
+                description=f"{repo}, the base LLM of {vlm} ({depth} layers)",
+                paired_with=vlm,
+                num_layers=depth,
+            )
+            for name, repo, depth, vlm in (
+                ("smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", 32, "smolvlm-500m"),
+                ("smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", 24, "smolvlm-2.2b"),
+                ("qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct", 36, "qwen2.5-vl-3b"),
+                ("qwen2.5-7b", "Qwen/Qwen2.5-7B-Instruct", 28, "qwen2.5-vl-7b"),
+                ("qwen2-0.5b", "Qwen/Qwen2-0.5B-Instruct", 24, "llava-onevision-0.5b"),
+                ("qwen2-7b", "Qwen/Qwen2-7B-Instruct", 28, "llava-onevision-7b"),
+                ("qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", 24, "internvl3-1b"),
             )
         ],
         # The base LLMs: LLM->VLM transfer patches their vectors at the VLM's layer.

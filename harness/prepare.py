@@ -14,6 +14,7 @@ import importlib.util
 from benchmark import OVERRIDING, VQA, task_family, uses_examples
 
 from .adapters import adapter_class, make_adapter
+from .adapters.base import Adapter
 from .config import RunConfig
 from .errors import ConfigError
 from .items import TaskData, load_task_data
@@ -77,7 +78,7 @@ def check_run(config: RunConfig) -> None:
             )
         )
     if config.source_model:
-        _check_source_model(config)
+        _check_source_model(config, adapter)
     _check_4bit(config)
     if config.uses_images and not config.data:
         raise ConfigError(
@@ -90,12 +91,21 @@ def check_run(config: RunConfig) -> None:
         layer_from_results(config.layer_from, config.model, adapter.peek_num_layers())
 
 
-def _check_source_model(config: RunConfig) -> None:
+def _check_source_model(config: RunConfig, target: Adapter) -> None:
+    """The source model exists and can give what the run patches; where both configs tell
+    their depth, they match (checked before the source model's vectors are extracted: the
+    pair check after loading also compares widths)."""
     try:
         source_cls, _ = adapter_class(config.source_model or "")
-        make_adapter(config.source_model or "", **config.source_model_args)
+        source = make_adapter(config.source_model or "", **config.source_model_args)
     except ConfigError as exc:
         raise ConfigError(f"--source_model: {exc}") from None
+    depths = source.peek_num_layers(), target.peek_num_layers()
+    if None not in depths and depths[0] != depths[1]:
+        raise ConfigError(
+            f"--source_model {config.source_model} has {depths[0]} layers, {config.model} has "
+            f"{depths[1]}: patching 'at the same layer' needs equal depth"
+        )
     if config.spec == "image_examples" and not source_cls.supports_images:
         raise ConfigError(
             f"--source_model {config.source_model} is text-only: use --spec text_examples, "

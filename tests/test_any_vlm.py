@@ -28,6 +28,7 @@ from harness.adapters.base import (
 from harness.cli import main
 from harness.errors import ConfigError
 from harness.hooks import Intervention, patched
+from leaderboard.cli import main as leaderboard_main
 
 EXAMPLES = [("France", "Paris"), ("Japan", "Tokyo")]
 
@@ -217,7 +218,7 @@ def test_a_layer_that_does_not_run_hands_its_input_on(built):
     assert torch.allclose(swept[:, 1], full, atol=1e-4)
 
 
-@pytest.mark.parametrize("arch", ["llava_next", "smolvlm"])
+@pytest.mark.parametrize("arch", ["llava_next", "smolvlm", "qwen2_vl"])
 def test_a_run_through_it_end_to_end(built, tmp_path, arch):
     data = str(tiny_vlms.write_image_dataset(tmp_path / "built", ["food_color"]))
     argv = ["--model", f"hf-vlm:{built(arch)}", "--query", "image", "--data", data]
@@ -228,6 +229,14 @@ def test_a_run_through_it_end_to_end(built, tmp_path, arch):
     assert validate(doc, "results") == []
     assert doc["model"]["name"] == f"hf-vlm:{built(arch)}"
     assert doc["model"]["adapter"] == "AnyVLMAdapter"
+    # The leaderboard takes the run as a submission and shows it.
+    root = tmp_path / "leaderboard"
+    (root / "submissions").mkdir(parents=True)
+    name = f"tiny {arch.replace('_', '-')}"
+    add = ["--root", str(root), "add", str(path), "--name", name, "--submitted-by", "t"]
+    assert leaderboard_main([*add, "--date", "2026-12-02", "--hardware", "cpu"]) == 0
+    assert leaderboard_main(["--root", str(root), "build"]) == 0
+    assert f"| [{name}](submissions/" in (root / "README.md").read_text()
 
 
 def _config_only(tmp_path, config):
@@ -344,3 +353,41 @@ def test_template_model_writes_each_example_as_the_models_own_turns(built, arch,
     head = prompt.text[: prompt.task_char + 1]
     assert head.rstrip().endswith(answer_prefix.rstrip()) and "Tokyo" not in head
     assert prompt.text[prompt.task_char + 1 :].lstrip().startswith("Tokyo")
+
+
+def test_a_pair_of_unequal_depth_is_refused_before_any_vectors(built, capsys, monkeypatch):
+    """LLM->VLM patches at the same layer: depths that differ are refused from the configs,
+    before the source model loads (here the tiny SmolVLM's 4 layers against qwen2.5-3b's 36,
+    read from its row; no download)."""
+    import harness.evaluator
+
+    def never(*args, **kwargs):
+        raise AssertionError("the source model was loaded")
+
+    monkeypatch.setattr(harness.evaluator, "_source_vectors", never)
+    argv = ["--model", "smolvlm-256m", "--model_args", f"pretrained={built('smolvlm')}"]
+    argv += ["--source_model", "qwen2.5-3b", "--tasks", "food_color", "--limit", "2"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        "vlm-tv-eval: error: --source_model qwen2.5-3b has 36 layers, smolvlm-256m has 4: "
+        "patching 'at the same layer' needs equal depth"
+    )
+
+
+def test_image_splitting_is_a_model_arg_and_keys_the_vector_cache(built):
+    """`--model_args image_splitting=false|true` sets the processor's tiling where it has one;
+    the inputs fingerprint (a key of cached task vectors) follows it."""
+    path = built("smolvlm")
+    image = Image.new("RGB", (80, 60), (9, 90, 200))
+    adapters = {s: _loaded(f"hf-vlm:{path}", image_splitting=s) for s in (True, False)}
+    for a in adapters.values():  # tiles of 32 px in an image scaled to 64 (SmolVLM's: 512, 2048)
+        a.processor.image_processor.size = {"longest_edge": 64}
+    lengths = {s: a.encode([a.query_prompt(image)]).input_ids.shape[1] for s, a in adapters.items()}
+    assert lengths[True] > lengths[False]
+    assert adapters[True].inputs_fingerprint() != adapters[False].inputs_fingerprint()
+    with pytest.raises(ConfigError, match="has no image splitting"):
+        _loaded(f"hf-vlm:{built('llava_next')}", image_splitting=False)
+    with pytest.raises(ConfigError, match="use true or false"):
+        make_adapter(f"hf-vlm:{path}", image_splitting="no")

@@ -380,13 +380,17 @@ class Adapter(ABC):
 
     def inputs_fingerprint(self) -> str:
         """A hash of what turns a prompt into the model's inputs: the tokenizer as it will split
-        text, and the image processor's class. Cached task vectors are keyed by it, since a
-        tokenizer or image-processor fix changes neither the weights nor the prompt text."""
+        text, and the image processor's class and settings (sizes, splitting). Cached task
+        vectors are keyed by it, since a tokenizer or image-processor change (a fix, or
+        `image_splitting=false`) changes neither the weights nor the prompt text."""
         if getattr(self, "_inputs_fingerprint", None) is None:
             backend = getattr(self.tokenizer, "backend_tokenizer", None)
             tokens = backend.to_str() if backend is not None else repr(self.tokenizer.get_vocab())
-            images = type(getattr(getattr(self, "processor", None), "image_processor", None))
+            processor = getattr(getattr(self, "processor", None), "image_processor", None)
+            images = type(processor)
             text = f"{tokens}\n{images.__module__}.{images.__qualname__}"
+            if processor is not None and hasattr(processor, "to_json_string"):
+                text += "\n" + processor.to_json_string()  # its settings: sizes, splitting
             self._inputs_fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
         return self._inputs_fingerprint
 
