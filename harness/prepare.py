@@ -10,11 +10,11 @@ passes `prepare` fails later only for what cannot be known before the model load
 from __future__ import annotations
 
 import importlib.util
+from typing import TYPE_CHECKING
 
 from benchmark import OVERRIDING, VQA, task_family, uses_examples
 
 from .adapters import adapter_class, make_adapter
-from .adapters.base import Adapter
 from .config import RunConfig
 from .errors import ConfigError
 from .items import TaskData, load_task_data
@@ -25,6 +25,9 @@ from .overriding.data import load_override_set, load_override_text
 from .overriding.judge import DEFAULT_JUDGE, Judge
 from .store import check_output_path
 from .templates import get_template
+
+if TYPE_CHECKING:
+    from .adapters.base import Adapter
 
 
 def prepare(config: RunConfig) -> dict[str, TaskData]:

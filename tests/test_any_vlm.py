@@ -165,6 +165,12 @@ def test_the_engine_paths_equal_plain_forwards(built, arch, capsys):
     # The states read the image, not its placeholder's embedding (the same query, two images);
     # the tiny Gemma 3's sliding window (8 tokens, every layer) hides the image from "A:".
     assert torch.allclose(alone[-2, -1], alone[-1, -1], atol=1e-4) == (arch == "gemma3")
+    for q in prompts:  # the positions fed are the model's own (Qwen's 3-D M-RoPE grid included)
+        inputs = a.encode([q]).model_inputs
+        own = {k: v for k, v in inputs.items() if k != "position_ids"}
+        with torch.no_grad():
+            logits = a.model(**inputs).logits[:, -1]
+            assert torch.allclose(logits, a.model(**own).logits[:, -1], atol=1e-5)
     vectors = torch.randn(a.num_layers, a.hidden_size)
     fast = engine.sweep_layers(a, queries, vectors, return_logits=True)
     for layer in range(a.num_layers):  # the KV-cached sweep with bands = a full forward
