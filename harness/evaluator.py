@@ -29,6 +29,7 @@ from .cache import cache_root
 from .config import RunConfig
 from .context import EvalContext, Scored
 from .errors import ConfigError
+from .intervals import interval_block
 from .items import TaskData
 from .layer_choice import check_layer, choose_layer, layer_from_results
 from .methods import Method, get_method
@@ -107,6 +108,8 @@ def evaluate(
     if config.overriding:
         return _finish_overriding(config, data, store, ctx, units, methods, selection, layer)
     results = aggregate(units, list(data), methods, config.seeds, config.spec, config.n_shot, layer)
+    names = [m.name for m in methods]
+    intervals = interval_block(units, list(data), names, config.seeds)
     doc = results_document(
         run_id=store.run_id,
         config=config,
@@ -119,6 +122,7 @@ def evaluate(
         timings=store.timings,
         created=store.created,
     )
+    doc["intervals"] = intervals
     if source and selection:
         own = {(t, s): own_vector(t, s) for t in data for s in config.seeds}
         doc["transfer"] = transfer_similarity(

@@ -266,6 +266,15 @@ def summary_table(doc: dict[str, Any]) -> str:
             cells.append(f"{cell:>16}")
         lines.append(f"{task:20}" + "".join(cells))
     lines.append(f"{'average':20}" + "".join(f"{statistics.fmean(avg[m]):>16.2f}" for m in methods))
+    average = doc.get("intervals", {}).get("average", {})
+    if average:
+        cells = [f"[{lo:.2f},{hi:.2f}]" for lo, hi in (average.get(m, (0, 0)) for m in methods)]
+        lines.append(f"{'  95% interval':20}" + "".join(f"{c:>16}" for c in cells))
+        for name, (low, high) in average.items():
+            if " - " in name:
+                a, b = name.split(" - ")
+                diff = statistics.fmean(avg[a]) - statistics.fmean(avg[b])
+                lines.append(f"{name:20}{diff:>+16.2f}   95% interval [{low:+.2f}, {high:+.2f}]")
     return "\n".join(lines)
 
 

@@ -56,8 +56,20 @@ def test_limited_run_writes_valid_results_and_samples(tiny_llama_path, tmp_path,
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     assert len(rows) == 4 * 2 * 6  # methods x seeds x items
     assert all(validate(r, "sample") == [] for r in rows)
-    # The summary table is printed.
-    assert "country_capital" in capsys.readouterr().out
+    # The summary table is printed, with the average's intervals and the paired differences,
+    # read from the results' intervals, which come from the samples' own scores.
+    out = capsys.readouterr().out
+    assert "country_capital" in out and "95% interval" in out and "patch - prompt" in out
+    intervals = doc["intervals"]
+    assert set(intervals["per_task"]) == {"country_capital", "food_color"}
+    for task, by_name in intervals["per_task"].items():
+        for method in ("no_context", "majority", "prompt", "patch"):
+            low, high = by_name[method]
+            hits = [r["lenient"] for r in rows if r["method"] == method] if task == (
+                "country_capital") else None  # fmt: skip
+            if hits is not None:  # the interval holds the samples' own mean
+                assert low - 1e-9 <= sum(hits) / len(hits) <= high + 1e-9
+    assert set(intervals["average"]) >= {"patch - prompt", "patch - no_context"}
 
 
 def test_interrupted_run_resumes_to_the_same_results(

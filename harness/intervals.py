@@ -1,0 +1,113 @@
+"""How sure a number is: paired bootstrap intervals over test items and seeds.
+
+A task has 100 test items and three seeds; methods differ by .02-.04. An interval says which of
+those differences the items can carry. Each replicate draws the seeds with replacement, then the
+items with replacement, and the same draw serves every method, so a difference between two
+methods is paired item by item (the draws of one replicate fall on the same queries); the
+average over tasks draws each task's items independently. The interval is the 2.5th to 97.5th
+percentile of the replicates (percentile bootstrap), from a generator seeded by the run, so a
+results file always carries the same interval for the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+LEVEL = 0.95
+REPLICATES = 2000
+# The differences the paper's claims rest on, where both methods ran: (minuend, subtrahend).
+DIFFERENCES = (("patch", "prompt"), ("patch", "no_context"))
+RULE = (
+    f"percentile bootstrap, {REPLICATES} replicates: seeds then test items drawn with "
+    "replacement, the same draw for every method (paired); the average draws each task alike"
+)
+
+Scores = Mapping[str, np.ndarray]  # method -> [seeds, items] of 0/1 (or any per-item score)
+
+
+def _draws(rng: np.random.Generator, n_seeds: int, n_items: int) -> tuple[np.ndarray, ...]:
+    seeds = rng.integers(0, n_seeds, size=(REPLICATES, n_seeds))
+    items = rng.integers(0, n_items, size=(REPLICATES, n_items))
+    return seeds, items
+
+
+def _replicates(scores: np.ndarray, seeds: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """The mean score of each replicate: [REPLICATES]."""
+    picked = scores[seeds[:, :, None], items[:, None, :]]  # [replicates, seeds, items]
+    return picked.mean(axis=(1, 2))
+
+
+def _interval(values: np.ndarray) -> list[float]:
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def bootstrap_intervals(per_task: Mapping[str, Scores], seed: int = 0) -> dict[str, dict]:
+    """Intervals for every task's methods and their DIFFERENCES, and for the average over
+    tasks: {"per_task": {task: {name: [low, high]}}, "average": {name: [low, high]}}. Every
+    method of a task must hold the same seeds and items ([seeds, items])."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, dict] = {"per_task": {}, "average": {}}
+    sums: dict[str, np.ndarray] = {}
+    for task, scores in per_task.items():
+        shapes = {np.asarray(s).shape for s in scores.values()}
+        if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+            raise ValueError(f"{task}: every method needs [seeds, items] scores of one shape")
+        n_seeds, n_items = next(iter(shapes))
+        seeds, items = _draws(rng, n_seeds, n_items)
+        reps = {m: _replicates(np.asarray(s, dtype=float), seeds, items) for m, s in scores.items()}
+        for a, b in DIFFERENCES:
+            if a in reps and b in reps:
+                reps[f"{a} - {b}"] = reps[a] - reps[b]
+        out["per_task"][task] = {name: _interval(values) for name, values in reps.items()}
+        for name, values in reps.items():
+            sums[name] = sums.get(name, 0) + values
+    shared = [n for n in sums if all(n in t for t in out["per_task"].values())]
+    out["average"] = {name: _interval(sums[name] / len(per_task)) for name in shared}
+    return out
+
+
+def unit_scores(
+    units: Mapping[tuple[str, str, int], Mapping[str, Sequence[Any]]],
+    tasks: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    key: str = "lenient",
+) -> dict[str, dict[str, np.ndarray]]:
+    """A run's per-item scores as bootstrap_intervals takes them, every unit's items put in
+    the order of the task's first unit (by doc id), so the draws pair the same queries."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for t in tasks:
+        order = list(units[t, methods[0], seeds[0]]["doc_ids"])
+        out[t] = {}
+        for m in methods:
+            rows = []
+            for s in seeds:
+                unit = units[t, m, s]
+                by_id = dict(zip(unit["doc_ids"], unit[key], strict=True))
+                if set(by_id) != set(order):
+                    raise ValueError(f"{t}/{m}/seed {s}: its items differ from {methods[0]}'s")
+                rows.append([float(by_id[d]) for d in order])
+            out[t][m] = np.array(rows)
+    return out
+
+
+def interval_block(
+    units: Mapping[tuple[str, str, int], Mapping[str, Sequence[Any]]],
+    tasks: Sequence[str],
+    methods: Sequence[str],
+    seeds: Sequence[int],
+) -> dict[str, Any]:
+    """The `intervals` entry of a results file (lenient first-token scores)."""
+    scores = unit_scores(units, tasks, methods, seeds)
+    return {
+        "rule": RULE,
+        "level": LEVEL,
+        "replicates": REPLICATES,
+        "score": "lenient",
+        **bootstrap_intervals(scores),
+    }
