@@ -4,6 +4,8 @@ caught."""
 
 from __future__ import annotations
 
+import re
+
 # Methods whose prediction is a whole answer, not a token (the majority baseline reads the
 # demos' labels): their strict flag is "the whole label is right", decidable from the row.
 WHOLE_ANSWER_METHODS: tuple[str, ...] = ("majority",)
@@ -43,6 +45,31 @@ def strict_match(
 def whole_answer_match(answer: str, target: str, case_insensitive: bool = False) -> bool:
     """The strict rule for a whole answer (the majority baseline): the label exactly."""
     return answer.casefold() == target.casefold() if case_insensitive else answer == target
+
+
+# `--score`: the first generated token (the paper's rule, comparable with its numbers), or
+# that and the whole greedy answer up to the first newline.
+SCORES = ("first_token", "whole_answer")
+
+
+def _normalised(text: str) -> str:
+    """Case, spacing, surrounding punctuation and grammatical number set aside: "Cubs." and
+    "cub" are one answer, as are "Swiss Franc" and "Swiss francs"."""
+    words = re.findall(r"[^\W_]+(?:[-'][^\W_]+)*", text.casefold())
+    return " ".join(w[:-2] if w.endswith("es") and len(w) > 4 else w[:-1] if w.endswith("s")
+                    and len(w) > 3 else w for w in words)  # fmt: skip
+
+
+def whole_answer_scores(
+    answer: str, target: str, case_insensitive: bool = False
+) -> tuple[bool, bool]:
+    """A generated answer (up to its first newline) against the label: (the label exactly,
+    stripped; the same once case, spacing, punctuation and number are set aside). A first
+    token of one letter that the lenient rule counts ("P" for "Panthera leo") is a miss here,
+    and a right answer in several tokens a hit."""
+    exact = whole_answer_match(answer.strip(), target.strip(), case_insensitive)
+    loose = bool(_normalised(answer)) and _normalised(answer) == _normalised(target)
+    return exact, loose
 
 
 def matches_by_id_only(prediction: str) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmark import CROSS_MODAL_TASKS, FIRST_TOKEN_METHODS, QUERIES, SPECS, TASKS
+from benchmark.scoring import SCORES
 
 from .config import RunConfig
 from .errors import ConfigError
@@ -88,6 +89,13 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--source_model_args", default="", help="k=v,... for --source_model")
     p.add_argument("--n_shot", type=int, default=None, help=f"demos (default {d.n_shot})")
     p.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2 (the default)")
+    p.add_argument(
+        "--score",
+        default="first_token",
+        choices=SCORES,
+        help="first_token (default: the paper's rule) or whole_answer: also generate each "
+        "answer greedily to its first newline and score it against the whole label",
+    )
     p.add_argument(
         "--demo_draw",
         default=None,
@@ -170,6 +178,7 @@ def parse_run_config(argv: Sequence[str]) -> RunConfig:
         n_shot=d.n_shot if args.n_shot is None else args.n_shot,
         seeds=d.seeds if args.seeds is None else tuple(args.seeds),
         demo_draw=args.demo_draw or d.demo_draw,
+        score=args.score,
         methods=(
             _names(args.methods)
             if args.methods is not None

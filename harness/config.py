@@ -25,6 +25,7 @@ from benchmark import (
     task_family,
     uses_examples,
 )
+from benchmark.scoring import SCORES
 
 from .checkpoints import SCHEMES
 from .errors import ConfigError
@@ -34,7 +35,7 @@ from .templates import CHAT_FORMATS
 # Fields left out of the run id: the folder holds generations, which any judge may score later.
 JUDGE_KEYS = ("judge", "judge_base_url")
 # Fields added after runs were published, at the value every earlier run had.
-ADDED_DEFAULTS: dict[str, Any] = {"demo_draw": PER_QUERY}
+ADDED_DEFAULTS: dict[str, Any] = {"demo_draw": PER_QUERY, "score": "first_token"}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -49,6 +50,8 @@ class RunConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     demo_draw: str = PER_QUERY  # items.DEMO_DRAWS: ours, or the paper code's stream
     methods: tuple[str, ...] = FIRST_TOKEN_METHODS
+    # benchmark.scoring.SCORES: the first token (the paper's), or also the whole answer
+    score: str = "first_token"
     limit: int | None = None
     layer: int | None = None
     template: str | None = None  # None: the model's default; "model": its own chat format
@@ -135,6 +138,8 @@ class RunConfig:
             )
         if self.n_shot < 1:
             raise ConfigError("--n_shot must be at least 1")
+        if self.score not in SCORES:
+            raise ConfigError(f"--score {self.score!r}: use one of {', '.join(SCORES)}")
         if self.demo_draw not in DEMO_DRAWS:
             raise ConfigError(f"--demo_draw {self.demo_draw!r}: use one of {', '.join(DEMO_DRAWS)}")
         if self.limit is not None and self.limit < 2:

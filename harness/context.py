@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import torch
 
 from benchmark import uses_examples
-from benchmark.scoring import lenient_match, strict_match, whole_answer_match
+from benchmark.scoring import (
+    lenient_match,
+    strict_match,
+    whole_answer_match,
+    whole_answer_scores,
+)
 
 from .adapters.base import Adapter
 from .config import RunConfig
@@ -23,13 +28,22 @@ from .templates import Prompt
 
 
 class Scored(TypedDict):
-    """One method on one task for one seed: what the run folder stores as a unit."""
+    """One method on one task for one seed: what the run folder stores as a unit. Under
+    `--score whole_answer` also each greedy answer up to its first newline and its two whole-
+    answer scores (`benchmark.scoring.whole_answer_scores`)."""
 
     doc_ids: list[str]
     preds: list[str]
     lenient: list[bool]
     strict: list[bool]
     prompt_hashes: list[str]
+    answers: NotRequired[list[str]]
+    whole: NotRequired[list[bool]]
+    whole_normalised: NotRequired[list[bool]]
+
+
+# Tokens an answer may run to before its newline: the labels are a few words.
+ANSWER_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -129,6 +143,22 @@ class EvalContext:
                 whole_answer_match(a, r["output"], ci) for a, r in zip(answers, items, strict=True)
             ],
             "prompt_hashes": [sha256(p.text) for p in prompts],
+        }
+
+    @property
+    def whole_answers(self) -> bool:
+        return self.config.score == "whole_answer"
+
+    def with_answers(self, scored: Scored, items: list[dict], answers: Sequence[str]) -> Scored:
+        """`scored` with each whole answer and its scores against the item's label."""
+        ci = self.config.case_insensitive
+        targets = [r["output"] for r in items]
+        pairs = [whole_answer_scores(a, t, ci) for a, t in zip(answers, targets, strict=True)]
+        return {
+            **scored,
+            "answers": list(answers),
+            "whole": [exact for exact, _ in pairs],
+            "whole_normalised": [loose for _, loose in pairs],
         }
 
     def target_first_token(self, task: str, record: dict[str, Any]) -> tuple[int, str]:

@@ -102,12 +102,16 @@ def interval_block(
     methods: Sequence[str],
     seeds: Sequence[int],
 ) -> dict[str, Any]:
-    """The `intervals` entry of a results file (lenient first-token scores)."""
-    scores = unit_scores(units, tasks, methods, seeds)
-    return {
+    """The `intervals` entry of a results file: on the lenient first-token scores, and under
+    `--score whole_answer` on the exact whole answers too (`whole_answer`)."""
+    out: dict[str, Any] = {
         "rule": RULE,
         "level": LEVEL,
         "replicates": REPLICATES,
         "score": "lenient",
-        **bootstrap_intervals(scores),
+        **bootstrap_intervals(unit_scores(units, tasks, methods, seeds)),
     }
+    if all("whole" in units[t, m, s] for t in tasks for m in methods for s in seeds):
+        whole = unit_scores(units, tasks, methods, seeds, "whole")
+        out["whole_answer"] = bootstrap_intervals(whole)
+    return out

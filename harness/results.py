@@ -109,8 +109,23 @@ def aggregate(
                 [statistics.fmean(r["strict"]) for r in runs],
                 len(runs[0]["lenient"]),
                 **entry_header(method, spec, n_shot, layer),
+                **({"whole_answer": whole_answer_summary(runs)} if "whole" in runs[0] else {}),
             )
     return results
+
+
+def whole_answer_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Whole greedy answers against the whole label (`--score whole_answer`): exactly, and once
+    case, spacing, punctuation and grammatical number are set aside; mean and std over seeds."""
+    exact = [statistics.fmean(r["whole"]) for r in runs]
+    loose = [statistics.fmean(r["whole_normalised"]) for r in runs]
+    return {
+        "acc": statistics.fmean(exact),
+        "acc_std": statistics.pstdev(exact),
+        "acc_normalised": statistics.fmean(loose),
+        "acc_normalised_std": statistics.pstdev(loose),
+        "per_seed": exact,
+    }
 
 
 def transfer_similarity(
@@ -174,6 +189,12 @@ def results_document(
     if config.preset == "paper":
         cfg["preset_differences"] = list(PAPER_DIFFERENCES)
     cfg["metric"] = metric
+    if getattr(config, "score", "first_token") == "whole_answer":
+        cfg["whole_answer_metric"] = (
+            "greedy answer up to its first newline (at most 16 tokens; a patch in the prompt's "
+            "pass only); acc = the whole label exactly (stripped), acc_normalised = the same "
+            "once case, spacing, punctuation and grammatical number are set aside"
+        )
     doc: dict[str, Any] = {
         "kind": "results",
         "schema_version": 1,
@@ -266,6 +287,14 @@ def summary_table(doc: dict[str, Any]) -> str:
             cells.append(f"{cell:>16}")
         lines.append(f"{task:20}" + "".join(cells))
     lines.append(f"{'average':20}" + "".join(f"{statistics.fmean(avg[m]):>16.2f}" for m in methods))
+    whole = [
+        [by_method[m]["whole_answer"]["acc"] for by_method in doc["results"].values()]
+        for m in methods
+        if all("whole_answer" in by_method[m] for by_method in doc["results"].values())
+    ]
+    if len(whole) == len(methods):
+        cells = "".join(f"{statistics.fmean(w):>16.2f}" for w in whole)
+        lines.append(f"{'  whole answers':20}" + cells)
     average = doc.get("intervals", {}).get("average", {})
     if average:
         cells = [f"[{lo:.2f},{hi:.2f}]" for lo, hi in (average.get(m, (0, 0)) for m in methods)]

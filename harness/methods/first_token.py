@@ -13,7 +13,8 @@ import torch
 
 from benchmark import uses_examples
 
-from .. import engine
+from .. import engine, generation
+from ..context import ANSWER_TOKENS
 from ..items import majority_answer
 from . import register_method
 
@@ -61,7 +62,26 @@ def _query_pass(ctx: EvalContext, task: str, layer: int | None) -> dict[Any, lis
 def no_context(ctx: EvalContext, task: str, seed: int, layer: int | None) -> Scored:
     items = ctx.items(task, "test")
     queries = [ctx.query_prompt(r) for r in items]
-    return ctx.score_tokens(task, items, _query_pass(ctx, task, layer)["plain"], queries)
+    scored = ctx.score_tokens(task, items, _query_pass(ctx, task, layer)["plain"], queries)
+    return _with_answers(ctx, scored, items, queries)
+
+
+def _with_answers(
+    ctx: EvalContext,
+    scored: Scored,
+    items: list[dict],
+    prompts: list,
+    vector: torch.Tensor | None = None,
+    layer: int | None = None,
+) -> Scored:
+    """Under `--score whole_answer`, each prompt's greedy answer up to its first newline (the
+    patch in the prompt's pass only, as the first token had it) and its whole-answer scores."""
+    if not ctx.whole_answers:
+        return scored
+    answers = generation.generate(
+        ctx.adapter, prompts, ANSWER_TOKENS, vector, layer, ctx.config.batch_size
+    )
+    return ctx.with_answers(scored, items, answers)
 
 
 @register_method(
@@ -75,7 +95,8 @@ def majority(ctx: EvalContext, task: str, seed: int, layer: int | None) -> Score
     items = ctx.items(task, "test")
     answers = [majority_answer(ctx.demos(task, "test", r, seed)) for r in items]
     queries = [ctx.query_prompt(r) for r in items]
-    return ctx.score_strings(items, answers, queries)
+    scored = ctx.score_strings(items, answers, queries)
+    return ctx.with_answers(scored, items, answers) if ctx.whole_answers else scored
 
 
 @register_method(
@@ -89,7 +110,8 @@ def prompt(ctx: EvalContext, task: str, seed: int, layer: int | None) -> Scored:
     (examples + query; the instruction + query under --spec instruction)."""
     items = ctx.items(task, "test")
     prompts = [ctx.spec_and_query_prompt(task, r, seed) for r in items]
-    return ctx.score_tokens(task, items, _prompt_pass(ctx, task, seed), prompts)
+    scored = ctx.score_tokens(task, items, _prompt_pass(ctx, task, seed), prompts)
+    return _with_answers(ctx, scored, items, prompts)
 
 
 def _prompt_pass(ctx: EvalContext, task: str, seed: int) -> list[int]:
@@ -128,4 +150,5 @@ def patch(ctx: EvalContext, task: str, seed: int, layer: int | None) -> Scored:
         vector = ctx.vector(task, seed)[layer]
         ids = engine.patch_last_token(ctx.adapter, queries, vector, layer, ctx.config.batch_size)
         shared[seed] = ids.tolist()
-    return ctx.score_tokens(task, items, shared[seed], queries)
+    scored = ctx.score_tokens(task, items, shared[seed], queries)
+    return _with_answers(ctx, scored, items, queries, ctx.vector(task, seed)[layer], layer)
