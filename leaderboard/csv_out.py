@@ -7,7 +7,9 @@ as is and the bytes only change when a number does. `setting` is the row's secti
 (`labels.Section.id`); `tasks` (cross_modal or vqa), `source_model` (with the `cosine` columns)
 and `chat_template` are the variant of the experiment it names. Each row says how much stands
 behind it: `<task>_n` (items scored per seed), `seeds`, and `limit` (--limit, empty for a full
-run).
+run). `avg_ci_low` and `avg_ci_high` bound the 95% paired bootstrap interval of `avg` over test
+items and seeds (`intervals` in the results file), empty where the run recorded none or where the
+row's tasks are not all of the run's tasks.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def render_csv(rows: list[Row]) -> str:
     head += ["method", "reported", "source", "layer", "num_layers", "cosine", "cosine_mismatched"]
     for task in tasks:
         head += [task, f"{task}_std", f"{task}_n"]
-    head += ["avg", "avg_std", "avg_tasks", "seeds", "limit", "file"]
+    head += ["avg", "avg_std", "avg_ci_low", "avg_ci_high", "avg_tasks", "seeds", "limit", "file"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(head)
@@ -53,7 +55,8 @@ def render_csv(rows: list[Row]) -> str:
         for task in tasks:
             cell = row.cells.get(task)
             line += [_num(cell.acc), _num(cell.std), _count(cell.n)] if cell else ["", "", ""]
-        line += [_num(row.avg.acc), _num(row.avg.std), len(row.cells)]
+        low, high = row.avg_ci or (None, None)
+        line += [_num(row.avg.acc), _num(row.avg.std), _num(low), _num(high), len(row.cells)]
         line += [_count(row.seeds), _count(row.limit), f"submissions/{row.file}"]
         writer.writerow(line)
     return buffer.getvalue()

@@ -20,12 +20,16 @@ from .csv_out import OVERRIDING_CSV
 from .overriding import OverrideCell, OverrideRow, row_judge_text
 from .page_assets import CSS, JS
 from .table import (
+    CI_TITLE,
     DASH,
     SIZE_TITLE,
     Cell,
     Counted,
     Row,
+    differences,
     fmt,
+    fmt_difference,
+    fmt_interval,
     fmt_layer,
     fmt_size,
     settings_of,
@@ -33,6 +37,10 @@ from .table import (
 )
 
 SIZE_TIP = "test items scored per task and seed × seeds; (limit N): a run cut short with --limit"
+CI_TIP = (
+    "95% paired bootstrap interval of Avg over test items and seeds, as the run recorded it; "
+    "sorts by its lower end"
+)
 COS_TIP = (
     "vectors from another model (--source_model): mean cosine similarity of its vector and the "
     "model's own for the same task / for other tasks"
@@ -43,6 +51,11 @@ def _num_cell(cell: Cell | None) -> str:
     if cell is None:
         return f'<td data-sort="">{DASH}</td>'
     return f'<td data-sort="{cell.acc:.6f}">{fmt(cell.acc)}<small> ± {fmt(cell.std)}</small></td>'
+
+
+def _ci_td(row: Row) -> str:
+    key = "" if row.avg_ci is None else f"{row.avg_ci[0]:.6f}"
+    return f'<td data-sort="{key}">{fmt_interval(row.avg_ci)}</td>'
 
 
 def _model_td(row: Row | OverrideRow) -> str:
@@ -87,6 +100,7 @@ def _row(row: Row, tasks: list[str], rank: int, cosine: bool) -> str:
         f'<td data-sort="{method_rank:03d}">{escape(labels.method_label(row.method))}</td>',
         *(_num_cell(row.cells.get(t)) for t in tasks),
         _num_cell(row.avg),
+        _ci_td(row),
         f'<td data-sort="{layer}">{escape(fmt_layer(row))}</td>',
         *([_cos_td(row)] if cosine else []),
         _size_td(row),
@@ -145,6 +159,28 @@ queries from the shipped pools. As data: <a href="{OVERRIDING_CSV}">{OVERRIDING_
 </table>"""
 
 
+def _differences(rows: list[Row]) -> str:
+    """The paired differences of the Avg (`table.differences`), one item per submission and
+    section; nothing when no row has them."""
+    items: dict[tuple[str, str], list[str]] = {}
+    heads: dict[tuple[str, str], str] = {}
+    for diff in differences(rows):
+        key = (diff.file, diff.section.id)
+        items.setdefault(key, []).append(escape(fmt_difference(diff)))
+        href = escape(quote(f"submissions/{diff.file}", safe="/-._~"))
+        heads[key] = f'<a href="{href}">{escape(diff.name)}</a> ({escape(diff.section.label)})'
+    if not items:
+        return ""
+    body = "\n".join(f"<li>{heads[key]}: {'; '.join(parts)}</li>" for key, parts in items.items())
+    return f"""
+<h2>Paired differences of the Avg</h2>
+<p class="lead">The difference of two rows' Avgs (one run, one setting) and its 95% paired
+bootstrap interval over test items and seeds, as the run recorded it.</p>
+<ul id="differences">
+{body}
+</ul>"""
+
+
 def _header(title: str, kind: str, tip: str = "") -> str:
     tip_attr = f' title="{escape(tip)}"' if tip else ""
     return (
@@ -163,7 +199,8 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
     tasks = tasks_of(rows)
     headers = [_header("Setting", "text"), _header("Model", "text"), _header("Method", "text")]
     headers += [_header(labels.task_label(t), "num", t) for t in tasks]
-    headers += [_header("Avg", "num", "mean over the row's tasks"), _header("Layer", "num")]
+    headers += [_header("Avg", "num", "mean over the row's tasks")]
+    headers += [_header(CI_TITLE, "num", CI_TIP), _header("Layer", "num")]
     cosine = any(r.cosine is not None for r in rows)
     headers += [_header("Cos", "num", COS_TIP)] if cosine else []
     headers += [_header(SIZE_TITLE, "num", SIZE_TIP)]
@@ -175,7 +212,8 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
     sources = sorted({r.source for r in rows if r.reported and r.source})
     sources += [s for s in overriding.sources(list(override_rows)) if s not in sources]
     body = "\n".join(_row(row, tasks, rank[row.section], cosine) for row in rows)
-    section = _overriding_section(list(override_rows)) if override_rows else ""
+    section = _differences(rows)
+    section += _overriding_section(list(override_rows)) if override_rows else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -187,9 +225,12 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
 <body>
 <h1>Cross-modal task vectors: leaderboard</h1>
 <p class="lead">Test accuracy (first generated token, lenient match), mean ± std over seeds.
-Avg is the mean over the row's tasks, recomputed for every row. Layer is the layer patched, of
+Avg is the mean over the row's tasks, recomputed for every row. Avg 95% CI: the 95% interval of
+Avg from a paired bootstrap over test items and seeds (the same draws for every method; see
+<code>intervals.rule</code> in the results file), as the run recorded it; — for runs without
+one, and for a row whose tasks are not all of the run's tasks. Layer is the layer patched, of
 the model's depth. <em>Reported</em> rows are figures copied from a paper, not reproduced; they
-have no std and no layer (—). n × seeds: test items scored per task and seed, times seeds;
+have no std, interval or layer (—). n × seeds: test items scored per task and seed, times seeds;
 <em>(limit N)</em> marks a run cut to N items with --limit. Click a column header to sort;
 click again to reverse.</p>
 <div class="filters">

@@ -18,11 +18,15 @@ from .escape import md_code, md_path, md_text, md_url
 from .overriding import OverrideRow, fmt_rate, is_overriding, row_judge_text
 from .submissions import Submission
 from .table import (
+    CI_TITLE,
     DASH,
     SIZE_TITLE,
     Row,
+    differences,
     fmt,
     fmt_cell,
+    fmt_difference,
+    fmt_interval,
     fmt_layer,
     fmt_size,
     partial_average,
@@ -37,8 +41,16 @@ HEADER = """\
 
 Test accuracy (first generated token, greedy, lenient match), mean ± std over seeds. **Avg** is
 the mean over the row's tasks, recomputed here for every row (its std is over the per-seed
-averages). **Layer** is the layer patched, of the model's depth. Rows marked *reported* are
-figures copied from a paper, not reproduced: they have no std and no layer (—).
+averages). **Avg 95% CI** is a 95% interval for the Avg: a paired bootstrap over test items
+and seeds, computed by the run (`intervals` in its results file; `intervals.rule` says how it was
+drawn). Seeds and each task's test items are resampled with replacement, with the same draws for
+every method, so differences between methods are paired item by item. It is — for a run that
+recorded none (older runs, reported rows) and for a row whose tasks are not all of the run's
+tasks (the interval is of the average over all of them). Under a table, for a run with
+intervals: the paired differences the paper's claims rest on (Patch − Prompt, Patch − No
+context), the difference of the two rows' Avgs with its 95% interval. **Layer** is the layer
+patched, of the model's depth. Rows marked *reported* are figures copied from a paper, not
+reproduced: they have no std, interval or layer (—).
 **n × seeds** is how much stands behind a row: test items scored per task and seed, times
 seeds, and *(limit N)* for a run cut to N items with `--limit` (not comparable with a full one).
 The same rows, sortable and filterable: [index.html](index.html); as data:
@@ -90,7 +102,7 @@ def section_intro(section: labels.Section) -> str:
 def setting_table(rows: list[Row]) -> list[str]:
     columns = tasks_of(rows)
     transfer = any(row.source_model for row in rows)
-    head = ["Model", "Method", *(labels.task_label(t) for t in columns), "Avg", "Layer"]
+    head = ["Model", "Method", *(labels.task_label(t) for t in columns), "Avg", CI_TITLE, "Layer"]
     head += ["Vectors from", "Cos", "Cos (mismatched)"] if transfer else []
     head = [md_text(h) for h in [*head, SIZE_TITLE]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -102,7 +114,7 @@ def setting_table(rows: list[Row]) -> list[str]:
             partial = True
         cells = [fmt_cell(row.cells.get(t)) for t in columns]
         method = md_text(labels.method_label(row.method))
-        values = [_model_cell(row), method, *cells, avg, fmt_layer(row)]
+        values = [_model_cell(row), method, *cells, avg, fmt_interval(row.avg_ci), fmt_layer(row)]
         if transfer:
             source = md_code(row.source_model) if row.source_model else DASH
             values += [source, fmt(row.cosine), fmt(row.cosine_mismatched)]
@@ -114,6 +126,25 @@ def setting_table(rows: list[Row]) -> list[str]:
         lines.append("Reported rows: " + "; ".join(md_text(s) for s in sources) + ".")
     if partial:
         lines.append("† average over the row's own tasks, fewer than the table's columns.")
+    return lines + difference_lines(rows)
+
+
+def _label(method: str) -> str:
+    return md_text(labels.method_label(method))
+
+
+def difference_lines(rows: list[Row]) -> list[str]:
+    """Under a section's table: per submission with intervals, its paired differences of the
+    Avg with their 95% intervals (`table.differences`)."""
+    by_file: dict[str, list[str]] = {}
+    links: dict[str, str] = {}
+    for diff in differences(rows):
+        by_file.setdefault(diff.file, []).append(fmt_difference(diff, _label))
+        links[diff.file] = _submission_link(diff.name, diff.file)
+    if not by_file:
+        return []
+    lines = ["", "Paired differences of the Avg, with their 95% interval:", ""]
+    lines += [f"- {links[file]}: " + "; ".join(parts) for file, parts in by_file.items()]
     return lines
 
 

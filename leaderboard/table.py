@@ -2,14 +2,18 @@
 
 Every output (README, CSV, page, plots) is drawn from these rows, so they agree with each other.
 Averages are always recomputed here from the per-task accuracies, for reproduced and reported
-rows alike; the std of the average is taken over seeds from the per-seed accuracies. The
+rows alike; the std of the average is taken over seeds from the per-seed accuracies. The 95%
+interval of the average, and of the paired differences between methods, is the one the results
+file carries (`intervals.average`, a paired bootstrap over test items and seeds made by the
+harness), shown only for a row whose tasks are exactly the tasks that average was taken over. The
 overriding study's tasks are left out here: `overriding.py` makes their rows.
 """
 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from benchmark import CROSS_MODAL
@@ -26,6 +30,12 @@ class Cell:
     acc: float
     std: float | None = None
     n: int | None = None
+
+
+Interval = tuple[float, float]
+# The intervals shown: 95% ones of the lenient score, the number every table shows.
+LEVEL = 0.95
+SCORE = "lenient"
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,15 @@ class Row:
     cosine: float | None = None
     cosine_mismatched: float | None = None
     chat: bool = False
+    # The results' 95% intervals on the average over tasks (`intervals.average`: method or
+    # difference such as "patch - prompt" -> (low, high)); empty unless the row's tasks are
+    # exactly the tasks that average was taken over.
+    avg_intervals: Mapping[str, Interval] = field(default_factory=dict)
+
+    @property
+    def avg_ci(self) -> Interval | None:
+        """The 95% interval of the row's Avg, or None."""
+        return self.avg_intervals.get(self.method)
 
     @property
     def section(self) -> labels.Section:
@@ -89,6 +108,23 @@ def run_size(sub: Submission, results: list[dict]) -> dict[str, Any]:
         "seeds": len(seeds) if isinstance(seeds, list) else None,
         "limit": limit if isinstance(limit, int) else None,
     }
+
+
+def average_intervals(results: Mapping[str, Any], tasks: list[str]) -> dict[str, Interval]:
+    """`intervals.average` of a results file, as (low, high) pairs, when it holds for a row of
+    `tasks`: the intervals are 95% ones of the lenient score and their average was taken over
+    exactly these tasks (`intervals.per_task`: every task of the run). Empty otherwise: older
+    runs and reported rows carry none, and a row of some of a run's tasks (one task family of a
+    run of two) has an Avg that no interval was computed for."""
+    block = results.get("intervals")
+    if not isinstance(block, dict) or block.get("level") != LEVEL:
+        return {}
+    per_task, average = block.get("per_task"), block.get("average")
+    if block.get("score", SCORE) != SCORE or not isinstance(per_task, dict):
+        return {}
+    if set(per_task) != set(tasks) or not isinstance(average, dict):
+        return {}
+    return {name: (float(pair[0]), float(pair[1])) for name, pair in average.items()}
 
 
 def _number(value: Any) -> float | None:
@@ -135,9 +171,54 @@ def submission_rows(sub: Submission) -> list[Row]:
                 cosine=_number(transfer.get("mean_cosine")),
                 cosine_mismatched=_number(transfer.get("mean_mismatched_cosine")),
                 chat=labels.uses_chat(sub.results),
+                avg_intervals=average_intervals(sub.results, tasks),
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A paired difference the results carry an interval for (`intervals.average["patch -
+    prompt"]`): the difference of the two rows' Avgs and its 95% interval."""
+
+    file: str
+    name: str
+    section: labels.Section
+    minuend: str
+    subtrahend: str
+    value: float
+    interval: Interval
+
+
+def differences(rows: list[Row]) -> list[Difference]:
+    """The paired differences between `rows` of one submission and section (e.g. Patch − Prompt,
+    Patch − No context), in the rows' order and then the results file's; only where both rows
+    have intervals (see `average_intervals`)."""
+    out = []
+    for row in rows:
+        for name, interval in row.avg_intervals.items():
+            minuend, dash, subtrahend = name.partition(" - ")
+            if not dash or minuend != row.method:
+                continue
+            other = next(
+                (
+                    o
+                    for o in rows
+                    if o.file == row.file
+                    and o.section == row.section
+                    and o.method == subtrahend
+                    and o.avg_intervals
+                ),
+                None,
+            )
+            if other is None:
+                continue
+            value = row.avg.acc - other.avg.acc
+            out.append(
+                Difference(row.file, row.name, row.section, minuend, subtrahend, value, interval)
+            )
+    return out
 
 
 def row_key(row: Row) -> tuple:
@@ -172,6 +253,31 @@ DASH = "—"
 
 def fmt(value: float | None, digits: int = 2) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
+
+
+def fmt_interval(interval: Interval | None) -> str:
+    """`[0.22, 0.31]`; `—` for none."""
+    return DASH if interval is None else f"[{fmt(interval[0])}, {fmt(interval[1])}]"
+
+
+CI_TITLE = "Avg 95% CI"
+MINUS = "−"  # U+2212, the minus sign of a difference
+
+
+def fmt_signed(value: float) -> str:
+    """`+0.26`, `−0.05`: always signed, with a minus sign (not a hyphen)."""
+    text = f"{value:+.2f}"
+    return MINUS + text[1:] if text.startswith("-") else text
+
+
+def fmt_difference(diff: Difference, label: Callable[[str], str] = labels.method_label) -> str:
+    """`Patch − Prompt: −0.05 [−0.08, −0.02]`; `label` shows a method id (escaped as the
+    output needs)."""
+    low, high = diff.interval
+    return (
+        f"{label(diff.minuend)} {MINUS} {label(diff.subtrahend)}: {fmt_signed(diff.value)} "
+        f"[{fmt_signed(low)}, {fmt_signed(high)}]"
+    )
 
 
 def fmt_cell(cell: Cell | None) -> str:

@@ -7,6 +7,7 @@ import copy
 import csv
 import hashlib
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -25,7 +26,15 @@ from leaderboard.cli import main
 from leaderboard.csv_out import OVERRIDING_CSV
 from leaderboard.escape import md_url
 from leaderboard.submissions import content_key, dumps, load_submissions, submission_filename
-from leaderboard.table import DASH, Cell, _average, all_rows, fmt_layer, settings_of
+from leaderboard.table import (
+    DASH,
+    Cell,
+    _average,
+    all_rows,
+    average_intervals,
+    fmt_layer,
+    settings_of,
+)
 
 SMOLLM2 = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"
 TABLE_5 = ROOT / "submissions" / "idefics2-paper_overriding-image.json"
@@ -500,7 +509,7 @@ def test_readme_shows_the_smollm2_patch_row_and_marks_reported_rows():
     readme = (ROOT / "README.md").read_text()
     assert (
         "| Patch | 0.20 ± 0.04 | 0.15 ± 0.02 | 0.28 ± 0.00 | 0.20 ± 0.02 | 0.26 ± 0.00 "
-        "| 0.46 ± 0.01 | 0.26 ± 0.00 | 22 / 30 |"
+        "| 0.46 ± 0.01 | 0.26 ± 0.00 | — | 22 / 30 |"
     ) in readme
     assert (
         "| *[Idefics2 (paper)](submissions/idefics2-paper_text-examples-to-image.json)* (reported) "
@@ -1163,13 +1172,200 @@ def test_a_limited_run_shows_its_size_everywhere(tmp_path, capsys):
     assert len(quick) == 4 and all(line.endswith(" | 20 × 3 (limit 20) |") for line in quick)
     full = [line for line in readme.splitlines() if line.startswith("| [SmolLM2")]
     assert full and all(line.endswith(" | 100 × 3 |") for line in full)
-    assert "| Avg | Layer | n × seeds |" in readme
+    assert "| Avg | Avg 95% CI | Layer | n × seeds |" in readme
     with (root / "leaderboard.csv").open(newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["name"] == "Quick"]
     assert {(r["country_capital_n"], r["seeds"], r["limit"]) for r in rows} == {("20", "3", "20")}
     html = (root / "index.html").read_text()
     assert '<td data-sort="20">20 × 3 (limit 20)</td>' in html
     assert '<td data-sort="100">100 × 3</td>' in html
+
+
+# --- 95% intervals of the Avg and the paired differences ----------------------------------------
+
+# A run's per-seed accuracies (task -> method -> seeds): Avgs No context .10, Random .10,
+# Prompt .55, Patch .45, so Patch − Prompt is −.10 and Patch − No context +.35.
+SURE = {
+    "country_capital": {
+        "no_context": [0.0, 0.1, 0.2],
+        "majority": [0.1, 0.1, 0.1],
+        "prompt": [0.4, 0.5, 0.6],
+        "patch": [0.3, 0.4, 0.5],
+    },
+    "country_currency": {
+        "no_context": [0.1, 0.1, 0.1],
+        "majority": [0.1, 0.1, 0.1],
+        "prompt": [0.5, 0.6, 0.7],
+        "patch": [0.5, 0.5, 0.5],
+    },
+}
+AVERAGE_CI = {
+    "no_context": [0.06, 0.14],
+    "majority": [0.08, 0.12],
+    "prompt": [0.51, 0.59],
+    "patch": [0.41, 0.49],
+    "patch - prompt": [-0.13, -0.07],
+    "patch - no_context": [0.3, 0.4],
+}
+SURE_DIFFERENCES = "Patch − Prompt: −0.10 [−0.13, −0.07]; Patch − No context: +0.35 [+0.30, +0.40]"
+
+
+def _intervals(tasks) -> dict:
+    """An `intervals` block as the harness writes it, its average taken over `tasks`."""
+    return {
+        "rule": "percentile bootstrap, 2000 replicates (paired)",
+        "level": 0.95,
+        "replicates": 2000,
+        "score": "lenient",
+        "per_task": {task: copy.deepcopy(AVERAGE_CI) for task in tasks},
+        "average": copy.deepcopy(AVERAGE_CI),
+    }
+
+
+def _with_intervals(results: dict, accuracies: dict = SURE) -> dict:
+    """`results` holding `accuracies` (task -> method -> per-seed) and their intervals."""
+    entries = next(iter(results["results"].values()))
+    results["config"]["tasks"] = list(accuracies)
+    results["results"] = {
+        task: {
+            method: dict(
+                entries[method],
+                acc=statistics.fmean(per_seed),
+                acc_std=statistics.pstdev(per_seed),
+                acc_strict=statistics.fmean(per_seed),
+                acc_strict_std=statistics.pstdev(per_seed),
+                per_seed=list(per_seed),
+            )
+            for method, per_seed in methods.items()
+        }
+        for task, methods in accuracies.items()
+    }
+    results["intervals"] = _intervals(accuracies)
+    return results
+
+
+def _md_column(readme: str, prefix: str, header: str) -> dict[str, str]:
+    """Method label -> the `header` cell of the README rows starting with `prefix`."""
+    out = {}
+    for table in readme.split("\n\n"):
+        lines = table.strip().splitlines()
+        if not lines or not lines[0].startswith("| Model |"):
+            continue
+        index = [c.strip() for c in lines[0].strip("|").split("|")].index(header)
+        for line in lines[2:]:
+            if line.startswith(prefix):
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                out[cells[1]] = cells[index]
+    return out
+
+
+def _html_column(html: str, name: str, header: str) -> dict[str, str]:
+    """data-method -> the `header` cell (as HTML) of the main table's rows of submission `name`."""
+    main = html.split('<table id="leaderboard"', 1)[1].split("</table>", 1)[0]
+    heads = re.findall(r'<button type="button">(.*?)</button>', main)
+    index = heads.index(header)
+    out = {}
+    for line in main.splitlines():
+        if line.startswith("<tr") and f">{name}</a>" in line:
+            method = re.search(r'data-method="([^"]*)"', line).group(1)
+            out[method] = re.findall(r"<td[^>]*>.*?</td>", line)[index]
+    return out
+
+
+def test_a_run_with_intervals_shows_its_avg_interval_everywhere(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2])
+    _add(capsys, root, tmp_path, _with_intervals(good("results")), "Sure")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    readme = (root / "README.md").read_text()
+    intro = readme.split("\n## ", 1)[0]
+    assert "**Avg 95% CI** is a 95% interval for the Avg: a paired bootstrap over test" in intro
+    sure = _md_column(readme, "| [Sure](", "Avg 95% CI")
+    assert sure == {
+        "No context": "[0.06, 0.14]",
+        "Random (majority)": "[0.08, 0.12]",
+        "Prompt": "[0.51, 0.59]",
+        "Patch": "[0.41, 0.49]",
+    }
+    # Avg over the run's two tasks (of the table's six: †), the interval's average too.
+    assert _md_column(readme, "| [Sure](", "Avg")["Patch"] == "0.45 ± 0.04 †"
+    # A run made before intervals existed: a dash, in every row.
+    smollm2 = _md_column(readme, "| [SmolLM2", "Avg 95% CI")
+    assert len(smollm2) == 4 and set(smollm2.values()) == {DASH}
+    assert "| Avg | Avg 95% CI | Layer | n × seeds |" in readme
+
+    with (root / "leaderboard.csv").open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    ci = {(r["name"], r["method"]): (r["avg_ci_low"], r["avg_ci_high"]) for r in table}
+    assert ci["Sure", "patch"] == ("0.4100", "0.4900")
+    assert ci["Sure", "no_context"] == ("0.0600", "0.1400")
+    assert {v for (name, _), v in ci.items() if name != "Sure"} == {("", "")}
+
+    html = (root / "index.html").read_text()
+    cells = _html_column(html, "Sure", "Avg 95% CI")
+    assert cells["patch"] == '<td data-sort="0.410000">[0.41, 0.49]</td>'
+    assert cells["prompt"] == '<td data-sort="0.510000">[0.51, 0.59]</td>'
+    old = _html_column(html, "SmolLM2-135M-Instruct (CPU)", "Avg 95% CI")
+    assert len(old) == 4 and set(old.values()) == {f'<td data-sort="">{DASH}</td>'}
+
+
+def test_the_paired_differences_show_under_the_table(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2])
+    _add(capsys, root, tmp_path, _with_intervals(good("results")), "Sure")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    readme = (root / "README.md").read_text()
+    section = _section(readme, "Text examples → text queries")
+    line = f"- [Sure](submissions/sure_text-examples-to-text.json): {SURE_DIFFERENCES}"
+    assert "Paired differences of the Avg, with their 95% interval:\n\n" + line in section
+    assert section.count("Patch − Prompt") == 1  # none for the run without intervals
+    html = (root / "index.html").read_text()
+    assert f"Text examples → text queries): {SURE_DIFFERENCES}</li>" in html
+    assert html.count("<li>") == 1
+    # Without intervals, no difference is shown.
+    root = make_root(tmp_path / "plain", [SMOLLM2])
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    assert "Paired differences" not in (root / "README.md").read_text()
+    assert "Paired differences" not in (root / "index.html").read_text()
+
+
+def test_a_row_of_some_of_the_runs_tasks_shows_no_interval(tmp_path, capsys):
+    """A run of a cross-modal and a VQA task gives a row in each section; each row's Avg is over
+    one task, the interval's over both: no interval and no difference is shown for either."""
+    root = make_root(tmp_path, [])
+    accuracies = {
+        "country_capital": SURE["country_capital"],
+        "vqa_food_class": SURE["country_currency"],
+    }
+    results = _reproduction(model="idefics2", spec="text_examples", query="image")
+    _add(capsys, root, tmp_path, _with_intervals(results, accuracies), "Mixed")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    readme = (root / "README.md").read_text()
+    for title in ("Text examples → image queries", "Text examples → image queries: VQA subsets"):
+        ci = _md_column(_section(readme, title), "| [Mixed](", "Avg 95% CI")
+        assert len(ci) == 4 and set(ci.values()) == {DASH}, title
+    assert "Paired differences" not in readme
+    with (root / "leaderboard.csv").open(newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert len(table) == 8 and {(r["avg_ci_low"], r["avg_ci_high"]) for r in table} == {("", "")}
+    html = (root / "index.html").read_text()
+    cells = _html_column(html, "Mixed", "Avg 95% CI")
+    assert set(cells.values()) == {f'<td data-sort="">{DASH}</td>'}
+    assert "Paired differences" not in html
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        ({}, True),
+        ({"level": 0.9}, False),  # the column says 95%
+        ({"score": "strict"}, False),  # not the lenient accuracy the tables show
+        ({"per_task": {"country_capital": {}}}, False),  # an average over other tasks
+    ],
+)
+def test_only_a_95_percent_interval_of_the_rows_own_average_is_shown(change, shown):
+    results = _with_intervals(good("results"))
+    results["intervals"].update(change)
+    intervals = average_intervals(results, list(SURE))
+    assert intervals == ({k: tuple(v) for k, v in AVERAGE_CI.items()} if shown else {})
 
 
 # --- no markup injection -----------------------------------------------------------------------
