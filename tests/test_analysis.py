@@ -55,11 +55,39 @@ def test_phases_name_the_most_probable_of_three():
     assert got["first_layer"] == {"input": 0, "task": 2, "answer": 3}
 
 
+@pytest.mark.parametrize("s", [1, 2, 3])
+def test_s_swaps_per_instruction_are_s_adjacent_transpositions(s):
+    """The paper's noise (Kumar et al. 2023's char_swap): s swaps in the whole instruction,
+    each of two adjacent, different letters of one word; seeded."""
+    for seed in range(20):
+        noisy = noisy_instruction(INSTRUCTION, s, seed=seed, key="animal_latin")
+        assert noisy == noisy_instruction(INSTRUCTION, s, seed=seed, key="animal_latin")
+        diffs = [i for i, (a, b) in enumerate(zip(INSTRUCTION, noisy, strict=True)) if a != b]
+        pairs = list(zip(diffs[::2], diffs[1::2], strict=True))
+        assert len(pairs) == s and all(j == i + 1 for i, j in pairs)
+        for i, j in pairs:
+            assert noisy[i] == INSTRUCTION[j] and noisy[j] == INSTRUCTION[i]
+            assert INSTRUCTION[i].isalpha() and INSTRUCTION[j].isalpha()
+    draws = {noisy_instruction(INSTRUCTION, s, seed=seed, key="k") for seed in range(20)}
+    assert len(draws) > 10  # the positions are drawn, not fixed
+
+
+# Seed 0 draws the pair "ca" of "capital" (one transposition, checked by hand): a pin, so a
+# change of the draw (and of every committed noise figure) cannot pass unnoticed.
+NOISY_S1_SEED0 = "The acpital city of the country:"
+
+
+def test_one_swap_per_instruction_on_a_fixed_seed():
+    assert noisy_instruction(
+        "The capital city of the country:", 1, seed=0, key="country_capital"
+    ) == (NOISY_S1_SEED0)
+
+
 @pytest.mark.parametrize("s", [1, 2])
 def test_typos_are_seeded_and_stay_inside_words(s):
-    noisy = noisy_instruction(INSTRUCTION, s, seed=0, key="animal_latin")
-    assert noisy == noisy_instruction(INSTRUCTION, s, seed=0, key="animal_latin")
-    assert noisy != noisy_instruction(INSTRUCTION, s, seed=1, key="animal_latin")
+    noisy = noisy_instruction(INSTRUCTION, s, seed=0, key="animal_latin", scope="word")
+    assert noisy == noisy_instruction(INSTRUCTION, s, seed=0, key="animal_latin", scope="word")
+    assert noisy != noisy_instruction(INSTRUCTION, s, seed=1, key="animal_latin", scope="word")
     assert noisy != INSTRUCTION
     # Punctuation, spaces and the apostrophe stay where they were; each word keeps its letters.
     assert [c for c in noisy if not c.isalpha()] == [c for c in INSTRUCTION if not c.isalpha()]
@@ -79,7 +107,7 @@ def test_no_swaps_leaves_the_instruction_alone():
 
 
 def test_one_swap_is_one_adjacent_transposition():
-    noisy = noisy_instruction("capital", 1, seed=3)
+    noisy = noisy_instruction("capital", 1, seed=3, scope="word")
     diffs = [i for i, (a, b) in enumerate(zip("capital", noisy, strict=True)) if a != b]
     assert len(diffs) == 2 and diffs[1] == diffs[0] + 1
     assert noisy[diffs[0]] == "capital"[diffs[1]] and noisy[diffs[1]] == "capital"[diffs[0]]

@@ -65,6 +65,12 @@ def _options_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=30, help="tsne: points per (task, spec)")
     p.add_argument("--max_r", type=int, default=6, help="scaling: up to r five-shot prompts")
     p.add_argument("--swaps", default="0,1,2", help="noise: swap counts s")
+    p.add_argument(
+        "--swap_scope",
+        default="instruction",
+        choices=("instruction", "word"),
+        help="noise: s swaps per instruction (the paper's) or in every word",
+    )
     p.add_argument("--n_context", type=int, default=30, help="overhead: examples in the prompt")
     return p
 
@@ -76,7 +82,8 @@ def _usage() -> str:
         "",
         "run flags: --model, --model_args, --tasks, --spec, --seeds, --n_shot, --layer, "
         "--layer_from, --data, --output_path, --batch_size, --limit, --device (see vlm-tv-eval -h)",
-        "analysis flags: --runs N, --points N, --max_r R, --swaps 0,1,2, --n_context N",
+        "analysis flags: --runs N, --points N, --max_r R, --swaps 0,1,2, "
+        "--swap_scope instruction|word, --n_context N",
         "writes <output_path>/<model>/analysis/<NAME>.json and .png",
     ]
     return "\n".join(lines)
@@ -108,6 +115,7 @@ def parse(argv: Sequence[str]) -> tuple[str, RunConfig, dict[str, Any], bool]:
         "points": opts.points,
         "max_r": opts.max_r,
         "swaps": swaps,
+        "swap_scope": opts.swap_scope,
         "n_context": opts.n_context,
     }
     config = parse_run_config(rest)
