@@ -9,7 +9,12 @@ and `chat_template` are the variant of the experiment it names. Each row says ho
 behind it: `<task>_n` (items scored per seed), `seeds`, and `limit` (--limit, empty for a full
 run). `avg_ci_low` and `avg_ci_high` bound the 95% paired bootstrap interval of `avg` over test
 items and seeds (`intervals` in the results file), empty where the run recorded none or where the
-row's tasks are not all of the run's tasks.
+row's tasks are not all of the run's tasks. `avg` is the paper's first-token score. A run made
+with `--score whole_answer` also fills `whole_acc` (the greedy answer up to its first newline
+against the whole label, exactly; mean over the row's tasks), `whole_acc_normalised` (the same,
+case, spacing, punctuation and grammatical number set aside), and `whole_ci_low` and
+`whole_ci_high` (the 95% interval of `whole_acc`, `intervals.whole_answer`, under the rule of
+`avg_ci_*`); all four are empty for a run without whole answers.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import csv
 import io
 
 from .overriding import TEXT_EXTRAS, OverrideRow, columns
-from .table import Row, tasks_of
+from .table import Row, Whole, tasks_of
 
 OVERRIDING_CSV = "leaderboard_overriding.csv"
 
@@ -41,7 +46,9 @@ def render_csv(rows: list[Row]) -> str:
     head += ["method", "reported", "source", "layer", "num_layers", "cosine", "cosine_mismatched"]
     for task in tasks:
         head += [task, f"{task}_std", f"{task}_n"]
-    head += ["avg", "avg_std", "avg_ci_low", "avg_ci_high", "avg_tasks", "seeds", "limit", "file"]
+    head += ["avg", "avg_std", "avg_ci_low", "avg_ci_high"]
+    head += ["whole_acc", "whole_acc_normalised", "whole_ci_low", "whole_ci_high"]
+    head += ["avg_tasks", "seeds", "limit", "file"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(head)
@@ -56,10 +63,19 @@ def render_csv(rows: list[Row]) -> str:
             cell = row.cells.get(task)
             line += [_num(cell.acc), _num(cell.std), _count(cell.n)] if cell else ["", "", ""]
         low, high = row.avg_ci or (None, None)
-        line += [_num(row.avg.acc), _num(row.avg.std), _num(low), _num(high), len(row.cells)]
+        line += [_num(row.avg.acc), _num(row.avg.std), _num(low), _num(high)]
+        line += _whole(row.whole)
+        line.append(len(row.cells))
         line += [_count(row.seeds), _count(row.limit), f"submissions/{row.file}"]
         writer.writerow(line)
     return buffer.getvalue()
+
+
+def _whole(whole: Whole | None) -> list[str]:
+    if whole is None:
+        return [""] * 4
+    low, high = whole.ci or (None, None)
+    return [_num(whole.acc), _num(whole.acc_normalised), _num(low), _num(high)]
 
 
 def _count(value: object) -> str:

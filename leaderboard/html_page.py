@@ -23,6 +23,7 @@ from .table import (
     CI_TITLE,
     DASH,
     SIZE_TITLE,
+    WHOLE_TITLE,
     Cell,
     Counted,
     Row,
@@ -32,6 +33,7 @@ from .table import (
     fmt_interval,
     fmt_layer,
     fmt_size,
+    fmt_whole,
     settings_of,
     tasks_of,
 )
@@ -40,6 +42,11 @@ SIZE_TIP = "test items scored per task and seed × seeds; (limit N): a run cut s
 CI_TIP = (
     "95% paired bootstrap interval of Avg over test items and seeds, as the run recorded it; "
     "sorts by its lower end"
+)
+WHOLE_TIP = (
+    "--score whole_answer: the greedy answer up to its first newline against the whole label, "
+    "mean over the row's tasks: exactly [its 95% interval] (normalised for case, spacing, "
+    "punctuation and grammatical number); sorts by the exact figure"
 )
 COS_TIP = (
     "vectors from another model (--source_model): mean cosine similarity of its vector and the "
@@ -56,6 +63,13 @@ def _num_cell(cell: Cell | None) -> str:
 def _ci_td(row: Row) -> str:
     key = "" if row.avg_ci is None else f"{row.avg_ci[0]:.6f}"
     return f'<td data-sort="{key}">{fmt_interval(row.avg_ci)}</td>'
+
+
+def _whole_td(row: Row) -> str:
+    whole = row.whole
+    if whole is None:
+        return f'<td data-sort="">{DASH}</td>'
+    return f'<td data-sort="{whole.acc:.6f}">{escape(fmt_whole(whole))}</td>'
 
 
 def _model_td(row: Row | OverrideRow) -> str:
@@ -101,6 +115,7 @@ def _row(row: Row, tasks: list[str], rank: int, cosine: bool) -> str:
         *(_num_cell(row.cells.get(t)) for t in tasks),
         _num_cell(row.avg),
         _ci_td(row),
+        _whole_td(row),
         f'<td data-sort="{layer}">{escape(fmt_layer(row))}</td>',
         *([_cos_td(row)] if cosine else []),
         _size_td(row),
@@ -200,7 +215,8 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
     headers = [_header("Setting", "text"), _header("Model", "text"), _header("Method", "text")]
     headers += [_header(labels.task_label(t), "num", t) for t in tasks]
     headers += [_header("Avg", "num", "mean over the row's tasks")]
-    headers += [_header(CI_TITLE, "num", CI_TIP), _header("Layer", "num")]
+    headers += [_header(CI_TITLE, "num", CI_TIP), _header(WHOLE_TITLE, "num", WHOLE_TIP)]
+    headers += [_header("Layer", "num")]
     cosine = any(r.cosine is not None for r in rows)
     headers += [_header("Cos", "num", COS_TIP)] if cosine else []
     headers += [_header(SIZE_TITLE, "num", SIZE_TIP)]
@@ -224,13 +240,19 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
 </head>
 <body>
 <h1>Cross-modal task vectors: leaderboard</h1>
-<p class="lead">Test accuracy (first generated token, lenient match), mean ± std over seeds.
-Avg is the mean over the row's tasks, recomputed for every row. Avg 95% CI: the 95% interval of
-Avg from a paired bootstrap over test items and seeds (the same draws for every method; see
+<p class="lead">Test accuracy by the paper's rule (first generated token, lenient match), so
+the figures are comparable with its tables: mean ± std over seeds. Avg is the mean over the
+row's tasks, recomputed for every row. Avg 95% CI: the 95% interval of Avg from a paired
+bootstrap over test items and seeds (the same draws for every method; see
 <code>intervals.rule</code> in the results file), as the run recorded it; — for runs without
-one, and for a row whose tasks are not all of the run's tasks. Layer is the layer patched, of
-the model's depth. <em>Reported</em> rows are figures copied from a paper, not reproduced; they
-have no std, interval or layer (—). n × seeds: test items scored per task and seed, times seeds;
+one, and for a row whose tasks are not all of the run's tasks. Whole answer, for a run made
+with <code>--score whole_answer</code>: a stricter score beside the headline one, the greedy
+answer up to its first newline against the whole label, mean over the row's tasks; exactly,
+then its 95% interval in brackets (same bootstrap and rule as Avg 95% CI), then in parentheses
+once case, spacing, punctuation and grammatical number are set aside; — for runs without whole
+answers. Layer is the layer patched, of the model's depth. <em>Reported</em> rows are figures
+copied from a paper, not reproduced; they have no std, interval, whole answer or layer (—).
+n × seeds: test items scored per task and seed, times seeds;
 <em>(limit N)</em> marks a run cut to N items with --limit. Click a column header to sort;
 click again to reverse.</p>
 <div class="filters">

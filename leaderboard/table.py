@@ -5,8 +5,11 @@ Averages are always recomputed here from the per-task accuracies, for reproduced
 rows alike; the std of the average is taken over seeds from the per-seed accuracies. The 95%
 interval of the average, and of the paired differences between methods, is the one the results
 file carries (`intervals.average`, a paired bootstrap over test items and seeds made by the
-harness), shown only for a row whose tasks are exactly the tasks that average was taken over. The
-overriding study's tasks are left out here: `overriding.py` makes their rows.
+harness), shown only for a row whose tasks are exactly the tasks that average was taken over. A
+run with `--score whole_answer` also gives each row its whole-answer figures (`Whole`: the greedy
+answer up to its first newline against the whole label, exactly and normalised), averaged over
+the same tasks, with the interval of the exact one from `intervals.whole_answer.average` under
+the same rule. The overriding study's tasks are left out here: `overriding.py` makes their rows.
 """
 
 from __future__ import annotations
@@ -36,6 +39,17 @@ Interval = tuple[float, float]
 # The intervals shown: 95% ones of the lenient score, the number every table shows.
 LEVEL = 0.95
 SCORE = "lenient"
+
+
+@dataclass(frozen=True)
+class Whole:
+    """A row's whole-answer figures (`whole_answer` in the results, `--score whole_answer`):
+    the mean over its tasks of the exact and of the normalised whole-answer accuracy, and the
+    95% interval of the exact mean where the results carry one for exactly these tasks."""
+
+    acc: float
+    acc_normalised: float
+    ci: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,9 @@ class Row:
     # difference such as "patch - prompt" -> (low, high)); empty unless the row's tasks are
     # exactly the tasks that average was taken over.
     avg_intervals: Mapping[str, Interval] = field(default_factory=dict)
+    # The whole-answer figures, None where the run scored no whole answers (older runs, runs
+    # without --score whole_answer, reported rows) or not for every task of the row.
+    whole: Whole | None = None
 
     @property
     def avg_ci(self) -> Interval | None:
@@ -119,12 +136,44 @@ def average_intervals(results: Mapping[str, Any], tasks: list[str]) -> dict[str,
     block = results.get("intervals")
     if not isinstance(block, dict) or block.get("level") != LEVEL:
         return {}
-    per_task, average = block.get("per_task"), block.get("average")
-    if block.get("score", SCORE) != SCORE or not isinstance(per_task, dict):
+    if block.get("score", SCORE) != SCORE:
         return {}
-    if set(per_task) != set(tasks) or not isinstance(average, dict):
+    return _interval_set(block, tasks)
+
+
+def _interval_set(block: Mapping[str, Any], tasks: list[str]) -> dict[str, Interval]:
+    """`block["average"]` as (low, high) pairs when `block["per_task"]` is exactly `tasks`."""
+    per_task, average = block.get("per_task"), block.get("average")
+    if not isinstance(per_task, dict) or set(per_task) != set(tasks):
+        return {}
+    if not isinstance(average, dict):
         return {}
     return {name: (float(pair[0]), float(pair[1])) for name, pair in average.items()}
+
+
+def whole_intervals(results: Mapping[str, Any], tasks: list[str]) -> dict[str, Interval]:
+    """`intervals.whole_answer.average` (the exact whole answers) as (low, high) pairs, under
+    the rule of `average_intervals`: 95% ones, averaged over exactly `tasks`; else empty."""
+    block = results.get("intervals")
+    if not isinstance(block, dict) or block.get("level") != LEVEL:
+        return {}
+    whole = block.get("whole_answer")
+    return _interval_set(whole, tasks) if isinstance(whole, dict) else {}
+
+
+def whole_of(
+    results: Mapping[str, Any], entries: list[dict], method: str, tasks: list[str]
+) -> Whole | None:
+    """A row's `Whole` from its tasks' results entries (`entries`, one per task of `tasks`);
+    None unless every one of them carries `whole_answer`."""
+    wholes = [entry.get("whole_answer") for entry in entries]
+    if not wholes or not all(isinstance(w, dict) for w in wholes):
+        return None
+    return Whole(
+        acc=statistics.fmean(w["acc"] for w in wholes),
+        acc_normalised=statistics.fmean(w["acc_normalised"] for w in wholes),
+        ci=whole_intervals(results, tasks).get(method),
+    )
 
 
 def _number(value: Any) -> float | None:
@@ -172,6 +221,7 @@ def submission_rows(sub: Submission) -> list[Row]:
                 cosine_mismatched=_number(transfer.get("mean_mismatched_cosine")),
                 chat=labels.uses_chat(sub.results),
                 avg_intervals=average_intervals(sub.results, tasks),
+                whole=whole_of(sub.results, [results[t] for t in tasks], method, tasks),
             )
         )
     return rows
@@ -261,6 +311,19 @@ def fmt_interval(interval: Interval | None) -> str:
 
 
 CI_TITLE = "Avg 95% CI"
+WHOLE_TITLE = "Whole answer"
+
+
+def fmt_whole(whole: Whole | None) -> str:
+    """`0.18 [0.12, 0.24] (0.21)`: the exact whole-answer mean, its 95% interval where there is
+    one, and the normalised mean in parentheses; `0.18 (0.21)` without an interval; `—` for
+    none."""
+    if whole is None:
+        return DASH
+    interval = "" if whole.ci is None else f" {fmt_interval(whole.ci)}"
+    return f"{fmt(whole.acc)}{interval} ({fmt(whole.acc_normalised)})"
+
+
 MINUS = "−"  # U+2212, the minus sign of a difference
 
 

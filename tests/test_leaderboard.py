@@ -34,6 +34,7 @@ from leaderboard.table import (
     average_intervals,
     fmt_layer,
     settings_of,
+    whole_intervals,
 )
 
 SMOLLM2 = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"
@@ -509,7 +510,7 @@ def test_readme_shows_the_smollm2_patch_row_and_marks_reported_rows():
     readme = (ROOT / "README.md").read_text()
     assert (
         "| Patch | 0.20 ± 0.04 | 0.15 ± 0.02 | 0.28 ± 0.00 | 0.20 ± 0.02 | 0.26 ± 0.00 "
-        "| 0.46 ± 0.01 | 0.26 ± 0.00 | — | 22 / 30 |"
+        "| 0.46 ± 0.01 | 0.26 ± 0.00 | — | — | 22 / 30 |"
     ) in readme
     assert (
         "| *[Idefics2 (paper)](submissions/idefics2-paper_text-examples-to-image.json)* (reported) "
@@ -1172,7 +1173,7 @@ def test_a_limited_run_shows_its_size_everywhere(tmp_path, capsys):
     assert len(quick) == 4 and all(line.endswith(" | 20 × 3 (limit 20) |") for line in quick)
     full = [line for line in readme.splitlines() if line.startswith("| [SmolLM2")]
     assert full and all(line.endswith(" | 100 × 3 |") for line in full)
-    assert "| Avg | Avg 95% CI | Layer | n × seeds |" in readme
+    assert "| Avg | Avg 95% CI | Whole answer | Layer | n × seeds |" in readme
     with (root / "leaderboard.csv").open(newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["name"] == "Quick"]
     assert {(r["country_capital_n"], r["seeds"], r["limit"]) for r in rows} == {("20", "3", "20")}
@@ -1291,7 +1292,7 @@ def test_a_run_with_intervals_shows_its_avg_interval_everywhere(tmp_path, capsys
     # A run made before intervals existed: a dash, in every row.
     smollm2 = _md_column(readme, "| [SmolLM2", "Avg 95% CI")
     assert len(smollm2) == 4 and set(smollm2.values()) == {DASH}
-    assert "| Avg | Avg 95% CI | Layer | n × seeds |" in readme
+    assert "| Avg | Avg 95% CI | Whole answer | Layer | n × seeds |" in readme
 
     with (root / "leaderboard.csv").open(newline="") as handle:
         table = list(csv.DictReader(handle))
@@ -1366,6 +1367,193 @@ def test_only_a_95_percent_interval_of_the_rows_own_average_is_shown(change, sho
     results["intervals"].update(change)
     intervals = average_intervals(results, list(SURE))
     assert intervals == ({k: tuple(v) for k, v in AVERAGE_CI.items()} if shown else {})
+
+
+# --- whole answers (--score whole_answer) -------------------------------------------------------
+
+# Per task and method: the exact and the normalised whole-answer accuracy (the same every seed).
+# Means over the two tasks: No context 0.00 (0.01), Random 0.03 (0.05), Prompt 0.28 (0.35), Patch
+# 0.18 (0.21).
+WHOLE = {
+    "country_capital": {
+        "no_context": (0.0, 0.02),
+        "majority": (0.04, 0.06),
+        "prompt": (0.3, 0.4),
+        "patch": (0.2, 0.24),
+    },
+    "country_currency": {
+        "no_context": (0.0, 0.0),
+        "majority": (0.02, 0.04),
+        "prompt": (0.26, 0.3),
+        "patch": (0.16, 0.18),
+    },
+}
+WHOLE_CI = {
+    "no_context": [0.0, 0.02],
+    "majority": [0.01, 0.05],
+    "prompt": [0.22, 0.34],
+    "patch": [0.12, 0.24],
+    "patch - prompt": [-0.15, -0.05],
+    "patch - no_context": [0.12, 0.24],
+}
+WHOLE_SHOWN = {
+    "No context": "0.00 [0.00, 0.02] (0.01)",
+    "Random (majority)": "0.03 [0.01, 0.05] (0.05)",
+    "Prompt": "0.28 [0.22, 0.34] (0.35)",
+    "Patch": "0.18 [0.12, 0.24] (0.21)",
+}
+TEXT_PAPER = ROOT / "submissions" / "idefics2-paper_text-examples-to-text.json"
+
+
+def _with_whole(results: dict, whole: dict = WHOLE, interval: bool = True) -> dict:
+    """`results` (made by `_with_intervals`) as a `--score whole_answer` run writes it: each
+    entry of a task in `whole` with its whole answers, and (`interval`) their intervals."""
+    results["config"]["score"] = "whole_answer"
+    results["config"]["whole_answer_metric"] = "greedy answer up to its first newline"
+    for task, methods in whole.items():
+        for method, (exact, normalised) in methods.items():
+            results["results"][task][method]["whole_answer"] = {
+                "acc": exact,
+                "acc_std": 0.0,
+                "acc_normalised": normalised,
+                "acc_normalised_std": 0.0,
+                "per_seed": [exact] * 3,
+            }
+    if interval:
+        results["intervals"]["whole_answer"] = {
+            "per_task": {task: copy.deepcopy(WHOLE_CI) for task in results["results"]},
+            "average": copy.deepcopy(WHOLE_CI),
+        }
+    return results
+
+
+def _csv_rows(root: Path) -> list[dict[str, str]]:
+    with (root / "leaderboard.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+WHOLE_CSV = ("whole_acc", "whole_acc_normalised", "whole_ci_low", "whole_ci_high")
+
+
+def test_a_run_with_whole_answers_shows_them_everywhere(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2, TEXT_PAPER])
+    _add(capsys, root, tmp_path, _with_whole(_with_intervals(good("results"))), "Whole")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    readme = (root / "README.md").read_text()
+    intro = " ".join(readme.split("\n## ", 1)[0].split())
+    assert "Test accuracy by the paper's rule (first generated token" in intro
+    assert "so the figures are comparable with its tables" in intro
+    assert "**Whole answer**, for a run made with `--score whole_answer`, is a stricter" in intro
+    assert "| Avg | Avg 95% CI | Whole answer | Layer | n × seeds |" in readme
+    assert _md_column(readme, "| [Whole](", "Whole answer") == WHOLE_SHOWN
+    # The headline Avg stays the first-token one.
+    assert _md_column(readme, "| [Whole](", "Avg")["Patch"] == "0.45 ± 0.04 †"
+    # A run made without --score whole_answer, and the paper's reported rows: a dash.
+    smollm2 = _md_column(readme, "| [SmolLM2", "Whole answer")
+    assert len(smollm2) == 4 and set(smollm2.values()) == {DASH}
+    paper_rows = _md_column(readme, "| *[", "Whole answer")
+    assert paper_rows == {"Patch": DASH}
+
+    table = _csv_rows(root)
+    whole = {(r["name"], r["method"]): tuple(r[k] for k in WHOLE_CSV) for r in table}
+    assert whole["Whole", "patch"] == ("0.1800", "0.2100", "0.1200", "0.2400")
+    assert whole["Whole", "prompt"] == ("0.2800", "0.3500", "0.2200", "0.3400")
+    assert whole["Whole", "no_context"] == ("0.0000", "0.0100", "0.0000", "0.0200")
+    others = {v for (name, _), v in whole.items() if name != "Whole"}
+    assert others == {("", "", "", "")}
+    head = next(iter(table)).keys()
+    assert list(head)[list(head).index("avg_ci_high") + 1 :][:4] == list(WHOLE_CSV)
+
+    html = (root / "index.html").read_text()
+    assert "Whole answer, for a run made\nwith <code>--score whole_answer</code>" in html
+    assert "by the paper's rule (first generated token, lenient match)" in html
+    cells = _html_column(html, "Whole", "Whole answer")
+    assert cells["patch"] == '<td data-sort="0.180000">0.18 [0.12, 0.24] (0.21)</td>'
+    assert cells["prompt"] == '<td data-sort="0.280000">0.28 [0.22, 0.34] (0.35)</td>'
+    old = _html_column(html, "SmolLM2-135M-Instruct (CPU)", "Whole answer")
+    assert len(old) == 4 and set(old.values()) == {f'<td data-sort="">{DASH}</td>'}
+    # The column sits after Avg 95% CI.
+    heads = re.findall(r'<button type="button">(.*?)</button>', html)
+    assert heads[heads.index("Avg 95% CI") + 1] == "Whole answer"
+
+
+def test_whole_answers_without_an_interval_show_the_two_means(tmp_path, capsys):
+    """No `intervals.whole_answer` (or one over other tasks): the exact and normalised means,
+    no interval; the Avg's own interval is unaffected."""
+    root = make_root(tmp_path, [])
+    results = _with_whole(_with_intervals(good("results")), interval=False)
+    _add(capsys, root, tmp_path, results, "Bare")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    readme = (root / "README.md").read_text()
+    assert _md_column(readme, "| [Bare](", "Whole answer") == {
+        "No context": "0.00 (0.01)",
+        "Random (majority)": "0.03 (0.05)",
+        "Prompt": "0.28 (0.35)",
+        "Patch": "0.18 (0.21)",
+    }
+    assert _md_column(readme, "| [Bare](", "Avg 95% CI")["Patch"] == "[0.41, 0.49]"
+    row = {r["method"]: r for r in _csv_rows(root)}["patch"]
+    assert tuple(row[k] for k in WHOLE_CSV) == ("0.1800", "0.2100", "", "")
+    cells = _html_column((root / "index.html").read_text(), "Bare", "Whole answer")
+    assert cells["patch"] == '<td data-sort="0.180000">0.18 (0.21)</td>'
+
+
+def test_a_row_of_some_of_the_runs_tasks_shows_its_whole_answers_without_interval(tmp_path, capsys):
+    """A run of a cross-modal and a VQA task: each row's whole-answer means are over its own
+    task, and the interval (over both tasks) is not shown."""
+    root = make_root(tmp_path, [])
+    accuracies = {
+        "country_capital": SURE["country_capital"],
+        "vqa_food_class": SURE["country_currency"],
+    }
+    results = _with_intervals(
+        _reproduction(model="idefics2", spec="text_examples", query="image"), accuracies
+    )
+    whole = {
+        "country_capital": WHOLE["country_capital"],
+        "vqa_food_class": WHOLE["country_currency"],
+    }
+    results = _with_whole(results, whole)
+    results["config"]["tasks"] = list(accuracies)
+    _add(capsys, root, tmp_path, results, "Mixed")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    readme = (root / "README.md").read_text()
+    cross = _md_column(
+        _section(readme, "Text examples → image queries"), "| [Mixed](", "Whole answer"
+    )
+    assert cross["Patch"] == "0.20 (0.24)"
+    vqa_title = "Text examples → image queries: VQA subsets"
+    vqa = _md_column(_section(readme, vqa_title), "| [Mixed](", "Whole answer")
+    assert vqa["Patch"] == "0.16 (0.18)"
+    table = _csv_rows(root)
+    assert {(r["whole_ci_low"], r["whole_ci_high"]) for r in table} == {("", "")}
+
+
+def test_whole_answers_missing_for_some_of_a_rows_tasks_show_a_dash(tmp_path, capsys):
+    root = make_root(tmp_path, [])
+    whole = {"country_capital": WHOLE["country_capital"]}
+    results = _with_whole(_with_intervals(good("results")), whole, interval=False)
+    _add(capsys, root, tmp_path, results, "Half")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    column = _md_column((root / "README.md").read_text(), "| [Half](", "Whole answer")
+    assert len(column) == 4 and set(column.values()) == {DASH}
+    assert {tuple(r[k] for k in WHOLE_CSV) for r in _csv_rows(root)} == {("", "", "", "")}
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        ({}, True),
+        ({"level": 0.9}, False),  # the column says 95%
+        ({"whole_answer": {"per_task": {"country_capital": {}}, "average": WHOLE_CI}}, False),
+        ({"whole_answer": None}, False),
+    ],
+)
+def test_only_a_95_percent_whole_answer_interval_of_the_rows_own_tasks_is_shown(change, shown):
+    results = _with_whole(_with_intervals(good("results")))
+    results["intervals"].update(change)
+    intervals = whole_intervals(results, list(SURE))
+    assert intervals == ({k: tuple(v) for k, v in WHOLE_CI.items()} if shown else {})
 
 
 # --- no markup injection -----------------------------------------------------------------------
