@@ -54,6 +54,7 @@ class Task:
         by exact match as well as by the judge; every first-token task has its label."""
         return self.scoring != JUDGE
 
+
 TASKS: dict[str, Task] = {
     t.id: t
     for t in [
@@ -217,9 +218,7 @@ TASKS: dict[str, Task] = {
     ]
 }
 
-CROSS_MODAL_TASKS: tuple[str, ...] = tuple(
-    t.id for t in TASKS.values() if t.family == CROSS_MODAL
-)
+CROSS_MODAL_TASKS: tuple[str, ...] = tuple(t.id for t in TASKS.values() if t.family == CROSS_MODAL)
 
 
 class UnknownTaskError(KeyError):

@@ -40,6 +40,8 @@ class Scored(TypedDict):
     answers: NotRequired[list[str]]
     whole: NotRequired[list[bool]]
     whole_normalised: NotRequired[list[bool]]
+    # patch: the predictions and lenient hits one layer off, by layer
+    neighbours: NotRequired[dict[str, dict[str, list[Any]]]]
 
 
 # Tokens an answer may run to before its newline: the labels are a few words.

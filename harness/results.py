@@ -110,8 +110,23 @@ def aggregate(
                 len(runs[0]["lenient"]),
                 **entry_header(method, spec, n_shot, layer),
                 **({"whole_answer": whole_answer_summary(runs)} if "whole" in runs[0] else {}),
+                **(
+                    {"neighbour_layers": neighbour_summary(runs)}
+                    if all("neighbours" in r for r in runs)
+                    else {}
+                ),
             )
     return results
+
+
+def neighbour_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Test accuracy of the same patch one layer below and above the chosen one, mean over
+    seeds, by layer."""
+    layers = runs[0]["neighbours"]
+    return {
+        n: statistics.fmean(statistics.fmean(r["neighbours"][n]["lenient"]) for r in runs)
+        for n in layers
+    }
 
 
 def whole_answer_summary(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -287,6 +302,14 @@ def summary_table(doc: dict[str, Any]) -> str:
             cells.append(f"{cell:>16}")
         lines.append(f"{task:20}" + "".join(cells))
     lines.append(f"{'average':20}" + "".join(f"{statistics.fmean(avg[m]):>16.2f}" for m in methods))
+    near: dict[str, list[float]] = {}
+    for by_method in doc["results"].values():
+        for n, acc in by_method.get("patch", {}).get("neighbour_layers", {}).items():
+            near.setdefault(n, []).append(acc)
+    if near and all(len(v) == len(doc["results"]) for v in near.values()):
+        ordered = sorted(near.items(), key=lambda kv: int(kv[0]))
+        shown = ", ".join(f"L{n} {statistics.fmean(v):.2f}" for n, v in ordered)
+        lines.append(f"{'  patch one layer off':20} {shown}")
     whole = [
         [by_method[m]["whole_answer"]["acc"] for by_method in doc["results"].values()]
         for m in methods

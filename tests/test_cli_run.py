@@ -196,3 +196,26 @@ def no_model_load(monkeypatch):
 def test_bad_input_is_a_clear_error_before_any_model_loads(argv, message, no_model_load, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_patch_one_layer_off_is_what_a_run_at_that_layer_gets(tiny_llama_path, tmp_path):
+    """Each patch entry carries the test accuracy one layer below and above its layer; a run
+    fixed at such a layer scores its patch the same."""
+    assert main(_args(tiny_llama_path, tmp_path / "a", "--layer", "2")) == 0
+    doc = _results(tmp_path / "a")
+    for task, by_method in doc["results"].items():
+        assert set(by_method["patch"]["neighbour_layers"]) == {"1", "3"}, task
+    for n in (1, 3):
+        assert main(_args(tiny_llama_path, tmp_path / str(n), "--layer", str(n))) == 0
+        other = _results(tmp_path / str(n))
+        for task, by_method in other["results"].items():
+            near = doc["results"][task]["patch"]["neighbour_layers"][str(n)]
+            assert by_method["patch"]["acc"] == pytest.approx(near), (task, n)
+            for seed in (0, 1):  # item by item: the same predictions
+                slug = task.replace("_", "-")
+                [mine] = (tmp_path / "a").glob(f"*/*/parts/{slug}/patch-s{seed}-L2.json")
+                [theirs] = (tmp_path / str(n)).glob(f"*/*/parts/{slug}/patch-s{seed}-L{n}.json")
+                mine_near = json.loads(mine.read_text())["data"]["neighbours"][str(n)]
+                assert mine_near["preds"] == json.loads(theirs.read_text())["data"]["preds"]
+    edge = _results(tmp_path / "3")  # the top layer (of 4) has only one neighbour
+    assert set(edge["results"]["food_color"]["patch"]["neighbour_layers"]) == {"2"}

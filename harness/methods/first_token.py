@@ -151,4 +151,29 @@ def patch(ctx: EvalContext, task: str, seed: int, layer: int | None) -> Scored:
         ids = engine.patch_last_token(ctx.adapter, queries, vector, layer, ctx.config.batch_size)
         shared[seed] = ids.tolist()
     scored = ctx.score_tokens(task, items, shared[seed], queries)
+    scored = _at_neighbours(ctx, task, seed, layer, items, queries, scored)
     return _with_answers(ctx, scored, items, queries, ctx.vector(task, seed)[layer], layer)
+
+
+def _at_neighbours(
+    ctx: EvalContext,
+    task: str,
+    seed: int,
+    layer: int,
+    items: list[dict],
+    queries: list,
+    scored: Scored,
+) -> Scored:
+    """The same patch one layer below and one above the chosen layer, on the test queries: a
+    layer chosen on 30 validation items can sit on a peak (the lenient hits per item, by
+    layer, in `neighbours`)."""
+    vector = ctx.vector(task, seed)
+    layers = [n for n in (layer - 1, layer + 1) if 0 <= n < ctx.adapter.num_layers]
+    if not layers:
+        return scored
+    ids = engine.last_token_variants(ctx.adapter, queries, [(n, vector[n]) for n in layers])
+    near = {}
+    for j, n in enumerate(layers):
+        got = ctx.score_tokens(task, items, ids[:, j].tolist(), queries)
+        near[str(n)] = {"preds": got["preds"], "lenient": got["lenient"]}
+    return {**scored, "neighbours": near}
