@@ -287,11 +287,15 @@ def unit_items(
 
 
 def summary_table(doc: dict[str, Any]) -> str:
+    """Per task and method the first-token accuracy (mean ± std over seeds); under it the
+    average's 95% intervals, the whole answers' average, the patch one layer off, and the paired
+    differences with their intervals, where the results carry them."""
     methods = doc["config"]["methods"]
+    results = doc["results"]
     head = f"{'task':20}" + "".join(f"{m:>16}" for m in methods)
     lines = [head, "-" * len(head)]
     avg: dict[str, list[float]] = {m: [] for m in methods}
-    for task, by_method in doc["results"].items():
+    for task, by_method in results.items():
         cells = []
         for m in methods:
             r = by_method[m]
@@ -302,31 +306,30 @@ def summary_table(doc: dict[str, Any]) -> str:
             cells.append(f"{cell:>16}")
         lines.append(f"{task:20}" + "".join(cells))
     lines.append(f"{'average':20}" + "".join(f"{statistics.fmean(avg[m]):>16.2f}" for m in methods))
+    average = doc.get("intervals", {}).get("average", {})
+    if average:
+        cells = "".join(
+            f"{f'[{lo:.2f},{hi:.2f}]':>16}" for lo, hi in (average.get(m, (0, 0)) for m in methods)
+        )
+        lines.append(f"{'  95% interval':20}" + cells)
+    if all("whole_answer" in by_method[m] for by_method in results.values() for m in methods):
+        whole = [
+            statistics.fmean(b[m]["whole_answer"]["acc"] for b in results.values()) for m in methods
+        ]
+        lines.append(f"{'  whole answers':20}" + "".join(f"{w:>16.2f}" for w in whole))
     near: dict[str, list[float]] = {}
-    for by_method in doc["results"].values():
+    for by_method in results.values():
         for n, acc in by_method.get("patch", {}).get("neighbour_layers", {}).items():
             near.setdefault(n, []).append(acc)
-    if near and all(len(v) == len(doc["results"]) for v in near.values()):
+    if near and all(len(v) == len(results) for v in near.values()):
         ordered = sorted(near.items(), key=lambda kv: int(kv[0]))
         shown = ", ".join(f"L{n} {statistics.fmean(v):.2f}" for n, v in ordered)
         lines.append(f"{'  patch one layer off':20} {shown}")
-    whole = [
-        [by_method[m]["whole_answer"]["acc"] for by_method in doc["results"].values()]
-        for m in methods
-        if all("whole_answer" in by_method[m] for by_method in doc["results"].values())
-    ]
-    if len(whole) == len(methods):
-        cells = "".join(f"{statistics.fmean(w):>16.2f}" for w in whole)
-        lines.append(f"{'  whole answers':20}" + cells)
-    average = doc.get("intervals", {}).get("average", {})
-    if average:
-        cells = [f"[{lo:.2f},{hi:.2f}]" for lo, hi in (average.get(m, (0, 0)) for m in methods)]
-        lines.append(f"{'  95% interval':20}" + "".join(f"{c:>16}" for c in cells))
-        for name, (low, high) in average.items():
-            if " - " in name:
-                a, b = name.split(" - ")
-                diff = statistics.fmean(avg[a]) - statistics.fmean(avg[b])
-                lines.append(f"{name:20}{diff:>+16.2f}   95% interval [{low:+.2f}, {high:+.2f}]")
+    for name, (low, high) in average.items():
+        if " - " in name:
+            a, b = name.split(" - ")
+            diff = statistics.fmean(avg[a]) - statistics.fmean(avg[b])
+            lines.append(f"{name:20}{diff:>+16.2f}   95% interval [{low:+.2f}, {high:+.2f}]")
     return "\n".join(lines)
 
 

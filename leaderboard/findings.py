@@ -1,0 +1,133 @@
+"""The project README's figures that come from the committed CPU submissions, written by code so
+they cannot drift from the JSON: `python -m leaderboard.findings` rewrites the block between
+the markers in ../README.md, and a test fails when the block differs from what this writes.
+
+For each CPU model: the first-token accuracy (the paper's rule) of `prompt` and `patch` with its
+95% paired bootstrap interval, the same answers scored whole (exactly, and normalised), the patch
+one layer off the chosen one, and the paired difference patch - prompt with its interval.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import ROOT
+
+README = ROOT.parent / "README.md"
+BEGIN = "<!-- cpu-scores: written by `python -m leaderboard.findings` from the submissions -->"
+END = "<!-- /cpu-scores -->"
+MODELS = {  # column label -> committed submission
+    "SmolLM2-135M": "smollm2-135m-instruct-cpu_text-examples-to-text.json",
+    "Gemma 3 270M": "gemma-3-270m-cpu_text-examples-to-text.json",
+}
+METHODS = ("prompt", "patch")
+
+
+def _avg(results: dict[str, Any], method: str, *path: str) -> float:
+    values = []
+    for by_method in results["results"].values():
+        value: Any = by_method[method]
+        for key in path:
+            value = value[key]
+        values.append(value)
+    return statistics.fmean(values)
+
+
+def _num(x: float) -> str:
+    return f"{x:.2f}".replace("0.", ".", 1) if x >= 0 else f"-{-x:.2f}".replace("0.", ".", 1)
+
+
+def _signed(x: float) -> str:
+    return ("+" if x >= 0 else "") + _num(x)
+
+
+def _interval(pair: list[float]) -> str:
+    return f"[{_num(pair[0])}, {_num(pair[1])}]"
+
+
+def scores_block(submissions: Path = ROOT / "submissions") -> str:
+    """The block's Markdown: one column per (model, method)."""
+    docs = {
+        m: json.loads((submissions / f).read_text("utf-8"))["results"] for m, f in MODELS.items()
+    }
+    head = ["score (mean of the six tasks, 3 seeds)"]
+    head += [f"{m} {method}" for m in docs for method in METHODS]
+    rows: list[list[str]] = []
+
+    def row(label: str, cell: Any) -> None:
+        """A row of cells; "—" where a submission does not carry the figure (a run made before
+        whole answers or intervals were recorded)."""
+
+        def shown(doc: dict[str, Any], method: str) -> str:
+            try:
+                return cell(doc, method)
+            except KeyError:
+                return "—"
+
+        rows.append([label] + [shown(doc, method) for doc in docs.values() for method in METHODS])
+
+    row("first token (the paper's rule)", lambda d, m: _num(_avg(d, m, "acc")))
+    row("its 95% interval", lambda d, m: _interval(d["intervals"]["average"][m]))
+    row("whole answer, exactly", lambda d, m: _num(_avg(d, m, "whole_answer", "acc")))
+    row("its 95% interval", lambda d, m: _interval(d["intervals"]["whole_answer"]["average"][m]))
+    row(
+        "whole answer, normalised",
+        lambda d, m: _num(_avg(d, m, "whole_answer", "acc_normalised")),
+    )
+
+    def near(d: dict[str, Any], m: str) -> str:
+        if m != "patch":
+            return ""
+        first = next(iter(d["results"].values()))["patch"]
+        layer = first["layer"]
+        shown = [
+            f"L{n}: {_num(_avg(d, 'patch', 'neighbour_layers', str(n)))}"
+            for n in (layer - 1, layer + 1)
+            if str(n) in first.get("neighbour_layers", {})
+        ]
+        if not shown:
+            raise KeyError("neighbour_layers")
+        return f"L{layer}; " + ", ".join(shown)
+
+    row("patch one layer off (test)", near)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    diffs = []
+    for model, d in docs.items():
+        if "whole_answer" not in d.get("intervals", {}):
+            continue
+        first = _avg(d, "patch", "acc") - _avg(d, "prompt", "acc")
+        whole = _avg(d, "patch", "whole_answer", "acc") - _avg(d, "prompt", "whole_answer", "acc")
+        diffs.append(
+            f"{model}: patch - prompt {_signed(first)} "
+            f"{_interval(d['intervals']['average']['patch - prompt'])} on the first token, "
+            f"{_signed(whole)} "
+            f"{_interval(d['intervals']['whole_answer']['average']['patch - prompt'])} "
+            "on whole answers"
+        )
+    tail = ["", "; ".join(diffs) + "."] if diffs else []
+    return "\n".join([BEGIN, "", *lines, *tail, "", END])
+
+
+def current_block(readme: str) -> str | None:
+    start, end = readme.find(BEGIN), readme.find(END)
+    return readme[start : end + len(END)] if 0 <= start < end else None
+
+
+def main() -> int:
+    readme = README.read_text("utf-8")
+    block = current_block(readme)
+    if block is None:
+        print(f"{README}: no {BEGIN!r} ... {END!r} block to write", file=sys.stderr)
+        return 1
+    README.write_text(readme.replace(block, scores_block()), "utf-8")
+    print(f"wrote the CPU scores block of {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
