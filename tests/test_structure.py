@@ -73,8 +73,10 @@ def test_run_id_and_leaderboard_share_one_rule_for_what_changes_a_number():
 
 
 def test_a_published_run_keeps_its_id_when_fields_are_added():
-    """The committed Gemma 3 submission's run id is still what its setting hashes to: a field
-    added since (demo_draw) counts only away from its default, so old run folders resume."""
+    """The committed Gemma 3 submission's run id is still what its setting hashes to, and the
+    default run keeps the id it was published with on 2026-11-23 (text_examples-c167871e2740,
+    before `--score` and `demo_draw` existed): a field added since counts only away from its
+    default, so old run folders resume."""
     import json
 
     from harness.prepare import load_run_data
@@ -82,7 +84,10 @@ def test_a_published_run_keeps_its_id_when_fields_are_added():
 
     path = Path(__file__).parent.parent / "leaderboard/submissions"
     doc = json.loads((path / "gemma-3-270m-cpu_text-examples-to-text.json").read_text())
-    config = RunConfig(model="gemma3-270m")
+    assert doc["results"]["config"]["score"] == "whole_answer"
+    config = RunConfig(model="gemma3-270m", score="whole_answer")
     assert run_id(config, load_run_data(config)) == doc["results"]["run_id"]
+    default = RunConfig(model="gemma3-270m")
+    assert run_id(default, load_run_data(default)) == "text_examples-c167871e2740"
     authors = RunConfig(model="gemma3-270m", demo_draw="authors")
-    assert run_id(authors, load_run_data(authors)) != doc["results"]["run_id"]
+    assert run_id(authors, load_run_data(authors)) != run_id(default, load_run_data(default))
