@@ -27,18 +27,18 @@ from ..prepare import check_run, load_run_data
 ANALYSES: dict[str, tuple[str, str]] = {
     "logit-lens": (
         "lens",
-        "layer-by-layer read-out at the task token (Figures 12-13, Tables 6, 13)",
+        "layer-by-layer read-out at the task token (Figures 8, 12-15, Tables 6, 13)",
     ),
     "tsne": (
         "tsne",
-        "context embeddings vs task vectors, t-SNE and silhouettes (Figures 2, 14-15)",
+        "context embeddings vs task vectors, t-SNE and silhouettes (Figure 2)",
     ),
     "scaling": ("scaling", "vectors averaged over r = 1..6 five-shot prompts (Figure 6)"),
     "noise": ("noise", "instruction patch with s = 0, 1, 2 character swaps (Table 9)"),
     "overhead": ("overhead", "time and memory: N=30 prompt vs patched query vs query (Table 7)"),
     "cosine": (
         "cosine",
-        "cosine similarity of task vectors across specs, layers and tasks (Fig. 8)",
+        "cosine similarity of task vectors across specs, layers and tasks (no paper figure)",
     ),
     "spec-curves": (
         "specs",

@@ -1,5 +1,6 @@
-"""`cosine`: how alike are task vectors made from different specifications (the paper's Figure 8
-and Table 3's cosines)?
+"""`cosine`: how alike are task vectors made from different specifications? Not a figure of the
+paper: its cosines (Table 3) are between an LLM's vectors and its VLM's, which a run with
+`--source_model` records (`transfer`) and this command gives with `--source_model` too.
 
 Per layer: the cosine between each task's vectors of two specs (text examples vs instruction,
 vs image examples where the model takes images), averaged over tasks and seeds. At the session's

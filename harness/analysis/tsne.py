@@ -1,4 +1,4 @@
-"""`tsne` (the paper's Figures 2, 14, 15): do task vectors cluster by task where the context
+"""`tsne` (the paper's Figure 2): do task vectors cluster by task where the context
 they are read from does not?
 
 For every (task, spec), `--points` prompts (default 30) are drawn from the test split (seeded by
