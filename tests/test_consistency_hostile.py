@@ -79,7 +79,7 @@ def test_acc_of_0_6_with_n_4_is_refused():
 
 def test_a_judged_rate_counts_the_judged_answers():
     doc = smollm2()
-    del doc["layer_selection"]
+    del doc["layer_selection"], doc["intervals"]  # an overriding run records neither
     doc["config"].update(tasks=["override_semantic"], methods=["original"], spec="instruction")
     doc["splits"] = {}
     per_seed = [0.2, 0.3, 0.4]  # 20 of 100, 30 of 100 and 36 of 90 judged: 86 of 290

@@ -65,3 +65,25 @@ def test_a_judged_override_text_run_passes(tiny_llama_path, tmp_path, judge_serv
     doc = json.loads((run / "results.json").read_text())
     assert all("judged" in r for r in doc["results"]["override_text"].values())
     assert validate_file(run / "results.json") == []
+
+
+def test_intervals_are_checked_against_the_results():
+    """The committed SmolLM2 run's intervals agree; a reversed one, one of a method the run did
+    not hold, and a method's interval outside [0, 1] are each named by path."""
+    import copy
+
+    from benchmark.consistency.results import check_results_consistency
+
+    path = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"
+    doc = json.loads(path.read_text())["results"]
+    assert check_results_consistency(doc) == []
+    bad = copy.deepcopy(doc)
+    bad["intervals"]["average"]["patch"] = [0.3, 0.2]
+    bad["intervals"]["per_task"]["food_color"]["ensemble"] = [0.1, 0.2]
+    bad["intervals"]["whole_answer"]["average"]["prompt"] = [-0.1, 0.2]
+    got = {(e.path, e.message) for e in check_results_consistency(bad)}
+    assert got == {
+        ("$.intervals.average.patch", "low 0.3 is above high 0.2"),
+        ("$.intervals.per_task.food_color.ensemble", "names a method the results do not hold"),
+        ("$.intervals.whole_answer.average.prompt", "[-0.1, 0.2] is not within [0, 1]"),
+    }

@@ -229,7 +229,47 @@ def check_results_consistency(doc: Any, run_dir: str | Path | None = None) -> li
         if run_dir is not None and seeds is not None:
             errors += row_file_errors(run_dir, task, by_method, seeds, case_insensitive)
     errors += check_layers(doc)
+    errors += _interval_errors(doc.get("intervals"), results)
     return sorted(errors, key=lambda e: (e.path, e.message))
+
+
+def _interval_errors(intervals: Any, results: dict[str, Any]) -> list[SchemaError]:
+    """Each interval is [low, high] with low <= high, of a task and a method (or a difference
+    `a - b` of two methods) the results hold, a method's within [0, 1]."""
+    if not isinstance(intervals, dict):
+        return []
+    errors: list[SchemaError] = []
+    blocks = [(["intervals"], intervals)]
+    if isinstance(intervals.get("whole_answer"), dict):
+        blocks.append((["intervals", "whole_answer"], intervals["whole_answer"]))
+    methods = {
+        m for by_method in results.values() if isinstance(by_method, dict) for m in by_method
+    }
+    for at, block in blocks:
+        sets = [(["average"], block.get("average"))]
+        per_task = block.get("per_task") if isinstance(block.get("per_task"), dict) else {}
+        for task, found in per_task.items():
+            if task not in results:
+                errors.append(
+                    SchemaError(json_path([*at, "per_task", task]), "no such task in results")
+                )
+            sets.append((["per_task", task], found))
+        for where, found in sets:
+            for name, pair in found.items() if isinstance(found, dict) else []:
+                path = json_path([*at, *where, name])
+                parts = name.split(" - ") if " - " in name else [name]
+                if not set(parts) <= methods:
+                    errors.append(SchemaError(path, "names a method the results do not hold"))
+                if not (
+                    isinstance(pair, list) and len(pair) == 2 and all(is_number(x) for x in pair)
+                ):
+                    continue
+                low, high = pair
+                if low > high:
+                    errors.append(SchemaError(path, f"low {low} is above high {high}"))
+                if len(parts) == 1 and not (0 <= low and high <= 1):
+                    errors.append(SchemaError(path, f"[{low}, {high}] is not within [0, 1]"))
+    return errors
 
 
 def check_submission(doc: Any) -> list[SchemaError]:
