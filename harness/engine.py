@@ -243,7 +243,7 @@ def _repeat_rows(key: str, v: torch.Tensor, k: int) -> torch.Tensor:
 _STEP_INPUTS = frozenset({"input_ids", "position_ids", "cross_attention_mask"})
 
 
-def step_inputs(inputs: dict[str, torch.Tensor], k: int = 1) -> dict[str, torch.Tensor]:
+def _step_inputs(inputs: dict[str, torch.Tensor], k: int = 1) -> dict[str, torch.Tensor]:
     """The inputs of a step that runs each row's last token again on its prefix's cache, each
     row k times: the token's own columns and the whole attention mask."""
     step = {
@@ -271,7 +271,7 @@ def _patched_last_token(
         k = len(band)
         cache = prefix_cache if b == len(bands) - 1 else copy.deepcopy(prefix_cache)
         cache.batch_repeat_interleave(k)
-        step = step_inputs(inputs, k)
+        step = _step_inputs(inputs, k)
         rows = torch.arange(size) * k
         ivs = [Intervention(patches[j][0], rows + i, -1, patches[j][1]) for i, j in enumerate(band)]
         lowest = min(patches[j][0] for j in band)

@@ -39,6 +39,17 @@ def make_tokenizer(
     )
 
 
+# Every tiny vision tower: 2 layers of width 32 on 32x32 images cut into 8x8 patches.
+VISION = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    image_size=32,
+    patch_size=8,
+)
+
+
 def text_config(
     vocab: int, model_type: str | None = None, layers: int = 4, hidden: int = HIDDEN
 ) -> dict:
@@ -71,15 +82,7 @@ def build_llava(path: Path) -> Path:
     )
 
     tok = make_tokenizer(["<image>"])
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=32,
-        patch_size=8,
-        projection_dim=32,
-    )
+    vision = CLIPVisionConfig(**VISION, projection_dim=32)
     config = LlavaConfig(
         vision_config=vision,
         text_config=LlamaConfig(**text_config(len(tok))),
@@ -102,15 +105,7 @@ def build_llava(path: Path) -> Path:
     return path
 
 
-# Idefics2's tiny vision tower and perceiver (image_seq_len = resampler_n_latents = 4).
-IDEFICS2_VISION = dict(
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    image_size=32,
-    patch_size=8,
-)
+# Idefics2's tiny perceiver (image_seq_len = resampler_n_latents = 4).
 IDEFICS2_PERCEIVER = dict(
     hidden_size=HIDDEN,
     resampler_n_latents=4,
@@ -131,7 +126,7 @@ def build_idefics2(path: Path) -> Path:
 
     tok = make_tokenizer(["<image>", "<fake_token_around_image>", "<end_of_utterance>"])
     config = Idefics2Config(
-        vision_config=dict(IDEFICS2_VISION),
+        vision_config=dict(VISION),
         perceiver_config=dict(IDEFICS2_PERCEIVER),
         text_config=text_config(len(tok), "mistral"),
         image_token_id=tok.convert_tokens_to_ids("<image>"),
@@ -210,7 +205,7 @@ def build_idefics2_llama_tokenizer(path: Path, legacy: bool | None = None) -> Pa
         pad_token="<unk>",
     )
     config = Idefics2Config(
-        vision_config=dict(IDEFICS2_VISION),
+        vision_config=dict(VISION),
         perceiver_config=dict(IDEFICS2_PERCEIVER),
         text_config=text_config(backend.get_vocab_size(), "mistral"),
         image_token_id=backend.token_to_id("<image>"),

@@ -28,21 +28,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tiny_vlms import HIDDEN, make_tokenizer, text_config
+from tiny_vlms import HIDDEN, VISION, make_tokenizer, text_config
 from transformers import PreTrainedTokenizerFast
 
-IMAGE_SIZE = 32
-PATCH = 8
+IMAGE_SIZE = VISION["image_size"]
+PATCH = VISION["patch_size"]
 GRID = IMAGE_SIZE // PATCH  # patches per side: 4, so 16 patches per image
 HEAD_DIM = HIDDEN // 4  # text_config's 4 heads; stated outright where a default is 128 or 256
-VISION = dict(
-    hidden_size=32,
-    intermediate_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    image_size=IMAGE_SIZE,
-    patch_size=PATCH,
-)
 
 # The exact text that stands for one image in a prompt, before the processor expands it.
 IMAGE_PLACEHOLDER = {
@@ -536,13 +528,18 @@ def _qwen_token_ids(tok) -> dict:
     return {key: tok.convert_tokens_to_ids(token) for key, token in ids.items()}
 
 
-def _qwen_text(tok, model_type: str, mrope: list[int], **extra) -> dict:
-    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope, **extra}
+def _qwen_text(
+    tok, model_type: str, mrope: list[int], mrope_interleaved: bool = False, **extra
+) -> dict:
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope}
+    if mrope_interleaved:
+        rope["mrope_interleaved"] = True
     return dict(
         text_config(len(tok), model_type),
         rope_parameters=rope,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
+        **extra,
     )
 
 
@@ -566,88 +563,66 @@ def qwen_processor(tokenizer, chat_template: str):
     )
 
 
-def build_qwen2_vl(path: Path) -> Path:
-    """Qwen2VLForConditionalGeneration with PaddleOCRVLProcessor (see PROCESSOR_STAND_INS)."""
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+# The tiny Qwen-VL towers: 2 layers, 8x8 patches merged 2x2, frames in pairs (as one image is
+# two identical frames); `hidden` is the tower's own width, `out` what its merger hands on.
+QWEN_VISION = dict(
+    depth=2, num_heads=2, patch_size=PATCH, spatial_merge_size=MERGE, temporal_patch_size=2
+)
 
+
+def _build_qwen(path: Path, kind: str, seed: int, vision: dict, text: dict) -> Path:
+    """A tiny Qwen-VL model of architecture `kind` with the PaddleOCRVLProcessor stand-in."""
+    import transformers
+
+    config_class, model_class = {
+        "qwen2_vl": ("Qwen2VLConfig", "Qwen2VLForConditionalGeneration"),
+        "qwen2_5_vl": ("Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration"),
+        "qwen3_vl": ("Qwen3VLConfig", "Qwen3VLForConditionalGeneration"),
+    }[kind]
     tok = _qwen_tokenizer()
-    config = Qwen2VLConfig(
-        vision_config=dict(
-            depth=2,
-            embed_dim=32,  # the tower's width; its hidden_size is the merger's output
-            hidden_size=HIDDEN,
-            mlp_ratio=2,
-            num_heads=2,
-            patch_size=PATCH,
-            spatial_merge_size=MERGE,
-            temporal_patch_size=2,
-        ),
-        text_config=_qwen_text(tok, "qwen2_vl_text", QWEN2_MROPE),
+    config = getattr(transformers, config_class)(
+        vision_config=dict(QWEN_VISION, **vision),
+        text_config=_qwen_text(tok, f"{kind}_text", **text),
         **_qwen_token_ids(tok),
         tie_word_embeddings=False,
     )
-    torch.manual_seed(17)
-    model = Qwen2VLForConditionalGeneration(config)
-    return _save(model, qwen_processor(tok, CHAT_TEMPLATES["qwen2_vl"]), path)
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_class)(config)
+    return _save(model, qwen_processor(tok, CHAT_TEMPLATES[kind]), path)
+
+
+def build_qwen2_vl(path: Path) -> Path:
+    """Qwen2VLForConditionalGeneration with PaddleOCRVLProcessor (see PROCESSOR_STAND_INS)."""
+    # embed_dim is the tower's width; its hidden_size is the merger's output
+    vision = dict(embed_dim=32, hidden_size=HIDDEN, mlp_ratio=2)
+    return _build_qwen(path, "qwen2_vl", 17, vision, dict(mrope=QWEN2_MROPE))
 
 
 def build_qwen2_5_vl(path: Path) -> Path:
     """Qwen2_5_VLForConditionalGeneration with PaddleOCRVLProcessor (see PROCESSOR_STAND_INS)."""
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-    tok = _qwen_tokenizer()
-    config = Qwen2_5_VLConfig(
-        vision_config=dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            out_hidden_size=HIDDEN,
-            num_heads=2,
-            patch_size=PATCH,
-            spatial_merge_size=MERGE,
-            temporal_patch_size=2,
-            # windows of 16x16 pixels (one merged token) in layer 0, full attention in layer 1,
-            # as the real towers' window layers and every eighth full one
-            window_size=16,
-            fullatt_block_indexes=[1],
-        ),
-        text_config=_qwen_text(tok, "qwen2_5_vl_text", QWEN2_MROPE),
-        **_qwen_token_ids(tok),
-        tie_word_embeddings=False,
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        out_hidden_size=HIDDEN,
+        # windows of 16x16 pixels (one merged token) in layer 0, full attention in layer 1,
+        # as the real towers' window layers and every eighth full one
+        window_size=16,
+        fullatt_block_indexes=[1],
     )
-    torch.manual_seed(18)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    return _save(model, qwen_processor(tok, CHAT_TEMPLATES["qwen2_5_vl"]), path)
+    return _build_qwen(path, "qwen2_5_vl", 18, vision, dict(mrope=QWEN2_MROPE))
 
 
 def build_qwen3_vl(path: Path) -> Path:
     """Qwen3VLForConditionalGeneration with PaddleOCRVLProcessor (see PROCESSOR_STAND_INS)."""
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
-
-    tok = _qwen_tokenizer()
-    config = Qwen3VLConfig(
-        vision_config=dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            out_hidden_size=HIDDEN,
-            num_heads=2,
-            patch_size=PATCH,
-            spatial_merge_size=MERGE,
-            temporal_patch_size=2,
-            num_position_embeddings=GRID**2,  # a GRID x GRID table, interpolated per image
-            deepstack_visual_indexes=[0],  # layer 0's merged features go to text layer 0
-        ),
-        text_config=dict(
-            _qwen_text(tok, "qwen3_vl_text", QWEN3_MROPE, mrope_interleaved=True),
-            head_dim=HEAD_DIM,
-        ),
-        **_qwen_token_ids(tok),
-        tie_word_embeddings=False,
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        out_hidden_size=HIDDEN,
+        num_position_embeddings=GRID**2,  # a GRID x GRID table, interpolated per image
+        deepstack_visual_indexes=[0],  # layer 0's merged features go to text layer 0
     )
-    torch.manual_seed(19)
-    model = Qwen3VLForConditionalGeneration(config)
-    return _save(model, qwen_processor(tok, CHAT_TEMPLATES["qwen3_vl"]), path)
+    text = dict(mrope=QWEN3_MROPE, mrope_interleaved=True, head_dim=HEAD_DIM)
+    return _build_qwen(path, "qwen3_vl", 19, vision, text)
 
 
 # --- Mllama (Llama 3.2 Vision) --------------------------------------------------------------
