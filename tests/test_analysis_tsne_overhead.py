@@ -90,16 +90,76 @@ def test_tsne_points_and_schema(tiny_llama_path, tiny_adapter, tmp_path):
     assert result["specs"] == ["text_examples", "instruction"]  # text-only: no image spec
     for name in tsne.SETS:
         points = result["points"][name]
-        assert len(points) == len(TASKS) * 2 * 6
+        # The instruction is its patched vector: one point per task, in the task-vector set.
+        vectors = name == "task_vectors"
+        assert len(points) == len(TASKS) * 6 + (len(TASKS) if vectors else 0)
         assert {(p["task"], p["spec"]) for p in points} == {
-            (t, s) for t in TASKS for s in ("text_examples", "instruction")
+            (t, s)
+            for t in TASKS
+            for s in ("text_examples", "instruction")
+            if vectors or s != "instruction"
         }
         assert all(np.isfinite([p["x"], p["y"]]).all() for p in points)
-        sil = result["silhouette"][name]
-        assert all(-1 <= sil[k] <= 1 for k in ("by_task", "by_spec", "by_task_within_spec"))
-    assert "task_vectors" in table
+    sil = result["silhouette"]["task_vectors"]
+    assert all(-1 <= sil[k] <= 1 for k in ("by_task", "by_spec", "by_task_within_spec"))
+    assert result["silhouette"]["context_embeddings"]["by_spec"] is None  # one spec there
+    pairs = result["nearest_centroid"]["pairs"]
+    assert set(pairs) == {"text_examples -> instruction", "instruction -> text_examples"}
+    assert pairs["instruction -> text_examples"]["n"] == len(TASKS)
+    assert pairs["text_examples -> instruction"]["n"] == len(TASKS) * 6
+    for got in pairs.values():
+        low, high = got["interval"]
+        assert low <= got["acc"] <= high
+    assert "task_vectors" in table and "nearest centroid" in table
     doc = _written(session, "tsne", result, figure)
     assert doc["result"]["layer"]["layer"] == 2
+
+
+def test_tsne_instruction_points_are_the_patched_vectors(tiny_llama_path, tiny_adapter, tmp_path):
+    """The instruction's point is the vector `--spec instruction` patches (through the final
+    norm), not a prompt with a query after it; the query variant stays an option."""
+    from harness.analysis.common import normed
+
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path)
+    got = tsne._seed_points(session, 0, ["text_examples", "instruction"], 2, "vector", 4)
+    data, labels = got["task_vectors"]
+    for task in TASKS:
+        row = labels.index((task, "instruction"))
+        patched = normed(tiny_adapter, session.vector(task, 0, "instruction")[2])
+        np.testing.assert_allclose(data[row], patched.double().numpy(), rtol=1e-5, atol=1e-6)
+    assert labels.count((TASKS[0], "instruction")) == 1
+    query = tsne._seed_points(session, 0, ["text_examples", "instruction"], 2, "query", 4)
+    _, query_labels = query["task_vectors"]
+    assert query_labels.count((TASKS[0], "instruction")) == 4
+
+
+def test_tsne_runs_every_seed(tiny_llama_path, tiny_adapter, tmp_path):
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path, points=5)
+    session.config = dataclasses.replace(session.config, seeds=(0, 1))
+    result, _, _ = tsne.run(session)
+    per_seed = result["silhouette_per_seed"]["task_vectors"]
+    assert len(per_seed) == 2 and per_seed[0]["by_task"] != per_seed[1]["by_task"]
+    mean = (per_seed[0]["by_task"] + per_seed[1]["by_task"]) / 2
+    assert result["silhouette"]["task_vectors"]["by_task"] == pytest.approx(mean)
+    assert result["nearest_centroid"]["pairs"]["text_examples -> instruction"]["n"] == 2 * 5 * 2
+
+
+def test_nearest_centroid_on_made_up_clusters():
+    """Instruction points placed at their own task's example centre score 1; placed at the
+    next task's, 0; the other direction is scored from the example points."""
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(3, 8)) * 10
+    examples = np.concatenate([c + rng.normal(size=(10, 8)) * 0.1 for c in centres])
+    tasks = [str(i // 10) for i in range(30)]
+    for shift, expected in ((0, 1.0), (1, 0.0)):
+        inst = centres[[(k + shift) % 3 for k in range(3)]]
+        points = np.concatenate([examples, inst])
+        labels = tasks + ["0", "1", "2"]
+        specs = ["ex"] * 30 + ["inst"] * 3
+        hits = tsne.nearest_centroid(points, labels, specs, "inst", "ex")
+        assert hits == [expected] * 3
+        back = tsne.nearest_centroid(points, labels, specs, "ex", "inst", metric="cosine")
+        assert len(back) == 30 and np.mean(back) == expected
 
 
 def test_tsne_reads_image_examples_on_a_vlm(tmp_path_factory, tmp_path):
@@ -139,7 +199,7 @@ def test_tsne_reads_image_examples_on_a_vlm(tmp_path_factory, tmp_path):
     session = Session(config, dict(data), adapter, {"points": 4})
     result, figure, _ = tsne.run(session)
     assert result["specs"] == ["text_examples", "instruction", "image_examples"]
-    assert len(result["points"]["context_embeddings"]) == len(TASKS) * 3 * 4
+    assert len(result["points"]["context_embeddings"]) == len(TASKS) * 2 * 4  # examples' only
     _written(session, "tsne", result, figure)
 
 

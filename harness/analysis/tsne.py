@@ -16,11 +16,19 @@ paper compares them:
   has already seen the labels of the examples before it.
 
 Examples specs: one N-shot prompt (N = --n_shot) per point, the task token being the delimiter
-of the last example's answer marker, as for a run's vectors. The instruction spec has a single
-prompt (the raw instruction), which would give 30 copies of one point; here each point is the
-instruction followed by one test query (`{instruction}\\n\\nQ: {x}\\nA:`, the prompt baseline of
-the instruction spec), read at its last token: like the examples prompt, the instruction plays
-the demonstrations and the query the last input. Its context is that query's tokens.
+of the last example's answer marker, as for a run's vectors. The instruction spec is the vector
+`--spec instruction` patches: the raw instruction read at its last token, one point per task (it
+has no examples to draw, so every seed gives the same point), in the task-vector set only: its
+text is the task, so it has no context apart from the task. `--instruction_points query` keeps
+the earlier variant (instruction + one test query, read at the query's last token, its context
+the query's tokens), which answers a different question: how a prompted query sits, not where
+the patched vector does.
+
+Every seed of the run draws its own prompts; silhouettes are the mean over seeds (each seed's
+in `silhouette_per_seed`), the plot shows the first seed. The cross-spec claim gets a number
+beside the picture: the nearest-centroid accuracy from each spec to each other (does an
+instruction vector lie nearest its own task's centroid of example vectors?), with a paired
+bootstrap interval over seeds and points.
 
 Each set gets scikit-learn's t-SNE (perplexity min(30, n-1), PCA init, random_state = seed),
 and a number the paper only shows as a picture: silhouette scores on the original d-dimensional
@@ -219,58 +227,198 @@ def _source(task: str) -> str:
     return TASKS[task].source if task in TASKS else task
 
 
-def run(session: Session) -> tuple[dict[str, Any], Any, str]:
-    n_points = int(session.options.get("points") or 30)
-    layer = session.layer()
+def nearest_centroid(
+    points: np.ndarray,
+    tasks: Sequence[str],
+    specs: Sequence[str],
+    source: str,
+    target: str,
+    metric: str = "euclidean",
+) -> list[float]:
+    """For each point of spec `source`: 1.0 when the nearest centroid of spec `target`'s
+    per-task points is its own task's, else 0.0 (the paper's cross-spec claim as a number:
+    an instruction vector lands among its own task's example vectors; chance is 1 / tasks).
+    Fed any [n, d] array, so it can be checked on made-up clusters."""
+    rows = [i for i, s in enumerate(specs) if s == source]
+    names = sorted({tasks[i] for i, s in enumerate(specs) if s == target})
+    centroids = np.stack(
+        [
+            points[[i for i, s in enumerate(specs) if s == target and tasks[i] == t]].mean(0)
+            for t in names
+        ]
+    )
+    x = points[rows]
+    if metric == "cosine":
+        unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+        cunit = centroids / np.linalg.norm(centroids, axis=1, keepdims=True)
+        distance = -unit @ cunit.T
+    else:
+        distance = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(-1)
+    nearest = distance.argmin(1)
+    return [float(names[j] == tasks[i]) for i, j in zip(rows, nearest, strict=True)]
+
+
+def _instruction_vectors(session: Session, layer: int) -> dict[str, torch.Tensor]:
+    """Each task's instruction vector at `layer` through the final norm: the very vector
+    `--spec instruction` patches (one per task: the instruction has no examples to draw)."""
     seed = session.config.seeds[0]
-    specs = session.specs(SPECS)
+    return {
+        t: normed(session.adapter, session.vector(t, seed, "instruction")[layer])
+        for t in session.tasks
+    }
+
+
+def _seed_points(
+    session: Session, seed: int, specs: list[str], layer: int, mode: str, n_points: int
+) -> dict[str, tuple[np.ndarray, list[tuple[str, str]]]]:
+    """set -> (points [n, d], (task, spec) of each) for one seed. Under `mode` "vector" the
+    instruction is its patched vector, a point in the task-vector set only (its text is the
+    task itself, so it has no context apart from the task); under "query" it is the earlier
+    variant, instruction + one test query read at the query's last token."""
     prompts, labels = [], []
-    for task in session.progress("t-SNE points"):
-        for spec in specs:
+    read_specs = [s for s in specs if s != "instruction" or mode == "query"]
+    for task in session.progress(f"t-SNE points, seed {seed}"):
+        for spec in read_specs:
             for p in _prompts(session, task, spec, n_points, seed):
                 p["columns"] = _columns(session.adapter, p["prompt"], p["spans"])
                 prompts.append(p)
                 labels.append((task, spec))
-    vectors = _read(session, prompts, layer["layer"])
+    vectors = _read(session, prompts, layer)
+    out = {name: (vectors[name].double().numpy(), list(labels)) for name in SETS}
+    if "instruction" in specs and mode == "vector":
+        inst = _instruction_vectors(session, layer)
+        data, names = out["task_vectors"]
+        extra = np.stack([inst[t].double().numpy() for t in session.tasks])
+        out["task_vectors"] = (
+            np.concatenate([data, extra]),
+            names + [(t, "instruction") for t in session.tasks],
+        )
+    out["_tokens"] = (np.array([len(p["columns"]) for p in prompts], dtype=float), [])
+    return out
+
+
+def _scores(data: np.ndarray, labels: list[tuple[str, str]]) -> dict[str, Any]:
     by = {
         "by_task": [t for t, _ in labels],
         "by_spec": [s for _, s in labels],
         "by_source": [_source(t) for t, _ in labels],
     }
+    return {
+        **silhouettes(data, by),
+        "by_task_within_spec": within(data, by["by_spec"], by["by_task"]),
+        "metric": "euclidean",
+        "cosine": {
+            **silhouettes(data, by, metric="cosine"),
+            "by_task_within_spec": within(data, by["by_spec"], by["by_task"], "cosine"),
+        },
+    }
+
+
+def _mean_scores(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Silhouettes averaged over seeds (None where any seed's is undefined)."""
+
+    def mean(values: list[Any]) -> float | None:
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    out: dict[str, Any] = {"metric": "euclidean"}
+    for key, value in per_seed[0].items():
+        if isinstance(value, dict):
+            out[key] = {k: mean([s[key][k] for s in per_seed]) for k in value}
+        elif key != "metric":
+            out[key] = mean([s[key] for s in per_seed])
+    return out
+
+
+def _cross_spec(
+    per_seed: list[tuple[np.ndarray, list[tuple[str, str]]]], specs: list[str]
+) -> dict[str, Any]:
+    """Nearest-centroid accuracy between every ordered pair of specs, over all seeds, with a
+    paired bootstrap interval (seeds, then points)."""
+    from ..intervals import LEVEL, REPLICATES, bootstrap_intervals
+
+    out: dict[str, Any] = {}
+    for source in specs:
+        for target in specs:
+            if source == target:
+                continue
+            name = f"{source} -> {target}"
+            hits = {
+                metric: np.array(
+                    [
+                        nearest_centroid(
+                            data, [t for t, _ in lab], [s for _, s in lab], source, target, metric
+                        )
+                        for data, lab in per_seed
+                    ]
+                )
+                for metric in ("euclidean", "cosine")
+            }
+            interval = bootstrap_intervals({"all": {"acc": hits["euclidean"]}})
+            out[name] = {
+                "acc": float(hits["euclidean"].mean()),
+                "interval": interval["per_task"]["all"]["acc"],
+                "per_seed": [float(row.mean()) for row in hits["euclidean"]],
+                "cosine_acc": float(hits["cosine"].mean()),
+                "n": int(hits["euclidean"].size),
+            }
+    tasks = {t for t, _ in per_seed[0][1]}
+    return {
+        "rule": f"share of the source spec's points whose nearest target-spec task centroid "
+        f"(euclidean on the normed vectors; cosine beside it) is their own task's; "
+        f"{int(LEVEL * 100)}% percentile bootstrap, {REPLICATES} replicates over seeds then points",
+        "chance": 1 / len(tasks),
+        "pairs": out,
+    }
+
+
+def run(session: Session) -> tuple[dict[str, Any], Any, str]:
+    n_points = int(session.options.get("points") or 30)
+    mode = session.options.get("instruction_points") or "vector"
+    layer = session.layer()
+    seeds = list(session.config.seeds)
+    specs = session.specs(SPECS)
+    per_seed = [_seed_points(session, s, specs, layer["layer"], mode, n_points) for s in seeds]
     points: dict[str, list[dict[str, Any]]] = {}
     silhouette: dict[str, dict[str, Any]] = {}
+    silhouette_per_seed: dict[str, list[dict[str, Any]]] = {}
     for name in SETS:
-        data = vectors[name].double().numpy()
-        xy = embed_2d(data, seed)
+        scores = [_scores(*got[name]) for got in per_seed]
+        silhouette_per_seed[name] = scores
+        silhouette[name] = _mean_scores(scores)
+        data, labels = per_seed[0][name]  # the plot: the first seed's points
+        xy = embed_2d(data, seeds[0])
         points[name] = [
             {"x": float(x), "y": float(y), "task": t, "spec": s}
             for (x, y), (t, s) in zip(xy.tolist(), labels, strict=True)
         ]
-        silhouette[name] = {
-            **silhouettes(data, by),
-            "by_task_within_spec": within(data, by["by_spec"], by["by_task"]),
-            "metric": "euclidean",
-            "cosine": {
-                **silhouettes(data, by, metric="cosine"),
-                "by_task_within_spec": within(data, by["by_spec"], by["by_task"], "cosine"),
-            },
-        }
+    task_specs = sorted({s for _, s in per_seed[0]["task_vectors"][1]}, key=specs.index)
     result = {
         "layer": layer,
         "specs": specs,
+        "instruction_points": mode,
         "points_per_group": n_points,
-        "n_points": len(prompts),
-        "seed": seed,
+        "n_points": len(points["task_vectors"]),
+        "seed": seeds[0],
+        "seeds": seeds,
         "definitions": {
             "task_vectors": "layer output at the task token, through the final norm",
             "context_embeddings": "layer output averaged over the example inputs' tokens, each "
-            "through the final norm (instruction spec: the query's tokens)",
+            "through the final norm",
             "input_embeddings": "first decoder layer's input averaged over the same tokens, "
             "each through the final norm",
-            "instruction_points": "instruction + one test query, read at its last token",
+            "instruction_points": (
+                "the instruction vector --spec instruction patches (one per task, in the task "
+                "vector set only)"
+                if mode == "vector"
+                else "instruction + one test query, read at its last token (context: the query)"
+            ),
+            "silhouette": "mean over the seeds (each seed draws its own prompts); per seed in "
+            "silhouette_per_seed; the plot shows the first seed",
         },
-        "tokens_per_context": float(np.mean([len(p["columns"]) for p in prompts])),
+        "tokens_per_context": float(np.mean(per_seed[0]["_tokens"][0])),
         "silhouette": silhouette,
+        "silhouette_per_seed": silhouette_per_seed,
+        "nearest_centroid": _cross_spec([got["task_vectors"] for got in per_seed], task_specs),
         "points": points,
     }
     return result, lambda path: _figure(result, path), _table(result)
@@ -298,6 +446,17 @@ def _table(result: dict[str, Any]) -> str:
     lines.append(
         "source: the input pool (two tasks share each); task in spec: by task inside "
         "each spec, averaged"
+    )
+    cross = result["nearest_centroid"]
+    for pair, got in cross["pairs"].items():
+        low, high = got["interval"]
+        lines.append(
+            f"nearest centroid {pair}: {got['acc']:.2f} [{low:.2f}, {high:.2f}] "
+            f"of {got['n']} points (chance {cross['chance']:.2f})"
+        )
+    lines.append(
+        f"silhouettes: mean over seeds {', '.join(map(str, result['seeds']))}; "
+        f"instruction points: {result['definitions']['instruction_points']}"
     )
     lines.append("paper: task vectors cluster by task, context embeddings do not")
     return "\n".join(lines)
