@@ -4,6 +4,7 @@ cosine matrices of hand-made vectors, and every command writes a schema-valid JS
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -169,6 +170,53 @@ def test_lens_records_tokens_and_probabilities(session):
     assert [s.adapter.decode_token(t).strip() for t in got["token_ids"]["input"]] == [":"]
     instruction = lens_spec(s, "country_capital", "instruction", 4, layer=2)
     assert instruction["runs"] == 1
+
+
+def test_lens_reports_absolute_probabilities_and_ranks(session):
+    """Beside the relative curves: the absolute probability of each token group and its rank
+    in the whole vocabulary, recomputed here from the model's own read-out of one run."""
+    from harness import engine
+    from harness.analysis.common import read_out
+    from harness.analysis.lens import _runs, lens_spec
+
+    s = session(runs=1)
+    got = lens_spec(s, "country_capital", "text_examples", 1, layer=2)
+    (run,) = _runs(s, "country_capital", "text_examples", 1)
+    states = engine.capture_task_states(s.adapter, [run["prompt"]], 1)
+    probs = read_out(s.adapter, states[0]).softmax(-1)
+    answer = got["token_ids"]["answer"]
+    for layer in (0, s.adapter.num_layers - 1):
+        p = probs[layer, answer].mean()
+        assert got["absolute_prob"]["mean"][layer][2] == pytest.approx(float(p), rel=1e-4)
+        rank = int((probs[layer] > probs[layer, answer].max()).sum()) + 1
+        assert got["rank"]["median"][layer][2] == rank
+    rel = torch.tensor(got["relative_prob"]["mean"])
+    absolute = torch.tensor(got["absolute_prob"]["mean"])
+    assert torch.allclose(rel, absolute / absolute.sum(-1, keepdim=True), atol=1e-5)
+
+
+def test_a_phase_needs_its_winner_within_the_rank_floor():
+    """Three improbable tokens still have a most probable one; with ranks, that layer is no
+    phase."""
+    from harness.analysis.lens import RANK_FLOOR
+
+    rel = [[0.2, 0.2, 0.6], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8]]
+    ranks = [[900, 800, RANK_FLOOR + 1], [1, 50, 60], [30, 40, RANK_FLOOR]]
+    assert phases(rel)["winner"] == ["answer", "input", "answer"]
+    ranked = phases(rel, ranks)
+    assert ranked["winner"] == ["none", "input", "answer"]
+    assert ranked["share"]["none"] == pytest.approx(1 / 3)
+
+
+def test_lens_runs_are_spread_over_the_seeds(session):
+    from harness.analysis.lens import _runs
+
+    s = session(runs=5)
+    s.config = dataclasses.replace(s.config, seeds=(0, 1))
+    runs = _runs(s, "country_capital", "text_examples", 5)
+    assert [r["seed"] for r in runs] == [0, 0, 0, 1, 1]
+    texts = [r["prompt"].text for r in runs]
+    assert len(set(texts)) == 5
 
 
 @pytest.mark.parametrize("name", ["logit-lens", "noise", "scaling", "cosine"])
