@@ -248,3 +248,76 @@ def test_overhead_memory_in_a_fresh_process(tiny_llama_path, tiny_adapter, tmp_p
     assert set(got) == {"baseline_bytes", "peak_bytes", "increase_bytes"}
     assert got["peak_bytes"] >= got["baseline_bytes"] > 0
     assert got["increase_bytes"] == got["peak_bytes"] - got["baseline_bytes"]
+
+
+def _tokens(adapter, prompt) -> int:
+    return int(adapter.encode([prompt]).input_ids.shape[1])
+
+
+def _demos_and_query(session: Session, setup: dict) -> tuple[list[dict], dict]:
+    records = {r["id"]: r for rs in session.data[TASKS[0]].splits.values() for r in rs}
+    return [records[i] for i in setup["demo_ids"]], records[setup["query_id"]]
+
+
+def test_overhead_default_context_is_the_items(tiny_llama_path, tiny_adapter, tmp_path):
+    """Without --context the examples are the task's own items, as before dense existed."""
+    from harness.analysis import parse
+
+    assert parse(["overhead"])[2]["context"] == "short"
+    assert parse(["overhead", "--context", "dense"])[2]["context"] == "dense"
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path)
+    setup = overhead._setup(session, 8)
+    demos, query = _demos_and_query(session, setup)
+    expected = tiny_adapter.example_prompt(
+        [(d["input"], d["output"]) for d in demos], query=query["input"]
+    )
+    assert setup["prompts"]["prompt"].text == expected.text
+    assert setup["descriptions"] == []
+
+
+def test_overhead_dense_prompt_has_the_target_length(
+    tiny_llama_path, tiny_adapter, tmp_path, monkeypatch
+):
+    """Each dense example is a description of about DENSE_TOKENS tokens of the model's own
+    tokenizer, so the prompt is N of them plus what the short items' template costs."""
+    n = 5
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path, n_context=n, runs=2)
+    session.options["context"] = "dense"
+    setup = overhead._setup(session, n, "dense")
+    target = overhead.DENSE_TOKENS
+    lengths = [overhead._token_count(tiny_adapter, d) for d in setup["descriptions"]]
+    assert len(lengths) == n and all(0.9 * target <= k <= target for k in lengths)
+    assert len(set(setup["descriptions"])) == n  # every example its own text
+    assert overhead._setup(session, n, "dense")["descriptions"] == setup["descriptions"]
+    demos, query = _demos_and_query(session, setup)
+    bare = tiny_adapter.example_prompt([("", d["output"]) for d in demos], query=query["input"])
+    expected = n * target + _tokens(tiny_adapter, bare)
+    got = _tokens(tiny_adapter, setup["prompts"]["prompt"])
+    assert abs(got - expected) <= 0.1 * expected
+    short = overhead._setup(session, n)["prompts"]["prompt"]
+    assert got > 3 * _tokens(tiny_adapter, short)
+
+    def in_process(config, device, kind, layer):
+        return overhead.memory_kind(tiny_adapter, kind, layer)
+
+    monkeypatch.setattr(overhead, "isolated_memory", in_process)
+    result, figure, table = overhead.run(session)
+    assert result["context"] == "dense" and result["tokens"]["prompt"] == got
+    dense = result["dense"]
+    assert dense["target_tokens"] == target
+    assert dense["description_tokens"]["min"] == min(lengths)
+    assert dense["example_tokens_mean"] == (got - result["tokens"]["query"]) / n
+    assert "dense descriptions" in table
+    _written(session, "overhead", result, figure)
+
+
+def test_overhead_prompt_must_fit_the_context(tiny_llama_path, tiny_adapter, tmp_path):
+    """Ten dense examples are longer than the tiny model's context: a clear error, not a
+    forward past its positions."""
+    from harness.errors import ConfigError
+
+    limit = tiny_adapter.model.config.max_position_embeddings
+    assert 10 * overhead.DENSE_TOKENS > limit
+    session = _session(tiny_llama_path, tiny_adapter, tmp_path)
+    with pytest.raises(ConfigError, match=f"context of {limit}; lower --n_context"):
+        overhead._setup(session, 10, "dense")

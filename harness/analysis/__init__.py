@@ -72,6 +72,13 @@ def _options_parser() -> argparse.ArgumentParser:
         help="noise: s swaps per instruction (the paper's) or in every word",
     )
     p.add_argument("--n_context", type=int, default=30, help="overhead: examples in the prompt")
+    p.add_argument(
+        "--context",
+        default="short",
+        choices=("short", "dense"),
+        help="overhead: the task's items as examples, or dense descriptions (~150 tokens each, "
+        "as the paper's Table 7)",
+    )
     return p
 
 
@@ -83,7 +90,7 @@ def _usage() -> str:
         "run flags: --model, --model_args, --tasks, --spec, --seeds, --n_shot, --layer, "
         "--layer_from, --data, --output_path, --batch_size, --limit, --device (see vlm-tv-eval -h)",
         "analysis flags: --runs N, --points N, --max_r R, --swaps 0,1,2, "
-        "--swap_scope instruction|word, --n_context N",
+        "--swap_scope instruction|word, --n_context N, --context short|dense",
         "writes <output_path>/<model>/analysis/<NAME>.json and .png",
     ]
     return "\n".join(lines)
@@ -117,6 +124,7 @@ def parse(argv: Sequence[str]) -> tuple[str, RunConfig, dict[str, Any], bool]:
         "swaps": swaps,
         "swap_scope": opts.swap_scope,
         "n_context": opts.n_context,
+        "context": opts.context,
     }
     config = parse_run_config(rest)
     spec_given = any(a == "--spec" or a.startswith("--spec=") for a in rest)
