@@ -2,9 +2,13 @@
 they cannot drift from the JSON: `python -m leaderboard.findings` rewrites the block between
 the markers in ../README.md, and a test fails when the block differs from what this writes.
 
-For each CPU model: the first-token accuracy (the paper's rule) of `prompt` and `patch` with its
-95% paired bootstrap interval, the same answers scored whole (exactly, and normalised), the patch
-one layer off the chosen one, and the paired difference patch - prompt with its interval.
+Two blocks. `cpu-scores`, for each CPU model: the first-token accuracy (the paper's rule) of
+`prompt` and `patch` with its 95% paired bootstrap interval, the same answers scored whole
+(exactly, and normalised), the patch one layer off the chosen one, and the paired difference
+patch - prompt with its interval. `paper-findings`: each claim of the paper (leaderboard.claims)
+with the paper's number, each model's, and whether it reproduces, by the claim's stated rule;
+then the template question (the paper's `Q:{x}\nA:{y}` against `spaced`) from the runs
+committed under docs/<model>/template-paper/.
 """
 
 from __future__ import annotations
@@ -15,15 +19,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import ROOT
+from . import ROOT, claims
 
 README = ROOT.parent / "README.md"
 BEGIN = "<!-- cpu-scores: written by `python -m leaderboard.findings` from the submissions -->"
 END = "<!-- /cpu-scores -->"
-MODELS = {  # column label -> committed submission
-    "SmolLM2-135M": "smollm2-135m-instruct-cpu_text-examples-to-text.json",
-    "Gemma 3 270M": "gemma-3-270m-cpu_text-examples-to-text.json",
-}
+FINDINGS_BEGIN = (
+    "<!-- paper-findings: written by `python -m leaderboard.findings` from docs/ and the "
+    "submissions -->"
+)
+FINDINGS_END = "<!-- /paper-findings -->"
+TEMPLATE_RUN = "template-paper/results.json"  # under docs/<model>/
+MODELS = {m.label: m.submission for m in claims.MODELS}  # column label -> submission
 METHODS = ("prompt", "patch")
 
 
@@ -113,19 +120,74 @@ def scores_block(submissions: Path = ROOT / "submissions") -> str:
     return "\n".join([BEGIN, "", *lines, *tail, "", END])
 
 
-def current_block(readme: str) -> str | None:
-    start, end = readme.find(BEGIN), readme.find(END)
-    return readme[start : end + len(END)] if 0 <= start < end else None
+def findings_block(docs: Path = claims.DOCS, submissions: Path = ROOT / "submissions") -> str:
+    """The claims table (paper | each model | reproduces?) and the template comparison."""
+    labels = [m.label for m in claims.MODELS]
+    head = ["the paper's claim", "paper", *labels, "reproduces?"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in claims.verdicts(docs, submissions):
+        cells = [row["by_model"][label] for label in labels]
+        found = {verdict for _, verdict in cells}
+        overall = (
+            found.pop()
+            if len(found) == 1
+            else "; ".join(f"{label}: {v}" for label, (_, v) in zip(labels, cells, strict=True))
+        )
+        lines.append(
+            "| "
+            + " | ".join([row["claim"], row["paper"], *(text for text, _ in cells), overall])
+            + " |"
+        )
+    return "\n".join(
+        [FINDINGS_BEGIN, "", *lines, "", *template_lines(docs, submissions), "", FINDINGS_END]
+    )
+
+
+def template_lines(docs: Path, submissions: Path) -> list[str]:
+    """Mean first-token accuracy under `spaced` (the submissions) and the paper's template (the
+    committed --template paper runs), with the paired interval of patch - prompt for each."""
+    head = ["template", *(f"{m.label} {k}" for m in claims.MODELS for k in ("prompt", "patch"))]
+    head += [f"{m.label} patch - prompt" for m in claims.MODELS]
+    rows = []
+    for name, load in (
+        ("spaced `Q: {x}\\nA: {y}` (the submissions)", lambda e: e.results()),
+        ("paper `Q:{x}\\nA:{y}`", lambda e: e.file(TEMPLATE_RUN)),
+    ):
+        cells, diffs = [], []
+        for model in claims.MODELS:
+            try:
+                doc = load(claims.Evidence(model, docs, submissions))
+            except claims.NotRun:
+                cells += ["not run", "not run"]
+                diffs.append("not run")
+                continue
+            cells += [_num(_avg(doc, "prompt", "acc")), _num(_avg(doc, "patch", "acc"))]
+            pair = doc.get("intervals", {}).get("average", {}).get("patch - prompt")
+            diff = _avg(doc, "patch", "acc") - _avg(doc, "prompt", "acc")
+            diffs.append(_signed(diff) + (f" {_interval(pair)}" if pair else ""))
+        rows.append([name, *cells, *diffs])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def current_block(readme: str, begin: str = BEGIN, end: str = END) -> str | None:
+    start, stop = readme.find(begin), readme.find(end)
+    return readme[start : stop + len(end)] if 0 <= start < stop else None
 
 
 def main() -> int:
     readme = README.read_text("utf-8")
-    block = current_block(readme)
-    if block is None:
-        print(f"{README}: no {BEGIN!r} ... {END!r} block to write", file=sys.stderr)
-        return 1
-    README.write_text(readme.replace(block, scores_block()), "utf-8")
-    print(f"wrote the CPU scores block of {README}")
+    for begin, end, write in (
+        (BEGIN, END, scores_block),
+        (FINDINGS_BEGIN, FINDINGS_END, findings_block),
+    ):
+        block = current_block(readme, begin, end)
+        if block is None:
+            print(f"{README}: no {begin!r} ... {end!r} block to write", file=sys.stderr)
+            return 1
+        readme = readme.replace(block, write())
+    README.write_text(readme, "utf-8")
+    print(f"wrote the CPU scores and paper findings blocks of {README}")
     return 0
 
 
