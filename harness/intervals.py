@@ -46,10 +46,15 @@ def _interval(values: np.ndarray) -> list[float]:
     return [round(float(low), 4), round(float(high), 4)]
 
 
-def bootstrap_intervals(per_task: Mapping[str, Scores], seed: int = 0) -> dict[str, dict]:
-    """Intervals for every task's methods and their DIFFERENCES, and for the average over
-    tasks: {"per_task": {task: {name: [low, high]}}, "average": {name: [low, high]}}. Every
-    method of a task must hold the same seeds and items ([seeds, items])."""
+def bootstrap_intervals(
+    per_task: Mapping[str, Scores],
+    seed: int = 0,
+    differences: Sequence[tuple[str, str]] = DIFFERENCES,
+) -> dict[str, dict]:
+    """Intervals for every task's methods and their `differences` (a - b, where a task holds
+    both; a run's are DIFFERENCES, an analysis names its own), and for the average over tasks:
+    {"per_task": {task: {name: [low, high]}}, "average": {name: [low, high]}}. Every method of
+    a task must hold the same seeds and items ([seeds, items])."""
     rng = np.random.default_rng(seed)
     out: dict[str, dict] = {"per_task": {}, "average": {}}
     sums: dict[str, np.ndarray] = {}
@@ -60,7 +65,7 @@ def bootstrap_intervals(per_task: Mapping[str, Scores], seed: int = 0) -> dict[s
         n_seeds, n_items = next(iter(shapes))
         seeds, items = _draws(rng, n_seeds, n_items)
         reps = {m: _replicates(np.asarray(s, dtype=float), seeds, items) for m, s in scores.items()}
-        for a, b in DIFFERENCES:
+        for a, b in differences:
             if a in reps and b in reps:
                 reps[f"{a} - {b}"] = reps[a] - reps[b]
         out["per_task"][task] = {name: _interval(values) for name, values in reps.items()}
@@ -115,3 +120,68 @@ def interval_block(
         whole = unit_scores(units, tasks, methods, seeds, "whole")
         out["whole_answer"] = bootstrap_intervals(whole)
     return out
+
+
+def analysis_intervals(
+    per_task: Mapping[str, Scores], differences: Sequence[tuple[str, str]], seed: int = 0
+) -> dict[str, Any]:
+    """The `intervals` entry of an analysis: every variant's and each of `differences`' 95%
+    interval, per task and on the average over tasks, under the same rule as a results file's
+    (an analysis claims "r = 6 beats r = 1" on the same 100 items, so the pairing matters)."""
+    for a, b in differences:
+        if not all(a in s and b in s for s in per_task.values()):
+            raise ValueError(f"difference {a} - {b}: a task lacks one of them")
+    return {
+        "rule": RULE,
+        "level": LEVEL,
+        "replicates": REPLICATES,
+        "score": "lenient",
+        **bootstrap_intervals(per_task, seed, differences),
+    }
+
+
+def estimates(
+    per_task: Mapping[str, Scores], differences: Sequence[tuple[str, str]] = ()
+) -> dict[str, dict]:
+    """The point estimates the intervals are drawn around, in their shape: each variant's mean
+    over seeds and items and each difference's, per task and averaged over tasks."""
+    out: dict[str, dict] = {"per_task": {}, "average": {}}
+    for task, scores in per_task.items():
+        means = {name: float(np.mean(s)) for name, s in scores.items()}
+        for a, b in differences:
+            if a in means and b in means:
+                means[f"{a} - {b}"] = means[a] - means[b]
+        out["per_task"][task] = means
+    tasks = list(out["per_task"].values())
+    shared = [n for n in tasks[0] if all(n in t for t in tasks)] if tasks else []
+    out["average"] = {n: float(np.mean([t[n] for t in tasks])) for n in shared}
+    return out
+
+
+def stored_scores(per_task: Mapping[str, Scores]) -> dict[str, dict[str, list[list[int]]]]:
+    """Per-item 0/1 scores as JSON ([seeds][items] per task and variant), so an analysis's
+    intervals can be drawn again from its file alone (`scores_from_file`)."""
+    out: dict[str, dict[str, list[list[int]]]] = {}
+    for task, scores in per_task.items():
+        out[task] = {}
+        for name, s in scores.items():
+            values = np.asarray(s, dtype=float)
+            if not np.isin(values, (0.0, 1.0)).all():
+                raise ValueError(f"{task}/{name}: per-item scores must be 0 or 1")
+            out[task][name] = values.astype(int).tolist()
+    return out
+
+
+def scores_from_file(stored: Mapping[str, Mapping[str, Sequence]]) -> dict[str, dict]:
+    """`stored_scores`' JSON back as the [seeds, items] arrays bootstrap_intervals takes."""
+    return {
+        task: {name: np.asarray(rows, dtype=float) for name, rows in scores.items()}
+        for task, scores in stored.items()
+    }
+
+
+def bracket(interval: Sequence[float], signed: bool = False) -> str:
+    """An interval as a table prints it beside its number: "[0.30, 0.42]", or with signs for a
+    difference ("[-0.04, +0.02]")."""
+    low, high = interval
+    return f"[{low:+.2f}, {high:+.2f}]" if signed else f"[{low:.2f}, {high:.2f}]"

@@ -4,9 +4,12 @@ cosine matrices of hand-made vectors, and every command writes a schema-valid JS
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import re
+import statistics
 
 import pytest
 import torch
@@ -19,6 +22,8 @@ from harness.analysis.lens import phases
 from harness.analysis.noise import noisy_instruction
 from harness.cli import main
 from harness.config import RunConfig
+from harness.context import EvalContext
+from harness.intervals import analysis_intervals, bracket, estimates, scores_from_file
 from harness.prepare import load_run_data
 
 INSTRUCTION = "The scientific name of the animal's species in latin:"
@@ -394,3 +399,166 @@ def test_accuracies_score_each_column_by_the_runs_rule(session):
     ids = torch.tensor([right, wrong, [right[0], wrong[1]]]).T  # [n=2, k=3]
     assert accuracies(ctx, "country_capital", items, ids, prompts) == [1.0, 0.0, 0.5]
     assert accuracies(ctx, "country_capital", items, ids[:, 0], prompts) == [1.0]
+
+
+# -- scaling, noise and spec-curves over every seed, with paired intervals ----------------------
+SEEDED = ("scaling", "noise", "spec-curves")
+TASKS = ("country_capital", "food_color")
+# The differences the README's claims rest on (with --max_r 2 and --swaps 0,1,2).
+CLAIMS = {
+    "scaling": [
+        "examples r=2 - examples r=1",
+        "ensemble r=1 - examples r=1",
+        "ensemble r=2 - examples r=2",
+    ],
+    "noise": ["s=1 - s=0", "s=2 - s=0"],
+    "spec-curves": [
+        "instruction - text_examples",
+        "ensemble - text_examples",
+        "instruction_marker - instruction",
+        "instruction prompt - text_examples prompt",
+    ],
+}
+_SCORE_TOKENS = EvalContext.score_tokens
+
+
+def _by_parity(self, task, items, pred_ids, prompts):
+    """The random model never names a label, so every score would be 0 and every interval
+    [0, 0]: here an answer is right when its token id and the item's id (its letters' codes)
+    add up to an even number, a mix of 0 and 1 that follows the model's answers (and so each
+    vector and seed) even where it gives one answer to every query."""
+    scored = _SCORE_TOKENS(self, task, items, pred_ids, prompts)
+    codes = [sum(map(ord, r["id"])) for r in items]
+    return {
+        **scored,
+        "lenient": [(int(i) + c) % 2 == 0 for i, c in zip(pred_ids, codes, strict=True)],
+    }
+
+
+@pytest.fixture(scope="module")
+def seeded(tiny_llama_path, tmp_path_factory):
+    """scaling, noise and spec-curves, each run once over seeds 0 and 1: (document, table)."""
+    out = tmp_path_factory.mktemp("seeded")
+    runs = {}
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(EvalContext, "score_tokens", _by_parity)
+        m.setenv("VLM_TV_EVAL_CACHE", str(out / "cache"))
+        for name in SEEDED:
+            argv = [name, "--model", f"hf:{tiny_llama_path}", "--tasks", ",".join(TASKS)]
+            argv += ["--seeds", "0,1", "--limit", "6", "--layer", "2", "--max_r", "2"]
+            table = io.StringIO()
+            with contextlib.redirect_stdout(table):
+                assert main(["analyze", *argv, "--output_path", str(out)]) == 0
+            [folder] = out.glob("*/analysis")
+            doc = json.loads((folder / f"{name}.json").read_text())
+            assert (folder / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            runs[name] = doc, table.getvalue()
+    return runs
+
+
+def _main_numbers(name, result):
+    """(number the JSON reports, variant of item_scores it is the mean of, task)."""
+    if name == "scaling":
+        return [
+            (result[v]["by_task"][t][i], f"{v} r={r}", t)
+            for v in ("examples", "ensemble")
+            for i, r in enumerate(result["r"])
+            for t in TASKS
+        ]
+    if name == "noise":
+        return [
+            (result["acc"][t][str(s)]["acc"], f"s={s}", t) for s in result["swaps"] for t in TASKS
+        ]
+    got = [(result["prompt"][s][t], f"{s} prompt", t) for s in result["prompt"] for t in TASKS]
+    for spec, by_task in result["test"].items():
+        for t in TASKS:
+            got += [
+                (by_task[t]["session_layer"], spec, t),
+                (by_task[t]["own_layer"], f"{spec} own layer", t),
+            ]
+    return got
+
+
+@pytest.mark.parametrize("name", SEEDED)
+def test_seeded_analyses_give_the_intervals_of_their_stored_scores(name, seeded):
+    doc, table = seeded[name]
+    assert validate(doc, "analysis") == []
+    result = doc["result"]
+    assert result["seeds"] == [0, 1]
+    scores = scores_from_file(result["item_scores"]["by_task"])
+    for task in TASKS:
+        n = len(result["item_scores"]["doc_ids"][task])
+        assert n == 6 and {s.shape for s in scores[task].values()} == {(2, n)}
+    if name == "noise":  # the clean instruction is the same for every seed
+        assert all((scores[t]["s=0"][0] == scores[t]["s=0"][1]).all() for t in TASKS)
+    pairs = [tuple(claim.split(" - ")) for claim in CLAIMS[name]]
+    intervals = result["intervals"]
+    # the intervals are the paired bootstrap of the per-item scores stored beside them
+    redrawn = analysis_intervals(scores, pairs)
+    assert intervals == json.loads(json.dumps(redrawn))
+    assert set(CLAIMS[name]) <= set(intervals["average"])
+    assert intervals["level"] == 0.95 and intervals["replicates"] == 2000
+    # the scores are those the reported numbers are the means of
+    for value, variant, task in _main_numbers(name, result):
+        assert value == pytest.approx(scores[task][variant].mean())
+    # every interval holds its point estimate, and some are wide (the scores are not constant)
+    point = estimates(scores, pairs)
+    for where in [intervals["average"], *intervals["per_task"].values()]:
+        at = point["average"] if where is intervals["average"] else None
+        for key, (low, high) in where.items():
+            value = (
+                at[key]
+                if at is not None
+                else next(
+                    p[key]
+                    for t, p in point["per_task"].items()
+                    if intervals["per_task"][t] is where
+                )
+            )
+            assert low - 1e-4 <= value <= high + 1e-4, (key, low, value, high)
+    assert any(high - low > 0.1 for low, high in intervals["average"].values())
+    # the table prints the average's interval of each claim beside its estimate
+    for claim in CLAIMS[name]:
+        estimate = f"{point['average'][claim]:+.2f}"
+        assert f"{estimate} {bracket(intervals['average'][claim], signed=True)}" in table
+
+
+def test_spec_curves_use_every_seed(seeded, tiny_llama_path, monkeypatch):
+    """Seed 1's own vectors and in-context examples, computed here one at a time, are the
+    rows spec-curves stores for seed 1, and its validation curves are the seeds' mean."""
+    monkeypatch.setattr(EvalContext, "score_tokens", _by_parity)
+    result = seeded["spec-curves"][0]["result"]
+    stored = result["item_scores"]["by_task"]
+    config = RunConfig(model=f"hf:{tiny_llama_path}", tasks=TASKS, seeds=(0, 1), limit=6, layer=2)
+    from harness.adapters import load_adapter
+
+    adapter = load_adapter(config.model, config.model_args, config)
+    s = Session(config, dict(load_run_data(config)), adapter, {})
+    ctx, examples = s.context(), s.context("text_examples")
+    for task in TASKS:
+        vectors = torch.stack([s.vector(task, seed, "text_examples") for seed in (0, 1)])
+        assert not torch.equal(vectors[0], vectors[1])
+        items = ctx.items(task, "test")
+        queries = [ctx.query_prompt(r) for r in items]
+        patched = engine.patch_last_token(adapter, queries, vectors[1, 2], layer=2)
+        hits = ctx.score_tokens(task, items, patched.tolist(), queries)["lenient"]
+        assert stored[task]["text_examples"][1] == [int(h) for h in hits]
+        in_context = [examples.spec_and_query_prompt(task, r, 1) for r in items]
+        answered = engine.first_tokens(adapter, in_context)
+        hits = ctx.score_tokens(task, items, answered.tolist(), in_context)["lenient"]
+        assert stored[task]["text_examples prompt"][1] == [int(h) for h in hits]
+        # validation: each seed's curve of its own vector, then the mean over the seeds
+        items = ctx.items(task, "validation")
+        queries = [ctx.query_prompt(r) for r in items]
+        ids = engine.sweep_layers(adapter, queries, vectors)  # [n, seeds, layers]
+        curves = [
+            [
+                statistics.fmean(
+                    ctx.score_tokens(task, items, ids[:, k, la].tolist(), queries)["lenient"]
+                )
+                for la in range(adapter.num_layers)
+            ]
+            for k in (0, 1)
+        ]
+        mean = [statistics.fmean(pair) for pair in zip(*curves, strict=True)]
+        assert result["validation_curve"]["text_examples"][task] == pytest.approx(mean)

@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.intervals import bootstrap_intervals, interval_block, unit_scores
+from harness.intervals import (
+    LEVEL,
+    REPLICATES,
+    RULE,
+    analysis_intervals,
+    bootstrap_intervals,
+    estimates,
+    interval_block,
+    scores_from_file,
+    stored_scores,
+    unit_scores,
+)
 
 
 def _one_seed(*rows):
@@ -81,3 +92,40 @@ def test_units_are_aligned_by_item_before_pairing():
 def test_methods_of_different_shapes_are_refused():
     with pytest.raises(ValueError, match="one shape"):
         bootstrap_intervals({"t": {"patch": np.ones((1, 5)), "prompt": np.ones((1, 6))}})
+
+
+def test_an_analysis_names_its_differences_and_they_pair_like_a_runs():
+    """The same scores under other names, with the difference named: the same draws, so the
+    same intervals as a run's patch - prompt, per task and on the average."""
+    rng = np.random.default_rng(7)
+    a, b = (rng.random((2, 3, 40)) < [[[0.6]], [[0.4]]]).astype(float)
+    c, d = (rng.random((2, 3, 25)) < 0.5).astype(float)
+    run = bootstrap_intervals({"t": {"patch": a, "prompt": b}, "u": {"patch": c, "prompt": d}})
+    named = analysis_intervals({"t": {"x": a, "y": b}, "u": {"x": c, "y": d}}, [("x", "y")])
+    for task in ("t", "u"):
+        assert named["per_task"][task]["x - y"] == run["per_task"][task]["patch - prompt"]
+        assert named["per_task"][task]["x"] == run["per_task"][task]["patch"]
+    assert named["average"]["x - y"] == run["average"]["patch - prompt"]
+    assert (named["rule"], named["level"], named["replicates"]) == (RULE, LEVEL, REPLICATES)
+    # no DIFFERENCES of a run's slip into an analysis's: only the pairs it names
+    assert set(named["average"]) == {"x", "y", "x - y"}
+    with pytest.raises(ValueError, match="x - z"):
+        analysis_intervals({"t": {"x": a, "y": b}}, [("x", "z")])
+
+
+def test_estimates_are_the_means_the_intervals_are_drawn_around():
+    a = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])  # .375
+    b = np.zeros((2, 4))
+    got = estimates({"t": {"a": a, "b": b}, "u": {"a": np.ones((2, 4)), "b": b}}, [("a", "b")])
+    assert got["per_task"]["t"] == {"a": 0.375, "b": 0.0, "a - b": 0.375}
+    assert got["average"] == {"a": 0.6875, "b": 0.0, "a - b": 0.6875}
+
+
+def test_stored_scores_come_back_as_they_went_and_only_0_or_1_is_stored():
+    scores = {"t": {"a": np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])}}
+    stored = stored_scores(scores)
+    assert stored == {"t": {"a": [[1, 0, 1], [0, 0, 1]]}}
+    back = scores_from_file(stored)
+    assert np.array_equal(back["t"]["a"], scores["t"]["a"])
+    with pytest.raises(ValueError, match="0 or 1"):
+        stored_scores({"t": {"a": np.array([[0.5, 1.0]])}})

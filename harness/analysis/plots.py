@@ -123,26 +123,18 @@ def scatter_figure(result: dict[str, Any], path: Path) -> None:
 
 
 def lines_figure(
-    series: dict[str, tuple[list[float], list[float], list[float]]],
+    series: dict[str, tuple[list[float], list[float]]],
     path: Path,
     title: str,
     xlabel: str,
     ylabel: str,
     mark: float | None = None,
+    bands: dict[str, tuple[list[float], list[float]]] | None = None,
 ) -> None:
-    """Lines with error bands: name -> (xs, mean, std)."""
+    """Lines: name -> (xs, values); `bands` (name -> (lows, highs)) shade each line's interval."""
     fig = _figure(5.5, 3.4)
     ax = fig.add_subplot()
-    for name, (xs, mean, std) in series.items():
-        color = COLORS.get(name)
-        ax.plot(xs, mean, marker="o", ms=3, label=name, color=color)
-        ax.fill_between(
-            xs,
-            [m - s for m, s in zip(mean, std, strict=True)],
-            [m + s for m, s in zip(mean, std, strict=True)],
-            alpha=0.2,
-            color=color,
-        )
+    _lines(ax, series, bands or {})
     if mark is not None:
         ax.axvline(mark, color="black", lw=0.6, alpha=0.4)
     ax.set_title(title)
@@ -152,20 +144,91 @@ def lines_figure(
     _save(fig, path)
 
 
-def bars_figure(
-    groups: list[str], bars: dict[str, list[float]], path: Path, title: str, ylabel: str
+def _lines(
+    ax: Any,
+    series: dict[str, tuple[list[float], list[float]]],
+    bands: dict[str, tuple[list[float], list[float]]],
 ) -> None:
-    """Grouped bars: one group per entry of `groups`, one bar per key of `bars`."""
+    for name, (xs, values) in series.items():
+        color = COLORS.get(name)
+        ax.plot(xs, values, marker="o", ms=3, label=name, color=color)
+        if name in bands:
+            lows, highs = bands[name]
+            ax.fill_between(xs, lows, highs, alpha=0.2, color=color)
+
+
+def bars_figure(
+    groups: list[str],
+    bars: dict[str, list[float]],
+    path: Path,
+    title: str,
+    ylabel: str,
+    errors: dict[str, tuple[list[float], list[float]]] | None = None,
+) -> None:
+    """Grouped bars: one group per entry of `groups`, one bar per key of `bars`; `errors`
+    (bar name -> (lows, highs) per group) draws each bar's interval as a whisker."""
     fig = _figure(max(5.0, 0.9 * len(groups) + 2), 3.4)
     ax = fig.add_subplot()
-    width = 0.8 / max(1, len(bars))
-    for i, (name, values) in enumerate(bars.items()):
-        xs = [g - 0.4 + width * (i + 0.5) for g in range(len(groups))]
-        ax.bar(xs, values, width, label=name)
-    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+    _bars(ax, groups, bars, errors or {})
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7, frameon=False)
+    _save(fig, path)
+
+
+def _bars(
+    ax: Any,
+    groups: list[str],
+    bars: dict[str, list[float]],
+    errors: dict[str, tuple[list[float], list[float]]],
+) -> None:
+    width = 0.8 / max(1, len(bars))
+    for i, (name, values) in enumerate(bars.items()):
+        xs = [g - 0.4 + width * (i + 0.5) for g in range(len(groups))]
+        yerr = _whiskers(values, *errors[name]) if name in errors else None
+        ax.bar(xs, values, width, label=name, color=COLORS.get(name), yerr=yerr, capsize=2)
+    ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
+
+
+def _whiskers(values: list[float], lows: list[float], highs: list[float]) -> list[list[float]]:
+    """matplotlib's yerr (distances below and above) of intervals around `values`; an interval
+    is rounded to 4 places, so it may sit a hair inside its value."""
+    return [
+        [max(0.0, v - lo) for v, lo in zip(values, lows, strict=True)],
+        [max(0.0, hi - v) for v, hi in zip(values, highs, strict=True)],
+    ]
+
+
+def spec_curves_figure(result: dict[str, Any], path: Path, title: str) -> None:
+    """Left: each spec's validation curve (mean over seeds and tasks), the session layer
+    marked. Right: test accuracy at the session layer per spec and each in-context prompt
+    baseline, average over tasks, with their paired 95% intervals."""
+    fig = _figure(10.0, 3.6)
+    ax = fig.add_subplot(1, 2, 1)
+    curves = result["mean_curve"]
+    _lines(ax, {s: (list(range(len(c))), c) for s, c in curves.items()}, {})
+    ax.axvline(result["layer"]["layer"], color="black", lw=0.6, alpha=0.4)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("validation accuracy (mean)")
+    ax.legend(fontsize=7, frameon=False)
+    ax = fig.add_subplot(1, 2, 2)
+    average = result["intervals"]["average"]
+    specs = [*curves, *result["prompt"]]
+    names = [*curves, *(f"{s} prompt" for s in result["prompt"])]
+    values = [result["test_average"][s]["session_layer"] for s in curves]
+    values += [result["prompt_average"][s] for s in result["prompt"]]
+    ax.bar(
+        range(len(names)),
+        values,
+        0.7,
+        color=[COLORS.get(s) for s in specs],
+        hatch=["" if n in curves else "//" for n in names],
+        yerr=_whiskers(values, [average[n][0] for n in names], [average[n][1] for n in names]),
+        capsize=2,
+    )
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right")
+    ax.set_ylabel(f"test accuracy, layer {result['layer']['layer']} (95% interval)")
+    fig.suptitle(title)
     _save(fig, path)
 
 

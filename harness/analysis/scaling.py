@@ -4,7 +4,10 @@ For r = 1..R, the vector is the mean task-token state of r separate 5-shot promp
 examples seen in all), with examples drawn without replacement from the validation split
 (seeded); with and without the instruction vector (the ensemble: their mean). It is patched into
 every test query at the session's layer and scored case-insensitively, as the paper's ensemble
-study is; mean and std over the seeds.
+study is; mean and std over the seeds, and paired bootstrap 95% intervals over seeds and test
+items (harness/intervals.py) for each curve point and for the differences the claims rest on
+(r = max against r = 1; ensemble against examples). The per-item 0/1 scores are kept in the
+JSON (`item_scores`, [seeds][items] per task and variant), so the intervals can be drawn again.
 
 This is not `--n_shot 30`: one prompt of 30 examples is a different quantity (a longer context,
 not an average of short ones). The plot shows the average of r five-shot prompts.
@@ -13,15 +16,17 @@ not an average of short ones). The plot shows the average of r five-shot prompts
 from __future__ import annotations
 
 import random
-import statistics
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import engine
-from .common import Session, accuracies, mean_std
+from ..intervals import analysis_intervals, bracket, estimates, stored_scores
+from .common import Session, mean_std
 
 SHOTS = 5
+VARIANTS = ("examples", "ensemble")  # the examples vector alone, and averaged with the instruction
 
 
 def _prompts(session: Session, task: str, seed: int, r_max: int) -> list:
@@ -41,14 +46,25 @@ def _prompts(session: Session, task: str, seed: int, r_max: int) -> list:
     return prompts
 
 
-def _accuracies(
+def _hits(
     session: Session, ctx: Any, task: str, vectors: torch.Tensor, layer: int
-) -> list[float]:
-    """Test accuracy of each of `vectors` ([k, d]) patched at `layer`, one prefix pass for all."""
+) -> tuple[list[str], np.ndarray]:
+    """The test items' ids and the 0/1 score of each item under each of `vectors` ([k, d])
+    patched at `layer` ([k, items]), one prefix pass for all."""
     items = ctx.items(task, "test")
     queries = [ctx.query_prompt(q) for q in items]
     ids = engine.patch_variants(session.adapter, queries, vectors, layer)
-    return accuracies(ctx, task, items, ids, queries)
+    hits = [ctx.score_tokens(task, items, col.tolist(), queries)["lenient"] for col in ids.T]
+    return [r["id"] for r in items], np.array(hits, dtype=float)
+
+
+def differences(r_max: int) -> list[tuple[str, str]]:
+    """The claims: more prompts help the examples vector (r = max against r = 1), and adding
+    the instruction vector helps or hurts it (ensemble against examples, at r = 1 and max)."""
+    pairs = [(f"ensemble r={r}", f"examples r={r}") for r in sorted({1, r_max})]
+    if r_max > 1:
+        pairs.insert(0, (f"examples r={r_max}", "examples r=1"))
+    return pairs
 
 
 def run(session: Session) -> tuple[dict[str, Any], Any, str]:
@@ -58,39 +74,41 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
     rs = list(range(1, r_max + 1))
     ctx = session.context("text_examples", case_insensitive=True)
     seeds = list(session.config.seeds)
-    per: dict[str, dict[str, list[list[float]]]] = {}  # variant -> task -> [r][seed]
-    for variant in ("examples", "ensemble"):
-        per[variant] = {t: [[] for _ in rs] for t in session.tasks}
+    names = [f"{variant} r={r}" for r in rs for variant in VARIANTS]
+    scores: dict[str, dict[str, np.ndarray]] = {}  # task -> variant name -> [seeds, items]
+    doc_ids: dict[str, list[str]] = {}
     for task in session.progress("scaling"):
         instruction = engine.extract_task_vector(
             session.adapter,
             [session.adapter.instruction_prompt(session.data[task].instruction)],
             session.config.batch_size,
         )[la]
-        variants = []  # (variant, r index, vector) for every seed, patched in one pass
+        vectors = []  # every seed's vector of every name, in that order, patched in one pass
         for seed in seeds:
             states = engine.capture_task_states(
                 session.adapter, _prompts(session, task, seed, r_max), session.config.batch_size
             )[:, la]
-            for i, r in enumerate(rs):
+            for r in rs:
                 vector = states[:r].mean(0)
-                variants += [("examples", i, vector), ("ensemble", i, (vector + instruction) / 2)]
-        accs = _accuracies(session, ctx, task, torch.stack([v for _, _, v in variants]), la)
-        for (variant, i, _), acc in zip(variants, accs, strict=True):
-            per[variant][task][i].append(acc)
+                vectors += [vector, (vector + instruction) / 2]
+        doc_ids[task], hits = _hits(session, ctx, task, torch.stack(vectors), la)
+        per_seed = hits.reshape(len(seeds), len(names), -1)
+        scores[task] = {name: per_seed[:, j] for j, name in enumerate(names)}
+    pairs = differences(r_max)
+    intervals = analysis_intervals(scores, pairs)
     curves = {}
-    for variant, by_task in per.items():
-        task_means = {t: [statistics.fmean(v) for v in runs] for t, runs in by_task.items()}
+    for variant in VARIANTS:
+        by_task = {t: [float(scores[t][f"{variant} r={r}"].mean()) for r in rs] for t in scores}
         # The average over tasks per seed, then mean and std over seeds.
-        avg_seed = [
-            [statistics.fmean(by_task[t][i][k] for t in by_task) for k in range(len(seeds))]
-            for i in range(len(rs))
+        stats = [
+            mean_std(np.mean([scores[t][f"{variant} r={r}"].mean(axis=1) for t in scores], axis=0))
+            for r in rs
         ]
-        stats = [mean_std(v) for v in avg_seed]
         curves[variant] = {
             "mean": [m for m, _ in stats],
             "std": [s for _, s in stats],
-            "by_task": task_means,
+            "by_task": by_task,
+            "interval": [intervals["average"][f"{variant} r={r}"] for r in rs],
         }
     result = {
         "layer": layer,
@@ -101,36 +119,44 @@ def run(session: Session) -> tuple[dict[str, Any], Any, str]:
         "examples": curves["examples"],
         "ensemble": curves["ensemble"],
         "seeds": seeds,
+        "intervals": intervals,
+        "item_scores": {"doc_ids": doc_ids, "by_task": stored_scores(scores)},
     }
+    point = estimates(scores, pairs)["average"]
     lines = [f"patch at layer {la}: vector from r {SHOTS}-shot prompts (case-insensitive)"]
-    lines.append(f"{'r (n)':10} {'examples':>14} {'+instruction':>14}")
+    lines.append(
+        f"mean ±std over seeds {', '.join(map(str, seeds))} [paired 95% interval], avg over tasks"
+    )
+    lines.append(f"{'r (n)':8} {'examples':>28} {'+instruction':>28}")
     for i, r in enumerate(rs):
-        e, n = curves["examples"], curves["ensemble"]
+        cells = [
+            f"{c['mean'][i]:.2f} ±{c['std'][i]:.2f} {bracket(c['interval'][i])}"
+            for c in (curves["examples"], curves["ensemble"])
+        ]
+        lines.append(f"{f'{r} ({SHOTS * r})':8} {cells[0]:>28} {cells[1]:>28}")
+    for a, b in pairs:
+        name = f"{a} - {b}"
         lines.append(
-            f"{r} ({SHOTS * r}){'':5} {e['mean'][i]:7.2f} ±{e['std'][i]:.2f}"
-            f"   {n['mean'][i]:7.2f} ±{n['std'][i]:.2f}"
+            f"{name:30} {point[name]:+.2f} {bracket(intervals['average'][name], signed=True)}"
         )
 
     def figure(path: Any) -> None:
         from .plots import lines_figure
 
+        xs = result["n_examples"]
         lines_figure(
-            {
-                "examples": (
-                    result["n_examples"],
-                    curves["examples"]["mean"],
-                    curves["examples"]["std"],
-                ),
-                "ensemble": (
-                    result["n_examples"],
-                    curves["ensemble"]["mean"],
-                    curves["ensemble"]["std"],
-                ),
-            },
+            {v: (xs, curves[v]["mean"]) for v in VARIANTS},
             path,
             f"{session.config.model}: averaging r {SHOTS}-shot prompts (layer {la})",
             "examples seen (5r)",
-            "test accuracy (avg over tasks)",
+            "test accuracy, avg (95% interval)",
+            bands={
+                v: (
+                    [lo for lo, _ in curves[v]["interval"]],
+                    [hi for _, hi in curves[v]["interval"]],
+                )
+                for v in VARIANTS
+            },
         )
 
     return result, figure, "\n".join(lines)
