@@ -63,6 +63,12 @@ def _options_parser() -> argparse.ArgumentParser:
         help="logit-lens: example sets (100); overhead: timed forwards (10)",
     )
     p.add_argument("--points", type=int, default=30, help="tsne: points per (task, spec)")
+    p.add_argument(
+        "--instruction_points",
+        default="vector",
+        choices=("vector", "query"),
+        help="tsne: the patched instruction vector (the paper's) or instruction + a query",
+    )
     p.add_argument("--max_r", type=int, default=6, help="scaling: up to r five-shot prompts")
     p.add_argument("--swaps", default="0,1,2", help="noise: swap counts s")
     p.add_argument(
@@ -89,7 +95,8 @@ def _usage() -> str:
         "",
         "run flags: --model, --model_args, --tasks, --spec, --seeds, --n_shot, --layer, "
         "--layer_from, --data, --output_path, --batch_size, --limit, --device (see vlm-tv-eval -h)",
-        "analysis flags: --runs N, --points N, --max_r R, --swaps 0,1,2, "
+        "analysis flags: --runs N, --points N, --instruction_points vector|query, --max_r R, "
+        "--swaps 0,1,2, "
         "--swap_scope instruction|word, --n_context N, --context short|dense",
         "writes <output_path>/<model>/analysis/<NAME>.json and .png",
     ]
@@ -123,6 +130,7 @@ def parse(argv: Sequence[str]) -> tuple[str, RunConfig, dict[str, Any], bool]:
         "max_r": opts.max_r,
         "swaps": swaps,
         "swap_scope": opts.swap_scope,
+        "instruction_points": opts.instruction_points,
         "n_context": opts.n_context,
         "context": opts.context,
     }

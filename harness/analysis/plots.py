@@ -55,34 +55,61 @@ def _grid(n: int, cols: int = 3) -> tuple[int, int]:
 
 
 def lens_figure(result: dict[str, Any], path: Path) -> None:
-    """One panel per task: the three relative probabilities over depth, per spec (solid:
-    first spec, dashed: the next), the chosen layer marked."""
+    """Two rows per task: the three relative probabilities over depth with a band of one std
+    over runs, and the absolute probability of each (log scale), so a "winner" among three
+    tiny numbers shows as one. Solid: first spec, dashed: the next; the chosen layer marked."""
     tasks = list(result["by_task"])
-    rows, cols = _grid(len(tasks))
-    fig = _figure(3.4 * cols, 2.5 * rows)
+    cols = min(3, len(tasks))
+    blocks = math.ceil(len(tasks) / cols)
+    fig = _figure(3.4 * cols, 4.4 * blocks)
     styles = ["-", "--", ":"]
     for i, task in enumerate(tasks):
-        ax = fig.add_subplot(rows, cols, i + 1)
+        block, col = divmod(i, cols)
+        top = fig.add_subplot(2 * blocks, cols, 2 * block * cols + col + 1)
+        bottom = fig.add_subplot(2 * blocks, cols, (2 * block + 1) * cols + col + 1)
+        n = 1
         for j, (spec, r) in enumerate(result["by_task"][task].items()):
-            mean = r["relative_prob"]["mean"]
+            mean, std = r["relative_prob"]["mean"], r["relative_prob"]["std"]
+            absolute = r.get("absolute_prob", {}).get("mean")
             n = len(mean)
             xs = [la / max(1, n - 1) for la in range(n)]
             for k, label in enumerate(("input", "task", "answer")):
-                ax.plot(
+                m = [row[k] for row in mean]
+                sd = [row[k] for row in std]
+                top.plot(
                     xs,
-                    [row[k] for row in mean],
+                    m,
                     styles[j % 3],
                     color=COLORS[label],
                     label=f"{label} ({spec})" if i == 0 else None,
                 )
+                top.fill_between(
+                    xs,
+                    [max(0.0, a - b) for a, b in zip(m, sd, strict=True)],
+                    [min(1.0, a + b) for a, b in zip(m, sd, strict=True)],
+                    color=COLORS[label],
+                    alpha=0.12,
+                    linewidth=0,
+                )
+                if absolute is not None:
+                    bottom.plot(
+                        xs,
+                        [max(row[k], 1e-12) for row in absolute],
+                        styles[j % 3],
+                        color=COLORS[label],
+                    )
         layer = result["layer"]["layer"]
-        ax.axvline(layer / max(1, n - 1), color="black", lw=0.6, alpha=0.4)
-        ax.set_title(task)
-        ax.set_ylim(0, 1)
-        ax.set_xlabel("relative depth")
-        ax.set_ylabel("relative probability")
+        for ax in (top, bottom):
+            ax.axvline(layer / max(1, n - 1), color="black", lw=0.6, alpha=0.4)
+        top.set_title(task)
+        top.set_ylim(0, 1)
+        top.set_ylabel("relative probability")
+        bottom.set_yscale("log")
+        bottom.set_ylim(1e-8, 1)
+        bottom.set_xlabel("relative depth")
+        bottom.set_ylabel("absolute probability")
     fig.legend(loc="lower center", ncol=3, fontsize=7, frameon=False)
-    _save(fig, path, bottom=0.12 if rows > 1 else 0.2)
+    _save(fig, path, bottom=0.08 if blocks > 1 else 0.14)
 
 
 def scatter_figure(result: dict[str, Any], path: Path) -> None:
