@@ -11,7 +11,7 @@ from typing import Any
 from benchmark import CROSS_MODAL_TASKS, FIRST_TOKEN_METHODS, QUERIES, SPECS, TASKS
 from benchmark.scoring import SCORES
 
-from .config import RunConfig
+from .config import OVERRIDE_LAYERS, RunConfig
 from .errors import ConfigError
 from .items import DEMO_DRAWS
 from .presets import PRESETS, apply_preset
@@ -145,6 +145,14 @@ def run_parser() -> argparse.ArgumentParser:
         help="patch at the layer a previous run of the same model chose",
     )
     o.add_argument(
+        "--override_layer",
+        default=d.override_layer,
+        choices=OVERRIDE_LAYERS,
+        help="without --layer or --layer_from: main (default: the model's main layer, chosen "
+        "as the main job chooses it, on the six tasks' validation sweep) or target (the layer "
+        "best at the overriding target on override_text's validation split)",
+    )
+    o.add_argument(
         "--judge",
         default=None,
         help="judge model, a dated snapshot (default when judging: gpt-4o-2024-08-06); the key "
@@ -198,6 +206,7 @@ def parse_run_config(argv: Sequence[str]) -> RunConfig:
         source_model_args=_model_args(args.source_model_args),
         max_new_tokens=args.max_new_tokens,
         layer_from=args.layer_from,
+        override_layer=args.override_layer,
         judge=args.judge,
         judge_base_url=args.judge_base_url,
     )

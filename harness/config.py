@@ -34,8 +34,19 @@ from .templates import CHAT_FORMATS
 
 # Fields left out of the run id: the folder holds generations, which any judge may score later.
 JUDGE_KEYS = ("judge", "judge_base_url")
-# Fields added after runs were published, at the value every earlier run had.
-ADDED_DEFAULTS: dict[str, Any] = {"demo_draw": PER_QUERY, "score": "first_token"}
+# Where an overriding run patches when neither --layer nor --layer_from says: "main", the
+# model's main layer (the six tasks' validation sweep, as the main job chooses it; the authors
+# patch at that layer), or "target", the layer best at the overriding target itself on
+# override_text's validation split (what every overriding run did before the field existed).
+OVERRIDE_LAYERS = ("main", "target")
+# Fields added after runs were published, at the value every earlier run had. An overriding run
+# made before `override_layer` existed chose its layer on the target, so "target" keeps those
+# runs' ids and the new default, "main", gets new ones.
+ADDED_DEFAULTS: dict[str, Any] = {
+    "demo_draw": PER_QUERY,
+    "score": "first_token",
+    "override_layer": "target",
+}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -67,6 +78,7 @@ class RunConfig:
     # Overriding runs: how long an answer may be, where the layer comes from, who judges.
     max_new_tokens: int = 32
     layer_from: str | None = None
+    override_layer: str = "main"  # OVERRIDE_LAYERS
     judge: str | None = None
     judge_base_url: str | None = None
     # --preset: which named setting filled the fields above, and where the command line departed.
@@ -83,10 +95,14 @@ class RunConfig:
         """What changes the numbers; its hash (with the items) names the run folder. The judge
         is left out: the folder holds generations, which any judge may score later. A field
         added after runs were published counts only away from its default, so a run made
-        before it existed keeps its id (and its folder resumes)."""
+        before it existed keeps its id (and its folder resumes). `override_layer` counts only
+        where it decides the layer (an overriding run given neither --layer nor --layer_from),
+        so no other run's id moves."""
         out = measurement_config(self.as_dict())
         for key in JUDGE_KEYS:
             out.pop(key, None)
+        if not self.sweeps_override_layer:
+            out.pop("override_layer", None)
         for key, default in ADDED_DEFAULTS.items():
             if out.get(key) == default:
                 del out[key]
@@ -96,6 +112,11 @@ class RunConfig:
     def overriding(self) -> bool:
         """An overriding run (free-form answers, judged): every task is an overriding task."""
         return bool(self.tasks) and all(task_family(t) == OVERRIDING for t in self.tasks)
+
+    @property
+    def sweeps_override_layer(self) -> bool:
+        """An overriding run that chooses its own layer (`override_layer` says on what)."""
+        return self.overriding and self.layer is None and not self.layer_from
 
     @property
     def image_sets(self) -> list[str]:
@@ -152,8 +173,27 @@ class RunConfig:
             raise ConfigError("--max_new_tokens must be at least 1")
         if self.layer_from and self.layer is not None:
             raise ConfigError("give --layer or --layer_from, not both")
+        self._validate_override_layer()
         self._validate_models()
         self._validate_task_mix()
+
+    def _validate_override_layer(self) -> None:
+        """--override_layer is one of OVERRIDE_LAYERS; away from its default it needs an
+        overriding run that chooses its layer (elsewhere it would be recorded yet decide
+        nothing)."""
+        if self.override_layer not in OVERRIDE_LAYERS:
+            raise ConfigError(
+                f"--override_layer {self.override_layer!r}: use one of {', '.join(OVERRIDE_LAYERS)}"
+            )
+        if self.override_layer == "main":
+            return
+        if not self.overriding:
+            raise ConfigError("--override_layer applies to the overriding tasks only")
+        if not self.sweeps_override_layer:
+            raise ConfigError(
+                f"--override_layer {self.override_layer} chooses the layer on a sweep, but "
+                "--layer or --layer_from (or --preset paper's layer) gives it: pass one of them"
+            )
 
     def _validate_models(self) -> None:
         """dtype and device spellings, and local checkpoint folders that do not exist."""

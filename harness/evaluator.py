@@ -13,13 +13,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from benchmark import uses_examples, validate
+from benchmark import CROSS_MODAL_TASKS, uses_examples, validate
 from benchmark.files import slug
 
 from . import engine
@@ -38,6 +38,7 @@ from .overriding.judge import DEFAULT_JUDGE, Judge
 from .overriding.methods import OVERRIDE_VECTOR_READ
 from .overriding.methods import sweep as overriding_sweep
 from .parallel import Shard, current_shard
+from .prepare import load_run_data
 from .results import aggregate, results_document, sample_rows, transfer_similarity
 from .store import RunStore
 from .vectors import extract_seeds_together, task_vector
@@ -83,14 +84,19 @@ def evaluate(
     )
     sweep_ctx = EvalContext(config, data, adapter, vectors=patched)
 
-    # 3. The layer: from another run, given, or chosen on the validation sweep.
+    # 3. The layer: from another run, given, or chosen on a validation sweep (an overriding
+    # run's by default on the six tasks, as the main job chooses: the model's main layer).
     selection = None
     if needs_vectors and config.layer_from:
         selection = layer_from_results(config.layer_from, config.model, adapter.num_layers)
+    elif needs_vectors and config.sweeps_override_layer and config.override_layer == "main":
+        selection = _main_layer(config, adapter, store, shard)
     elif needs_vectors:
         warm = None if config.source_model else own_vectors_warmer(adapter, own_ctx)
         sweeps = _sweeps(sweep_ctx, store, shard, warm) if config.layer is None else {}
         selection = choose_layer(sweeps, adapter.num_layers, config.layer)
+        if config.sweeps_override_layer:
+            selection["source"] = TARGET_LAYER_SOURCE
     layer = selection["layer"] if selection else None
 
     # 4. Every method on test, one unit per (task, method, seed) the method's seeding needs.
@@ -193,6 +199,50 @@ class MethodUnits:
         return self.store.unit(
             name, lambda: method(ctx, task, seed, self.layer), items=self.ids(task)
         )
+
+
+# Where an overriding run's swept layer came from, as `layer_selection.source` records it.
+MAIN_LAYER_SOURCE = "six-task validation sweep"
+TARGET_LAYER_SOURCE = "override_text validation sweep (the overriding target)"
+
+
+def main_layer_config(config: RunConfig) -> RunConfig:
+    """The main job's setting for the model of overriding run `config`: the six tasks, text
+    examples -> text queries, patched, at the run's seeds, n_shot, template, demo draw and
+    --limit. Their items are the shipped pools (an image set's build holds none of them), so
+    every overriding run, image sets included, can sweep them."""
+    return replace(
+        config,
+        tasks=CROSS_MODAL_TASKS,
+        spec="text_examples",
+        query="text",
+        methods=("patch",),
+        score="first_token",
+        layer=None,
+        layer_from=None,
+        data=None,
+        instruction=None,
+        source_model=None,
+        source_model_args={},
+    )
+
+
+def _main_layer(config: RunConfig, adapter: Adapter, store: RunStore, shard: Shard) -> dict:
+    """The model's main layer, where the authors patch an overriding instruction: the main
+    job's validation sweep and choice (`_sweeps`, `choose_layer`), computed here. Its units are
+    kept in this run's folder (named by task, so they cannot meet the overriding units), its
+    vectors in the vector cache, shared with the main job's."""
+    main = main_layer_config(config)
+    data = load_run_data(main)
+    own_ctx = EvalContext(main, data, adapter, vectors=_no_vectors)
+    _check_lengths(own_ctx)
+
+    def own_vector(task: str, seed: int) -> torch.Tensor:
+        return task_vector(adapter, own_ctx, task, seed)
+
+    ctx = EvalContext(main, data, adapter, vectors=own_vector)
+    sweeps = _sweeps(ctx, store, shard, own_vectors_warmer(adapter, own_ctx))
+    return {**choose_layer(sweeps, adapter.num_layers, None), "source": MAIN_LAYER_SOURCE}
 
 
 def own_vectors_warmer(adapter: Adapter, ctx: EvalContext) -> Callable[[str, list[int]], None]:

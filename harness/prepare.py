@@ -52,11 +52,14 @@ def check_run(config: RunConfig) -> None:
             )
         )
     needs_layer = any(m.needs_vector for m in methods)
-    if config.image_sets and needs_layer and config.layer is None and not config.layer_from:
+    target = config.sweeps_override_layer and config.override_layer == "target"
+    if config.image_sets and needs_layer and target:
         raise ConfigError(
-            "the image overriding sets have no labels to choose a layer on: pass --layer N (the "
-            "authors' layers: idefics2 16, llava-1.5 15, mantis-fuyu 23) or --layer_from "
-            "RESULTS_JSON of a run of the same model on the six tasks"
+            "the image overriding sets have no labels to choose a layer on: leave out "
+            "--override_layer target (the default patches at the model's main layer, chosen on "
+            "the six tasks), or pass --layer N (the authors' layers: idefics2 16, llava-1.5 15, "
+            "mantis-fuyu 23) or --layer_from RESULTS_JSON of a run of the same model on the six "
+            "tasks"
         )
     if config.overriding and (config.judge or config.judge_base_url):
         with Judge(config.judge or DEFAULT_JUDGE, config.judge_base_url):

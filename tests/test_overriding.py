@@ -172,6 +172,32 @@ def test_an_image_set_waits_for_its_judge_then_gets_numbers(
     assert "demo.ipynb" in doc["config"]["override_vector"]  # which read position was used
 
 
+def test_an_image_set_patches_at_the_main_layer_chosen_on_the_text_pools(
+    tmp_path, tmp_path_factory
+):
+    """Without --layer an image set (no labels to sweep) patches at the model's main layer,
+    chosen on the six tasks' shipped text pools: its build holds none of their items."""
+    import tiny_vlms
+
+    from benchmark import CROSS_MODAL_TASKS, best_layer
+
+    vlm = tiny_vlms.build_idefics2(tmp_path_factory.mktemp("idefics2"))
+    args = [
+        "--model", "idefics2", "--model_args", f"pretrained={vlm}", "--tasks",
+        "override_semantic", "--data", str(_overriding_set(tmp_path / "data")), "--limit", "2",
+        "--seeds", "0", "--n_shot", "1", "--max_new_tokens", "2",
+        "--output_path", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert main(args) == 0
+    pending = json.loads((_run_dir(tmp_path / "out") / "pending_results.json").read_text())
+    chosen = pending["layer_selection"]
+    assert chosen["source"] == "six-task validation sweep"
+    assert list(chosen["validation_curve"]) == list(CROSS_MODAL_TASKS)
+    assert chosen["layer"] == best_layer(chosen["mean_curve"])
+    rows = _rows(_run_dir(tmp_path / "out") / "generations_override-semantic.jsonl")
+    assert {r["layer"] for r in rows if r["method"] == "instruction_patch"} == {chosen["layer"]}
+
+
 def test_the_overriding_question_is_written_and_read_as_the_authors_demo_does(
     tmp_path_factory, monkeypatch
 ):
@@ -214,7 +240,13 @@ def test_the_overriding_question_is_written_and_read_as_the_authors_demo_does(
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--tasks", "override_semantic", "--data", "x", "--model", "idefics2"], "--layer_from"),
+        (
+            ["--tasks", "override_semantic", "--data", "x", "--model", "idefics2"]
+            + ["--override_layer", "target"],
+            "--layer_from",
+        ),
+        (["--override_layer", "target"], "overriding tasks only"),
+        (["--tasks", "override_text", "--override_layer", "target", "--layer", "1"], "one of them"),
         (["--tasks", "override_text,country_capital"], "run them separately"),
         (["--tasks", "override_text", "--methods", "patch"], "do not apply"),
         (["--tasks", "country_capital", "--methods", "original"], "do not apply"),
@@ -275,3 +307,103 @@ def test_a_seed_with_no_judged_answer_gets_no_number():
     assert ok["per_seed"] == [1.0, 0.5] and ok["acc_failures_as_misses"] == 0.5
     failed_seed = result(["B", "A", None, None])
     assert "acc" not in failed_seed and failed_seed["judge_failures"] == 2
+
+
+# -- where the patch goes: the model's main layer by default, the target's on request ----------
+
+
+def _selection(out: Path) -> tuple[dict, str]:
+    doc = json.loads((_run_dir(out) / "results.json").read_text())
+    assert validate(doc, "results") == []
+    return doc, doc["run_id"]
+
+
+def test_override_text_patches_at_the_main_jobs_layer_by_default(
+    tiny_llama_path, tmp_path, monkeypatch
+):
+    """The default sweeps the six tasks as the main job does (same curves, same layer) and
+    never sweeps the overriding target."""
+    from benchmark import CROSS_MODAL_TASKS, best_layer
+    from harness import evaluator
+
+    def target_sweep(*args):
+        raise AssertionError("the default must not choose the layer on the overriding target")
+
+    monkeypatch.setattr(evaluator, "overriding_sweep", target_sweep)
+    assert main(_text_args(tiny_llama_path, tmp_path / "override")) == 0
+    doc, _ = _selection(tmp_path / "override")
+    chosen = doc["layer_selection"]
+    assert chosen["mode"] == "sweep" and chosen["source"] == "six-task validation sweep"
+    assert list(chosen["validation_curve"]) == list(CROSS_MODAL_TASKS)
+    assert chosen["layer"] == best_layer(chosen["mean_curve"])
+    assert doc["results"]["override_text"]["instruction_patch"]["layer"] == chosen["layer"]
+    assert doc["config"]["override_layer"] == "main"
+
+    main_job = [
+        "--model", f"hf:{tiny_llama_path}", "--limit", "6", "--seeds", "0,1", "--n_shot", "2",
+        "--methods", "patch", "--output_path", str(tmp_path / "main"),
+    ]  # fmt: skip
+    assert main(main_job) == 0
+    reference, _ = _selection(tmp_path / "main")
+    for key in ("layer", "validation_curve", "mean_curve"):
+        assert chosen[key] == reference["layer_selection"][key], key
+
+
+def test_override_layer_target_chooses_on_the_target_and_is_another_run(
+    tiny_llama_path, tmp_path, monkeypatch
+):
+    """--override_layer target is the earlier behaviour (the layer best at the overriding target
+    on validation) under its own run id; a made-up target curve shows whose best layer is used."""
+    from harness import evaluator
+
+    n_layers = 4  # the tiny Llama's
+    swept = []
+
+    def target_sweep(ctx, task, seed):
+        swept.append((task, seed))
+        return {"acc": [0.0, 0.0, 0.0, 0.5], "acc_strict": [0.0] * n_layers}
+
+    monkeypatch.setattr(evaluator, "overriding_sweep", target_sweep)
+    assert main(_text_args(tiny_llama_path, tmp_path / "target", "--override_layer", "target")) == 0
+    doc, target_id = _selection(tmp_path / "target")
+    chosen = doc["layer_selection"]
+    assert sorted(swept) == [("override_text", 0), ("override_text", 1)]
+    assert chosen["layer"] == 3 and list(chosen["validation_curve"]) == ["override_text"]
+    assert chosen["source"].startswith("override_text validation sweep")
+    assert doc["results"]["override_text"]["instruction_patch"]["layer"] == 3
+
+    assert main(_text_args(tiny_llama_path, tmp_path / "main")) == 0
+    default, main_id = _selection(tmp_path / "main")
+    assert len(swept) == 2  # the default swept the six tasks, not the target
+    assert default["layer_selection"]["layer"] != 3  # the six tasks' best layer, not the target's
+    assert main_id != target_id
+
+
+def test_override_layer_is_part_of_an_overriding_runs_identity_only():
+    """An overriding run made before --override_layer existed chose on the target: under
+    `target` it keeps its id (and resumes), while the new default gets a new one. Runs whose
+    layer is given, and runs of other tasks, keep their ids whatever the flag."""
+    from harness.arguments import parse_run_config
+    from harness.store import run_id
+
+    def identity(*argv):
+        return parse_run_config(list(argv)).identity()
+
+    override = ("--tasks", "override_text")
+    before = identity(*override, "--override_layer", "target")  # the earlier identity
+    assert "override_layer" not in before
+    assert identity(*override) == {**before, "override_layer": "main"}
+    assert run_id(parse_run_config(list(override)), {}) != run_id(
+        parse_run_config([*override, "--override_layer", "target"]), {}
+    )
+    assert "override_layer" not in identity(*override, "--layer", "3")
+    assert "override_layer" not in identity(*override, "--layer_from", "x.json")
+    assert "override_layer" not in identity()  # the main job
+
+
+def test_an_unknown_override_layer_is_refused():
+    from harness.config import RunConfig
+    from harness.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="use one of main, target"):
+        RunConfig(tasks=("override_text",), override_layer="middle").validate()

@@ -197,12 +197,14 @@ def instruction_patch(ctx: EvalContext, task: str, seed: int, layer: int | None)
     return _answer(ctx, task, seed, layer=layer)
 
 
-# -- layer choice for override_text ---------------------------------------------------------------
+# -- layer choice on the overriding target (--override_layer target) ------------------------------
 
 
 def sweep(ctx: EvalContext, task: str, seed: int) -> dict[str, list[float]]:
     """Validation accuracy, at every layer, of patching the overriding instruction's vector:
-    does the first token start the overriding label? (override_text only: it has labels.)"""
+    does the first token start the overriding label? (override_text only: it has labels.)
+    Only under --override_layer target: by default an overriding run patches at the model's
+    main layer, chosen on the six tasks (`evaluator`), as the authors patch."""
     items = ctx.items(task, "validation")
     prompts = [original_prompt(ctx, r, seed, split="validation") for r in items]
     vectors = instruction_vectors(
