@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint analyses
+.PHONY: install run test lint analyses template-paper findings
 
 install: $(VENV)/.installed
 
@@ -38,3 +38,18 @@ ANALYSES := logit-lens tsne scaling noise overhead cosine spec-curves
 MODEL ?=
 analyses: install
 	for name in $(ANALYSES); do $(BIN)/vlm-tv-eval analyze $$name $(if $(MODEL),--model $(MODEL)) --output_path docs || exit 1; done
+	# Table 7 with prompts of the paper's length (N=30 dense descriptions): docs/overhead-dense/
+	$(BIN)/vlm-tv-eval analyze overhead --context dense $(if $(MODEL),--model $(MODEL)) --output_path docs/overhead-dense
+
+# The template question, measured: the main job and spec-curves with the paper's `Q:{x}\nA:{y}`
+# (the committed CPU numbers use `spaced`); files in docs/template-paper/<model>/.
+TEMPLATE_MODEL := $(if $(MODEL),$(MODEL),smollm2-135m)
+template-paper: install
+	$(BIN)/vlm-tv-eval --model $(TEMPLATE_MODEL) --template paper --output_path runs/template-paper
+	mkdir -p docs/template-paper/$(TEMPLATE_MODEL)
+	cp "$$(ls -t runs/template-paper/$(TEMPLATE_MODEL)/*/results.json | head -1)" docs/template-paper/$(TEMPLATE_MODEL)/results.json
+	$(BIN)/vlm-tv-eval analyze spec-curves --model $(TEMPLATE_MODEL) --template paper --output_path docs/template-paper
+
+# The README's figures from the committed JSON: the CPU scores and the paper-findings table.
+findings: install
+	$(BIN)/python -m leaderboard.findings

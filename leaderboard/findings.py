@@ -29,7 +29,7 @@ FINDINGS_BEGIN = (
     "submissions -->"
 )
 FINDINGS_END = "<!-- /paper-findings -->"
-TEMPLATE_RUN = "template-paper/results.json"  # under docs/<model>/
+TEMPLATE_DOCS = "template-paper"  # docs/template-paper/<model>/: results.json, analysis/
 MODELS = {m.label: m.submission for m in claims.MODELS}  # column label -> submission
 METHODS = ("prompt", "patch")
 
@@ -144,28 +144,32 @@ def findings_block(docs: Path = claims.DOCS, submissions: Path = ROOT / "submiss
 
 
 def template_lines(docs: Path, submissions: Path) -> list[str]:
-    """Mean first-token accuracy under `spaced` (the submissions) and the paper's template (the
-    committed --template paper runs), with the paired interval of patch - prompt for each."""
-    head = ["template", *(f"{m.label} {k}" for m in claims.MODELS for k in ("prompt", "patch"))]
-    head += [f"{m.label} patch - prompt" for m in claims.MODELS]
+    """Mean first-token accuracy under `spaced` (the submissions and docs/<model>/analysis) and
+    the paper's template (the runs committed under docs/template-paper/<model>/): prompt,
+    patch, their paired difference, and the instruction's vector (spec-curves)."""
+    head = ["model", "template", "prompt", "patch", "patch - prompt", "instruction patch"]
+    templates = (
+        ("spaced `Q: {x}\\nA: {y}`", docs, lambda e: e.results()),
+        ("paper `Q:{x}\\nA:{y}`", docs / TEMPLATE_DOCS, lambda e: e.file("results.json")),
+    )
     rows = []
-    for name, load in (
-        ("spaced `Q: {x}\\nA: {y}` (the submissions)", lambda e: e.results()),
-        ("paper `Q:{x}\\nA:{y}`", lambda e: e.file(TEMPLATE_RUN)),
-    ):
-        cells, diffs = [], []
-        for model in claims.MODELS:
+    for model in claims.MODELS:
+        for name, root, load in templates:
+            cells = [model.label, name]
+            evidence = claims.Evidence(model, root, submissions)
             try:
-                doc = load(claims.Evidence(model, docs, submissions))
+                doc = load(evidence)
+                prompt, patch = _avg(doc, "prompt", "acc"), _avg(doc, "patch", "acc")
+                pair = doc["intervals"]["average"]["patch - prompt"]
+                cells += [_num(prompt), _num(patch), f"{_signed(patch - prompt)} {_interval(pair)}"]
             except claims.NotRun:
-                cells += ["not run", "not run"]
-                diffs.append("not run")
-                continue
-            cells += [_num(_avg(doc, "prompt", "acc")), _num(_avg(doc, "patch", "acc"))]
-            pair = doc.get("intervals", {}).get("average", {}).get("patch - prompt")
-            diff = _avg(doc, "patch", "acc") - _avg(doc, "prompt", "acc")
-            diffs.append(_signed(diff) + (f" {_interval(pair)}" if pair else ""))
-        rows.append([name, *cells, *diffs])
+                cells += ["not run"] * 3
+            try:
+                avg = evidence.analysis("spec-curves")["test_average"]["instruction"]
+                cells.append(_num(avg["session_layer"]))
+            except claims.NotRun:
+                cells.append("not run")
+            rows.append(cells)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
