@@ -12,9 +12,15 @@ the `answer:` line of the judge prompt, so each test picks a behaviour by the an
 - `echo-key`       400 whose error message repeats the Authorization header
 - `echo-key-ok`    {"choice": "B", "note": <the Authorization header>}
 - `unauthorized`   401
+- `say:TEXT`       reply TEXT as it is (prose, an option letter, ...)
+- `hang`           answer nothing until the server stops (a hung server)
 anything else      {"choice": "A"}
 
-It counts requests per prompt and keeps every request body.
+With `models`, GET /v1/models lists them and a chat request naming another model gets a 400
+whose reason is in FastAPI's {"detail": ...} (as `transformers serve` pinned to one model
+answers); without, there is no /models (404) and every model name is served.
+
+It counts requests per prompt (and GET /models requests) and keeps every request body.
 """
 
 from __future__ import annotations
@@ -77,6 +83,16 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        fake = self.server.fake
+        with fake.lock:
+            fake.model_lists += 1
+        if self.path != "/v1/models" or fake.models is None:
+            self._error(404, f"no route {self.path}")
+            return
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "test"} for m in fake.models]
+        self._send(200, {"object": "list", "data": data})
+
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         fake = self.server.fake
         if self.path != "/v1/chat/completions":
@@ -92,7 +108,15 @@ class _Handler(BaseHTTPRequestHandler):
         found = _ANSWER.search(prompt)
         answer = found.group(1) if found else ""
         model = body.get("model", "")
-        if answer.startswith("choose:"):
+        if fake.models is not None and model not in fake.models:
+            served = fake.models[0] if fake.models else ""
+            self._send(400, {"detail": f"Server is pinned to '{served}'; requested '{model}'."})
+        elif answer.startswith("say:"):
+            self._reply(model, answer.removeprefix("say:").replace("\\n", "\n"))
+        elif answer.startswith("hang"):
+            fake.stopping.wait(60)
+            self._error(503, "stopping")
+        elif answer.startswith("choose:"):
             self._reply(model, json.dumps({"choice": answer.removeprefix("choose:")[:1]}))
         elif answer.startswith("rate-limit"):
             if n == 1:
@@ -126,13 +150,21 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAI:
     """Start with `start()`, point the openai client at `url`, stop with `stop()`."""
 
-    def __init__(self, retry_after: str = "1", slow_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        retry_after: str = "1",
+        slow_s: float = 2.0,
+        models: tuple[str, ...] | None = None,
+    ) -> None:
         self.retry_after = retry_after
         self.slow_s = slow_s
+        self.models = models
         self.lock = threading.Lock()
+        self.stopping = threading.Event()
         self.counts: Counter[str] = Counter()
         self.bodies: list[dict] = []
         self.completions = 0
+        self.model_lists = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
         self._thread = threading.Thread(
@@ -157,5 +189,6 @@ class FakeOpenAI:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()  # a hung request lets go
         self._server.shutdown()
         self._server.server_close()

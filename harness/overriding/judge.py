@@ -1,9 +1,10 @@
 """The LLM judge of the task-overriding study (Luo et al., appendix A.4, Figure 9), through
 the official `openai` client: the OpenAI API (a dated snapshot only, never a floating alias) or
-any OpenAI-compatible server (vLLM, llama.cpp, Ollama, Azure) given by `base_url`. Temperature 0;
-every verdict records the model, the base_url and the sha256 of the exact prompt; a failed
-judgement is recorded as failed, never filled in. The key is read only from OPENAI_API_KEY and
-is written nowhere (error text is scrubbed). Retries happen in two layers; see `Judge`.
+any OpenAI-compatible server given by `base_url` (vLLM, llama.cpp, Ollama, `transformers
+serve`, Azure). Temperature 0 and a small `max_tokens`; every verdict records the model, the
+base_url, the sha256 of the exact prompt and how the reply was read; a failed judgement is
+recorded as failed, never filled in. The key is read only from OPENAI_API_KEY and is written
+nowhere (error text is scrubbed). How requests are bounded: see `Judge`.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 from benchmark.files import write_json_atomic
 
@@ -25,7 +30,7 @@ from .verdicts import (
     JudgeRequest,
     clip,
     judge_prompt,
-    parse_choice,
+    parse_reply,
     prompt_hash,
 )
 
@@ -37,34 +42,81 @@ DEFAULT_JUDGE = "gpt-4o-2024-08-06"
 OPENAI_API_URL = "https://api.openai.com/v1"
 # Sent to an OpenAI-compatible server when OPENAI_API_KEY is unset (local servers ignore it).
 PLACEHOLDER_KEY = "no-key"
+# Enough for the verdict ({"choice": "B"} is about 6 tokens, fenced about 12) and a little
+# more; without it a server that ignores `response_format` lets a chatty model run on (a
+# `transformers serve` generates up to 1024 tokens), and the requests time out.
+MAX_TOKENS = 64
 
 _DATED = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _MAX_ERROR_CHARS = 500
+_SHOWN_MODELS = 10
 _REDACTED = "[REDACTED]"
 # Scrubbed from error text besides the key itself: bearer tokens and OpenAI-style secret keys.
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)\S+"),
     re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),
 )
+# A model named by a local path: absolute, home-relative, ./ or ../, or a Windows drive.
+_LOCAL_PATH = re.compile(r"\A(?:[/~]|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")
+
+
+def public_name(model: str) -> str:
+    """The judge's name as results record it: a model served from a local path is named by
+    the path's last part, never the path (a home folder says who ran it and where, and means
+    nothing on another machine). Hub ids ("org/name") and served ids are kept as they are."""
+    local = _LOCAL_PATH.match(model) or (
+        re.search(r"[/\\]", model) is not None and Path(model).expanduser().exists()
+    )
+    if not local:
+        return model
+    return re.split(r"[/\\]", model.rstrip("/\\"))[-1] or model
+
+
+def public_url(url: str | None) -> str | None:
+    """`url` without a user name or password in it (they would be a secret in results)."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+class Outcome(NamedTuple):
+    """One prompt's result: `choice` None means failed, with `error` saying why."""
+
+    choice: str | None
+    raw: str | None
+    parse: str | None
+    error: str | None
 
 
 class Judge:
     """A judge model behind the `openai` client, asked once per distinct prompt.
 
-    Retries happen in two layers (as read in the installed openai 3.54, `_base_client.py`):
+    Before the first request that is not answered from the cache, one GET /models checks that
+    the server serves the model (an unknown model would fail every prompt alike): if not, a
+    JudgeConfigError names the models it serves. A name that matches a served id exactly, as
+    `name:latest` (Ollama), or as the last part of a served local path (`transformers serve
+    /path/to/model`) is accepted. A server without a usable /models is not checked.
 
-    1. The openai client retries each HTTP request up to `max_retries` times on connection
-       errors, timeouts (each attempt limited by `timeout` seconds), 408, 409, 429 and every
-       5xx (and whenever the server sends `x-should-retry: true`). Before a retry it waits what
-       the server asks in `retry-after-ms` or `Retry-After` (seconds or an HTTP date) when that
-       is more than 0 and at most 120 s; otherwise (no header, or 0) exponential backoff, 0.5 s
-       doubling to at most 8 s, less up to 25% jitter. A Retry-After above 120 s is not
-       retried. When the client gives up it raises (APIStatusError, APITimeoutError,
-       APIConnectionError) and the verdict is recorded as failed; this layer does not repeat
-       what the client already retried.
-    2. This class re-asks when a reply arrives but its content does not parse (`parse_choice`
-       raises): `max_attempts` replies in total, then the verdict is recorded as failed with the
-       last reply in `raw`.
+    Each prompt is sent once, at temperature 0 with `max_tokens`; the reply is read by
+    `parse_reply` (the JSON asked for, or a leading option letter). A reply that does not parse
+    is recorded as failed with the reply in `raw`, not asked again: at temperature 0 a re-ask
+    returns the same text.
+
+    What bounds the requests, so that they cannot pile up on a slow or hung server:
+
+    1. Each HTTP request is limited to `timeout` seconds. The openai client retries a request
+       up to `max_retries` times on connection errors, timeouts, 408, 409, 429 and 5xx,
+       waiting what `Retry-After` asks (up to 120 s) or backing off exponentially; then the
+       verdict is recorded as failed. So a prompt costs at most 1 + `max_retries` requests.
+    2. After `stop_after_failures` prompts in a row failed that way (no reply between), the
+       server is taken to be down or hung: the prompts not yet sent are recorded as failed
+       ("not asked"), not sent. Requests already in flight (at most `concurrency`) finish.
+    3. `budget_s` bounds the whole life of the judge, from its first request: after it, the
+       prompts not yet sent are recorded as failed ("not asked"), and no request waits longer
+       than the time left (at least 1 s).
 
     401, 403 and 404 (bad key, no access, unknown model or wrong base_url) would fail every
     request alike, so they stop `judge_all` with JudgeConfigError instead of being recorded per
@@ -85,10 +137,12 @@ class Judge:
         base_url: str | None = None,
         *,
         timeout: float = 60.0,
-        max_attempts: int = 3,
+        max_retries: int = 2,
         concurrency: int = 8,
+        max_tokens: int = MAX_TOKENS,
+        stop_after_failures: int = 3,
+        budget_s: float | None = 3600.0,
         cache_dir: str | Path | None = None,
-        max_retries: int = 5,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise JudgeConfigError(
@@ -106,14 +160,18 @@ class Judge:
                 f"{DEFAULT_JUDGE} (any name is accepted with a base_url for an "
                 "OpenAI-compatible server)"
             )
-        if not (isinstance(max_attempts, int) and max_attempts >= 1):
-            raise JudgeConfigError(f"max_attempts must be an integer >= 1, not {max_attempts!r}")
-        if not (isinstance(max_retries, int) and max_retries >= 0):
-            raise JudgeConfigError(f"max_retries must be an integer >= 0, not {max_retries!r}")
-        if not (isinstance(concurrency, int) and concurrency >= 1):
-            raise JudgeConfigError(f"concurrency must be an integer >= 1, not {concurrency!r}")
+        for name, value, least in (
+            ("max_retries", max_retries, 0),
+            ("concurrency", concurrency, 1),
+            ("max_tokens", max_tokens, 1),
+            ("stop_after_failures", stop_after_failures, 1),
+        ):
+            if not (isinstance(value, int) and value >= least):
+                raise JudgeConfigError(f"{name} must be an integer >= {least}, not {value!r}")
         if not timeout > 0:
             raise JudgeConfigError(f"timeout must be > 0 seconds, not {timeout!r}")
+        if budget_s is not None and not budget_s > 0:
+            raise JudgeConfigError(f"budget_s must be > 0 seconds or None, not {budget_s!r}")
         key = os.environ.get("OPENAI_API_KEY") or None
         if key is None and base_url is None:
             raise JudgeConfigError(
@@ -128,11 +186,14 @@ class Judge:
             ) from err
 
         self.model = model
+        self.name = public_name(model)
         self.base_url = base_url
         self.timeout = float(timeout)
-        self.max_attempts = max_attempts
         self.max_retries = max_retries
         self.concurrency = concurrency
+        self.max_tokens = max_tokens
+        self.stop_after_failures = stop_after_failures
+        self.budget_s = budget_s
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._key = key
         self._openai = openai
@@ -142,9 +203,14 @@ class Judge:
             timeout=self.timeout,
             max_retries=max_retries,
         )
+        self._served_as: str | None = None  # the id requests use, once checked
+        self._deadline: float | None = None
+        self._lock = threading.Lock()
+        self._failures_in_a_row = 0
+        self._last_failure = ""
 
     def __repr__(self) -> str:  # never the key
-        return f"Judge(model={self.model!r}, base_url={self.base_url!r})"
+        return f"Judge(model={self.name!r}, base_url={public_url(self.base_url)!r})"
 
     def __enter__(self) -> Judge:
         return self
@@ -157,8 +223,9 @@ class Judge:
         self._client.close()
 
     def describe(self) -> dict:
-        """What judged, for results files: model, temperature and base_url (never the key)."""
-        return {"model": self.model, "temperature": 0, "base_url": self.base_url}
+        """What judged, for results files: model, temperature and base_url (never the key, a
+        local path or a password in the URL)."""
+        return {"model": self.name, "temperature": 0, "base_url": public_url(self.base_url)}
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -172,10 +239,65 @@ class Judge:
             text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + _REDACTED, text)
         return text
 
-    def _error_text(self, err: BaseException, suffix: str = "") -> str:
+    def _error_text(self, err: BaseException) -> str:
         message = " ".join(str(err).split())
+        # The openai client quotes only an OpenAI-style {"error": {"message"}}; FastAPI servers
+        # (`transformers serve`, vLLM's validation) say why in {"detail": ...}.
+        body = getattr(err, "body", None)
+        detail = body.get("detail") if isinstance(body, Mapping) else None
+        if isinstance(detail, (str, list)) and detail:
+            message += f" - {' '.join(str(detail).split())}"
         text = f"{type(err).__name__}: {message}" if message else type(err).__name__
-        return clip(self._scrub(text + suffix), _MAX_ERROR_CHARS)
+        return clip(self._scrub(text), _MAX_ERROR_CHARS)
+
+    def _refused(self, err: BaseException) -> JudgeConfigError:
+        return JudgeConfigError(
+            f"the judge server refused the request ({self._error_text(err)}); check "
+            "OPENAI_API_KEY, the judge model name and the base_url"
+        )
+
+    # -- the model --------------------------------------------------------------------------
+
+    def check_model(self) -> None:
+        """Check with one GET /models that the server serves the model; raise
+        JudgeConfigError naming the served models if not. Done once per judge."""
+        if self._served_as is not None:
+            return
+        openai = self._openai
+        where = public_url(self.base_url or OPENAI_API_URL)
+        try:
+            page = self._client.with_options(max_retries=0).models.list()
+            served = [m.id for m in (page.data or []) if isinstance(getattr(m, "id", None), str)]
+            unchecked = "it lists no models"
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+            raise self._refused(err) from None
+        except openai.APITimeoutError as err:  # slow, perhaps busy: the requests will tell
+            served, unchecked = [], self._error_text(err)
+        except openai.APIConnectionError as err:
+            raise JudgeConfigError(
+                f"no judge server answers at {where} ({self._error_text(err)}); start it, or "
+                "check --judge_base_url"
+            ) from None
+        except Exception as err:  # no /models (404, 405, 501) or a list the client cannot read
+            served, unchecked = [], f"no usable /models: {self._error_text(err)}"
+        if not served:
+            log.warning("judge model %r is not checked at %s (%s)", self.name, where, unchecked)
+            self._served_as = self.model
+            return
+        by_path = [s for s in served if s != self.model and public_name(s) == self.model]
+        if self.model in served:
+            self._served_as = self.model
+        elif f"{self.model}:latest" in served:
+            self._served_as = f"{self.model}:latest"
+        elif len(by_path) == 1:
+            self._served_as = by_path[0]
+        else:
+            shown = ", ".join(repr(s) for s in served[:_SHOWN_MODELS])
+            more = f" and {len(served) - _SHOWN_MODELS} more" if len(served) > _SHOWN_MODELS else ""
+            raise JudgeConfigError(
+                f"judge model {self.name!r} is not served at {where}; it serves "
+                f"{shown}{more}: pass one of them with --judge"
+            )
 
     # -- cache ------------------------------------------------------------------------------
 
@@ -185,75 +307,95 @@ class Judge:
         ident = json.dumps([self.model, self.base_url, prompt], ensure_ascii=False)
         return self.cache_dir / f"{hashlib.sha256(ident.encode('utf-8')).hexdigest()}.json"
 
-    def _cache_get(self, prompt: str) -> tuple[str, str] | None:
+    def _cache_get(self, prompt: str) -> Outcome | None:
         path = self._cache_path(prompt)
         if path is None or not path.is_file():
             return None
         try:
             entry = json.loads(path.read_text("utf-8"))
             choice, raw = entry["choice"], entry["raw"]
-            if parse_choice(raw) != choice:
+            parsed, how = parse_reply(raw)
+            if parsed != choice:
                 raise ValueError("cached choice does not match its reply")
         except (OSError, ValueError, KeyError, TypeError, RecursionError) as err:  # deep nesting
             log.warning("ignoring unreadable judge cache file %s (%s)", path.name, err)
             return None
-        return choice, raw
+        return Outcome(choice, raw, how, None)
 
-    def _cache_put(self, prompt: str, choice: str, raw: str) -> None:
+    def _cache_put(self, prompt: str, outcome: Outcome) -> None:
         path = self._cache_path(prompt)
         if path is not None:
             write_json_atomic(
                 path,
                 {
-                    "model": self.model,
-                    "base_url": self.base_url,
+                    "model": self.name,
+                    "base_url": public_url(self.base_url),
                     "prompt_hash": prompt_hash(prompt),
-                    "choice": choice,
-                    "raw": raw,
+                    "choice": outcome.choice,
+                    "parse": outcome.parse,
+                    "raw": outcome.raw,
                 },
             )
 
     # -- asking -----------------------------------------------------------------------------
 
+    def _stop_reason(self) -> str | None:
+        """Why no more requests are sent, or None."""
+        with self._lock:
+            if self._failures_in_a_row >= self.stop_after_failures:
+                return (
+                    f"the judge stopped after {self._failures_in_a_row} prompts in a row failed "
+                    f"(last: {self._last_failure})"
+                )
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            return f"the judge's time budget of {self.budget_s:g} s ran out"
+        return None
+
     def _ask(self, prompt: str) -> str | None:
         """One reply's content; the openai client retries transport failures inside."""
+        timeout = self.timeout
+        if self._deadline is not None:
+            timeout = min(timeout, max(self._deadline - time.monotonic(), 1.0))
         response = self._client.chat.completions.create(
-            model=self.model,
+            model=self._served_as or self.model,
             messages=[{"role": "user", "content": prompt}],
             temperature=0,
+            max_tokens=self.max_tokens,
             response_format={"type": "json_object"},
+            timeout=timeout,
         )
         if not response.choices:
             raise ValueError("the judge's reply has no choices")
         return response.choices[0].message.content
 
-    def _judge_one(self, prompt: str) -> tuple[str | None, str | None, str | None]:
-        """(choice, raw, error) for one prompt; choice None means failed."""
+    def _judge_one(self, prompt: str) -> Outcome:
         openai = self._openai
-        raw: str | None = None
-        parse_error: ValueError | None = None
-        for _ in range(self.max_attempts):
-            try:
-                raw = self._ask(prompt)
-            except (
-                openai.AuthenticationError,
-                openai.PermissionDeniedError,
-                openai.NotFoundError,
-            ) as err:
-                raise JudgeConfigError(
-                    f"the judge server refused the request ({self._error_text(err)}); check "
-                    "OPENAI_API_KEY, the judge model name and the base_url"
-                ) from None
-            except Exception as err:  # the client already retried what is worth retrying
-                return None, None, self._error_text(err)
-            if raw is not None:
-                raw = self._scrub_key(raw)  # a server echoing the key must not store it
-            try:
-                return parse_choice(raw), raw, None
-            except ValueError as err:
-                parse_error = err
-        assert parse_error is not None
-        return None, raw, self._error_text(parse_error, f" (after {self.max_attempts} attempts)")
+        stop = self._stop_reason()
+        if stop is not None:
+            return Outcome(None, None, None, clip(f"not asked: {stop}", _MAX_ERROR_CHARS))
+        try:
+            raw = self._ask(prompt)
+        except (
+            openai.AuthenticationError,
+            openai.PermissionDeniedError,
+            openai.NotFoundError,
+        ) as err:
+            raise self._refused(err) from None
+        except Exception as err:  # the client already retried what is worth retrying
+            error = self._error_text(err)
+            with self._lock:
+                self._failures_in_a_row += 1
+                self._last_failure = error
+            return Outcome(None, None, None, error)
+        with self._lock:
+            self._failures_in_a_row = 0
+        if raw is not None:
+            raw = self._scrub_key(raw)  # a server echoing the key must not store it
+        try:
+            choice, how = parse_reply(raw)
+        except ValueError as err:  # not re-asked: at temperature 0 the reply would be the same
+            return Outcome(None, raw, None, self._error_text(err))
+        return Outcome(choice, raw, how, None)
 
     def judge_all(self, requests: Sequence[JudgeRequest], progress: bool = True) -> list[dict]:
         """One verdict per request, in the same order.
@@ -264,29 +406,32 @@ class Judge:
         from tqdm.auto import tqdm
 
         prompts = [judge_prompt(r.answer, r.question1, r.question2) for r in requests]
-        outcomes: dict[str, tuple[str | None, str | None, str | None]] = {}
+        outcomes: dict[str, Outcome] = {}
         todo: list[str] = []
         for prompt in dict.fromkeys(prompts):
             hit = self._cache_get(prompt)
             if hit is not None:
-                outcomes[prompt] = (hit[0], hit[1], None)
+                outcomes[prompt] = hit
             else:
                 todo.append(prompt)
-        failed = 0
         if todo:
+            self.check_model()
+            if self._deadline is None and self.budget_s is not None:
+                self._deadline = time.monotonic() + self.budget_s
             with (
                 tqdm(
-                    total=len(todo), desc=f"judge {self.model}", unit="answer", disable=not progress
+                    total=len(todo), desc=f"judge {self.name}", unit="answer", disable=not progress
                 ) as bar,
                 ThreadPoolExecutor(max_workers=min(self.concurrency, len(todo))) as pool,
             ):
                 futures = {pool.submit(self._judge_one, p): p for p in todo}
+                failed = 0
                 try:
                     for future in as_completed(futures):
                         prompt = futures[future]
-                        choice, raw, error = outcomes[prompt] = future.result()
-                        if choice is not None:
-                            self._cache_put(prompt, choice, raw)
+                        outcome = outcomes[prompt] = future.result()
+                        if outcome.choice is not None:
+                            self._cache_put(prompt, outcome)
                         else:
                             failed += 1
                             bar.set_postfix(failed=failed)
@@ -294,36 +439,44 @@ class Judge:
                 except BaseException:
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
-        if failed:
-            log.warning(
-                "%d of %d judge prompts failed (recorded as failed, not cached)",
-                failed,
-                len(todo),
-            )
-        return [self._verdict(r, p, *outcomes[p]) for r, p in zip(requests, prompts, strict=True)]
+            self._log_summary([outcomes[p] for p in todo])
+        return [self._verdict(r, p, outcomes[p]) for r, p in zip(requests, prompts, strict=True)]
 
-    def _verdict(
-        self,
-        request: JudgeRequest,
-        prompt: str,
-        choice: str | None,
-        raw: str | None,
-        error: str | None,
-    ) -> dict:
+    def _log_summary(self, asked: Sequence[Outcome]) -> None:
+        judged = [o for o in asked if o.choice is not None]
+        counts = {how: sum(1 for o in judged if o.parse == how) for how in ("json", "letter")}
+        failed = [o for o in asked if o.choice is None]
+        level = logging.WARNING if failed else logging.INFO
+        first = f"; first failure: {failed[0].error}" if failed else ""
+        log.log(
+            level,
+            "judge %s: %d of %d prompts judged (%d as JSON, %d by a leading letter), %d failed "
+            "(recorded as failed, not cached)%s",
+            self.name,
+            len(judged),
+            len(asked),
+            counts["json"],
+            counts["letter"],
+            len(failed),
+            first,
+        )
+
+    def _verdict(self, request: JudgeRequest, prompt: str, outcome: Outcome) -> dict:
         return {
             "item_id": request.item_id,
             "task": request.task,
             "method": request.method,
             "seed": request.seed,
             "judge": {
-                "model": self.model,
+                "model": self.name,
                 "temperature": 0,
                 "prompt_hash": prompt_hash(prompt),
-                "base_url": self.base_url,
+                "base_url": public_url(self.base_url),
             },
             "answer": request.answer,
-            "choice": choice,
-            "success": None if choice is None else choice in SUCCESS_CHOICES,
-            "raw": raw,
-            "error": error,
+            "choice": outcome.choice,
+            "success": None if outcome.choice is None else outcome.choice in SUCCESS_CHOICES,
+            "parse": outcome.parse,
+            "raw": outcome.raw,
+            "error": outcome.error,
         }

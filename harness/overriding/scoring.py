@@ -5,13 +5,17 @@ happen in the same command (`--judge`) or later and elsewhere (`vlm-tv-eval judg
 Per task and method the numbers are:
 
 - image sets: `acc` = the judge's success rate (B or C) over the answers it judged, per seed,
-  with `judged`, `judge_failures` and `acc_failures_as_misses` beside it. A failed verdict is
-  counted, never filled in. Until judged there is no number, so the run writes
-  `pending_results.json` and no `results.json`.
+  with `judged`, `judge_failures`, `judge_parse` (how many replies were read as JSON, how many
+  by a leading letter) and `acc_failures_as_misses` beside it (null when nothing was judged).
+  A failed verdict is counted, never filled in. Until judged there is no number, so the run
+  writes `pending_results.json` and no `results.json`.
 - override_text: `acc` = how often the answer starts like the overriding label (exact match),
   `exact_original` = how often it still answers the original task; judged, also `judge_acc`
   and `judge_agreement` (how often the judge's success equals the exact match: the benchmark's
   own check of its judge).
+
+A judge that judged none of a run's answers is a failed command (JudgeConfigError, after the
+verdicts and the judge-free numbers are written), never a run that reads as scored.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from benchmark.files import atomic_write_text, slug, write_json_atomic
 from benchmark.strict_json import jsonl_lines, read_json
 
 from ..cache import cache_root
-from ..errors import RunFolderError
+from ..errors import JudgeConfigError, RunFolderError
 from ..methods import get_method
 from ..results import entry_header, unit_items
 from .data import questions
@@ -137,6 +141,7 @@ def method_result(
     judged = {
         "judged": total["judged"],
         "judge_failures": total["judge_failures"],
+        "judge_parse": total["parsed"],
     }
     if labelled:
         pairs = [
@@ -223,14 +228,30 @@ def finish(
     pending = run_dir / "pending_results.json"
     if not complete:
         write_json_atomic(pending, doc)
-        return doc, pending
-    errors = validate(doc, "results")
-    if errors:  # a bug in the harness, not the user's input
-        raise RuntimeError("results do not match the schema: " + "; ".join(map(str, errors)))
-    path = run_dir / "results.json"
-    write_json_atomic(path, doc)
-    pending.unlink(missing_ok=True)
+        path = pending
+    else:
+        errors = validate(doc, "results")
+        if errors:  # a bug in the harness, not the user's input
+            raise RuntimeError("results do not match the schema: " + "; ".join(map(str, errors)))
+        path = run_dir / "results.json"
+        write_json_atomic(path, doc)
+        pending.unlink(missing_ok=True)
+    if verdicts and not any(v["choice"] is not None for v in verdicts):
+        raise JudgeConfigError(nothing_judged(verdicts, path))
     return doc, path
+
+
+def nothing_judged(verdicts: Sequence[Mapping[str, Any]], path: Path) -> str:
+    """One line for a run none of whose answers the judge could judge: it is no result, so
+    the command fails (the verdicts and the numbers without a judge are written first)."""
+    errors = [v["error"] for v in verdicts if v.get("error")]
+    asked = [e for e in errors if not e.startswith("not asked:")]
+    first = (asked or errors or ["no error recorded"])[0]
+    return (
+        f"the judge judged none of {len(verdicts)} answers ({len(asked)} asked, all failed; "
+        f"first failure: {first}); {path} keeps the run: fix the judge and run `vlm-tv-eval "
+        f"judge {path.parent}` again"
+    )
 
 
 def judge_run_dir(
