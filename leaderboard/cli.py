@@ -1,16 +1,20 @@
 """`vlm-tv-leaderboard`: add submissions, regenerate the leaderboard, check it is up to date.
 
     vlm-tv-leaderboard add runs/.../results.json --name "My model (A100)" --submitted-by "me"
-    vlm-tv-leaderboard --root my-board add ... --init   # start a new leaderboard in my-board/
+    vlm-tv-leaderboard add ... --allow_partial   # a --limit run or some tasks: shown, not ranked
+    vlm-tv-leaderboard add ... --reproduces FILE  # a rerun of a row already on the board
+    vlm-tv-leaderboard add ... --init --root my-board   # start a new leaderboard in my-board/
     vlm-tv-leaderboard reported     # (re)write the paper's reported rows (leaderboard/paper.py)
     vlm-tv-leaderboard build        # README.md, leaderboard.csv, index.html, plots/*.png and,
                                     # with overriding runs, leaderboard_overriding.csv
     vlm-tv-leaderboard check        # what CI runs: valid, consistent, unedited, no (near-)
                                     # duplicates, reported rows as in paper.py, files current
 
-`--root` must be a leaderboard (a folder holding submissions/); `add --init` and `reported
---init` create one. Exit status: 0 on success, 1 when something is invalid or out of date, 2 on a
-usage error (a bad flag value or --root).
+`--root` (before or after the command) must be a leaderboard (a folder holding submissions/);
+`add --init` and `reported --init` create one. `add` takes only runs that are ranked
+(`standing.py`: every task of the setting, full test splits, the protocol's seeds) unless given
+`--allow_partial`, and no task outside the benchmark registry. Exit status: 0 on success, 1 when
+something is invalid, refused or out of date, 2 on a usage error (a bad flag value or --root).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from pathlib import Path
 from benchmark import validate_file
 from benchmark.strict_json import read_json
 
-from . import ROOT, build, paper
+from . import ROOT, build, paper, reproductions, standing
 from .guards import TEXT_LIMITS, date_problem, read_capped, root_problem, text_problem, today_utc
 from .submissions import (
     SubmissionError,
+    load_submissions,
     make_submission,
     replace_problem,
     submission_filename,
@@ -36,20 +41,33 @@ INIT_HELP = "create --root and its submissions/ if missing (otherwise --root mus
 FIX_STALE = "run `vlm-tv-leaderboard build` and commit the regenerated files"
 
 
+ROOT_HELP = "the leaderboard folder, holding submissions/ (default: %s)"
+PARTIAL_HELP = (
+    "add a run that would not be ranked (--limit, some of the setting's tasks, other seeds): "
+    "it is shown apart from the ranked rows"
+)
+REPRODUCES_HELP = (
+    "this run reruns the row in submissions/FILE (its file name or display name) with the same "
+    "model and config: shown beside it as a reproduction, not refused as a duplicate"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
+    """The command line. `--root` is accepted before the command and after it: each command
+    takes it from a parent parser whose default is left unset, so that a --root given before
+    the command is not overwritten by the command's default."""
     parser = argparse.ArgumentParser(
         prog="vlm-tv-leaderboard",
         description="Leaderboard of cross-modal task vectors: submissions in, tables out.",
     )
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=ROOT,
-        help="the leaderboard folder, holding submissions/ (default: %(default)s)",
-    )
+    parser.add_argument("--root", type=Path, default=ROOT, help=ROOT_HELP % ROOT)
+    rooted = argparse.ArgumentParser(add_help=False)
+    rooted.add_argument("--root", type=Path, default=argparse.SUPPRESS, help=ROOT_HELP % ROOT)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    add = commands.add_parser("add", help="turn a harness results.json into a submission")
+    add = commands.add_parser(
+        "add", parents=[rooted], help="turn a harness results.json into a submission"
+    )
     add.add_argument("results", type=Path, help="a results.json written by vlm-tv-eval")
     add.add_argument("--name", required=True, help='display name, e.g. "Idefics2-8B (A100)"')
     add.add_argument("--submitted-by", required=True, help="who submits it")
@@ -58,11 +76,19 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--hardware", help='what it ran on, e.g. "1x A100 80GB"')
     add.add_argument("--notes", help="anything a reader should know")
     add.add_argument("--init", action="store_true", help=INIT_HELP)
+    add.add_argument("--allow_partial", "--allow-partial", action="store_true", help=PARTIAL_HELP)
+    add.add_argument("--reproduces", metavar="FILE", help=REPRODUCES_HELP)
 
-    reported = commands.add_parser("reported", help="write the paper's reported rows")
+    reported = commands.add_parser(
+        "reported", parents=[rooted], help="write the paper's reported rows"
+    )
     reported.add_argument("--init", action="store_true", help=INIT_HELP)
-    commands.add_parser("build", help="regenerate README.md, the CSV files, index.html, plots")
-    commands.add_parser("check", help="fail unless submissions are valid and files up to date")
+    commands.add_parser(
+        "build", parents=[rooted], help="regenerate README.md, the CSV files, index.html, plots"
+    )
+    commands.add_parser(
+        "check", parents=[rooted], help="fail unless submissions are valid and files up to date"
+    )
     return parser
 
 
@@ -111,6 +137,41 @@ def _results_problem(path: Path) -> str | None:
     return f"{path} {why}; add takes a results.json written by vlm-tv-eval" if why else None
 
 
+def _custom_task_problem(path: Path, results: dict) -> str | None:
+    """Why results holding a task the benchmark registry does not know cannot be added, with
+    the fix; checked before the schema would name the first such task in a JSON path."""
+    custom = standing.unregistered_tasks(results)
+    if custom:
+        return (
+            f"{path} holds tasks that are not in the benchmark registry ({', '.join(custom)}): "
+            "the leaderboard compares the registry's tasks only, so custom-task results stay "
+            "with the run; rerun on registry tasks (`vlm-tv-eval --tasks`) to submit"
+        )
+    return None
+
+
+def _partial_problem(path: Path, results: dict) -> str | None:
+    """Why the run would not be ranked (`standing.partial_reasons`), with the fixes: a full
+    rerun, or --allow_partial."""
+    reasons = standing.partial_reasons(results)
+    if not reasons:
+        return None
+    seeds = ", ".join(str(s) for s in standing.PROTOCOL_SEEDS)
+    return (
+        f"{path} would not be ranked ({'; '.join(reasons)}): rerun on every task of its setting "
+        f"without --limit and with seeds {seeds} (the defaults), or {standing.FIX}"
+    )
+
+
+def _reproduced_file(args: argparse.Namespace, results: dict) -> tuple[str | None, str | None]:
+    """The submission file `--reproduces` names, or None and why it cannot be used."""
+    if args.reproduces is None:
+        return None, None
+    existing, _ = load_submissions(args.root / build.SUBMISSIONS)
+    probe = make_submission(results, name=args.name, submitted_by="", date="")
+    return reproductions.resolve(args.reproduces, probe, {s.file: s.data for s in existing})
+
+
 def _add(args: argparse.Namespace) -> int:
     problem = _metadata_problem(args) or _results_problem(args.results) or _open_root(args)
     if problem:
@@ -126,6 +187,15 @@ def _add(args: argparse.Namespace) -> int:
     if errors:  # changed since validate read it
         print("\n".join(map(str, errors)), file=sys.stderr)
         return 1
+    refused = _custom_task_problem(args.results, results)
+    if not refused and not args.allow_partial:
+        refused = _partial_problem(args.results, results)
+    reproduces = None
+    if not refused:
+        reproduces, refused = _reproduced_file(args, results)
+    if refused:
+        print(f"vlm-tv-leaderboard add: {refused}", file=sys.stderr)
+        return 1
     data = make_submission(
         results,
         name=args.name,
@@ -134,6 +204,7 @@ def _add(args: argparse.Namespace) -> int:
         model_card=args.model_card,
         hardware=args.hardware,
         notes=args.notes,
+        reproduces=reproduces,
     )
     try:
         path = write_submission(data, args.root / build.SUBMISSIONS)

@@ -14,7 +14,10 @@ with `--score whole_answer` also fills `whole_acc` (the greedy answer up to its 
 against the whole label, exactly; mean over the row's tasks), `whole_acc_normalised` (the same,
 case, spacing, punctuation and grammatical number set aside), and `whole_ci_low` and
 `whole_ci_high` (the 95% interval of `whole_acc`, `intervals.whole_answer`, under the rule of
-`avg_ci_*`); all four are empty for a run without whole answers.
+`avg_ci_*`); all four are empty for a run without whole answers. `ranked` says whether the row is
+ranked (`standing.py`: the setting's whole task set, full test splits, the protocol's seeds, not
+a reproduction), `not_ranked_because` why not, and `reproduces` the submission file of the row a
+reproduction reruns; both files have these three columns.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import csv
 import io
 
 from .overriding import TEXT_EXTRAS, OverrideRow, columns
+from .standing import Standing, why_not_ranked
 from .table import Row, Whole, tasks_of
 
 OVERRIDING_CSV = "leaderboard_overriding.csv"
@@ -40,10 +44,20 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+STANDING_HEAD = ["ranked", "not_ranked_because", "reproduces"]
+
+
+def _standing(standing: Standing) -> list[str]:
+    repro = standing.reproduces
+    ranked = "true" if standing.ranked else "false"
+    return [ranked, _text(why_not_ranked(standing)), f"submissions/{repro.file}" if repro else ""]
+
+
 def render_csv(rows: list[Row]) -> str:
     tasks = tasks_of(rows)
     head = ["setting", "spec", "query", "tasks", "source_model", "chat_template", "name", "model"]
-    head += ["method", "reported", "source", "layer", "num_layers", "cosine", "cosine_mismatched"]
+    head += ["method", "reported", "source", *STANDING_HEAD]
+    head += ["layer", "num_layers", "cosine", "cosine_mismatched"]
     for task in tasks:
         head += [task, f"{task}_std", f"{task}_n"]
     head += ["avg", "avg_std", "avg_ci_low", "avg_ci_high"]
@@ -57,6 +71,7 @@ def render_csv(rows: list[Row]) -> str:
         line += [_text(row.source_model), "true" if row.chat else "false"]
         line += [_text(row.name), _text(row.model)]
         line += [row.method, "true" if row.reported else "false", _text(row.source)]
+        line += _standing(row.standing)
         line += [" ".join(str(x) for x in row.layers), row.num_layers or ""]
         line += [_num(row.cosine), _num(row.cosine_mismatched)]
         for task in tasks:
@@ -88,7 +103,8 @@ def render_overriding_csv(rows: list[OverrideRow]) -> str:
     with failures counted as misses; for override_text also exact_original and, when judged,
     judge_acc, judge_acc_failures_as_misses and judge_agreement."""
     tasks = columns(rows)
-    head = ["name", "model", "query", "method", "reported", "source", "layer", "num_layers"]
+    head = ["name", "model", "query", "method", "reported", "source", *STANDING_HEAD]
+    head += ["layer", "num_layers"]
     head += ["judge_model", "judge_temperature", "judge_base_url"]
     for task in tasks:
         head += [task, f"{task}_std", f"{task}_n", f"{task}_judged", f"{task}_judge_failures"]
@@ -103,6 +119,7 @@ def render_overriding_csv(rows: list[OverrideRow]) -> str:
         judge = row.judge
         line = [_text(row.name), _text(row.model), row.query, row.method]
         line += ["true" if row.reported else "false", _text(row.source)]
+        line += _standing(row.standing)
         line += [" ".join(str(x) for x in row.layers), row.num_layers or ""]
         line += (
             [_text(judge.model), _count(judge.temperature), _text(judge.base_url)]

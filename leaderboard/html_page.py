@@ -1,5 +1,8 @@
-"""`leaderboard/index.html`: every row in one sortable, filterable table, in a single file;
-the task-overriding study's rows in a second sortable table below it.
+"""`leaderboard/index.html`: every ranked row in one sortable, filterable table, in a single
+file; the rows that are not ranked (`standing.py`) in a table of their own below it, with the
+reasons; the task-overriding study's rows in the same two kinds of table below those. Sorting
+the main table keeps each setting's rows together (`data-grouped`), so a sort ranks rows only
+against rows of the same setting.
 
 The page works offline from a checkout: CSS and JavaScript are inline, and the only links are
 relative ones to the submission files next to it (a judge's own endpoint URL is not shown).
@@ -19,6 +22,7 @@ from . import labels, overriding
 from .csv_out import OVERRIDING_CSV
 from .overriding import OverrideCell, OverrideRow, row_judge_text
 from .page_assets import CSS, JS
+from .standing import why_not_ranked
 from .table import (
     CI_TITLE,
     DASH,
@@ -47,6 +51,17 @@ WHOLE_TIP = (
     "--score whole_answer: the greedy answer up to its first newline against the whole label, "
     "mean over the row's tasks: exactly [its 95% interval] (normalised for case, spacing, "
     "punctuation and grammatical number); sorts by the exact figure"
+)
+WHY_TITLE = "Not ranked because"
+NOT_RANKED_LEAD = (
+    "runs that are not comparable with the rows above (a --limit run, some of the setting's "
+    "tasks, other seeds: added with --allow_partial), and reproductions of a row above (added "
+    "with --reproduces), which holds the rank. They sort within this table only; Avg is over "
+    "each row's own tasks."
+)
+OVERRIDING_NOT_RANKED = (
+    "runs of the study that are not comparable with the rows above (a --limit run, some of "
+    "its settings, other seeds), and reproductions of a row above, which holds the rank."
 )
 COS_TIP = (
     "vectors from another model (--source_model): mean cosine similarity of its vector and the "
@@ -105,6 +120,11 @@ def _cos_td(row: Row) -> str:
     return f'<td data-sort="{row.cosine:.6f}">{fmt(row.cosine)}{mismatched}</td>'
 
 
+def _why_td(row: Row | OverrideRow) -> str:
+    text = why_not_ranked(row.standing)
+    return f'<td data-sort="{escape(text.lower())}">{escape(text)}</td>'
+
+
 def _row(row: Row, tasks: list[str], rank: int, cosine: bool) -> str:
     method_rank = labels.method_key(row.method)[0]
     layer = f"{row.layers[0]}" if row.layers else ""
@@ -119,6 +139,7 @@ def _row(row: Row, tasks: list[str], rank: int, cosine: bool) -> str:
         f'<td data-sort="{layer}">{escape(fmt_layer(row))}</td>',
         *([_cos_td(row)] if cosine else []),
         _size_td(row),
+        *([] if row.ranked else [_why_td(row)]),
     ]
     css = ' class="reported"' if row.reported else ""
     return (
@@ -146,18 +167,36 @@ def _override_row(row: OverrideRow, columns: list[str]) -> str:
         f'<td data-sort="{layer}">{escape(fmt_layer(row))}</td>',
         f'<td data-sort="{escape(judge.lower())}">{escape(judge)}</td>',
         _size_td(row),
+        *([] if row.ranked else [_why_td(row)]),
     ]
     css = ' class="reported"' if row.reported else ""
     return f'<tr{css} data-method="{escape(row.method)}">' + "".join(cells) + "</tr>"
 
 
-def _overriding_section(rows: list[OverrideRow]) -> str:
+def _overriding_table(rows: list[OverrideRow], table_id: str) -> str:
     columns = overriding.columns(rows)
     headers = [_header("Model", "text"), _header("Method", "text")]
     headers += [_header(labels.task_label(t), "num", t) for t in columns]
     headers += [_header("Layer", "num"), _header("Judge", "text")]
     headers += [_header(SIZE_TITLE, "num", SIZE_TIP)]
+    headers += [] if all(r.ranked for r in rows) else [_header(WHY_TITLE, "text")]
     body = "\n".join(_override_row(row, columns) for row in rows)
+    return f"""<table id="{table_id}" class="sortable">
+<thead><tr>{"".join(headers)}</tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>"""
+
+
+def _overriding_section(rows: list[OverrideRow]) -> str:
+    ranked = [r for r in rows if r.ranked]
+    others = [r for r in rows if not r.ranked]
+    apart = ""
+    if others:
+        apart = f"""
+<p class="lead"><strong>Not ranked</strong>: {OVERRIDING_NOT_RANKED}</p>
+{_overriding_table(others, "overriding-unranked")}"""
     return f"""
 <h2>{escape(labels.OVERRIDING_TITLE)}</h2>
 <p class="lead">The image and the original question are in the prompt; a conflicting task is left
@@ -166,12 +205,7 @@ Each cell is an override rate, mean over seeds: for the image settings the share
 answers that the judge sorts as addressing the overriding task or both (choice B or C), judge
 failures left out and counted in the Judge column; Text (pools) is the exact-match rate on text
 queries from the shipped pools. As data: <a href="{OVERRIDING_CSV}">{OVERRIDING_CSV}</a>.</p>
-<table id="overriding" class="sortable">
-<thead><tr>{"".join(headers)}</tr></thead>
-<tbody>
-{body}
-</tbody>
-</table>"""
+{_overriding_table(ranked, "overriding")}{apart}"""
 
 
 def _differences(rows: list[Row]) -> str:
@@ -210,8 +244,11 @@ def _options(choices: list[tuple[str, str]], everything: str) -> str:
     return "".join(options)
 
 
-def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> str:
-    tasks = tasks_of(rows)
+def _accuracy_table(
+    rows: list[Row], table_id: str, rank: dict[labels.Section, int], tasks: list[str]
+) -> str:
+    """A sortable table of `rows` with a column per task of `tasks`, each setting's rows kept
+    together when sorted; a column of reasons when some row is not ranked."""
     headers = [_header("Setting", "text"), _header("Model", "text"), _header("Method", "text")]
     headers += [_header(labels.task_label(t), "num", t) for t in tasks]
     headers += [_header("Avg", "num", "mean over the row's tasks")]
@@ -220,6 +257,20 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
     cosine = any(r.cosine is not None for r in rows)
     headers += [_header("Cos", "num", COS_TIP)] if cosine else []
     headers += [_header(SIZE_TITLE, "num", SIZE_TIP)]
+    headers += [] if all(r.ranked for r in rows) else [_header(WHY_TITLE, "text")]
+    body = "\n".join(_row(row, tasks, rank[row.section], cosine) for row in rows)
+    return f"""<table id="{table_id}" class="sortable filtered" data-grouped="true">
+<thead><tr>{"".join(headers)}</tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>"""
+
+
+def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> str:
+    ranked = [r for r in rows if r.ranked]
+    others = [r for r in rows if not r.ranked]
+    tasks = tasks_of(rows)
     sections = settings_of(rows)
     settings = [(section.id, section.label) for section in sections]
     rank = {section: i for i, section in enumerate(sections)}
@@ -227,8 +278,13 @@ def render_html(rows: list[Row], override_rows: Sequence[OverrideRow] = ()) -> s
     method_choices = [(m, labels.method_label(m)) for m in methods]
     sources = sorted({r.source for r in rows if r.reported and r.source})
     sources += [s for s in overriding.sources(list(override_rows)) if s not in sources]
-    body = "\n".join(_row(row, tasks, rank[row.section], cosine) for row in rows)
-    section = _differences(rows)
+    section = ""
+    if others:
+        section += f"""
+<h2>Not ranked</h2>
+<p class="lead">{NOT_RANKED_LEAD}</p>
+{_accuracy_table(others, "unranked", rank, tasks)}"""
+    section += _differences(rows)
     section += _overriding_section(list(override_rows)) if override_rows else ""
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -253,19 +309,17 @@ once case, spacing, punctuation and grammatical number are set aside; — for ru
 answers. Layer is the layer patched, of the model's depth. <em>Reported</em> rows are figures
 copied from a paper, not reproduced; they have no std, interval, whole answer or layer (—).
 n × seeds: test items scored per task and seed, times seeds;
-<em>(limit N)</em> marks a run cut to N items with --limit. Click a column header to sort;
+<em>(limit N)</em> marks a run cut to N items with --limit. Ranked here: rows measured on all of
+their setting's tasks, on the full test splits and with the protocol's seeds (the paper's rows
+are its full tables); anything else is in <em>Not ranked</em> below. Click a column header to
+sort (each setting's rows stay together, so rows are only ranked against their own setting);
 click again to reverse.</p>
 <div class="filters">
 <label>Setting <select id="filter-setting">{_options(settings, "All settings")}</select></label>
 <label>Method <select id="filter-method">{_options(method_choices, "All methods")}</select></label>
-<span id="shown">{len(rows)} of {len(rows)} rows shown</span>
+<span id="shown">{len(ranked)} of {len(ranked)} ranked rows shown</span>
 </div>
-<table id="leaderboard" class="sortable">
-<thead><tr>{"".join(headers)}</tr></thead>
-<tbody>
-{body}
-</tbody>
-</table>{section}
+{_accuracy_table(ranked, "leaderboard", rank, tasks)}{section}
 <footer>Reported rows: {escape("; ".join(sources)) or DASH}. Each model links to its submission
 file. Generated by <code>vlm-tv-leaderboard build</code> from <code>submissions/</code>; do not
 edit by hand.</footer>

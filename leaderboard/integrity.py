@@ -137,7 +137,7 @@ def reported_problems(data: dict[str, Any], file: str) -> list[str]:
 
 
 # The submission's text fields: shown on the page, so checked as `add` checks its flags.
-TEXT_FIELDS = ("name", "submitted_by", "hardware", "model_card", "notes", "source")
+TEXT_FIELDS = ("name", "submitted_by", "hardware", "model_card", "notes", "source", "reproduces")
 
 
 def text_problems(data: dict[str, Any], file: str) -> list[str]:

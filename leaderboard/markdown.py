@@ -1,5 +1,6 @@
 """`leaderboard/README.md`: one table per setting, the task-overriding table, the list of
-submissions, and the plots.
+submissions, and the plots. Under each table, apart from it, the rows that are not ranked
+(`standing.py`) with the reasons why.
 
 Every value taken from a submission file (names, notes, hardware, model card, model and run ids,
 versions, sources, judges) goes through `escape.py`: shown as text, never as markup, and linked
@@ -8,7 +9,8 @@ only when it is an http(s) URL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from benchmark import VQA
 
@@ -16,6 +18,7 @@ from . import labels, overriding, plots
 from .csv_out import OVERRIDING_CSV
 from .escape import md_code, md_path, md_text, md_url
 from .overriding import OverrideRow, fmt_rate, is_overriding, row_judge_text
+from .standing import PROTOCOL_SEEDS, Standing
 from .submissions import Submission
 from .table import (
     CI_TITLE,
@@ -65,7 +68,19 @@ seeds, and *(limit N)* for a run cut to N items with `--limit` (not comparable w
 The same rows, sortable and filterable: [index.html](index.html); as data:
 [leaderboard.csv](leaderboard.csv). To add a run: `vlm-tv-leaderboard add results.json --name ...`
 then `vlm-tv-leaderboard build`.
-"""
+
+**Ranking rule.** A table compares like with like: its rows are one setting (spec → query and
+variant), each measured on all of the setting's tasks (the six cross-modal tasks, the three VQA
+subsets; for task overriding the four image settings, or Text (pools)), on the full test splits
+(no `--limit`) and with the protocol's seeds ({seeds}); the paper's reported rows are its full
+tables. Only these rows are ranked: sorted against each other on the page, within their
+setting. Any other run (a `--limit` smoke test, some of the tasks, other seeds) is refused by
+`add` unless given `--allow_partial`, and is then listed under its section's table as **Not
+ranked**, with the reasons, never among the ranked rows; its Avg is over its own tasks. So is a
+reproduction (`add --reproduces FILE`: a rerun of a row already here with the same model and
+config), shown with the row it reruns, which alone holds the rank. Results of tasks outside the
+benchmark's registry are not taken.
+""".replace("{seeds}", ", ".join(str(s) for s in PROTOCOL_SEEDS))
 
 
 OVERRIDING_INTRO = f"""\
@@ -90,6 +105,32 @@ def _model_cell(row: Row | OverrideRow) -> str:
     return f"*{link}* (reported)" if row.reported else link
 
 
+NOT_RANKED = (
+    "**Not ranked** (not comparable with the table above, so never ranked with it; see the "
+    "ranking rule at the top):"
+)
+
+
+def _why(standing: Standing) -> str:
+    """Why a row is not ranked, in Markdown: its reasons, and the row it reproduces (linked)."""
+    parts = [md_text(reason) for reason in standing.reasons]
+    repro = standing.reproduces
+    if repro is not None:
+        link = _submission_link(repro.name, repro.file)
+        parts.append(f"reproduces {link}, which holds the rank ({md_text(repro.agreement)})")
+    return "; ".join(parts)
+
+
+def not_ranked_lines(rows: Sequence[Row | OverrideRow], table: list[str]) -> list[str]:
+    """The not-ranked block under a section's table: its own `table` of `rows` (already
+    rendered), then one line per submission saying why."""
+    lines = ["", NOT_RANKED, "", *table, ""]
+    seen: dict[str, str] = {}
+    for row in rows:
+        seen.setdefault(row.file, f"- {_submission_link(row.name, row.file)}: {_why(row.standing)}")
+    return lines + list(seen.values())
+
+
 def section_intro(section: labels.Section) -> str:
     """What a section's table holds, with the harness options that put a run there."""
     text = f"Spec {md_code(section.spec)}, query {md_code(section.query)}"
@@ -108,8 +149,10 @@ def section_intro(section: labels.Section) -> str:
     return text + "."
 
 
-def setting_table(rows: list[Row]) -> list[str]:
-    columns = tasks_of(rows)
+def setting_table(rows: list[Row], columns: list[str] | None = None) -> list[str]:
+    """`rows` as a Markdown table, a column per task of `columns` (default: the rows' tasks),
+    with the notes and paired differences under it."""
+    columns = tasks_of(rows) if columns is None else columns
     transfer = any(row.source_model for row in rows)
     head = ["Model", "Method", *(labels.task_label(t) for t in columns), "Avg", CI_TITLE]
     head += [WHOLE_TITLE, "Layer"]
@@ -199,6 +242,8 @@ def _submission_item(sub: Submission) -> str:
             f"run {md_code(results.get('run_id'))}, vlm-tv-eval "
             f"{md_text(versions.get('vlm_tv_eval'))} at git {md_code(git)}"
         )
+    if sub.reproduces:
+        parts.append(f"reproduces {_submission_link(sub.reproduces, sub.reproduces)}")
     if meta.get("hardware"):
         parts.append(f"hardware: {md_text(meta['hardware'])}")
     if meta.get("model_card"):
@@ -207,6 +252,14 @@ def _submission_item(sub: Submission) -> str:
     if meta.get("notes"):
         line += f". Notes: {md_text(meta['notes'])}"
     return line
+
+
+def _ranked_and_not(rows: list, table: Callable[[list], list[str]]) -> list[str]:
+    """A section's ranked rows as `table` draws them, then its not-ranked rows apart."""
+    ranked = [r for r in rows if r.ranked]
+    others = [r for r in rows if not r.ranked]
+    lines = table(ranked) if ranked else ["No ranked row in this setting yet."]
+    return lines + (not_ranked_lines(others, table(others)) if others else [])
 
 
 def plot_heading(sub: Submission) -> str:
@@ -224,13 +277,14 @@ def render_markdown(
         lines.append("")
         lines.append(section_intro(section))
         lines.append("")
-        lines.extend(setting_table([r for r in rows if r.section == section]))
+        mine = [r for r in rows if r.section == section]
+        lines.extend(_ranked_and_not(mine, partial(setting_table, columns=tasks_of(mine))))
         lines.append("")
     if override_rows:
         lines.append(f"## {labels.OVERRIDING_TITLE}")
         lines.append("")
         lines.append(OVERRIDING_INTRO)
-        lines.extend(overriding_table(list(override_rows)))
+        lines.extend(_ranked_and_not(list(override_rows), overriding_table))
         lines.append("")
     lines.append("## Submissions")
     lines.append("")

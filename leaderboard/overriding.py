@@ -9,17 +9,23 @@ table in every output: one row per (submission, method), original task first, th
 overriding instruction in the system prompt, then patched as an instruction vector.
 
 Every number shown is read from the submission as is; nothing is averaged across settings (the
-paper's Table 5 has no average either).
+paper's Table 5 has no average either). As in the accuracy tables, only rows of a full run are
+ranked (`standing.py`: all four image settings, or override_text, without --limit, with the
+protocol's seeds); the others are shown apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmark import OVERRIDING
+
 from . import labels
+from .standing import Standing
 from .submissions import Submission
-from .table import DASH, fmt, method_layers, run_size
+from .table import DASH, fmt, method_layers, run_size, standing_of
 
 # override_text's figures besides its exact-match rate (the judge's only when it was judged).
 TEXT_EXTRAS = (
@@ -68,6 +74,11 @@ class OverrideRow:
     n: tuple[int, ...] = ()  # as in table.Row: items per seed, seeds, --limit
     seeds: int | None = None
     limit: int | None = None
+    standing: Standing = field(default_factory=Standing)  # as in table.Row
+
+    @property
+    def ranked(self) -> bool:
+        return self.standing.ranked
 
     @property
     def failures(self) -> dict[str, int]:
@@ -99,13 +110,18 @@ def _cell(result: dict[str, Any]) -> OverrideCell:
     )
 
 
-def submission_rows(sub: Submission) -> list[OverrideRow]:
-    """The overriding rows of one submission (its other tasks, if any, are left out)."""
+def submission_rows(
+    sub: Submission, by_file: Mapping[str, Submission] | None = None
+) -> list[OverrideRow]:
+    """The overriding rows of one submission (its other tasks, if any, are left out);
+    `by_file` (every submission by file name) finds the row a reproduction reruns."""
     by_method: dict[str, dict[str, dict]] = {}
     for task, methods in sub.results["results"].items():
         if labels.is_overriding_task(task):
             for method, result in methods.items():
                 by_method.setdefault(method, {})[task] = result
+    tasks = [t for t in sub.results["results"] if labels.is_overriding_task(t)]
+    standing = standing_of(sub, OVERRIDING, tasks, by_file or {})
     rows = []
     for method in sorted(by_method, key=labels.method_key):
         results = by_method[method]
@@ -124,6 +140,7 @@ def submission_rows(sub: Submission) -> list[OverrideRow]:
                 num_layers=sub.results["model"].get("num_layers"),
                 judge=judge_of(sub.results),
                 **run_size(sub, list(results.values())),
+                standing=standing,
             )
         )
     return rows
@@ -135,7 +152,10 @@ def row_key(row: OverrideRow) -> tuple:
 
 
 def override_rows(submissions: list[Submission]) -> list[OverrideRow]:
-    rows = [row for sub in submissions if is_overriding(sub) for row in submission_rows(sub)]
+    by_file = {sub.file: sub for sub in submissions}
+    rows = [
+        row for sub in submissions if is_overriding(sub) for row in submission_rows(sub, by_file)
+    ]
     return sorted(rows, key=row_key)
 
 

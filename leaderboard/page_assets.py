@@ -1,10 +1,13 @@
 """The CSS and JavaScript inlined into `index.html`; the page loads nothing from anywhere else.
 
-Sorting (every `table.sortable`: the main table and the overriding table): a click on a column
-header sorts the rows by that column (numbers best-first, text A-Z), a second click reverses;
-empty cells stay last either way. Each cell carries its sort key in `data-sort`. Filtering (the
-main table): rows whose `data-setting` / `data-method` differ from the chosen value get the
-`hidden` attribute.
+Sorting (every `table.sortable`: the main table, the not-ranked table and the overriding
+tables): a click on a column header sorts the rows by that column (numbers best-first, text
+A-Z), a second click reverses; empty cells stay last either way. Each cell carries its sort key
+in `data-sort`. In a table marked `data-grouped` the first column (the setting) stays the first
+sort key, ascending, so rows are only ever ranked against rows of their own setting.
+Filtering (every `table.filtered`: the main and the not-ranked table): rows whose
+`data-setting` / `data-method` differ from the chosen value get the `hidden` attribute; the
+count shown is the main table's.
 """
 
 CSS = """
@@ -34,6 +37,12 @@ footer { margin-top: 1.5em; color: #666; font-size: .9em; max-width: 60em; }
 h2 { font-size: 1.15em; margin: 1.6em 0 .3em; }
 #overriding th:nth-child(3), #overriding td:nth-child(3) { text-align: right; }
 #overriding th:nth-last-child(2), #overriding td:nth-last-child(2) { text-align: left; }
+#unranked th:last-child, #unranked td:last-child,
+#overriding-unranked th:last-child, #overriding-unranked td:last-child { text-align: left;
+  white-space: normal; min-width: 20em; }
+#overriding-unranked th:nth-child(3), #overriding-unranked td:nth-child(3) { text-align: right; }
+#overriding-unranked th:nth-last-child(3), #overriding-unranked td:nth-last-child(3) {
+  text-align: left; }
 """
 
 JS = """
@@ -42,6 +51,7 @@ JS = """
   function makeSortable(table) {
     var body = table.tBodies[0];
     var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
+    var grouped = table.dataset.grouped === "true";
 
     function sortBy(index) {
       var th = headers[index];
@@ -52,6 +62,10 @@ JS = """
       th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
       var rows = Array.prototype.slice.call(body.rows);
       rows.sort(function (a, b) {
+        if (grouped && index !== 0) {
+          var g = a.cells[0].dataset.sort, h = b.cells[0].dataset.sort;
+          if (g !== h) { return g < h ? -1 : 1; }
+        }
         var x = a.cells[index].dataset.sort, y = b.cells[index].dataset.sort;
         if (x === "" || y === "") { return (x === "") - (y === ""); }
         var order = numeric ? Number(x) - Number(y) : (x < y ? -1 : x > y ? 1 : 0);
@@ -67,21 +81,20 @@ JS = """
 
   Array.prototype.forEach.call(document.querySelectorAll("table.sortable"), makeSortable);
 
-  var table = document.getElementById("leaderboard");
-  var body = table.tBodies[0];
+  var body = document.getElementById("leaderboard").tBodies[0];
   var settingFilter = document.getElementById("filter-setting");
   var methodFilter = document.getElementById("filter-method");
   var shown = document.getElementById("shown");
 
   function applyFilters() {
-    var count = 0;
-    Array.prototype.forEach.call(body.rows, function (row) {
-      var visible = (!settingFilter.value || row.dataset.setting === settingFilter.value) &&
-                    (!methodFilter.value || row.dataset.method === methodFilter.value);
-      row.hidden = !visible;
-      if (visible) { count += 1; }
+    Array.prototype.forEach.call(document.querySelectorAll("table.filtered"), function (table) {
+      Array.prototype.forEach.call(table.tBodies[0].rows, function (row) {
+        row.hidden = !((!settingFilter.value || row.dataset.setting === settingFilter.value) &&
+                       (!methodFilter.value || row.dataset.method === methodFilter.value));
+      });
     });
-    shown.textContent = count + " of " + body.rows.length + " rows shown";
+    var count = body.querySelectorAll("tr:not([hidden])").length;
+    shown.textContent = count + " of " + body.rows.length + " ranked rows shown";
   }
 
   settingFilter.addEventListener("change", applyFilters);

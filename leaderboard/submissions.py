@@ -22,7 +22,7 @@ from benchmark import VQA, measurement_config, validate
 from benchmark.files import atomic_write_text, slug
 from benchmark.strict_json import canonical_sha256, loads_checked
 
-from . import labels
+from . import labels, reproductions
 from .guards import read_capped
 from .integrity import near_duplicate, submission_problems
 
@@ -67,6 +67,11 @@ class Submission:
         return query_of(self.results)
 
     @property
+    def reproduces(self) -> str | None:
+        """The submission file this one reruns (`add --reproduces`), or None."""
+        return reproductions.target_of(self.data)
+
+    @property
     def stem(self) -> str:
         return self.file.removesuffix(".json")
 
@@ -88,19 +93,24 @@ def submission_filename(data: dict[str, Any]) -> str:
     (vectors from `--source_model`) and `_chat` (the model's chat template), so that the same
     name's plain run and its variants never take each other's file name. A submission of the
     overriding study is `<name>_overriding-<query>.json`, so that it never takes the file name of
-    the same model's instruction-spec accuracy run.
+    the same model's instruction-spec accuracy run. A reproduction (`add --reproduces`) adds
+    `_repro-` and the start of its results' sha256, so that it never takes the file name of the
+    row it reruns, whatever its --name.
     """
     results = data["results"]
     spec = results["config"]["spec"]
     name = slug(data["submission"]["name"], "submission")[:80]
+    repro = ""
+    if reproductions.target_of(data):
+        repro = f"_repro-{data['submission']['results_sha256'][:8]}"
     if any(labels.is_overriding_task(task) for task in results.get("results", {})):
-        return f"{name}_overriding-{query_of(results)}.json"
+        return f"{name}_overriding-{query_of(results)}{repro}.json"
     section = labels.section_of(results)
     suffix = "_vqa" if section.family == VQA else ""
     source = labels.source_model_of(results)
     suffix += f"_from-{slug(source, 'model')[:60]}" if source else ""
     suffix += "_chat" if section.chat else ""
-    return f"{name}_{slug(spec, 'submission')[:80]}-to-{query_of(results)}{suffix}.json"
+    return f"{name}_{slug(spec, 'submission')[:80]}-to-{query_of(results)}{suffix}{repro}.json"
 
 
 def content_key(data: dict[str, Any]) -> str:
@@ -132,13 +142,17 @@ def make_submission(
     model_card: str | None = None,
     hardware: str | None = None,
     notes: str | None = None,
+    reproduces: str | None = None,
 ) -> dict[str, Any]:
     """Wrap a harness results file as a (reproduced, not reported) submission, with the sha256
-    of the results (`benchmark.strict_json.canonical_sha256`) so that later edits show."""
+    of the results (`benchmark.strict_json.canonical_sha256`) so that later edits show;
+    `reproduces` is the submission file of the row it reruns (`reproductions.py`)."""
     meta: dict[str, Any] = {"name": name, "submitted_by": submitted_by, "date": date}
     for key, value in (("model_card", model_card), ("hardware", hardware), ("notes", notes)):
         if value:
             meta[key] = value
+    if reproduces:
+        meta["reproduces"] = reproduces
     meta["reported"] = False
     meta["results_sha256"] = canonical_sha256(results)
     return {"kind": "submission", "submission": meta, "results": results}
@@ -171,11 +185,12 @@ def load_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
 
     A file that is not strictly valid JSON, not a valid submission, or fails the checks of
     `integrity.py` is reported and left out; so is the second of two files holding the same
-    measurement (or a near-duplicate of it).
+    measurement (or a near-duplicate of it), unless one reproduces the other
+    (`reproductions.related`), and a reproduction whose row is missing or is another
+    measurement (`reproductions.load_problems`).
     """
     loaded: list[Submission] = []
     problems: list[str] = []
-    seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.json")):
         data, errors = read_submission_file(path)
         if errors:
@@ -185,26 +200,30 @@ def load_submissions(folder: Path) -> tuple[list[Submission], list[str]]:
         if found:
             problems.extend(found)
             continue
-        key = content_key(data)
-        if key in seen:
-            problems.append(
-                f"{path.name}: duplicate of {seen[key]} (same model, config and results); "
-                "delete one of the two files"
-            )
+        why = duplicate_problem(path.name, data, loaded)
+        if why:
+            problems.append(f"{path.name}: {why}; delete one of the two files")
             continue
-        reason = next(
-            ((other.file, why) for other in loaded if (why := near_duplicate(data, other.data))),
-            None,
-        )
-        if reason:
-            problems.append(
-                f"{path.name}: near-duplicate of {reason[0]}: {reason[1]}; delete one of the "
-                "two files"
-            )
-            continue
-        seen[key] = path.name
         loaded.append(Submission(path.name, data))
-    return loaded, problems
+    broken = reproductions.load_problems({sub.file: sub.data for sub in loaded})
+    problems.extend(broken.values())
+    return [sub for sub in loaded if sub.file not in broken], problems
+
+
+def duplicate_problem(file: str, data: dict[str, Any], others: list[Submission]) -> str | None:
+    """Why `data` (in `file`) repeats one of `others`: the same measurement (model, config and
+    results), or a near-duplicate of one (`integrity.near_duplicate`); None when it repeats
+    none, or only a row it reproduces (or one reproducing it)."""
+    key = content_key(data)
+    for other in others:
+        if other.file == file or reproductions.related(file, data, other.file, other.data):
+            continue
+        if content_key(other.data) == key:
+            return f"duplicate of {other.file} (same model, config and results)"
+        why = near_duplicate(data, other.data)
+        if why:
+            return f"near-duplicate of {other.file}: {why}"
+    return None
 
 
 def replace_problem(target: Path) -> str | None:
@@ -255,20 +274,32 @@ def write_submission(data: dict[str, Any], folder: Path, *, replace_reported: bo
     if folder.exists() and not folder.is_dir():
         raise SubmissionError(f"{folder} is a file, not a folder; move it away or pick --root")
     existing, _ = load_submissions(folder) if folder.is_dir() else ([], [])
+    reruns = reproductions.target_of(data)
+    if reruns is not None:
+        row = next((other for other in existing if other.file == reruns), None)
+        why = (
+            f"{reruns} is not a valid submission in {folder}"
+            if row is None
+            else reproductions.mismatch(data, row.data, reruns)
+        )
+        if why:
+            raise SubmissionError(f"--reproduces: {why}; nothing was written")
     key = content_key(data)
     for other in existing:
-        if other.file == file:
+        if other.file == file or reproductions.related(file, data, other.file, other.data):
             continue
         if content_key(other.data) == key:
             raise SubmissionError(
                 f"these results are already submitted as {folder / other.file} "
-                "(same model, config and results)"
+                "(same model, config and results); a rerun of that row is added with "
+                f"--reproduces {other.file}"
             )
         why = near_duplicate(data, other.data)
         if why:
             raise SubmissionError(
                 f"{file} would be a near-duplicate of {folder / other.file}: {why}; "
-                "nothing was written"
+                f"nothing was written (a rerun of that row is added with --reproduces "
+                f"{other.file})"
             )
     try:
         atomic_write_text(target, dumps(data))

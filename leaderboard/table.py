@@ -9,7 +9,8 @@ harness), shown only for a row whose tasks are exactly the tasks that average wa
 run with `--score whole_answer` also gives each row its whole-answer figures (`Whole`: the greedy
 answer up to its first newline against the whole label, exactly and normalised), averaged over
 the same tasks, with the interval of the exact one from `intervals.whole_answer.average` under
-the same rule. The overriding study's tasks are left out here: `overriding.py` makes their rows.
+the same rule. Each row carries its standing (`standing.py`): whether it is ranked, and if not,
+why. The overriding study's tasks are left out here: `overriding.py` makes their rows.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any, Protocol
 
 from benchmark import CROSS_MODAL
 
-from . import labels
+from . import labels, reproductions
+from .standing import Reproduction, Standing, reasons_for
 from .submissions import Submission
 
 
@@ -86,6 +88,12 @@ class Row:
     # The whole-answer figures, None where the run scored no whole answers (older runs, runs
     # without --score whole_answer, reported rows) or not for every task of the row.
     whole: Whole | None = None
+    # Whether the row is ranked among its section's rows, and if not why (`standing.py`).
+    standing: Standing = field(default_factory=Standing)
+
+    @property
+    def ranked(self) -> bool:
+        return self.standing.ranked
 
     @property
     def avg_ci(self) -> Interval | None:
@@ -180,9 +188,23 @@ def _number(value: Any) -> float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def submission_rows(sub: Submission) -> list[Row]:
+def standing_of(
+    sub: Submission, family: str, tasks: list[str], by_file: Mapping[str, Submission]
+) -> Standing:
+    """The standing of `sub`'s rows of `family` over `tasks`: why they are not ranked, and the
+    row `sub` reproduces (found in `by_file`, every submission by file name)."""
+    reasons = reasons_for(sub.results, family, tasks, reported=sub.reported)
+    target = by_file.get(sub.reproduces or "")
+    if target is None:
+        return Standing(reasons)
+    note = reproductions.agreement(sub.data, target.data)
+    return Standing(reasons, Reproduction(target.file, target.name, note))
+
+
+def submission_rows(sub: Submission, by_file: Mapping[str, Submission] | None = None) -> list[Row]:
     """One row per (task family, method): a run of both cross-modal and VQA tasks gives rows in
-    both sections."""
+    both sections. `by_file` (every submission by file name) finds the row a reproduction
+    reruns."""
     by_method: dict[tuple[str, str], dict[str, dict]] = {}
     for task, methods in sub.results["results"].items():
         if labels.is_overriding_task(task):
@@ -197,6 +219,7 @@ def submission_rows(sub: Submission) -> list[Row]:
         results = by_method[family, method]
         tasks = sorted(results, key=labels.task_key)
         layers = method_layers(results)
+        standing = standing_of(sub, family, tasks, by_file or {})
         rows.append(
             Row(
                 file=sub.file,
@@ -222,6 +245,7 @@ def submission_rows(sub: Submission) -> list[Row]:
                 chat=labels.uses_chat(sub.results),
                 avg_intervals=average_intervals(sub.results, tasks),
                 whole=whole_of(sub.results, [results[t] for t in tasks], method, tasks),
+                standing=standing,
             )
         )
     return rows
@@ -283,7 +307,8 @@ def row_key(row: Row) -> tuple:
 
 
 def all_rows(submissions: list[Submission]) -> list[Row]:
-    rows = [row for sub in submissions for row in submission_rows(sub)]
+    by_file = {sub.file: sub for sub in submissions}
+    rows = [row for sub in submissions for row in submission_rows(sub, by_file)]
     return sorted(rows, key=row_key)
 
 

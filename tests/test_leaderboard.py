@@ -18,14 +18,22 @@ from pathlib import Path
 import pytest
 from examples import good, rehash, reported_submission, sweep
 
-from benchmark import EXECUTION_KEYS, METHODS, QUERIES, SPECS, TASKS
+from benchmark import CROSS_MODAL_TASKS, EXECUTION_KEYS, METHODS, QUERIES, SPECS, TASKS
 from benchmark.protocol import OVERRIDING_METHODS
 from benchmark.strict_json import canonical_sha256
 from leaderboard import ROOT, build, labels, paper
 from leaderboard.cli import main
 from leaderboard.csv_out import OVERRIDING_CSV
 from leaderboard.escape import md_url
-from leaderboard.submissions import content_key, dumps, load_submissions, submission_filename
+from leaderboard.reproductions import mismatch
+from leaderboard.standing import PROTOCOL_SEEDS, full_task_set
+from leaderboard.submissions import (
+    content_key,
+    dumps,
+    load_submissions,
+    make_submission,
+    submission_filename,
+)
 from leaderboard.table import (
     DASH,
     Cell,
@@ -209,9 +217,18 @@ def _results_file(tmp_path: Path, results: dict) -> Path:
     return path
 
 
+def full_results() -> dict:
+    """`good("results")` run on every cross-modal task: a run the leaderboard ranks."""
+    results = good("results")
+    entries = results["results"]["country_capital"]
+    results["config"]["tasks"] = list(CROSS_MODAL_TASKS)
+    results["results"] = {task: copy.deepcopy(entries) for task in CROSS_MODAL_TASKS}
+    return results
+
+
 def test_add_turns_a_results_file_into_a_valid_submission(tmp_path, capsys):
     root = make_root(tmp_path, [])
-    results = good("results")
+    results = full_results()
     args = ["--root", str(root), "add", str(_results_file(tmp_path, results))]
     args += ["--name", "Tiny (CPU)", "--submitted-by", "tester", "--date", "2026-11-23"]
     args += ["--hardware", "laptop"]
@@ -250,17 +267,21 @@ def test_add_rejects_an_invalid_results_file(tmp_path, capsys):
     assert list((root / "submissions").iterdir()) == []
 
 
-def test_add_rejects_a_task_the_leaderboard_does_not_know(tmp_path, capsys):
-    """A researcher's own task (`custom:...`) is a valid results file but not a submission."""
+@pytest.mark.parametrize("partial", [False, True])
+def test_add_rejects_a_task_the_leaderboard_does_not_know(tmp_path, capsys, partial):
+    """A researcher's own task (`custom:...`) is a valid results file but not a submission,
+    even with --allow_partial: one line naming the task and why."""
     root = make_root(tmp_path, [])
-    results = good("results")
+    results = full_results()
     results["results"]["custom:mine"] = results["results"].pop("country_capital")
-    results["config"]["tasks"] = ["custom:mine"]
+    results["config"]["tasks"] = ["custom:mine", *CROSS_MODAL_TASKS[1:]]
     path = _results_file(tmp_path, results)
-    rc, out = run(
-        capsys, "--root", str(root), "add", str(path), "--name", "x", "--submitted-by", "y"
-    )
-    assert rc == 1 and "$.results.results: 'custom:mine' is not one of" in out
+    argv = ["--root", str(root), "add", str(path), "--name", "x", "--submitted-by", "y"]
+    rc, out = run(capsys, *argv, *(["--allow_partial"] if partial else []))
+    assert rc == 1 and len(out.strip().splitlines()) == 1, out
+    assert f"{path} holds tasks that are not in the benchmark registry (custom:mine)" in out
+    assert "the leaderboard compares the registry's tasks only" in out
+    assert list((root / "submissions").iterdir()) == []
 
 
 # --- the overriding study -----------------------------------------------------------------------
@@ -335,10 +356,14 @@ def text_results() -> dict:
     return results
 
 
-def _add(capsys, root: Path, tmp_path: Path, results: dict, name: str) -> None:
+def _add(
+    capsys, root: Path, tmp_path: Path, results: dict, name: str, *, partial: bool = False
+) -> None:
+    """`add` the `results`; `partial`: a run that would not be ranked (`--allow_partial`)."""
     path = tmp_path / f"{len(list(tmp_path.iterdir()))}-results.json"
     path.write_text(json.dumps(results), "utf-8")
     argv = ["--root", str(root), "add", str(path), "--name", name, "--submitted-by", "tester"]
+    argv += ["--allow_partial"] if partial else []
     rc, out = run(capsys, *argv, "--date", "2026-11-24")
     assert rc == 0, out
 
@@ -1167,7 +1192,7 @@ def test_a_limited_run_shows_its_size_everywhere(tmp_path, capsys):
     results["splits"] = {"country_capital": {"validation": 20, "test": 20}}
     for entry in results["results"]["country_capital"].values():
         entry["n"] = 20
-    _add(capsys, root, tmp_path, results, "Quick")
+    _add(capsys, root, tmp_path, results, "Quick", partial=True)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     readme = (root / "README.md").read_text()
     quick = [line for line in readme.splitlines() if line.startswith("| [Quick]")]
@@ -1261,16 +1286,24 @@ def _md_column(readme: str, prefix: str, header: str) -> dict[str, str]:
     return out
 
 
-def _html_column(html: str, name: str, header: str) -> dict[str, str]:
-    """data-method -> the `header` cell (as HTML) of the main table's rows of submission `name`."""
-    main = html.split('<table id="leaderboard"', 1)[1].split("</table>", 1)[0]
-    heads = re.findall(r'<button type="button">(.*?)</button>', main)
-    index = heads.index(header)
+def _html_table(html: str, table_id: str) -> str:
+    """The HTML of the page's table `table_id` (empty when the page has none)."""
+    parts = html.split(f'<table id="{table_id}"', 1)
+    return parts[1].split("</table>", 1)[0] if len(parts) == 2 else ""
+
+
+def _html_column(
+    html: str, name: str, header: str, tables: tuple[str, ...] = ("leaderboard", "unranked")
+) -> dict[str, str]:
+    """data-method -> the `header` cell (as HTML) of the rows of submission `name` in `tables`
+    (default: the ranked table and the not-ranked one)."""
     out = {}
-    for line in main.splitlines():
-        if line.startswith("<tr") and f">{name}</a>" in line:
-            method = re.search(r'data-method="([^"]*)"', line).group(1)
-            out[method] = re.findall(r"<td[^>]*>.*?</td>", line)[index]
+    for table in (_html_table(html, table_id) for table_id in tables):
+        heads = re.findall(r'<button type="button">(.*?)</button>', table)
+        for line in table.splitlines():
+            if line.startswith("<tr") and f">{name}</a>" in line:
+                method = re.search(r'data-method="([^"]*)"', line).group(1)
+                out[method] = re.findall(r"<td[^>]*>.*?</td>", line)[heads.index(header)]
     return out
 
 
@@ -1291,7 +1324,7 @@ def _without_new_fields(root: Path) -> Path:
 
 def test_a_run_with_intervals_shows_its_avg_interval_everywhere(tmp_path, capsys):
     root = _without_new_fields(make_root(tmp_path, [SMOLLM2]))
-    _add(capsys, root, tmp_path, _with_intervals(good("results")), "Sure")
+    _add(capsys, root, tmp_path, _with_intervals(good("results")), "Sure", partial=True)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     readme = (root / "README.md").read_text()
     intro = readme.split("\n## ", 1)[0]
@@ -1327,7 +1360,7 @@ def test_a_run_with_intervals_shows_its_avg_interval_everywhere(tmp_path, capsys
 
 def test_the_paired_differences_show_under_the_table(tmp_path, capsys):
     root = _without_new_fields(make_root(tmp_path, [SMOLLM2]))
-    _add(capsys, root, tmp_path, _with_intervals(good("results")), "Sure")
+    _add(capsys, root, tmp_path, _with_intervals(good("results")), "Sure", partial=True)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     readme = (root / "README.md").read_text()
     section = _section(readme, "Text examples → text queries")
@@ -1353,7 +1386,7 @@ def test_a_row_of_some_of_the_runs_tasks_shows_no_interval(tmp_path, capsys):
         "vqa_food_class": SURE["country_currency"],
     }
     results = _reproduction(model="idefics2", spec="text_examples", query="image")
-    _add(capsys, root, tmp_path, _with_intervals(results, accuracies), "Mixed")
+    _add(capsys, root, tmp_path, _with_intervals(results, accuracies), "Mixed", partial=True)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     readme = (root / "README.md").read_text()
     for title in ("Text examples → image queries", "Text examples → image queries: VQA subsets"):
@@ -1453,7 +1486,9 @@ WHOLE_CSV = ("whole_acc", "whole_acc_normalised", "whole_ci_low", "whole_ci_high
 
 def test_a_run_with_whole_answers_shows_them_everywhere(tmp_path, capsys):
     root = _without_new_fields(make_root(tmp_path, [SMOLLM2, TEXT_PAPER]))
-    _add(capsys, root, tmp_path, _with_whole(_with_intervals(good("results"))), "Whole")
+    _add(
+        capsys, root, tmp_path, _with_whole(_with_intervals(good("results"))), "Whole", partial=True
+    )
     assert run(capsys, "--root", str(root), "build")[0] == 0
     readme = (root / "README.md").read_text()
     intro = " ".join(readme.split("\n## ", 1)[0].split())
@@ -1498,7 +1533,7 @@ def test_whole_answers_without_an_interval_show_the_two_means(tmp_path, capsys):
     no interval; the Avg's own interval is unaffected."""
     root = make_root(tmp_path, [])
     results = _with_whole(_with_intervals(good("results")), interval=False)
-    _add(capsys, root, tmp_path, results, "Bare")
+    _add(capsys, root, tmp_path, results, "Bare", partial=True)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     readme = (root / "README.md").read_text()
     assert _md_column(readme, "| [Bare](", "Whole answer") == {
@@ -1531,7 +1566,7 @@ def test_a_row_of_some_of_the_runs_tasks_shows_its_whole_answers_without_interva
     }
     results = _with_whole(results, whole)
     results["config"]["tasks"] = list(accuracies)
-    _add(capsys, root, tmp_path, results, "Mixed")
+    _add(capsys, root, tmp_path, results, "Mixed", partial=True)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     readme = (root / "README.md").read_text()
     cross = _md_column(
@@ -1549,7 +1584,7 @@ def test_whole_answers_missing_for_some_of_a_rows_tasks_show_a_dash(tmp_path, ca
     root = make_root(tmp_path, [])
     whole = {"country_capital": WHOLE["country_capital"]}
     results = _with_whole(_with_intervals(good("results")), whole, interval=False)
-    _add(capsys, root, tmp_path, results, "Half")
+    _add(capsys, root, tmp_path, results, "Half", partial=True)
     assert run(capsys, "--root", str(root), "build")[0] == 0
     column = _md_column((root / "README.md").read_text(), "| [Half](", "Whole answer")
     assert len(column) == 4 and set(column.values()) == {DASH}
@@ -1611,7 +1646,7 @@ class _Page(HTMLParser):
 
 def _injection_root(tmp_path: Path, capsys) -> Path:
     root = make_root(tmp_path, [SMOLLM2, TABLE_5])
-    results = good("results")
+    results = full_results()
     results["model"]["name"] = "m`x|<img src=x onerror=alert(5)>"
     results["run_id"] = "run`<script>alert(6)</script>"
     results["versions"]["vlm_tv_eval"] = "<img src=x onerror=alert(7)>"
@@ -1699,7 +1734,7 @@ def _add_args(root: Path, path: Path, *extra: str) -> list[str]:
 
 def test_a_name_too_long_for_a_file_name_is_a_usage_error(tmp_path, capsys):
     root = make_root(tmp_path, [])
-    path = _results_file(tmp_path, good("results"))
+    path = _results_file(tmp_path, full_results())
     rc, out = run(capsys, *_add_args(root, path, "--name", "x" * 300))
     assert rc == 2 and "--name is 300 characters long; the limit is 80" in out
     assert "Traceback" not in out and list((root / "submissions").iterdir()) == []
@@ -1713,7 +1748,7 @@ def test_a_submissions_path_that_is_not_a_writable_folder_is_a_clear_error(
     root = tmp_path / "leaderboard"
     root.mkdir()
     (root / "submissions").write_text("not a folder")
-    path = _results_file(tmp_path, good("results"))
+    path = _results_file(tmp_path, full_results())
     rc, out = run(capsys, *_add_args(root, path, "--name", "x"))
     assert rc == 1 and "submissions is a file, not a folder" in out
 
@@ -1732,7 +1767,7 @@ def test_a_submissions_path_that_is_not_a_writable_folder_is_a_clear_error(
 
 def test_csv_cells_never_start_a_spreadsheet_formula(tmp_path, capsys):
     root = make_root(tmp_path, [])
-    path = _results_file(tmp_path, good("results"))
+    path = _results_file(tmp_path, full_results())
     rc, out = run(capsys, *_add_args(root, path, "--name", '=HYPERLINK("http://x")'))
     assert rc == 0, out
     assert run(capsys, "--root", str(root), "build")[0] == 0
@@ -1741,3 +1776,288 @@ def test_csv_cells_never_start_a_spreadsheet_formula(tmp_path, capsys):
     assert rows and all(row["name"] == '\'=HYPERLINK("http://x")' for row in rows)
     for row in rows:
         assert not any(str(v)[:1] in "=+@" for k, v in row.items() if v and k != "avg"), row
+
+
+# --- the ranking rule: like with like ------------------------------------------------------------
+
+GEMMA = ROOT / "submissions" / "gemma-3-270m-cpu_text-examples-to-text.json"
+
+
+def _perfect(results: dict) -> dict:
+    """`results` with every accuracy 1.0: a row that would top any ranking by Avg."""
+    for methods in results["results"].values():
+        for entry in methods.values():
+            entry.update(acc=1.0, acc_std=0.0, acc_strict=1.0, acc_strict_std=0.0)
+            entry["per_seed"] = [1.0] * len(entry["per_seed"])
+    return results
+
+
+def _md_tables(section: str) -> list[str]:
+    """The Markdown tables of a README section, in order."""
+    return [t for t in section.split("\n\n") if t.startswith("| Model |")]
+
+
+def test_a_limit_run_is_never_ranked_above_full_runs(tmp_path, capsys):
+    """A `--limit 10` run of one task scoring 1.0 everywhere: shown apart from the full runs and
+    the paper's rows of its setting, never in the table the page sorts to rank them."""
+    root = make_root(tmp_path, [SMOLLM2, TEXT_PAPER])
+    results = _perfect(good("results"))
+    results["config"]["limit"] = 10
+    for entry in results["results"]["country_capital"].values():
+        entry["n"] = 10
+    _add(capsys, root, tmp_path, results, "Quick", partial=True)
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    assert run(capsys, "--root", str(root), "check")[0] == 0
+
+    section = _section((root / "README.md").read_text(), "Text examples → text queries")
+    ranked, apart = _md_tables(section)
+    assert "[Quick]" not in ranked and "[SmolLM2" in ranked and "(reported)" in ranked
+    assert "[Quick]" not in section.split("**Not ranked**", 1)[0]
+    assert apart.count("| [Quick](") == 4 and "[SmolLM2" not in apart
+    assert (
+        "- [Quick](submissions/quick_text-examples-to-text.json): 1 of the 6 tasks, without "
+        "Currency, Latin, Young, Color, Flavor; --limit 10, test splits cut to 10 items"
+    ) in section
+    assert "1.00 ± 0.00 †" in apart  # its Avg is over its own task only
+
+    html = (root / "index.html").read_text()
+    assert "Quick" not in _html_table(html, "leaderboard")
+    assert _html_table(html, "leaderboard").count("<tr ") == 5  # SmolLM2's 4, the paper's 1
+    why = _html_column(html, "Quick", "Not ranked because")
+    assert len(why) == 4 and all(
+        "--limit 10, test splits cut to 10 items" in c for c in why.values()
+    )
+    assert '<span id="shown">5 of 5 ranked rows shown</span>' in html
+
+    table = _csv_rows(root)
+    assert {(r["name"], r["ranked"]) for r in table} == {
+        ("Quick", "false"),
+        ("SmolLM2-135M-Instruct (CPU)", "true"),
+        ("Idefics2 (paper)", "true"),
+    }
+    best = max((r for r in table if r["ranked"] == "true"), key=lambda r: float(r["avg"]))
+    assert best["name"] == "Idefics2 (paper)"
+    quick = [r for r in table if r["name"] == "Quick"]
+    assert all(r["not_ranked_because"].startswith("1 of the 6 tasks") for r in quick)
+
+
+def _limited(results: dict) -> dict:
+    results["config"]["limit"] = 10
+    for methods in results["results"].values():
+        for entry in methods.values():
+            entry["n"] = 10
+    return results
+
+
+def _two_seeds(results: dict) -> dict:
+    results["seeds"] = results["config"]["seeds"] = [0, 1]
+    for methods in results["results"].values():
+        for entry in methods.values():
+            entry["per_seed"] = entry["per_seed"][:2]
+            entry["acc"] = statistics.fmean(entry["per_seed"])
+            entry["acc_std"] = statistics.pstdev(entry["per_seed"])
+    return results
+
+
+def _one_vqa_subset(results: dict) -> dict:
+    results["results"]["vqa_food_class"] = copy.deepcopy(results["results"]["country_capital"])
+    results["config"]["tasks"].append("vqa_food_class")
+    results["config"]["query"] = "image"
+    return results
+
+
+PARTIAL = {
+    "one task": (good, "1 of the 6 tasks, without Currency, Latin, Young, Color, Flavor"),
+    "--limit": (lambda _: _limited(full_results()), "--limit 10, test splits cut to 10 items"),
+    "seeds": (lambda _: _two_seeds(full_results()), "seeds 0, 1 where the protocol has 0, 1, 2"),
+    "vqa": (lambda _: _one_vqa_subset(full_results()), "1 of the 3 tasks, without Shirt-Color"),
+}
+
+
+@pytest.mark.parametrize("case", list(PARTIAL))
+def test_a_partial_run_is_refused_by_default_with_the_fix(case, tmp_path, capsys):
+    make, reason = PARTIAL[case]
+    root = make_root(tmp_path, [])
+    results = make("results")
+    path = _results_file(tmp_path, results)
+    argv = ["--root", str(root), "add", str(path), "--name", "Part", "--submitted-by", "me"]
+    rc, out = run(capsys, *argv)
+    assert rc == 1 and len(out.strip().splitlines()) == 1, out
+    assert out.startswith(f"vlm-tv-leaderboard add: {path} would not be ranked (")
+    assert reason in out and "pass --allow_partial to add it anyway" in out
+    assert list((root / "submissions").iterdir()) == []
+    rc, out = run(capsys, *argv, "--allow_partial")
+    assert rc == 0, out
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    assert {r["ranked"] for r in _csv_rows(root) if r["name"] == "Part"} >= {"false"}
+
+
+def test_a_full_run_is_added_and_ranked(tmp_path, capsys):
+    root = make_root(tmp_path, [SMOLLM2])
+    _add(capsys, root, tmp_path, full_results(), "Full")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    assert {r["ranked"] for r in _csv_rows(root)} == {"true"}
+    readme = (root / "README.md").read_text()
+    assert "**Not ranked**" not in readme and readme.count("| [Full](") == 4
+    assert 'id="unranked"' not in (root / "index.html").read_text()
+
+
+def _rerun(source: Path, **config) -> dict:
+    """The results of `source` as a rerun of its config writes them: another creation time,
+    the same run_id and, on a deterministic backend, the same numbers."""
+    results = json.loads(source.read_text())["results"]
+    results["created"] = "2026-12-02T05:00:00+00:00"
+    results["config"].update(config)
+    return results
+
+
+def _add_rerun(capsys, root: Path, tmp_path: Path, results: dict, *extra: str) -> tuple[int, str]:
+    path = tmp_path / "rerun.json"
+    path.write_text(json.dumps(results), "utf-8")
+    argv = ["--root", str(root), "add", str(path), "--name", "Gemma 3 270M (CPU)"]
+    return run(capsys, *argv, "--submitted-by", "me", "--date", "2026-12-02", *extra)
+
+
+def test_a_rerun_of_a_row_is_recorded_as_its_reproduction(tmp_path, capsys):
+    root = make_root(tmp_path, [GEMMA, SMOLLM2, TEXT_PAPER])
+    rerun = _rerun(GEMMA)
+    # Without --reproduces: refused (a duplicate of the row), with the flag that records it.
+    rc, out = _add_rerun(capsys, root, tmp_path, rerun)
+    assert rc == 1 and "already exists" in out
+    path = tmp_path / "rerun.json"
+    rc, out = run(
+        capsys, "--root", str(root), "add", str(path), "--name", "Gemma again",
+        "--submitted-by", "me",
+    )  # fmt: skip
+    assert rc == 1 and f"added with --reproduces {GEMMA.name}" in out, out
+
+    rc, out = _add_rerun(capsys, root, tmp_path, rerun, "--reproduces", "Gemma 3 270M (CPU)")
+    assert rc == 0, out
+    (written,) = (root / "submissions").glob("*_repro-*.json")
+    data = json.loads(written.read_text())
+    assert data["submission"]["reproduces"] == GEMMA.name
+    assert written.name == submission_filename(data)
+    assert written.name.startswith("gemma-3-270m-cpu_text-examples-to-text_repro-")
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    assert run(capsys, "--root", str(root), "check")[0] == 0
+
+    section = _section((root / "README.md").read_text(), "Text examples → text queries")
+    ranked, apart = _md_tables(section)
+    assert ranked.count(f"(submissions/{GEMMA.name})") == 4 and "_repro-" not in ranked
+    assert apart.count(f"(submissions/{written.name})") == 4
+    assert (
+        f"- [Gemma 3 270M (CPU)](submissions/{written.name}): reproduces [Gemma 3 270M (CPU)]"
+        f"(submissions/{GEMMA.name}), which holds the rank (the same accuracies)"
+    ) in section
+    table = _csv_rows(root)
+    repro = [r for r in table if r["file"] == f"submissions/{written.name}"]
+    assert len(repro) == 4 and {r["reproduces"] for r in repro} == {f"submissions/{GEMMA.name}"}
+    assert {r["ranked"] for r in repro} == {"false"}
+    assert {r["ranked"] for r in table if r["file"] == f"submissions/{GEMMA.name}"} == {"true"}
+    html = (root / "index.html").read_text()
+    why = _html_column(html, "Gemma 3 270M (CPU)", "Not ranked because", ("unranked",))
+    assert set(why.values()) == {
+        f'<td data-sort="reproduces gemma 3 270m (cpu) ({GEMMA.name}): the same accuracies">'
+        f"reproduces Gemma 3 270M (CPU) ({GEMMA.name}): the same accuracies</td>"
+    }
+
+
+@pytest.mark.parametrize(
+    ("target", "change", "words"),
+    [
+        ("Idefics2 (paper)", {}, "names paper rows (reported), which have no config to rerun"),
+        (SMOLLM2.name, {}, "the model name is 'gemma3-270m', not 'smollm2-135m'"),
+        ("Gemma 3 270M (CPU)", {"n_shot": 3}, f"the config differs from {GEMMA.name} in n_shot"),
+        ("nobody", {}, "--reproduces 'nobody' names no submission"),
+    ],
+)
+def test_a_reproduction_must_rerun_the_row_it_names(tmp_path, capsys, target, change, words):
+    root = make_root(tmp_path, [GEMMA, SMOLLM2, TEXT_PAPER])
+    rc, out = _add_rerun(capsys, root, tmp_path, _rerun(GEMMA, **change), "--reproduces", target)
+    assert rc == 1 and words in out and len(out.strip().splitlines()) == 1, out
+    assert len(list((root / "submissions").iterdir())) == 3
+
+
+def test_check_refuses_a_reproduction_of_a_missing_or_other_row(tmp_path, capsys):
+    root = make_root(tmp_path, [GEMMA])
+    rc, out = _add_rerun(capsys, root, tmp_path, _rerun(GEMMA), "--reproduces", GEMMA.name)
+    assert rc == 0, out
+    (written,) = (root / "submissions").glob("*_repro-*.json")
+    data = json.loads(written.read_text())
+    (root / "submissions" / GEMMA.name).unlink()
+    rc, out = run(capsys, "--root", str(root), "check")
+    assert rc == 1 and f"{written.name}: $.submission.reproduces: {GEMMA.name} is not" in out
+    # The row back, but the reproduction's config edited (and rehashed): another measurement.
+    shutil.copy(GEMMA, root / "submissions" / GEMMA.name)
+    data["results"]["config"]["n_shot"] = 3
+    written.write_text(dumps(rehash(data)), "utf-8")
+    rc, out = run(capsys, "--root", str(root), "check")
+    assert rc == 1 and "$.submission.reproduces: the config differs" in out and "n_shot" in out
+
+
+def test_a_limited_overriding_run_is_shown_apart(tmp_path, capsys):
+    root = make_root(tmp_path, [TABLE_5])
+    results = overriding_results()
+    results["config"]["limit"] = 100  # as many as were scored: still a cut, not a full run
+    _add(capsys, root, tmp_path, results, "Quick VLM", partial=True)
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    section = _overriding_section((root / "README.md").read_text())
+    ranked, apart = _md_tables(section)
+    assert "Quick VLM" not in ranked and "Idefics2 (paper)" in ranked
+    assert apart.count("| [Quick VLM](") == 3
+    assert "- [Quick VLM](submissions/quick-vlm_overriding-image.json): --limit 100" in section
+    html = (root / "index.html").read_text()
+    assert "Quick VLM" not in _html_table(html, "overriding")
+    assert _html_table(html, "overriding-unranked").count("Quick VLM</a>") == 3
+    with (root / OVERRIDING_CSV).open(newline="") as handle:
+        ranked_by_name = {(r["name"], r["ranked"]) for r in csv.DictReader(handle)}
+    assert ranked_by_name == {("Quick VLM", "false"), ("Idefics2 (paper)", "true")}
+
+
+@pytest.mark.parametrize("command", ["build", "check"])
+def test_root_is_accepted_after_the_command(tmp_path, capsys, command):
+    root = make_root(tmp_path, [SMOLLM2])
+    assert run(capsys, "build", "--root", str(root))[0] == 0  # not the committed leaderboard
+    assert (root / "README.md").is_file()
+    rc, out = run(capsys, command, "--root", str(root))
+    assert rc == 0 and "1 submissions" in out, out
+    # After the command it wins over one before it.
+    rc, out = run(capsys, "--root", str(tmp_path / "nowhere"), command, "--root", str(root))
+    assert rc == 0 and "1 submissions" in out, out
+
+
+def test_root_after_add_and_reported(tmp_path, capsys):
+    path = _results_file(tmp_path, full_results())
+    root = tmp_path / "board"
+    argv = ["add", str(path), "--name", "Tiny", "--submitted-by", "me", "--root", str(root)]
+    rc, out = run(capsys, *argv, "--init")
+    assert rc == 0, out
+    assert [p.name for p in (root / "submissions").iterdir()] == ["tiny_text-examples-to-text.json"]
+    rc, out = run(capsys, "reported", "--root", str(tmp_path / "other"), "--init")
+    assert rc == 0 and len(list((tmp_path / "other" / "submissions").iterdir())) == len(
+        paper.paper_submissions()
+    )
+
+
+def test_a_config_field_only_one_run_records_needs_the_same_run_id():
+    """A field the harness added since the row was run is let pass only with an equal run id
+    (the harness leaves such a field at its old default out of the id)."""
+    target = json.loads(GEMMA.read_text())
+    rerun = make_submission(_rerun(GEMMA), name="x", submitted_by="y", date="2026-12-02")
+    del rerun["results"]["config"]["score"]
+    assert mismatch(rehash(rerun), target, GEMMA.name) is None
+    rerun["results"]["run_id"] += "0"
+    why = mismatch(rehash(rerun), target, GEMMA.name)
+    assert why and "records score in only one of it and" in why and "run ids differ" in why
+
+
+def test_the_ranking_rule_is_the_harness_default_run():
+    """A run made with the harness's defaults (the main job) is what the leaderboard ranks."""
+    from harness.config import RunConfig
+
+    default = RunConfig()
+    assert default.seeds == PROTOCOL_SEEDS and default.limit is None
+    assert default.tasks == full_task_set("cross_modal", "text")
+    assert full_task_set("vqa", "image") == tuple(paper.VQA_TASKS)
+    assert full_task_set("overriding", "image") == labels.OVERRIDING_SETTINGS
+    assert full_task_set("overriding", "text") == ("override_text",)
