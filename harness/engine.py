@@ -276,7 +276,9 @@ def _patched_last_token(
         ivs = [Intervention(patches[j][0], rows + i, -1, patches[j][1]) for i, j in enumerate(band)]
         lowest = min(patches[j][0] for j in band)
         with _skipping_up_to(adapter.layers, lowest), patched(adapter.layers, ivs):
-            logits = adapter.model(**step, past_key_values=cache, use_cache=True).logits[:, -1]
+            # `cache=` in and `.cache` out: transformers 5's names (`past_key_values` is
+            # deprecated, to be removed in 5.40; tests/test_no_deprecations.py).
+            logits = adapter.model(**step, cache=cache, use_cache=True).logits[:, -1]
         logits = logits.view(size, k, -1)
         got = (logits.float() if return_logits else logits.argmax(-1)).cpu()
         if out is None:
@@ -373,9 +375,9 @@ def last_token_variants(
             )
             continue
         prefix = _prefix_inputs(batch.model_inputs)
-        cache = adapter.model(**prefix, use_cache=True, **last_logits_only(adapter.model))
+        cache = adapter.model(**prefix, use_cache=True, **last_logits_only(adapter.model)).cache
         got = _patched_last_token(
-            adapter, batch.model_inputs, cache.past_key_values, patches, groups, return_logits
+            adapter, batch.model_inputs, cache, patches, groups, return_logits
         )
         out.append((idx, got))
     result = torch.empty((len(prompts), *out[0][1].shape[1:]), dtype=out[0][1].dtype)
@@ -417,12 +419,12 @@ def query_and_patched(
         if k and not cached:
             patched_ids[idx] = _patched_full_forwards(adapter, batch.model_inputs, patches, False)
         elif k:
-            cache = full.past_key_values
+            cache = full.cache
             try:
                 cache.crop(-1)  # drop the last token: the prefix every patched row continues
             except RuntimeError:  # a sliding-window layer past its window cannot roll back
                 prefix_inputs = _prefix_inputs(batch.model_inputs)
-                cache = adapter.model(**prefix_inputs, use_cache=True, **keep).past_key_values
+                cache = adapter.model(**prefix_inputs, use_cache=True, **keep).cache
             patched_ids[idx] = _patched_last_token(
                 adapter, batch.model_inputs, cache, patches, [list(range(k))], False
             )

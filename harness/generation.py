@@ -74,9 +74,7 @@ def generate(
                 step_inputs["position_ids"] = position
             if cross is not None:
                 step_inputs["cross_attention_mask"] = cross[:, -1:]
-            step = adapter.model(
-                **step_inputs, past_key_values=step.past_key_values, use_cache=True
-            )
+            step = adapter.model(**step_inputs, cache=step.cache, use_cache=True)
         for b, i in enumerate(idx):
             out[i] = _cut_at_stop(adapter.tokenizer.decode(tokens[b]), stop)[0]
     return out

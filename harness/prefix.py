@@ -81,7 +81,7 @@ def _prefix_states(
         starts = [rows[groups[g][0][0]][: groups[g][1]] for g in part]
         inputs, _ = left_pad(starts, [0] * len(part), pad_id=0)
         inputs["position_ids"] = adapter.positions(inputs)
-        cache = adapter.body()(**_on_device(adapter, inputs), use_cache=True).past_key_values
+        cache = adapter.body()(**_on_device(adapter, inputs), use_cache=True).cache
         for j, g in enumerate(part):
             n = groups[g][1]
             states[g] = [(layer.keys[j, :, -n:], layer.values[j, :, -n:]) for layer in cache.layers]
@@ -123,7 +123,7 @@ def _continuation_inputs(
         "attention_mask": torch.cat([mask, rests["attention_mask"]], dim=1),
         "position_ids": adapter.positions(whole)[..., -rest_width:],
     }
-    return {**_on_device(adapter, inputs), "past_key_values": cache}
+    return {**_on_device(adapter, inputs), "cache": cache}
 
 
 @torch.inference_mode()
@@ -131,7 +131,7 @@ def continuations(
     adapter: Adapter, rows: Rows, batch_size: int = 32, min_shared: int = 4
 ) -> Iterator[tuple[list[int], dict[str, Any]]]:
     """(row indices, model inputs), batch by batch: each row's last token is the inputs' last
-    column, and the rows' shared beginnings, run once, are in the inputs' `past_key_values`."""
+    column, and the rows' shared beginnings, run once, are in the inputs' `cache`."""
     groups = shared_prefix_groups(rows, min_shared)
     shared_len = [0] * len(rows)
     group_of = [0] * len(rows)
