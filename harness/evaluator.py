@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import gc
 import statistics
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from benchmark import CROSS_MODAL_TASKS, uses_examples, validate
 from benchmark.files import slug
@@ -30,7 +28,7 @@ from .config import RunConfig
 from .context import EvalContext, Scored
 from .errors import ConfigError
 from .intervals import interval_block
-from .items import TaskData
+from .items import TaskData, sha256
 from .layer_choice import check_layer, choose_layer, layer_from_results
 from .methods import Method, get_method
 from .overriding import scoring as overriding_scoring
@@ -39,7 +37,14 @@ from .overriding.methods import OVERRIDE_VECTOR_READ
 from .overriding.methods import sweep as overriding_sweep
 from .parallel import Shard, current_shard
 from .prepare import load_run_data
-from .results import aggregate, results_document, sample_rows, transfer_similarity
+from .progress import ItemBar, routed_output, say
+from .results import (
+    PromptText,
+    aggregate,
+    results_document,
+    sample_rows,
+    transfer_similarity,
+)
 from .store import RunStore
 from .vectors import extract_seeds_together, task_vector
 
@@ -49,7 +54,15 @@ Vectors = dict[tuple[str, int], torch.Tensor]
 def evaluate(
     config: RunConfig, data: Mapping[str, TaskData], store: RunStore
 ) -> dict[str, Any] | None:
-    """Run every unit not done yet and write results.json; None in a non-main process."""
+    """Run every unit not done yet and write results.json; None in a non-main process.
+    Warnings and log lines printed meanwhile go above the progress bars, not through them."""
+    with routed_output():
+        return _evaluate(config, data, store)
+
+
+def _evaluate(
+    config: RunConfig, data: Mapping[str, TaskData], store: RunStore
+) -> dict[str, Any] | None:
     start = time.perf_counter()
     shard = current_shard()
     methods = [get_method(m) for m in config.methods]
@@ -102,13 +115,20 @@ def evaluate(
     # 4. Every method on test, one unit per (task, method, seed) the method's seeding needs.
     plan = MethodUnits(config, list(data), own_ctx.items, methods, layer, store, shard)
     ctx = EvalContext(config, data, adapter, vectors=patched, pending=plan.pending)
-    _sharded(shard, plan.jobs, "test", lambda t, m, s: plan.run(ctx, t, m, s), unit="unit")
+    _sharded(
+        shard,
+        plan.jobs,
+        "test",
+        lambda t, m, s: plan.run(ctx, t, m, s),
+        size=lambda t, m, s: len(plan.ids(t)),
+        name=plan.name,
+    )
     if not shard.is_main:
         return None
     units = {
         (t, m.name, s): plan.run(ctx, t, m, s) for t in data for m in methods for s in config.seeds
     }
-    store.time("total", time.perf_counter() - start)
+    store.time("total", time.perf_counter() - start, this_call=True)
 
     # 5. The results file (an overriding run: its generations, judged where a judge is named).
     if config.overriding:
@@ -125,7 +145,7 @@ def evaluate(
         prompting=adapter.prompting(),
         results=results,
         selection=selection,
-        timings=store.timings,
+        timings=store.report_timings(),
         created=store.created,
     )
     doc["intervals"] = intervals
@@ -140,11 +160,39 @@ def evaluate(
     store.write_results(doc)
     if config.log_samples:
         for task in data:
+            records = ctx.items(task, "test")
             rows = sample_rows(
-                task, ctx.items(task, "test"), units, methods, config.seeds, config.spec, layer
+                task,
+                records,
+                units,
+                methods,
+                config.seeds,
+                config.spec,
+                layer,
+                prompt_text=prompt_texts(ctx, task),
             )
             store.write_samples(task, rows)
     return doc
+
+
+def prompt_texts(ctx: EvalContext, task: str) -> PromptText:
+    """The logged rows' prompt text, rebuilt rather than kept in every unit (a 16-shot prompt
+    per item, seed and method would swell the run folder): the bare query (no_context, patch,
+    majority), else the specification and the query for the row's seed (prompt). A text is
+    returned only when it hashes to the unit's own prompt hash, so a logged prompt is the one
+    the model saw; images appear as their placeholders only."""
+
+    def text(record: Any, seed: int, digest: str) -> str | None:
+        for build in (
+            lambda: ctx.query_prompt(record),
+            lambda: ctx.spec_and_query_prompt(task, record, seed),
+        ):
+            got = build().text
+            if sha256(got) == digest:
+                return got
+        return None
+
+    return text
 
 
 @dataclass
@@ -265,7 +313,8 @@ def _source_vectors(
         ctx = EvalContext(config, data, source, vectors=_no_vectors)
         jobs = [(t, s) for t in data for s in config.seeds]
         desc = f"vectors from {config.source_model}"
-        _sharded(shard, jobs, desc, lambda t, s: task_vector(source, ctx, t, s))
+        run = lambda t, s: task_vector(source, ctx, t, s)  # noqa: E731
+        _sharded(shard, jobs, desc, run, name=lambda t, s: f"{t} seed {s}")
         vectors = {(t, s): task_vector(source, ctx, t, s) for t, s in jobs}  # cached now
     shape = {"hidden_size": source.hidden_size, "num_layers": source.num_layers}
     return vectors, {"describe": source.describe(), **shape}
@@ -292,9 +341,24 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _sharded(shard: Shard, jobs: list, desc: str, run: Any, unit: str = "it") -> None:
-    for job in tqdm(shard.take(jobs), desc=desc, unit=unit, disable=not shard.is_main):
-        run(*job)
+def _sharded(
+    shard: Shard,
+    jobs: list,
+    desc: str,
+    run: Any,
+    size: Callable[..., int] | None = None,
+    name: Callable[..., str] | None = None,
+) -> None:
+    """This process's share of `jobs`, run under a bar that counts items (`size(*job)` each;
+    without `size`, the jobs themselves) and names the running unit; then the barrier."""
+    mine = shard.take(jobs)
+    count = (lambda job: size(*job)) if size else (lambda job: 1)
+    bar = ItemBar(mine, count, desc, shard.is_main, unit="item" if size else "it")
+    try:
+        for job in mine:
+            bar.run(job, lambda job=job: run(*job), name(*job) if name else "")
+    finally:
+        bar.close()
     shard.barrier()
 
 
@@ -309,7 +373,12 @@ def _sweeps(
     then all read back every unit (a seed-free vector's curve counts for every seed)."""
     config = ctx.config
     _sharded(
-        shard, [(t,) for t in ctx.data], "validation sweep", lambda t: _sweep(ctx, store, t, warm)
+        shard,
+        [(t,) for t in ctx.data],
+        "validation sweep",
+        lambda t: _sweep(ctx, store, t, warm),
+        size=lambda t: len(ctx.items(t, "validation")),
+        name=lambda t: t,
     )
     sweeps: dict[str, dict[int, dict[str, Any]]] = {}
     for task in ctx.data:
@@ -333,7 +402,7 @@ def _check_lengths(ctx: EvalContext) -> None:
         for r in records:
             size = len(r["input"]) + len(r["output"])
             if size > LONG_ITEM_CHARS:
-                print(f"warning: {task}/{r['id']} is {size} characters long", file=sys.stderr)
+                say(f"warning: {task}/{r['id']} is {size} characters long")
         if not limit or config.uses_images:
             continue
         longest = sorted(records, key=lambda r: len(r["input"]) + len(r["output"]))
@@ -423,7 +492,7 @@ def _finish_overriding(
         prompting=ctx.adapter.prompting(),
         results={},
         selection=selection,
-        timings=store.timings,
+        timings=store.report_timings(),
         created=store.created,
         metric=(
             "free-form greedy generation (stop at a newline or max_new_tokens); image sets: the "

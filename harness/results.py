@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from benchmark.scoring import WHOLE_ANSWER_METHODS
+
 from .items import record_digest, sha256
 from .presets import PAPER_DIFFERENCES
 
@@ -238,6 +240,10 @@ def results_document(
     return doc
 
 
+# (item record, seed, the unit's prompt hash) -> the prompt text that hashes to it, or None
+PromptText = Callable[[Mapping[str, Any], int, str], str | None]
+
+
 def sample_rows(
     task: str,
     records: Sequence[Mapping[str, Any]],
@@ -246,11 +252,22 @@ def sample_rows(
     seeds: Sequence[int],
     spec: str,
     layer: int | None,
+    prompt_text: PromptText | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (method, seed, item): the prediction, the target, both scores, and hashes
-    of the prompt and the item (schema kind `sample`)."""
-    return [
-        {
+    """One row per (method, seed, item), schema kind `sample`: what a researcher reads to see
+    why an item scored as it did (the prompt as rendered, image placeholders and never pixels;
+    the input; the target; the model's raw continuation; the prediction the flags scored) and
+    the hashes that prove which prompt and item it was.
+
+    A method whose result does not depend on the seed (`no_context`, or any method under
+    `--spec instruction`) was computed once: its rows are written once, under the first seed,
+    with `seeded: false` (they stand for every seed), not repeated per seed. The prompt text
+    comes from `prompt_text`, which rebuilds it and returns it only when it hashes to the
+    unit's `prompt_hash`; a prompt it cannot rebuild (a plug-in method's own) is left out."""
+    rows = []
+    for method, seed, unit, i, rec in unit_items(task, records, units, methods, seeds, spec):
+        digest = unit["prompt_hashes"][i]
+        row: dict[str, Any] = {
             "doc_id": rec["id"],
             "task": task,
             "split": "test",
@@ -258,15 +275,26 @@ def sample_rows(
             "spec": spec,
             "seed": seed,
             "layer": layer if method.needs_vector else None,
-            "prompt_hash": unit["prompt_hashes"][i],
+            "prompt_hash": digest,
             "doc_hash": sha256(record_digest(rec)),
-            "prediction": unit["preds"][i],
-            "target": rec["output"],
-            "lenient": unit["lenient"][i],
-            "strict": unit["strict"][i],
         }
-        for method, seed, unit, i, rec in unit_items(task, records, units, methods, seeds)
-    ]
+        if not method.seeded(spec):
+            row["seeded"] = False
+        text = prompt_text(rec, seed, digest) if prompt_text else None
+        if text is not None:
+            row["prompt"] = text
+        row["input"] = rec["input"]
+        if rec.get("image_sha256"):
+            row["image_sha256"] = rec["image_sha256"]
+        row["target"] = rec["output"]
+        if method.name not in WHOLE_ANSWER_METHODS:  # a model answered (majority: no model)
+            row["continuation"] = unit["answers"][i] if "answers" in unit else unit["preds"][i]
+        row.update(prediction=unit["preds"][i], lenient=unit["lenient"][i])
+        row["strict"] = unit["strict"][i]
+        if "whole" in unit:
+            row.update(whole=unit["whole"][i], whole_normalised=unit["whole_normalised"][i])
+        rows.append(row)
+    return rows
 
 
 def unit_items(
@@ -275,21 +303,25 @@ def unit_items(
     units: Mapping[tuple[str, str, int], Mapping[str, Any]],
     methods: Sequence[Any],
     seeds: Sequence[int],
+    spec: str | None = None,
 ) -> Iterator[tuple[Any, int, Mapping[str, Any], int, Mapping[str, Any]]]:
     """(method, seed, unit, position in the unit, item record) for every prediction of a task,
-    in method, seed, item order: what per-item files are written from."""
+    in method, seed, item order: what per-item files are written from. Given `spec`, a method
+    that is not seeded under it yields its one unit once, under the first seed."""
     by_id = {r["id"]: r for r in records}
     for method in methods:
-        for seed in seeds:
+        once = spec is not None and not method.seeded(spec)
+        for seed in seeds[:1] if once else seeds:
             unit = units[task, method.name, seed]
             for i, doc_id in enumerate(unit["doc_ids"]):
                 yield method, seed, unit, i, by_id[doc_id]
 
 
 def summary_table(doc: dict[str, Any]) -> str:
-    """Per task and method the first-token accuracy (mean ± std over seeds); under it the
-    average's 95% intervals, the whole answers' average, the patch one layer off, and the paired
-    differences with their intervals, where the results carry them."""
+    """Per task and method the first-token accuracy (mean ± std over seeds, `±n/a` where no
+    spread was measured); under it the average's 95% intervals, the whole answers' average, the
+    patch one layer off, and the paired differences with their intervals, where the results
+    carry them; last, this call's time and the run's."""
     methods = doc["config"]["methods"]
     results = doc["results"]
     head = f"{'task':20}" + "".join(f"{m:>16}" for m in methods)
@@ -300,7 +332,7 @@ def summary_table(doc: dict[str, Any]) -> str:
         for m in methods:
             r = by_method[m]
             avg[m].append(r["acc"])
-            cell = f"{r['acc']:.2f}±{r['acc_std']:.2f}"
+            cell = f"{r['acc']:.2f}±{_spread(r)}"
             if "layer" in r:
                 cell += f" L{r['layer']}"
             cells.append(f"{cell:>16}")
@@ -330,7 +362,36 @@ def summary_table(doc: dict[str, Any]) -> str:
             a, b = name.split(" - ")
             diff = statistics.fmean(avg[a]) - statistics.fmean(avg[b])
             lines.append(f"{name:20}{diff:>+16.2f}   95% interval [{low:+.2f}, {high:+.2f}]")
+    timing = timing_line(doc.get("timings", {}))
+    if timing:
+        lines.append(timing)
     return "\n".join(lines)
+
+
+def _spread(entry: Mapping[str, Any]) -> str:
+    """The std over seeds, or `n/a` where there is no spread to measure: one seed, or a method
+    computed once for every seed (`seeded: false`), whose 0.00 would read as a measured one."""
+    if len(entry.get("per_seed", [])) < 2 or entry.get("seeded") is False:
+        return "n/a"
+    return f"{entry['acc_std']:.2f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s"
+
+
+def timing_line(timings: Mapping[str, float]) -> str:
+    """How long this call took and how long the whole run has, over every call (a resumed run
+    adds up its calls; its units computed earlier cost this call nothing)."""
+    if "total" not in timings:
+        return ""
+    run = f"the run {_duration(timings['total'])} over all its calls"
+    this = timings.get("total_this_call")
+    return f"{'time':20} " + (run if this is None else f"this call {_duration(this)}; {run}")
 
 
 def overriding_table(doc: dict[str, Any]) -> str:
@@ -358,4 +419,7 @@ def overriding_table(doc: dict[str, Any]) -> str:
             lines.append(f"{task:20} {method + layer:18} {acc:>6} {r['n']:>5}  {'; '.join(notes)}")
     judge = doc.get("judge")
     lines.append(f"judge: {judge['model'] if judge else 'none (not judged yet)'}")
+    timing = timing_line(doc.get("timings", {}))
+    if timing:
+        lines.append(timing)
     return "\n".join(lines)

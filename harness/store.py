@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from benchmark.strict_json import loads_checked
 from .config import RunConfig
 from .errors import ConfigError, RunFolderError
 from .items import TaskData, record_digest, sha256
+from .progress import say
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ def _checksum(data: Any) -> str:
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    say(f"warning: {message}")  # above a running progress bar, not through it
 
 
 def check_output_path(path: str) -> None:
@@ -163,7 +163,8 @@ class RunStore:
         self.run_id = run_id(config, data)
         self.dir = Path(config.output_path) / slug(config.model, "model") / self.run_id
         self.parts = self.dir / "parts"
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {}  # over every call of the run (resumes add up)
+        self.this_call: dict[str, float] = {}  # this call's share
         self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self._lock: IO[str] | None = None
         self._load_state()
@@ -200,9 +201,18 @@ class RunStore:
         state = {"created": self.created, "timings": self.timings}
         write_json_atomic(self.dir / "state.json", state)
 
-    def time(self, kind: str, seconds: float) -> None:
+    def time(self, kind: str, seconds: float, this_call: bool = False) -> None:
+        """Add `seconds` to the run's `kind` (kept in state.json, so a resumed run's times add
+        up over its calls); with `this_call`, also record them as this call's `kind`."""
         self.timings[kind] = self.timings.get(kind, 0.0) + seconds
+        if this_call:
+            self.this_call[kind] = self.this_call.get(kind, 0.0) + seconds
         self._save_state()
+
+    def report_timings(self) -> dict[str, float]:
+        """The results file's timings: the run's, over all its calls, and this call's own
+        (`<kind>_this_call`) where recorded: a resumed run's `total` is not this call's."""
+        return {**self.timings, **{f"{k}_this_call": v for k, v in self.this_call.items()}}
 
     # -- units --------------------------------------------------------------------------------
     def unit(self, name: str, compute: Callable[[], T], items: Sequence[str]) -> T:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 import time
 from pathlib import Path
 
@@ -44,6 +45,27 @@ def test_a_conversion_is_made_once_and_then_proven(gguf, tmp_path, capsys):
     again = converted(gguf, folder, _fake_convert(log))
     assert first == again and _conversions(log) == 1
     assert len(first[1]) == 16 and "warning" not in capsys.readouterr().err
+
+
+def test_a_conversion_is_announced_once_with_its_duration(gguf, tmp_path, capsys):
+    """A first load says, before the silent work, that it converts once and roughly how long
+    it takes, and after, how long it took; a later load says nothing."""
+    log, folder = tmp_path / "log", tmp_path / "cache" / "model"
+    seen_before: list[str] = []
+    fake = _fake_convert(log)
+
+    def convert(out: Path) -> None:
+        seen_before.append(capsys.readouterr().err)  # what was printed before the work
+        fake(out)
+
+    converted(gguf, folder, convert)
+    (before,) = seen_before
+    assert before.startswith("converting model.gguf (0 MB) to float32 weights: once, kept in ")
+    assert str(folder) in before and "roughly 5 s" in before
+    after = capsys.readouterr().err.strip().splitlines()
+    assert len(after) == 1 and re.fullmatch(r"converted model\.gguf in \d+ s", after[0])
+    converted(gguf, folder, _fake_convert(log))
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize(

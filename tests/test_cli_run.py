@@ -54,7 +54,7 @@ def test_limited_run_writes_valid_results_and_samples(tiny_llama_path, tmp_path,
     assert doc["config"]["template"]["example"] == "Q: {x}\nA: {y}"
     (samples,) = tmp_path.glob("*/*/samples_country-capital.jsonl")
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
-    assert len(rows) == 4 * 2 * 6  # methods x seeds x items
+    assert len(rows) == (3 * 2 + 1) * 6  # (seeded methods x seeds + no_context once) x items
     assert all(validate(r, "sample") == [] for r in rows)
     # The summary table is printed, with the average's intervals and the paired differences,
     # read from the results' intervals, which come from the samples' own scores.

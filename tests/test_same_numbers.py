@@ -54,8 +54,10 @@ def _summary(out: Path) -> dict:
     for samples in sorted(path.parent.glob("samples_*.jsonl")):
         for line in samples.read_text().splitlines():
             row = json.loads(line)
-            key = f"{row['task']}/{row['method']}/s{row['seed']}"
-            preds.setdefault(key, []).append([row["doc_id"], row["prediction"], row["strict"]])
+            # A row computed once for every seed is logged once: it counts for each seed.
+            for seed in doc["seeds"] if row.get("seeded") is False else [row["seed"]]:
+                key = f"{row['task']}/{row['method']}/s{seed}"
+                preds.setdefault(key, []).append([row["doc_id"], row["prediction"], row["strict"]])
     got["predictions"] = preds
     return got
 

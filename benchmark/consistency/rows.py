@@ -2,7 +2,8 @@
 
 A first-token run given `--log_samples` writes `samples_<task>.jsonl`, an overriding run
 `generations_<task>.jsonl`: one row per method, seed and item, holding the prediction, the
-target and the flags it was scored with. Those rows are re-scored here with the harness's own
+target and the flags it was scored with (a row marked `seeded: false` was computed once and
+stands for every seed's row). Those rows are re-scored here with the harness's own
 rules (`benchmark/scoring.py`), so flags edited to match an edited accuracy are caught, and the
 numbers in the results file must be the rows' means.
 """
@@ -180,13 +181,17 @@ def _file_errors(
     rescore = _rescore_sample if prefix == "samples_" else _rescore_generation
     errors = _rescore_errors(rows, task, path.name, rescore, ci)
     grouped: dict[tuple[Any, Any], list[Row]] = {}
+    once: dict[Any, list[Row]] = {}  # rows written once that stand for every seed
     for _, row in rows:
-        grouped.setdefault((row.get("method"), row.get("seed")), []).append(row)
+        if row.get("seeded") is False:
+            once.setdefault(row.get("method"), []).append(row)
+        else:
+            grouped.setdefault((row.get("method"), row.get("seed")), []).append(row)
     for method, entry in by_method.items():
         if not isinstance(entry, dict) or not is_count(entry.get("n")):
             continue
         at = ["results", task, method]
-        by_seed = [(seed, grouped.get((method, seed), [])) for seed in seeds]
+        by_seed = [(seed, grouped.get((method, seed), []) + once.get(method, [])) for seed in seeds]
         # override_text's acc is the exact-match rate; an image set's comes from a judge.
         scored = prefix == "samples_" or "exact_original" in entry
         errors += _seed_errors(entry, at, by_seed, path.name, score, scored)

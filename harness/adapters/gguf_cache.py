@@ -1,7 +1,8 @@
 """A GGUF checkpoint de-quantized once into a transformers folder, and proven on every load.
 
-The conversion takes ~20 s; later runs read the folder. The folder holds `fingerprint.json`: the
-sha256 of the source GGUF and of every file written. A folder whose files no longer match (an
+The conversion takes ~20 s, announced before with a rough duration and after with the real
+one; later runs read the folder. The folder holds `fingerprint.json`: the sha256 of the source
+GGUF and of every file written. A folder whose files no longer match (an
 edited tensor, a changed config, a truncated or empty folder left by a crash) is never used: it
 is rebuilt, with a warning naming it. Conversion happens under a file lock, into a temporary
 folder renamed into place, so two first runs at once convert once and a kill leaves nothing
@@ -15,6 +16,7 @@ import hashlib
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,6 +74,22 @@ def verify(folder: Path, gguf_sha256: str) -> str | None:
     return None
 
 
+# De-quantizing and writing float32 safetensors runs at about this many MB of GGUF a second on
+# a laptop CPU (SmolLM2-135M's 98 MB: 20 s idle, 50 s on a busy two-core machine).
+CONVERT_MB_PER_SECOND = 3.0
+
+
+def conversion_notice(gguf: Path, folder: Path) -> str:
+    """The line printed before a conversion: that it happens once, where it is kept, and
+    roughly how long it takes (from the file's size), so a silent minute is not a hang."""
+    megabytes = gguf.stat().st_size / 1e6
+    seconds = max(5, round(megabytes / CONVERT_MB_PER_SECOND, -1))
+    return (
+        f"converting {gguf.name} ({megabytes:.0f} MB) to float32 weights: once, kept in "
+        f"{folder} for later runs; roughly {seconds:.0f} s on a CPU"
+    )
+
+
 def converted(gguf: Path, folder: Path, convert) -> tuple[Path, str]:
     """The verified conversion of `gguf` at `folder` (made with `convert(tmp_folder)` when
     missing or not proven), and a fingerprint of its weights."""
@@ -89,9 +107,13 @@ def converted(gguf: Path, folder: Path, convert) -> tuple[Path, str]:
             for stale in folder.parent.glob(f".{folder.name}.*.tmp"):  # left by a kill
                 shutil.rmtree(stale, ignore_errors=True)
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            print(conversion_notice(gguf, folder), file=sys.stderr, flush=True)
+            start = time.perf_counter()
             with atomic_output(folder) as tmp:
                 convert(tmp)
                 hashes = _folder_hashes(tmp)
                 write_json_atomic(tmp / FINGERPRINT, {"gguf_sha256": gguf_sha, "files": hashes})
+            seconds = time.perf_counter() - start
+            print(f"converted {gguf.name} in {seconds:.0f} s", file=sys.stderr, flush=True)
         fingerprint, _ = read_json(folder / FINGERPRINT)  # verified or written just now
     return folder, fingerprint["files"]["model.safetensors"][:16]

@@ -13,7 +13,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from ..context import EvalContext
 from ..errors import ConfigError
 from ..items import TaskData, record_digest, sha256
 from ..layer_choice import check_layer, choose_layer, layer_from_results
+from ..progress import ItemBar, routed_output
 from ..results import versions
 from ..store import code_version
 from ..vectors import task_vector
@@ -55,11 +56,17 @@ class Session:
     def tasks(self) -> list[str]:
         return list(self.data)
 
-    def progress(self, what: str) -> Any:
-        """The tasks, with a progress bar on stderr (an analysis runs minutes on a CPU)."""
-        from tqdm.auto import tqdm
-
-        return tqdm(self.tasks, desc=what, unit="task")
+    def progress(self, what: str) -> Iterator[str]:
+        """The tasks, with a progress bar on stderr that names the task being worked on (an
+        analysis runs minutes per task on a CPU); warnings print above the bar, not in it."""
+        bar = ItemBar(self.tasks, lambda _task: 1, what, unit="task")
+        try:
+            with routed_output():
+                for task in self.tasks:
+                    with bar.unit(task, task):
+                        yield task
+        finally:
+            bar.close()
 
     def context(self, spec: str | None = None, **changes: Any) -> EvalContext:
         """An evaluation context for `spec` (default: the run's), whose vectors are that spec's."""
