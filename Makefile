@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint analyses template-paper findings
+.PHONY: install run test lint analyses template-paper override-text findings
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,12 @@ template-paper: install
 	mkdir -p docs/template-paper/$(TEMPLATE_MODEL)
 	cp "$$(ls -t runs/template-paper/$(TEMPLATE_MODEL)/*/results.json | head -1)" docs/template-paper/$(TEMPLATE_MODEL)/results.json
 	$(BIN)/vlm-tv-eval analyze spec-curves --model $(TEMPLATE_MODEL) --template paper --output_path docs/template-paper
+
+# Table 5 on text (override_text), at the main layer, 60 items x 3 seeds: docs/<model>/override_text/
+override-text: install
+	$(BIN)/vlm-tv-eval --model $(TEMPLATE_MODEL) --tasks override_text --limit 60 --output_path runs/override-text
+	mkdir -p docs/$(TEMPLATE_MODEL)/override_text
+	cp "$$(ls -t runs/override-text/$(TEMPLATE_MODEL)/*/results.json | head -1)" docs/$(TEMPLATE_MODEL)/override_text/results.json
 
 # The README's figures from the committed JSON: the CPU scores and the paper-findings table.
 findings: install

@@ -21,6 +21,7 @@ from typing import Any
 from . import ROOT
 
 DOCS = ROOT.parent / "docs"
+OVERRIDE_RUN = "override_text/results.json"  # under docs/<model>/: the committed overriding run
 YES, NO, UNSURE, UNTESTABLE = (
     "reproduces",
     "does not reproduce",
@@ -201,6 +202,22 @@ def patching_is_cheap(e: Evidence) -> tuple[str, str]:
     return text, YES if patch_over_query <= 1.2 and prompt_over_patch >= 2 else NO
 
 
+def patch_overrides(e: Evidence) -> tuple[str, str]:
+    """Rule: the patched instruction's answers follow the overriding task (exact match of its
+    label, `acc`) at least .05 more often than both the prompt alone and the instruction in
+    the system turn (the paper: .36-.65 against .06-.49 and .08-.15, judged)."""
+    r = e.file(OVERRIDE_RUN)["results"]["override_text"]
+    acc = {m: r[m]["acc"] for m in ("original", "system_prompt", "instruction_patch")}
+    layer = r["instruction_patch"].get("layer")
+    text = (
+        f"patch {num(acc['instruction_patch'])} (layer {layer}), system prompt "
+        f"{num(acc['system_prompt'])}, original {num(acc['original'])}; "
+        f"n = {r['instruction_patch']['n']} x {len(r['instruction_patch']['per_seed'])} seeds"
+    )
+    best_other = max(acc["system_prompt"], acc["original"])
+    return text, YES if acc["instruction_patch"] >= best_other + 0.05 else NO
+
+
 @dataclasses.dataclass(frozen=True)
 class Claim:
     claim: str
@@ -253,6 +270,11 @@ CLAIMS = (
         "a patched query costs what the query costs; the prompt much more",
         "prompt 11x the patched query, patched 1.05x the query (Table 7)",
         patching_is_cheap,
+    ),
+    Claim(
+        "a patched instruction overrides the prompt's task; a system prompt much less",
+        "patch .36-.65, system prompt .06-.49, original .08-.15 (Table 5, judged)",
+        patch_overrides,
     ),
 )
 
