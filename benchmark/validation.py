@@ -89,6 +89,12 @@ def _validator(kind: str) -> Draft202012Validator:
     )
 
 
+def task_id_pattern() -> str:
+    """The pattern every task id in a results file matches (common.schema.json's `task_id`):
+    a registry id, or `custom:<name>` for a task file, whose name comes from the file's."""
+    return _schemas()["common"]["$defs"]["task_id"]["pattern"]
+
+
 def schema(kind: str) -> dict[str, Any]:
     """The JSON Schema of a kind, for documentation and tools."""
     _validator(kind)

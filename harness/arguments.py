@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmark import CROSS_MODAL_TASKS, FIRST_TOKEN_METHODS, QUERIES, SPECS, TASKS
+from benchmark.flags import HelpFormatter, spellings
 from benchmark.scoring import SCORES
 
 from .config import OVERRIDE_LAYERS, RunConfig
@@ -40,129 +41,195 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def run_parser() -> argparse.ArgumentParser:
+RUN_DESCRIPTION = (
+    "Evaluate cross-modal task vectors. With no flags: the main job (smollm2-135m, the six "
+    "cross-modal tasks, text examples -> text queries, all four methods, seeds 0,1,2, the layer "
+    "chosen on validation). Every flag also answers to its dashed spelling (--model-args)."
+)
+
+
+def _flag(group: Any, flag: str, **kwargs: Any) -> None:
+    """One flag under both spellings, `--flag_name` and `--flag-name` (`benchmark.flags`)."""
+    group.add_argument(*spellings(flag), **kwargs)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The run's flags on `p`: `vlm-tv-eval run`, and `analyze`, which reads a run the same
+    way. A default of None means "the tasks' own" or "the model's", as each help says."""
     d = RunConfig()
-    p = argparse.ArgumentParser(
-        prog="vlm-tv-eval",
-        description="Evaluate cross-modal task vectors. With no arguments: the main job "
-        "(smollm2-135m, six tasks, text examples -> text queries, all methods, 3 seeds, sweep). "
-        "Also: `vlm-tv-eval validate FILE...`, `vlm-tv-eval ls tasks|models|methods`, "
-        "`vlm-tv-eval judge RUN_DIR`, `vlm-tv-eval analyze NAME` (the paper's analyses).",
-    )
-    p.add_argument("--model", default=d.model, help="adapter name (see `ls models`) or hf:<repo>")
-    p.add_argument(
+    _flag(p, "--model", default=d.model, help="adapter name (see `ls models`) or hf:<repo>")
+    _flag(
+        p,
         "--model_args",
         default="",
         help="k=v,... e.g. pretrained=PATH,revision=R,dtype=bfloat16,load_in_4bit=true",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--tasks",
         default="all",
-        help="comma-separated task ids, `all`, or a path to your own JSONL task file",
+        help="comma-separated task ids (see `ls tasks`), `all` (the six cross-modal tasks), or "
+        "a path to your own JSONL task file",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--spec",
         default=None,
         choices=SPECS,
         help="how the task is specified (default: text_examples; instruction for the image "
         "overriding sets)",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--query",
         default=None,
         choices=QUERIES,
         help="query modality (default: text; image for the VQA tasks); image queries (and "
         "--spec image_examples) need a VLM and --data",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--data",
         default=None,
         help="the built cross-modal dataset with images: a folder written by `vlm-tv-build` "
-        "or a Hub dataset id (datasets.load_dataset)",
+        "or a Hub dataset id (datasets.load_dataset); default: none, text tasks only",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--source_model",
         default=None,
         help="extract task vectors in this model (e.g. the VLM's base LLM) and patch them into "
-        "--model at the same layer",
+        "--model at the same layer (default: none, --model's own vectors)",
     )
-    p.add_argument("--source_model_args", default="", help="k=v,... for --source_model")
-    p.add_argument("--n_shot", type=int, default=None, help=f"demos (default {d.n_shot})")
-    p.add_argument("--seeds", type=_int_list, default=None, help="e.g. 0,1,2 (the default)")
-    p.add_argument(
+    _flag(p, "--source_model_args", default="", help="k=v,... for --source_model")
+    _flag(p, "--n_shot", type=int, default=None, help=f"demos per prompt (default: {d.n_shot})")
+    seeds = ",".join(map(str, d.seeds))
+    _flag(p, "--seeds", type=_int_list, default=None, help=f"comma-separated (default: {seeds})")
+    _flag(
+        p,
         "--score",
-        default="first_token",
+        default=d.score,
         choices=SCORES,
-        help="first_token (default: the paper's rule) or whole_answer: also generate each "
-        "answer greedily to its first newline and score it against the whole label",
+        help="first_token (the paper's rule) or whole_answer: also generate each answer "
+        "greedily to its first newline and score it against the whole label",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--demo_draw",
         default=None,
         choices=DEMO_DRAWS,
         help="per_query (default: seeded by seed, task and query id) or authors (the paper "
         "code's numpy stream, by position in the split)",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--preset",
         default=None,
         choices=PRESETS,
         help="paper: the authors' setting (their layer, 4-bit NF4 with fp16 compute, template "
         "paper, N=5, seeds 1,2,3 drawn as their code draws) for every flag not given; "
-        "departures are recorded",
+        "departures are recorded (default: none)",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--methods",
         default=None,
-        help="see `vlm-tv-eval ls methods` (default: the tasks' own: no_context,majority,prompt,"
-        "patch; original,system_prompt,instruction_patch for overriding tasks)",
+        help="comma-separated, see `ls methods` (default: the tasks' own: no_context,majority,"
+        "prompt,patch; original,system_prompt,instruction_patch for overriding tasks)",
     )
-    p.add_argument("--limit", type=int, default=None, help="items per split (quick runs)")
-    p.add_argument(
+    _flag(
+        p,
+        "--limit",
+        type=int,
+        default=None,
+        help="items per split, for quick runs (default: every item; a limited run is not ranked)",
+    )
+    _flag(
+        p,
         "--layer",
         type=int,
         default=None,
-        help="patch at this layer instead of choosing it on validation",
+        help="patch at this layer (default: the layer best on the validation split)",
     )
-    p.add_argument(
+    _flag(
+        p,
         "--template",
         default=None,
         help="paper | spaced | model (each example its own chat turn, the paper's Table 10) | "
         "model_one_turn (the whole prompt in one user turn); default: the adapter's",
     )
-    p.add_argument("--case_insensitive", action="store_true")
-    p.add_argument("--instruction", default=None, help="instruction for a custom task file")
-    p.add_argument("--batch_size", type=int, default=d.batch_size)
-    p.add_argument("--device", default=d.device, help="auto (cuda if available), cpu, cuda:N")
-    p.add_argument("--output_path", default=d.output_path)
-    p.add_argument("--log_samples", action="store_true")
+    _flag(
+        p,
+        "--case_insensitive",
+        action="store_true",
+        help="compare answers with labels ignoring case",
+    )
+    _flag(
+        p,
+        "--instruction",
+        default=None,
+        help="instruction for a custom task file (default: the file's first line, if it is "
+        '{"instruction": ...})',
+    )
+    _flag(p, "--batch_size", type=int, default=d.batch_size, help="prompts per forward pass")
+    _flag(p, "--device", default=d.device, help="auto (cuda if available), cpu, cuda:N")
+    _flag(
+        p,
+        "--output_path",
+        default=d.output_path,
+        help="runs are written to OUTPUT_PATH/<model>/<spec>-<hash>/",
+    )
+    _flag(
+        p,
+        "--log_samples",
+        action="store_true",
+        help="write every scored item to samples_<task>.jsonl beside results.json",
+    )
     o = p.add_argument_group("overriding tasks (free-form answers, judged)")
-    o.add_argument("--max_new_tokens", type=int, default=d.max_new_tokens)
-    o.add_argument(
+    _flag(o, "--max_new_tokens", type=int, default=d.max_new_tokens, help="answer length cap")
+    _flag(
+        o,
         "--layer_from",
         default=None,
         metavar="RESULTS_JSON",
-        help="patch at the layer a previous run of the same model chose",
+        help="patch at the layer a previous run of the same model chose (default: see "
+        "--override_layer)",
     )
-    o.add_argument(
+    _flag(
+        o,
         "--override_layer",
         default=d.override_layer,
         choices=OVERRIDE_LAYERS,
-        help="without --layer or --layer_from: main (default: the model's main layer, chosen "
-        "as the main job chooses it, on the six tasks' validation sweep) or target (the layer "
-        "best at the overriding target on override_text's validation split)",
+        help="without --layer or --layer_from: main (the model's main layer, chosen as the "
+        "main job chooses it, on the six tasks' validation sweep) or target (the layer best at "
+        "the overriding target on override_text's validation split)",
     )
-    o.add_argument(
+    _flag(
+        o,
         "--judge",
         default=None,
         help="judge model, a dated snapshot (default when judging: gpt-4o-2024-08-06); the key "
         "is read from OPENAI_API_KEY only",
     )
-    o.add_argument(
+    _flag(
+        o,
         "--judge_base_url",
         default=None,
-        help="any OpenAI-compatible server (vLLM, llama.cpp, Ollama, Azure) instead of OpenAI",
+        help="any OpenAI-compatible server (vLLM, llama.cpp, Ollama, Azure) instead of OpenAI "
+        "(default: OpenAI's API)",
     )
+
+
+def run_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vlm-tv-eval run`'s command line: what a run is, and its flags."""
+    parser.description = RUN_DESCRIPTION
+    add_run_arguments(parser)
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """A parser of the run's flags alone (`parse_run_config`)."""
+    p = argparse.ArgumentParser(prog="vlm-tv-eval run", formatter_class=HelpFormatter)
+    run_arguments(p)
     return p
 
 
@@ -174,7 +241,13 @@ def _tasks_default(tasks: Sequence[str], name: str, otherwise: Any) -> Any:
 
 
 def parse_run_config(argv: Sequence[str]) -> RunConfig:
-    args = run_parser().parse_args(argv)
+    """The RunConfig of a run's flags (the speed job and tests build runs this way)."""
+    return config_from_args(run_parser().parse_args(argv))
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The RunConfig of parsed run flags: the tasks' own defaults for what was left open, then
+    the preset for what is still open."""
     tasks = CROSS_MODAL_TASKS if args.tasks == "all" else _names(args.tasks)
     d = RunConfig()
     config = RunConfig(

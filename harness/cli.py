@@ -1,31 +1,43 @@
-"""`vlm-tv-eval`: dispatch to a subcommand or run an evaluation, and print what went wrong.
+"""`vlm-tv-eval`: the subcommands (argparse), the run, and one line for what went wrong.
 
-vlm-tv-eval [--model NAME ...]      run an evaluation (no arguments: the main job)
-vlm-tv-eval validate FILE...        check files against the schema their kind names
-vlm-tv-eval ls tasks|models|methods list what is registered
-vlm-tv-eval judge RUN_DIR           judge an overriding run's generations
-vlm-tv-eval analyze NAME ...        the paper's analyses (logit-lens, tsne, scaling, ...)
+vlm-tv-eval [run] [--model NAME ...]       run an evaluation (no arguments: the main job)
+vlm-tv-eval validate PATH...               check files, or a run folder file by file
+vlm-tv-eval ls tasks|models|methods        list what is registered
+vlm-tv-eval judge RUN_DIR                  judge an overriding run's generations
+vlm-tv-eval analyze NAME ...               the paper's analyses (logit-lens, tsne, scaling, ...)
 
-Every problem the user can fix is a `HarnessError`, raised where it is found and printed here,
-once, as one line; the exit status is then 2.
+`run` is the default command, as in lm-eval: with no arguments, or a flag first, the arguments
+are the run's (`vlm-tv-eval --model x` is `vlm-tv-eval run --model x`). Every problem the user
+can fix is a `HarnessError`, raised where it is found and printed here, once, as one line; the
+exit status is then 2. Building the parser imports no torch, so every `--help` is fast.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from .analysis import cmd_analyze
-from .arguments import parse_run_config
-from .commands import cmd_judge, cmd_ls, cmd_validate
+from benchmark.flags import HelpFormatter
+
+from .analysis import analyze_arguments, cmd_analyze
+from .arguments import config_from_args, run_arguments
+from .commands import (
+    cmd_judge,
+    cmd_ls,
+    cmd_validate,
+    judge_arguments,
+    ls_arguments,
+    validate_arguments,
+)
 from .errors import HarnessError
 from .prepare import prepare
 from .store import RunStore
 
 
-def cmd_run(argv: Sequence[str]) -> int:
-    config = parse_run_config(argv)
+def cmd_run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
     data = prepare(config)
     store = RunStore(config, data)
     print(f"run folder: {store.dir}", file=sys.stderr)
@@ -74,23 +86,63 @@ def cmd_run(argv: Sequence[str]) -> int:
     return 0
 
 
-SUBCOMMANDS = {
-    "validate": cmd_validate,
-    "ls": cmd_ls,
-    "judge": cmd_judge,
-    "analyze": cmd_analyze,
+Handler = Callable[[argparse.Namespace], int]
+# name -> (one line for --help, what declares its flags, what runs it), in --help's order.
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {
+    "run": (
+        "evaluate task vectors (the default command: `vlm-tv-eval --model X` runs it)",
+        run_arguments,
+        cmd_run,
+    ),
+    "validate": ("check files, or a run folder file by file", validate_arguments, cmd_validate),
+    "ls": ("list the registered tasks, models or methods", ls_arguments, cmd_ls),
+    "judge": ("judge an overriding run's generations and score it", judge_arguments, cmd_judge),
+    "analyze": ("the paper's analyses (logit-lens, tsne, ...)", analyze_arguments, cmd_analyze),
 }
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """`vlm-tv-eval` and its subcommands, each with its flags, help and defaults."""
+    parser = argparse.ArgumentParser(
+        prog="vlm-tv-eval",
+        description="Evaluate cross-modal task vectors in VLMs, check the files it writes, and "
+        "run the paper's analyses.",
+        epilog="Without a command, or with a flag first, the arguments are `run`'s: "
+        "`vlm-tv-eval` runs the main job, `vlm-tv-eval --model X` is `vlm-tv-eval run --model "
+        "X`. `vlm-tv-eval COMMAND --help` lists a command's flags; each flag of two words "
+        "answers to --flag_name and --flag-name.",
+        formatter_class=HelpFormatter,
+    )
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", required=True
+    )
+    for name, (about, declare, handler) in COMMANDS.items():
+        sub = commands.add_parser(
+            name,
+            help=about,
+            description=about,  # each command's own `declare` may say more
+            formatter_class=HelpFormatter,
+        )
+        declare(sub)
+        sub.set_defaults(handler=handler)
+    return parser
+
+
+def with_command(argv: Sequence[str]) -> list[str]:
+    """The arguments with `run` put first where no command is named: none at all, or a flag
+    first (other than -h/--help, which asks for the list of commands)."""
+    argv = list(argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        return ["run", *argv]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = build_parser().parse_args(with_command(sys.argv[1:] if argv is None else argv))
     try:
-        if command:
-            return SUBCOMMANDS[command](argv[1:])
-        return cmd_run(argv)
+        return args.handler(args)
     except HarnessError as exc:
-        prog = f"vlm-tv-eval {command}" if command else "vlm-tv-eval"
+        prog = "vlm-tv-eval" if args.command == "run" else f"vlm-tv-eval {args.command}"
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `vlm-tv-eval ls tasks | head`: the reader left, nothing is wrong

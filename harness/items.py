@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 
 from benchmark import CROSS_MODAL_TASKS, UnknownTaskError, get_task, load_task
 from benchmark.strict_json import jsonl_lines
+from benchmark.validation import task_id_pattern
 
 from .errors import ConfigError, TaskFileError
 
@@ -125,6 +127,12 @@ def load_task_file(
     if dup:
         raise TaskFileError(f"{path}: duplicate id {dup[0]!r}")
     task_id = f"custom:{path.stem}"
+    if not re.fullmatch(task_id_pattern(), task_id):  # results files could not name the task
+        fixed = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem).strip("_") or "my_task"
+        raise TaskFileError(
+            f"--tasks {path}: the file name makes the task id {task_id!r}, and a task id holds "
+            f"only letters, digits, _ . and -: rename the file (e.g. {fixed}.jsonl)"
+        )
     split_made = None
     if all(r["split"] for r in records):
         splits = {

@@ -158,6 +158,31 @@ def unit_kind(name: str) -> str:
     return name.split("/")[-1].split("-")[0]
 
 
+UNIT_KEYS = ("unit", "run_id", "code", "items", "checksum", "data")
+
+
+def unit_file_problem(path: Path, parts: Path) -> str | None:
+    """Why the unit file at `path` (under the run's `parts`) is damaged, judged by what it
+    records about itself: the unit its path names, content matching its checksum, item ids
+    that hash to the items it records. Whether a run would reuse it (same run id, code
+    version and items) is `RunStore.unit`'s question: a unit of older code is stale, not
+    damaged. For `vlm-tv-eval validate RUN_DIR`."""
+    stored, problem = _read_checked(path)
+    if problem:
+        return problem
+    if not isinstance(stored, dict) or not set(UNIT_KEYS) <= set(stored):
+        return f"not a unit this harness wrote (a unit records {', '.join(UNIT_KEYS)})"
+    name = path.relative_to(parts).with_suffix("").as_posix()
+    if stored["unit"] != name:
+        return f"records unit {stored['unit']!r}, but its path names {name!r} (moved?)"
+    data = stored["data"]
+    if stored["checksum"] != _checksum(data):
+        return "its content does not match the checksum it was written with (edited?)"
+    if isinstance(data, dict) and "doc_ids" in data and sha256(data["doc_ids"]) != stored["items"]:
+        return "its item ids are not the items it records (edited?)"
+    return None
+
+
 class RunStore:
     def __init__(self, config: RunConfig, data: Mapping[str, TaskData]):
         self.run_id = run_id(config, data)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from benchmark import validate_file
+from benchmark.flags import HelpFormatter, spellings
 from benchmark.strict_json import read_json
 
 from . import ROOT, build, paper, reproductions, standing
@@ -58,36 +59,35 @@ def _parser() -> argparse.ArgumentParser:
     the command is not overwritten by the command's default."""
     parser = argparse.ArgumentParser(
         prog="vlm-tv-leaderboard",
-        description="Leaderboard of cross-modal task vectors: submissions in, tables out.",
+        description="Leaderboard of cross-modal task vectors: submissions in, tables out. "
+        "Each flag of two words answers to --flag-name and --flag_name.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--root", type=Path, default=ROOT, help=ROOT_HELP % ROOT)
     rooted = argparse.ArgumentParser(add_help=False)
     rooted.add_argument("--root", type=Path, default=argparse.SUPPRESS, help=ROOT_HELP % ROOT)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    add = commands.add_parser(
-        "add", parents=[rooted], help="turn a harness results.json into a submission"
-    )
+    shown = {"parents": [rooted], "formatter_class": HelpFormatter}  # defaults, both spellings
+    add = commands.add_parser("add", help="turn a harness results.json into a submission", **shown)
     add.add_argument("results", type=Path, help="a results.json written by vlm-tv-eval")
     add.add_argument("--name", required=True, help='display name, e.g. "Idefics2-8B (A100)"')
-    add.add_argument("--submitted-by", required=True, help="who submits it")
+    add.add_argument(*spellings("--submitted-by"), required=True, help="who submits it")
     add.add_argument("--date", help="YYYY-MM-DD (default: today, UTC)")
-    add.add_argument("--model-card", help="link to the model card")
+    add.add_argument(*spellings("--model-card"), help="link to the model card")
     add.add_argument("--hardware", help='what it ran on, e.g. "1x A100 80GB"')
     add.add_argument("--notes", help="anything a reader should know")
     add.add_argument("--init", action="store_true", help=INIT_HELP)
-    add.add_argument("--allow_partial", "--allow-partial", action="store_true", help=PARTIAL_HELP)
+    add.add_argument(*spellings("--allow_partial"), action="store_true", help=PARTIAL_HELP)
     add.add_argument("--reproduces", metavar="FILE", help=REPRODUCES_HELP)
 
-    reported = commands.add_parser(
-        "reported", parents=[rooted], help="write the paper's reported rows"
-    )
+    reported = commands.add_parser("reported", help="write the paper's reported rows", **shown)
     reported.add_argument("--init", action="store_true", help=INIT_HELP)
     commands.add_parser(
-        "build", parents=[rooted], help="regenerate README.md, the CSV files, index.html, plots"
+        "build", help="regenerate README.md, the CSV files, index.html, plots", **shown
     )
     commands.add_parser(
-        "check", parents=[rooted], help="fail unless submissions are valid and files up to date"
+        "check", help="fail unless submissions are valid and files up to date", **shown
     )
     return parser
 

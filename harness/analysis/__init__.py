@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmark import ANALYSES as ANALYSIS_NAMES
+from benchmark.flags import spellings
 
-from ..arguments import parse_run_config
+from ..arguments import add_run_arguments, config_from_args
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..prepare import check_run, load_run_data
@@ -54,53 +55,49 @@ if tuple(ANALYSES) != ANALYSIS_NAMES:  # one list of analyses: benchmark.ANALYSE
 _NEEDS = {"tsne": ("matplotlib", "sklearn")}
 
 
-def _options_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument(
+def analyze_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vlm-tv-eval analyze`'s command line: NAME, the run's own flags, the analyses' options."""
+    parser.description = (
+        "The paper's analyses, on a run given by the run's own flags; writes "
+        "<output_path>/<model>/analysis/<NAME>.json and .png. NAME is one of:\n\n"
+    )
+    parser.description += "\n".join(f"  {name:12} {about}" for name, (_, about) in ANALYSES.items())
+    parser.add_argument("name", metavar="NAME", help="which analysis: " + ", ".join(ANALYSES))
+    add_run_arguments(parser)
+    p = parser.add_argument_group("analysis options")
+
+    def flag(name: str, **kwargs: Any) -> None:
+        p.add_argument(*spellings(name), **kwargs)
+
+    flag(
         "--runs",
         type=int,
         default=None,
-        help="logit-lens: example sets (100); overhead: timed forwards (10)",
+        help="logit-lens: example sets (default: 100); overhead: timed forwards (default: 10)",
     )
-    p.add_argument("--points", type=int, default=30, help="tsne: points per (task, spec)")
-    p.add_argument(
+    flag("--points", type=int, default=30, help="tsne: points per (task, spec)")
+    flag(
         "--instruction_points",
         default="vector",
         choices=("vector", "query"),
         help="tsne: the patched instruction vector (the paper's) or instruction + a query",
     )
-    p.add_argument("--max_r", type=int, default=6, help="scaling: up to r five-shot prompts")
-    p.add_argument("--swaps", default="0,1,2", help="noise: swap counts s")
-    p.add_argument(
+    flag("--max_r", type=int, default=6, help="scaling: up to r five-shot prompts")
+    flag("--swaps", default="0,1,2", help="noise: swap counts s")
+    flag(
         "--swap_scope",
         default="instruction",
         choices=("instruction", "word"),
         help="noise: s swaps per instruction (the paper's) or in every word",
     )
-    p.add_argument("--n_context", type=int, default=30, help="overhead: examples in the prompt")
-    p.add_argument(
+    flag("--n_context", type=int, default=30, help="overhead: examples in the prompt")
+    flag(
         "--context",
         default="short",
         choices=("short", "dense"),
         help="overhead: the task's items as examples, or dense descriptions (~150 tokens each, "
         "as the paper's Table 7)",
     )
-    return p
-
-
-def _usage() -> str:
-    lines = ["usage: vlm-tv-eval analyze NAME [run flags] [analysis flags]", "", "analyses:"]
-    lines += [f"  {name:12} {about}" for name, (_, about) in ANALYSES.items()]
-    lines += [
-        "",
-        "run flags: --model, --model_args, --tasks, --spec, --seeds, --n_shot, --layer, "
-        "--layer_from, --data, --output_path, --batch_size, --limit, --device (see vlm-tv-eval -h)",
-        "analysis flags: --runs N, --points N, --instruction_points vector|query, --max_r R, "
-        "--swaps 0,1,2, "
-        "--swap_scope instruction|word, --n_context N, --context short|dense",
-        "writes <output_path>/<model>/analysis/<NAME>.json and .png",
-    ]
-    return "\n".join(lines)
 
 
 def _positive(name: str, value: int | None) -> None:
@@ -108,42 +105,46 @@ def _positive(name: str, value: int | None) -> None:
         raise ConfigError(f"{name} must be at least 1, got {value}")
 
 
-def parse(argv: Sequence[str]) -> tuple[str, RunConfig, dict[str, Any], bool]:
-    """(analysis name, RunConfig, analysis options, whether --spec was given)."""
-    name = argv[0]
-    if name not in ANALYSES:
-        raise ConfigError(f"unknown analysis {name!r}; known: {', '.join(ANALYSES)}")
-    opts, rest = _options_parser().parse_known_args(list(argv[1:]))
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The analysis options of parsed arguments, checked."""
     for flag in ("runs", "points", "max_r", "n_context"):
-        _positive(f"--{flag}", getattr(opts, flag))
+        _positive(f"--{flag}", getattr(args, flag))
     try:
-        swaps = sorted({int(s) for s in opts.swaps.split(",") if s.strip()})
+        swaps = sorted({int(s) for s in args.swaps.split(",") if s.strip()})
     except ValueError:
         raise ConfigError(
-            f"--swaps: expected comma-separated integers, got {opts.swaps!r}"
+            f"--swaps: expected comma-separated integers, got {args.swaps!r}"
         ) from None
     if not swaps or min(swaps) < 0:
-        raise ConfigError(f"--swaps: expected counts >= 0, got {opts.swaps!r}")
-    options = {
-        "runs": opts.runs,
-        "points": opts.points,
-        "max_r": opts.max_r,
+        raise ConfigError(f"--swaps: expected counts >= 0, got {args.swaps!r}")
+    return {
+        "runs": args.runs,
+        "points": args.points,
+        "max_r": args.max_r,
         "swaps": swaps,
-        "swap_scope": opts.swap_scope,
-        "instruction_points": opts.instruction_points,
-        "n_context": opts.n_context,
-        "context": opts.context,
+        "swap_scope": args.swap_scope,
+        "instruction_points": args.instruction_points,
+        "n_context": args.n_context,
+        "context": args.context,
     }
-    config = parse_run_config(rest)
-    spec_given = any(a == "--spec" or a.startswith("--spec=") for a in rest)
-    return name, config, options, spec_given
 
 
-def cmd_analyze(argv: Sequence[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        print(_usage())
-        return 0 if argv else 2
-    name, config, options, spec_given = parse(argv)
+def _read(args: argparse.Namespace) -> tuple[str, RunConfig, dict[str, Any], bool]:
+    """(analysis name, RunConfig, analysis options, whether --spec was given), checked."""
+    if args.name not in ANALYSES:
+        raise ConfigError(f"unknown analysis {args.name!r}; known: {', '.join(ANALYSES)}")
+    return args.name, config_from_args(args), _options(args), args.spec is not None
+
+
+def parse(argv: Sequence[str]) -> tuple[str, RunConfig, dict[str, Any], bool]:
+    """`_read` of `analyze`'s arguments as a list (NAME first)."""
+    parser = argparse.ArgumentParser(prog="vlm-tv-eval analyze")
+    analyze_arguments(parser)
+    return _read(parser.parse_args(list(argv)))
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    name, config, options, spec_given = _read(args)
     check_run(config)
     missing = [m for m in _NEEDS.get(name, ("matplotlib",)) if importlib.util.find_spec(m) is None]
     if missing:
