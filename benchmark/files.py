@@ -3,10 +3,13 @@
 Every output file is written to a temporary name in its own folder and renamed into place, so
 an interrupted run (Ctrl-C included) leaves the old file or none, never a half-written one.
 Temporary names start with a dot (`.{name}.<random>.tmp`) so uploads and globs skip them.
+`atomic_create_text` is the same write for a file that must not replace another: it fails when
+the name is taken, even when two processes race for it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -33,6 +36,11 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _temporary(target: Path) -> Path:
+    """A hidden, random name next to `target` (nothing is created)."""
+    return target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+
+
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success rename it onto `path`.
@@ -46,7 +54,7 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Only a random name is chosen, nothing is created: the block makes a file or a directory.
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    tmp = _temporary(target)
     try:
         yield tmp
         if tmp.is_dir() and not tmp.is_symlink():
@@ -80,3 +88,37 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """Write `obj` as indented UTF-8 JSON with a final newline, atomically."""
     atomic_write_text(path, json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+
+
+# Errors of `os.link` on a file system without hard links (FAT, some network and FUSE mounts).
+_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS}
+
+
+def atomic_create_text(path: str | Path, text: str) -> None:
+    """Write `text` as UTF-8 to a new file `path`, atomically; FileExistsError when `path`
+    exists, and then nothing is written.
+
+    `atomic_write_text` replaces whatever is there, so two processes that each checked that a
+    name was free would both write it and the last would silently win. Here the whole file is
+    written under a temporary name and hard-linked onto `path`, which the kernel refuses when the
+    name is taken: of two racing writers one gets FileExistsError. Where the file system has no
+    hard links, the check and the rename are two steps, and only a lock held by every writer
+    (as `vlm-tv-leaderboard` holds one) keeps them together.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(target)
+    try:
+        tmp.write_bytes(text.encode("utf-8"))
+        try:
+            os.link(tmp, target)
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(target):
+                raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
+            os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,8 +1,10 @@
 """Strict JSON: the one way this project reads JSON it did not just write, and hashes it.
 
-Python's json module reads NaN and Infinity, keeps the last of a key given twice, and recurses
+Python's json module reads NaN and Infinity, reads 1e999 as infinity, reads an integer of
+thousands of digits that no float can hold, keeps the last of a key given twice, and recurses
 until it crashes on deep nesting; each of those would let a damaged or hand-made file pass for a
-real one. `loads_checked` turns all three into errors with the JSON path they occur at.
+real one, or crash a reader later (hashing, sorting, arithmetic). `loads_checked` turns them all
+into errors with the JSON path they occur at.
 `jsonl_lines` reads a JSONL file's lines the same way, one document a line.
 `canonical_sha256` is the content hash that submissions and run folders record.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +22,10 @@ from typing import Any
 # No file of this project nests deeper than 10; anything past this is refused before a schema
 # (or Python's recursion limit) sees it.
 MAX_DEPTH = 32
+# No number of this project has more digits than a 64-bit integer (20); an integer literal
+# longer than this is refused unread: thousands of digits pass Python's int limit (4,300) yet
+# overflow every float conversion, and converting them costs time quadratic in their length.
+MAX_INT_DIGITS = 30
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,63 @@ class SchemaError:
         return f"{where}: {self.path}: {self.message}"
 
 
-class _NonFinite(str):
-    """`NaN`, `Infinity` or `-Infinity` as read: kept as a marker so its JSON path is reported."""
+class _Refused(str):
+    """A number literal refused while parsing, kept as a marker (its text) so that the JSON path
+    it occurs at is reported; `problem` says why."""
+
+    def problem(self) -> str:
+        raise NotImplementedError
+
+
+class _NonFinite(_Refused):
+    """`NaN`, `Infinity` or `-Infinity` as read."""
+
+    def problem(self) -> str:
+        return (
+            f"{self} is not a number JSON allows (only finite numbers are valid): "
+            "write a finite number, or leave out a result that could not be computed"
+        )
+
+
+class _Overflow(_Refused):
+    """A number literal (like 1e999) too large for a float: Python would read it as infinity."""
+
+    def problem(self) -> str:
+        return (
+            f"{_shown(self)} is beyond the range of a 64-bit float: it would read as "
+            f"{'-' if self.startswith('-') else ''}infinity (only finite numbers are valid); "
+            "no vlm-tv-eval file holds such a number"
+        )
+
+
+class _LongInteger(_Refused):
+    """An integer literal of more than MAX_INT_DIGITS digits."""
+
+    def problem(self) -> str:
+        digits = len(self.lstrip("-"))
+        return (
+            f"an integer of {digits} digits ({_shown(self)}): no vlm-tv-eval number has more "
+            f"than {MAX_INT_DIGITS}; refused unread (is this the file you meant?)"
+        )
+
+
+def _shown(literal: str) -> str:
+    """A number literal as an error shows it: whole when short, its ends when long."""
+    return literal if len(literal) <= 24 else f"{literal[:10]}...{literal[-6:]}"
+
+
+def _float(literal: str) -> float | _Refused:
+    """The `parse_float` hook: the float, or a marker when the literal overflows to inf."""
+    value = float(literal)
+    return value if math.isfinite(value) else _Overflow(literal)
+
+
+def _int(literal: str) -> int | _Refused:
+    """The `parse_int` hook: the integer, or a marker when it has too many digits (checked on
+    the text, before Python converts it)."""
+    if len(literal.lstrip("-")) > MAX_INT_DIGITS:
+        return _LongInteger(literal)
+    return int(literal)
 
 
 class _Duplicates(dict):
@@ -69,19 +131,14 @@ def json_path(parts: Iterable[Any]) -> str:
 
 
 def _content_errors(obj: Any) -> list[SchemaError]:
-    """NaN/Infinity, duplicate keys and too deep nesting in a parsed document, by JSON path."""
+    """Refused numbers (NaN/Infinity, 1e999, too many digits), duplicate keys and too deep
+    nesting in a parsed document, by JSON path."""
     errors = []
     stack: list[tuple[Any, tuple[Any, ...]]] = [(obj, ())]
     while stack:
         value, parts = stack.pop()
-        if isinstance(value, _NonFinite):
-            errors.append(
-                SchemaError(
-                    json_path(parts),
-                    f"{value} is not a number JSON allows (only finite numbers are valid): "
-                    "write a finite number, or leave out a result that could not be computed",
-                )
-            )
+        if isinstance(value, _Refused):
+            errors.append(SchemaError(json_path(parts), value.problem()))
             continue
         if not isinstance(value, (dict, list)):
             continue
@@ -112,10 +169,17 @@ def loads_checked(text: str) -> tuple[Any, list[SchemaError]]:
     """Parse one JSON document strictly: `(document, [])`, or `(None, errors)`.
 
     Errors (file and line left for the caller to fill in): not valid JSON; NaN, Infinity or
-    -Infinity anywhere; a key given twice in one object; nesting deeper than MAX_DEPTH.
+    -Infinity anywhere, or a number that reads as one (1e999); an integer of more than
+    MAX_INT_DIGITS digits; a key given twice in one object; nesting deeper than MAX_DEPTH.
     """
     try:
-        obj = json.loads(text, parse_constant=_NonFinite, object_pairs_hook=_object)
+        obj = json.loads(
+            text,
+            parse_constant=_NonFinite,
+            parse_float=_float,
+            parse_int=_int,
+            object_pairs_hook=_object,
+        )
     except json.JSONDecodeError as exc:
         return None, [SchemaError("$", f"not valid JSON: {exc}")]
     except RecursionError:

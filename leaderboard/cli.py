@@ -29,6 +29,7 @@ from benchmark.strict_json import read_json
 
 from . import ROOT, build, paper, reproductions, standing
 from .guards import TEXT_LIMITS, date_problem, read_capped, root_problem, text_problem, today_utc
+from .integrity import run_id_problem
 from .submissions import (
     SubmissionError,
     load_submissions,
@@ -180,7 +181,7 @@ def _add(args: argparse.Namespace) -> int:
     if errors:
         print(f"{args.results} is not a valid results file:", file=sys.stderr)
         for error in errors:
-            print(f"  {error.path}: {error.message}", file=sys.stderr)
+            print(f"  {error}", file=sys.stderr)  # file: $.json.path: problem
         print("add takes a results.json written by vlm-tv-eval.", file=sys.stderr)
         return 1
     results, errors = read_json(args.results)
@@ -188,6 +189,8 @@ def _add(args: argparse.Namespace) -> int:
         print("\n".join(map(str, errors)), file=sys.stderr)
         return 1
     refused = _custom_task_problem(args.results, results)
+    if not refused and (why := run_id_problem(results)):
+        refused = f"{args.results}: $.run_id: {why}"
     if not refused and not args.allow_partial:
         refused = _partial_problem(args.results, results)
     reproduces = None

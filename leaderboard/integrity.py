@@ -3,10 +3,13 @@ silently wrong:
 
 - the submission's own text (name, submitted_by, hardware, notes, ...) is not blank and holds no
   invisible or text-reordering character (`guards.text_problem`);
-- a submission still holds the results it was made from (`submission.results_sha256`), and a
-  reproduced submission's results agree with themselves
+- a submission still holds the results it was made from (`submission.results_sha256`: a guard
+  against accidental edits, truncation and copy errors, not against an editor who recomputes
+  it; see README.md), and a reproduced submission's results agree with themselves
   (`benchmark.consistency.results.check_submission`: acc = mean of per_seed, std, seeds, tasks
   and methods as configured, n as recorded);
+- a reproduced submission's `run_id` is one the harness makes for its setting
+  (`run_id_problem`);
 - a reported row is a row of the paper's tables as this project entered them (`paper.py`);
 - no two submissions are near-duplicates: the same `run_id` (a hash of the model, the config
   that decides the numbers and the items), or the same per-seed accuracies for every task and
@@ -18,6 +21,7 @@ Problems are lines `file: $.json.path: message`, like the schema's.
 from __future__ import annotations
 
 import math
+import re
 from functools import cache
 from typing import Any
 
@@ -153,9 +157,41 @@ def text_problems(data: dict[str, Any], file: str) -> list[str]:
     return problems
 
 
+# The harness's run id (harness/store.py `run_id`): the run's spec, "-", and the first 12 hex
+# digits of the sha256 of its measurement config and every item it ran on.
+RUN_ID_HEX_DIGITS = 12
+
+
+def run_id_problem(results: dict[str, Any]) -> str | None:
+    """Why `results["run_id"]` is not an id the harness makes for this run, or None.
+
+    The id is `<config.spec>-<12 lower-case hex digits>`: its shape and its spec are checked.
+    Its hash is not recomputed: it covers every item the run read (task files and images
+    included), which a results file does not hold, and the --template value as given, where
+    a results file records the template it resolved to. So this catches an id made up or
+    copied from another setting, not one made to the shape.
+    """
+    run_id = results.get("run_id")
+    spec = (results.get("config") or {}).get("spec")
+    if not isinstance(run_id, str) or not isinstance(spec, str):
+        return None  # the schema names a missing or mistyped one
+    shape = f"{re.escape(spec)}-[0-9a-f]{{{RUN_ID_HEX_DIGITS}}}"
+    if re.fullmatch(shape, run_id):
+        return None
+    shown = run_id if len(run_id) <= 80 else run_id[:80] + "..."
+    return (
+        f"{shown!r} is not a run id the harness makes for this run: that is its spec and "
+        f"{RUN_ID_HEX_DIGITS} lower-case hex digits ({spec}-<hash of its config and items>); "
+        "submit the results.json the run wrote, unedited"
+    )
+
+
 def submission_problems(data: dict[str, Any], file: str) -> list[str]:
     """Everything wrong with one schema-valid submission, beyond its schema."""
     problems = text_problems(data, file)
+    if not data["submission"]["reported"]:
+        why = run_id_problem(data["results"])
+        problems += [f"{file}: $.results.run_id: {why}"] if why else []
     problems += [f"{file}: {e.path}: {e.message}" for e in check_submission(data)]
     if data["submission"]["reported"]:
         problems += reported_problems(data, file)

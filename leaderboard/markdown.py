@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from benchmark import VQA
+from benchmark.strict_json import MAX_INT_DIGITS
 
 from . import labels, overriding, plots
 from .csv_out import OVERRIDING_CSV
@@ -80,7 +81,23 @@ ranked**, with the reasons, never among the ranked rows; its Avg is over its own
 reproduction (`add --reproduces FILE`: a rerun of a row already here with the same model and
 config), shown with the row it reruns, which alone holds the rank. Results of tasks outside the
 benchmark's registry are not taken.
-""".replace("{seeds}", ", ".join(str(s) for s in PROTOCOL_SEEDS))
+
+**What `check` vouches for, and what it cannot.** Each submission records the sha256 of its
+results (`submission.results_sha256`, over their canonical JSON), and `check` refuses a file
+whose results no longer match it: that catches accidental edits, a truncated or damaged file and
+copy errors. It is not a signature: anyone can recompute a sha256, so it cannot stop someone who
+changes the numbers and the hash together (the error never prints the expected hash, so it is
+not pasted in by mistake either). A run's `run_id` must have the shape the harness gives it, the
+run's spec and 12 hex digits (`text_examples-8191332e98c4`), which catches an id made up or
+copied from another setting; its digits hash every item the run read, which a results file does
+not hold, so they are not recomputed here. Files are read strictly: NaN, Infinity, a number
+that overflows to it (`1e999`) and an integer of more than {max_digits} digits are refused with
+the file and JSON path. What vouches for a reproduced row's numbers is a rerun of it
+(`add --reproduces`). Concurrent `add`s take turns (a lock beside `submissions/`), and a name
+already taken is refused, never overwritten.
+""".replace("{seeds}", ", ".join(str(s) for s in PROTOCOL_SEEDS)).replace(
+    "{max_digits}", str(MAX_INT_DIGITS)
+)
 
 
 OVERRIDING_INTRO = f"""\

@@ -6,7 +6,9 @@ shows up as a schema error or a file that `add` would not have produced: the sub
 the sha256 of its results (`submission.results_sha256`), and `integrity.py` checks that, the
 results against themselves, reported rows against the paper, and near-duplicates.
 Files are read strictly (`benchmark.strict_json.loads_checked`: no NaN, no duplicate keys, no
-deep nesting), and only when they are regular files of bounded size (`guards.read_capped`).
+deep nesting, no number that is not finite or has too many digits), and only when they are
+regular files of bounded size (`guards.read_capped`). A file is written under the folder's lock
+and never over another (`write_submission`), so concurrent `add`s lose nothing.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from benchmark import VQA, measurement_config, validate
-from benchmark.files import atomic_write_text, slug
+from benchmark.files import atomic_create_text, atomic_write_text, slug
 from benchmark.strict_json import canonical_sha256, loads_checked
 
 from . import labels, reproductions
@@ -252,28 +258,84 @@ def _target_problem(target: Path, replace_reported: bool) -> str | None:
     if replace_reported:
         return replace_problem(target)
     if os.path.lexists(target):
-        return (
-            f"{target} already exists; a submission's name and setting must be unique: "
-            "pick another --name"
-        )
+        return _taken(target)
     return None
+
+
+def _taken(target: Path) -> str:
+    return (
+        f"{target} already exists; a submission's name and setting must be unique: "
+        "pick another --name (nothing was written)"
+    )
+
+
+# How long a writer waits for another one to finish before giving up; a write takes seconds.
+LOCK_WAIT_S = 120.0
+
+
+def lock_path(folder: Path) -> Path:
+    """The lock file of a submissions folder: beside it (`<root>/.submissions.lock`), so the
+    folder holds only submissions."""
+    return folder.with_name(f".{folder.name}.lock")
+
+
+@contextmanager
+def locked(folder: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the submissions folder's lock: a writer checks the folder (name taken, duplicates)
+    and writes its file with no other writer in between. Without it, two `add`s of one --name
+    both find the name free and the second silently replaces the first. The lock is the
+    kernel's (flock, through `filelock`), so a writer that dies releases it."""
+    lock = FileLock(lock_path(folder), timeout=wait_s)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise SubmissionError(
+            f"another vlm-tv-leaderboard command has been writing to {folder} for "
+            f"{wait_s:.0f} s ({lock_path(folder)} is held); let it finish, then rerun"
+        ) from None
+    except OSError as exc:
+        raise SubmissionError(
+            f"cannot lock {lock_path(folder)}: {exc.strerror or exc}; --root must name a "
+            "writable leaderboard folder"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def write_submission(data: dict[str, Any], folder: Path, *, replace_reported: bool = False) -> Path:
     """Validate and check `data`, refuse duplicates and near-duplicates of existing submissions,
     and write it to `folder`. An existing file of the same name is never replaced, except a paper
-    row by a paper row (`replace_reported`, see `replace_problem`)."""
+    row by a paper row (`replace_reported`, see `replace_problem`).
+
+    The checks against the folder and the write happen under the folder's lock (`locked`), and
+    a new file is created exclusively (`atomic_create_text`): of concurrent writers of one
+    name, one writes and the others wait, then are refused; none is lost while told "wrote"."""
     file = submission_filename(data)
     errors = schema_problems(data, file) or submission_problems(data, file)
     if errors:
         raise SubmissionError("not a valid submission:\n  " + "\n  ".join(errors))
+    if folder.exists() and not folder.is_dir():
+        raise SubmissionError(f"{folder} is a file, not a folder; move it away or pick --root")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SubmissionError(
+            f"cannot create {folder}: {exc.strerror or exc}; --root must name a writable "
+            "leaderboard folder"
+        ) from None
+    with locked(folder):
+        return _write_locked(data, folder, file, replace_reported)
+
+
+def _write_locked(data: dict[str, Any], folder: Path, file: str, replace_reported: bool) -> Path:
+    """`write_submission`'s checks against the folder and its write, under the lock."""
     target = folder / file
     problem = _target_problem(target, replace_reported)
     if problem:
         raise SubmissionError(problem)
-    if folder.exists() and not folder.is_dir():
-        raise SubmissionError(f"{folder} is a file, not a folder; move it away or pick --root")
-    existing, _ = load_submissions(folder) if folder.is_dir() else ([], [])
+    existing, _ = load_submissions(folder)
     reruns = reproductions.target_of(data)
     if reruns is not None:
         row = next((other for other in existing if other.file == reruns), None)
@@ -302,7 +364,12 @@ def write_submission(data: dict[str, Any], folder: Path, *, replace_reported: bo
                 f"{other.file})"
             )
     try:
-        atomic_write_text(target, dumps(data))
+        if replace_reported:  # a paper row replaces its own file (checked above)
+            atomic_write_text(target, dumps(data))
+        else:
+            atomic_create_text(target, dumps(data))
+    except FileExistsError:  # a writer that does not take the lock got there first
+        raise SubmissionError(_taken(target)) from None
     except OSError as exc:
         raise SubmissionError(
             f"cannot write {target}: {exc.strerror or exc}; --root must name a writable "

@@ -36,7 +36,7 @@ def results() -> dict:
     return {
         "kind": "results",
         "schema_version": 1,
-        "run_id": "20261122-120000-abc123",
+        "run_id": "text_examples-0123456789ab",  # the harness's shape: <spec>-<12 hex>
         "created": "2026-11-22T12:00:00+00:00",
         "model": {"name": "smollm2-135m", "revision": None, "num_layers": 30},
         "config": {

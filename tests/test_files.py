@@ -1,4 +1,5 @@
-"""benchmark.files: the one slug rule and the one atomic-write mechanism."""
+"""benchmark.files: the one slug rule and the one atomic-write mechanism (and its exclusive
+form, which never replaces a file)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.files import (
+    atomic_create_text,
     atomic_output,
     atomic_write_bytes,
     atomic_write_text,
@@ -119,3 +121,64 @@ def test_an_error_removes_a_half_written_directory(tmp_path):
             (tmp / "a.json").write_text("1")
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_exclusive_create_never_replaces_a_file(tmp_path):
+    target = tmp_path / "sub" / "a.json"
+    atomic_create_text(target, "first")
+    with pytest.raises(FileExistsError):
+        atomic_create_text(target, "second")
+    assert target.read_text() == "first"
+    assert leftovers(target.parent) == []
+
+
+def test_an_exclusive_create_refuses_a_dangling_link(tmp_path):
+    """A link to nothing is a taken name too: writing through it would create its target."""
+    target = tmp_path / "a.json"
+    target.symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FileExistsError):
+        atomic_create_text(target, "x")
+    assert not (tmp_path / "elsewhere").exists() and leftovers(tmp_path) == []
+
+
+def _create_in_a_child(target: str, text: str, start: float) -> str:
+    import time
+
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        atomic_create_text(target, text)
+    except FileExistsError:
+        return "refused"
+    return "wrote"
+
+
+def test_racing_exclusive_creates_write_once(tmp_path):
+    """Many processes racing for one name: one writes, every other is refused, and the file
+    holds the text of the one that wrote."""
+    import multiprocessing
+    import time
+
+    target = str(tmp_path / "a.json")
+    start = time.time() + 3
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        args = [(target, f"writer {i}", start) for i in range(8)]
+        outcomes = pool.starmap(_create_in_a_child, args, chunksize=1)
+    assert outcomes.count("wrote") == 1, outcomes
+    assert Path(target).read_text() == f"writer {outcomes.index('wrote')}"
+    assert leftovers(tmp_path) == []
+
+
+def test_an_exclusive_create_without_hard_links_still_refuses(tmp_path, monkeypatch):
+    """On a file system without hard links the check and the rename stand in for the link."""
+    import errno
+    import os
+
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    target = tmp_path / "a.json"
+    atomic_create_text(target, "first")
+    with pytest.raises(FileExistsError):
+        atomic_create_text(target, "second")
+    assert target.read_text() == "first" and leftovers(tmp_path) == []

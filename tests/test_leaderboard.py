@@ -172,11 +172,23 @@ def test_same_results_under_another_name_and_run_path_is_a_duplicate(tmp_path):
     assert len(problems) == 1 and "duplicate of" in problems[0]
 
 
+def spec_run_id(results: dict) -> dict:
+    """`results` with its run id on its config's spec, as the harness names it
+    (`<spec>-<12 hex>`), after a fixture changed the spec."""
+    results["run_id"] = f"{results['config']['spec']}-{results['run_id'][-12:]}"
+    return results
+
+
+def another_run_id(run_id: str) -> str:
+    """A run id of the same shape (`<spec>-<12 hex>`) and setting, but another run's."""
+    return run_id[:-4] + ("beef" if not run_id.endswith("beef") else "cafe")
+
+
 def rerun(data: dict, task: str = "food_color", method: str = "patch") -> dict:
     """`data` as another run would submit it: another run_id, one per-seed accuracy changed
     (acc and std recomputed), the results' sha256 recorded anew."""
     data = copy.deepcopy(data)
-    data["results"]["run_id"] += "-rerun"
+    data["results"]["run_id"] = another_run_id(data["results"]["run_id"])
     entry = data["results"]["results"][task][method]
     entry["per_seed"][0] = round(entry["per_seed"][0] + 0.01, 2)
     entry["acc"] = statistics.fmean(entry["per_seed"])
@@ -306,6 +318,7 @@ def overriding_results(*, failures: int = 3) -> dict:
     )
     results["config"]["layer"] = 21  # the image sets have no labels to sweep on
     results["layer_selection"] = {"mode": "override", "layer": 21}
+    spec_run_id(results)
     results["judge"] = dict(JUDGE)
     results["results"] = {}
     for i, task in enumerate(tasks):
@@ -342,6 +355,7 @@ def text_results() -> dict:
     results["config"]["layer"] = 21
     results["layer_selection"] = {"mode": "override", "layer": 21}
     results["judge"] = None
+    spec_run_id(results)
     results["results"] = {
         "override_text": {
             method: dict(
@@ -833,6 +847,7 @@ def _reproduction(**changes) -> dict:
         cfg["template"]["chat"] = {"before": "User: ", "after": "<end_of_utterance>\nAssistant:"}
     cfg["tasks"], cfg["seeds"], cfg["methods"] = list(config.tasks), [0, 1, 2], cfg["methods"]
     results["config"] = cfg
+    spec_run_id(results)
     entry = results["results"]["country_capital"]
     results["results"] = {task: copy.deepcopy(entry) for task in config.tasks}
     if config.source_model:
@@ -1648,7 +1663,6 @@ def _injection_root(tmp_path: Path, capsys) -> Path:
     root = make_root(tmp_path, [SMOLLM2, TABLE_5])
     results = full_results()
     results["model"]["name"] = "m`x|<img src=x onerror=alert(5)>"
-    results["run_id"] = "run`<script>alert(6)</script>"
     results["versions"]["vlm_tv_eval"] = "<img src=x onerror=alert(7)>"
     path = _results_file(tmp_path, results)
     argv = ["--root", str(root), "add", str(path), "--name", EVIL, "--date", "2026-11-24"]
@@ -1694,7 +1708,9 @@ def test_markup_in_submission_values_is_shown_as_text_in_the_readme(tmp_path, ca
     assert "model card: javascript:alert(4)" in text
     assert "Notes: one | a | b | <script>alert(2)</script> [c](javascript:alert(3)) `c`" in text
     assert "model m`x|<img src=x onerror=alert(5)>" in text
-    assert "run run`<script>alert(6)</script>, vlm-tv-eval <img src=x onerror=alert(7)>" in text
+    # (a run id is only ever `<spec>-<12 hex>`: add refuses any other, markup included)
+    run_id = full_results()["run_id"]
+    assert f"run {run_id}, vlm-tv-eval <img src=x onerror=alert(7)>" in text
     mine = [(href, label) for href, label in page.links if label == EVIL]
     assert len(mine) == 4 + 1  # four table rows and the submissions list
     assert {href for href, _ in mine} == {
@@ -1759,7 +1775,7 @@ def test_a_submissions_path_that_is_not_a_writable_folder_is_a_clear_error(
     def refuse(target, text):
         raise PermissionError(13, "Permission denied", str(target))
 
-    monkeypatch.setattr("leaderboard.submissions.atomic_write_text", refuse)
+    monkeypatch.setattr("leaderboard.submissions.atomic_create_text", refuse)  # a new file
     rc, out = run(capsys, *_add_args(root, path, "--name", "x"))
     assert rc == 1 and "cannot write" in out and "Permission denied" in out
     assert "Traceback" not in out

@@ -1,13 +1,16 @@
 """The leaderboard against a hostile or careless user: `reported` never replaces someone's
 submission, a mistyped --root is refused, metadata that is blank, dated in the future or holds
-invisible characters is refused, unknown keys fail `check`, and files that are not plain JSON
-(links, FIFOs, devices, huge files) are named and skipped instead of hanging `check`."""
+invisible characters is refused, unknown keys fail `check`, files that are not plain JSON
+(links, FIFOs, devices, huge files) are named and skipped instead of hanging `check`, numbers
+that are not numbers (1e999, 4,000 digits) are refused in one line, concurrent `add`s of one
+name lose nothing, the hash error gives away no hash, and a made-up run id is refused."""
 
 from __future__ import annotations
 
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +18,7 @@ from pathlib import Path
 import pytest
 from examples import good, rehash
 
+from benchmark.strict_json import canonical_sha256
 from leaderboard import ROOT, paper
 from leaderboard.cli import main
 from leaderboard.guards import MAX_FILE_BYTES, date_problem, read_capped
@@ -302,7 +306,7 @@ def test_the_same_numbers_under_another_run_id_and_name_are_refused(tmp_path, ca
     results = good("results")
     rc, out = run(capsys, *add_args(root, results_file(tmp_path, results), "--name", "First"))
     assert rc == 0, out
-    results["run_id"] = "20261123-000000-ffffff"
+    results["run_id"] = "text_examples-ffffffffffff"
     results["created"] = "2026-11-23T00:00:00+00:00"
     again = results_file(tmp_path, results, "again.json")
     rc, out = run(capsys, *add_args(root, again, "--name", "Second"))
@@ -310,3 +314,183 @@ def test_the_same_numbers_under_another_run_id_and_name_are_refused(tmp_path, ca
     assert [p.name for p in (root / "submissions").iterdir()] == [
         "first_text-examples-to-text.json"
     ]
+
+
+# --- 6. numbers that are not numbers, and races ------------------------------------------------
+
+# JSON number literals no vlm-tv-eval file holds: 1e999 reads as infinity in Python, and a
+# 4,000-digit integer is under Python's 4,300-digit limit but no float can hold it.
+HUGE_INT = "1" + "0" * 3999
+NOT_NUMBERS = [("1e999", "infinity"), ("-1e999", "infinity"), (HUGE_INT, "4000 digits")]
+
+
+def with_number(results: dict, literal: str) -> str:
+    """`results` as JSON text with `timings.total` (a field no schema bounds) set to `literal`."""
+    results = dict(results, timings={"total": 12345.5})
+    return json.dumps(results).replace("12345.5", literal, 1)
+
+
+def one_line_naming(out: str, file: str, path: str) -> None:
+    """No traceback, and the problem on one line that names the file and the JSON path."""
+    assert "Traceback" not in out, out
+    lines = [line for line in out.splitlines() if path in line]
+    assert len(lines) == 1 and file in lines[0], out
+
+
+@pytest.mark.parametrize(("literal", "words"), NOT_NUMBERS)
+def test_validate_refuses_a_number_that_is_not_finite_or_too_long(tmp_path, capsys, literal, words):
+    from harness.cli import main as eval_main
+
+    path = tmp_path / "results.json"
+    path.write_text(with_number(good("results"), literal), "utf-8")
+    rc = eval_main(["validate", str(path)])
+    out = capsys.readouterr()
+    assert rc == 1, out
+    one_line_naming(out.out + out.err, str(path), "$.timings.total")
+    assert words in out.err
+
+
+@pytest.mark.parametrize(("literal", "words"), NOT_NUMBERS)
+def test_add_refuses_a_number_that_is_not_finite_or_too_long(tmp_path, literal, words):
+    root = make_root(tmp_path)
+    path = tmp_path / "results.json"
+    path.write_text(with_number(good("results"), literal), "utf-8")
+    done = in_fresh_python(add_args(root, path, "--name", "Tiny"))
+    assert done.returncode == 1, done.stderr
+    one_line_naming(done.stdout + done.stderr, str(path), "$.timings.total")
+    assert words in done.stderr
+    assert list((root / "submissions").iterdir()) == []
+
+
+@pytest.mark.parametrize(("literal", "words"), NOT_NUMBERS)
+def test_check_refuses_a_number_that_is_not_finite_or_too_long(tmp_path, literal, words):
+    root = make_root(tmp_path, (SMOLLM2,))
+    path = root / "submissions" / SMOLLM2.name
+    text = path.read_text("utf-8")
+    assert text.count('"total": ') == 1
+    path.write_text(re.sub(r'"total": [0-9.]+', f'"total": {literal}', text), "utf-8")
+    for command in ("check", "build"):
+        done = in_fresh_python(["--root", str(root), command])
+        assert done.returncode == 1, done.stderr
+        one_line_naming(done.stderr, SMOLLM2.name, "$.results.timings.total")
+        assert words in done.stderr
+
+
+def test_the_number_bounds_are_exact():
+    """The largest finite float and a 30-digit integer are numbers; one step past is not."""
+    from benchmark.strict_json import MAX_INT_DIGITS, loads_checked
+
+    for fine in ("1e308", "-1.7976931348623157e308", "1e-999", "9" * MAX_INT_DIGITS):
+        assert loads_checked(f"[{fine}]")[1] == [], fine
+    assert loads_checked(f"[-{'9' * MAX_INT_DIGITS}]")[1] == []
+    for refused, path in (("1e309", "$[0]"), ("1" * (MAX_INT_DIGITS + 1), "$[0]")):
+        obj, errors = loads_checked(f"[{refused}]")
+        assert obj is None and [e.path for e in errors] == [path], refused
+    _, errors = loads_checked('{"a": [1, {"b": -1e999}]}')
+    assert [str(e) for e in errors] == [
+        "<data>: $.a[1].b: -1e999 is beyond the range of a 64-bit float: it would read as "
+        "-infinity (only finite numbers are valid); no vlm-tv-eval file holds such a number"
+    ]
+
+
+def _slow_add(argv: list[str], start: float) -> tuple[int, str]:
+    """`add` in a child process (its exit status and output), started at `start`, on a file
+    system slow enough that every child has checked for an existing file before any has
+    written one: without a lock, each one writes, the last one wins, and two submissions are
+    lost while all three say "wrote"."""
+    import contextlib
+    import io
+    import time
+
+    import leaderboard.cli
+    import leaderboard.submissions
+
+    slow = leaderboard.submissions.load_submissions
+
+    def load_slowly(*args, **kwargs):
+        time.sleep(1.0)
+        return slow(*args, **kwargs)
+
+    leaderboard.submissions.load_submissions = load_slowly
+    time.sleep(max(0.0, start - time.time()))
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        rc = leaderboard.cli.main(argv)
+    return rc, said.getvalue()
+
+
+def test_concurrent_adds_of_one_name_write_one_and_refuse_the_others(tmp_path):
+    import multiprocessing
+    import time
+
+    root = make_root(tmp_path)
+    argvs = []
+    for i in range(3):  # three different runs (numbers, run ids) under one --name
+        results = good("results")
+        results["run_id"] = f"text_examples-00000000000{i}"
+        for entry in results["results"]["country_capital"].values():
+            entry["acc_strict"] = 0.1 * (i + 1)
+        path = results_file(tmp_path, results, f"results{i}.json")
+        argvs.append(add_args(root, path, "--name", "Same"))
+    context = multiprocessing.get_context("spawn")
+    start = time.time() + 10  # all three imported and waiting by then
+    with context.Pool(3) as pool:
+        outcomes = pool.starmap(_slow_add, [(argv, start) for argv in argvs], chunksize=1)
+    codes = [rc for rc, _ in outcomes]
+    assert sorted(codes) == [0, 1, 1], outcomes
+    for rc, said in outcomes:
+        words = "wrote " if rc == 0 else "already exists; a submission's name and setting must"
+        assert words in said and "Traceback" not in said, said
+    files = list((root / "submissions").glob("*.json"))
+    assert [p.name for p in files] == ["same_text-examples-to-text.json"]
+    written = json.loads(files[0].read_text("utf-8"))["results"]
+    winner = codes.index(0)
+    assert written["run_id"] == f"text_examples-00000000000{winner}"
+
+
+# --- 7. the integrity hash and run ids ----------------------------------------------------------
+
+
+def test_the_hash_error_does_not_print_the_hash_to_paste(tmp_path, capsys):
+    """A message holding the expected sha256 is a recipe for silencing the check."""
+    root = make_root(tmp_path, (SMOLLM2,))
+    path = root / "submissions" / SMOLLM2.name
+    data = json.loads(path.read_text("utf-8"))
+    data["results"]["results"]["food_color"]["patch"]["acc_strict"] = 0.99
+    path.write_text(dumps(data), "utf-8")
+    rc, out = run(capsys, "--root", str(root), "check")
+    assert rc == 1 and f"{SMOLLM2.name}: $.submission.results_sha256: " in out, out
+    assert canonical_sha256(data["results"]) not in out
+    assert not re.search(r"[0-9a-f]{64}", out.replace(data["submission"]["results_sha256"], ""))
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "20261122-120000-abc123",  # not the harness's shape
+        "made-up",
+        "image_examples-0123456789ab",  # another spec than the run's
+        "text_examples-0123456789AB",  # the harness writes lower-case hex
+        "text_examples-0123456789abc",  # 13 hex digits
+    ],
+)
+def test_a_made_up_run_id_is_refused_by_add_and_check(tmp_path, capsys, run_id):
+    root = make_root(tmp_path)
+    results = good("results")
+    results["run_id"] = run_id
+    rc, out = run(capsys, *add_args(root, results_file(tmp_path, results), "--name", "Made up"))
+    assert rc == 1 and "$.run_id" in out and "Traceback" not in out, out
+    assert list((root / "submissions").iterdir()) == []
+    data = json.loads(SMOLLM2.read_text("utf-8"))
+    data["results"]["run_id"] = run_id
+    (root / "submissions" / SMOLLM2.name).write_text(dumps(rehash(data)), "utf-8")
+    rc, out = run(capsys, "--root", str(root), "check")
+    assert rc == 1 and f"{SMOLLM2.name}: $.results.run_id: " in out, out
+
+
+def test_a_run_id_of_the_harness_shape_is_accepted(tmp_path, capsys):
+    root = make_root(tmp_path)
+    results = good("results")
+    results["run_id"] = "text_examples-0123456789ab"
+    rc, out = run(capsys, *add_args(root, results_file(tmp_path, results), "--name", "Fine"))
+    assert rc == 0, out

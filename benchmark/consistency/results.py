@@ -282,15 +282,15 @@ def check_submission(doc: Any) -> list[SchemaError]:
         return []
     meta, results = doc["submission"], doc.get("results")
     errors = []
-    recorded, actual = meta.get("results_sha256"), canonical_sha256(results)
-    if recorded != actual:
+    if meta.get("results_sha256") != canonical_sha256(results):
         errors.append(
             SchemaError(
                 "$.submission.results_sha256",
-                f"{recorded!r} is not the sha256 of the results this file holds ({actual}): "
-                "they were changed after `vlm-tv-leaderboard add`. A submission is never edited "
-                "by hand: add the run's results.json again (or `vlm-tv-leaderboard reported` for "
-                "the paper's rows)",
+                # The expected hash is never shown: pasted in, it would silence the check.
+                "the recorded hash is not the sha256 of the results this file holds: they "
+                "were changed after `vlm-tv-leaderboard add` (or the file was damaged). A "
+                "submission is never edited by hand: add the run's results.json again (or "
+                "`vlm-tv-leaderboard reported` for the paper's rows)",
             )
         )
     if meta.get("reported") is False:
