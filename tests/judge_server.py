@@ -11,6 +11,13 @@ the `answer:` line of the judge prompt, so each test picks a behaviour by the an
 - `slow`           wait `slow_s` seconds, then {"choice": "B"}
 - `echo-key`       400 whose error message repeats the Authorization header
 - `echo-key-ok`    {"choice": "B", "note": <the Authorization header>}
+- `echo-key-most`  400 whose message repeats the Authorization header but its last 4 characters
+- `echo-url`       400 whose message repeats the request's path and query string
+- `huge:N`         reply {"choice": "B", "pad": <N characters>}
+- `gzip-ok`        {"choice": "C"}, gzip-compressed although the client asked for none
+- `gzip-bomb:N`    reply {"choice": "B", "pad": <N zeros>}, gzip-compressed (N=64 MB: 64 KB sent)
+- `deep`           reply a JSON choice with an array nested 100,000 deep
+- `drip`           a 200 whose body comes one byte every 0.2 s (for up to 20 s)
 - `unauthorized`   401
 - `say:TEXT`       reply TEXT as it is (prose, an option letter, ...)
 - `hang`           answer nothing until the server stops (a hung server)
@@ -20,15 +27,18 @@ With `models`, GET /v1/models lists them and a chat request naming another model
 whose reason is in FastAPI's {"detail": ...} (as `transformers serve` pinned to one model
 answers); without, there is no /models (404) and every model name is served.
 
-It counts requests per prompt (and GET /models requests) and keeps every request body.
+It counts requests per prompt (and GET /models requests) and keeps every request body, and the
+Authorization header and query string of every chat request.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import threading
 import time
+import zlib
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,29 +69,87 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"error": {"message": message, "type": "server_error", "code": None}}
         self._send(status, body, headers)
 
-    def _reply(self, model: str, content: str) -> None:
+    def _completion(self, model: str, content: str) -> dict:
         fake = self.server.fake
         with fake.lock:
             fake.completions += 1
             serial = fake.completions
-        self._send(
-            200,
-            {
-                "id": f"chatcmpl-test{serial}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": 100, "completion_tokens": 6, "total_tokens": 106},
-            },
-        )
+        return {
+            "id": f"chatcmpl-test{serial}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 6, "total_tokens": 106},
+        }
+
+    def _reply(self, model: str, content: str) -> None:
+        self._send(200, self._completion(model, content))
+
+    def _send_bytes(self, data: bytes, headers: dict[str, str]) -> None:
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading
+
+    def _gzip_bomb(self, model: str, size: int) -> None:
+        """A completion whose content pads to `size` zeros, gzip-compressed piece by piece (so
+        the server never holds the uncompressed body)."""
+        head, tail = json.dumps(self._completion(model, "\0")).split("\\u0000")
+        pack = zlib.compressobj(9, zlib.DEFLATED, 31)
+        parts = [pack.compress((head + '{\\"choice\\": \\"B\\", \\"pad\\": \\"').encode())]
+        block = b"0" * (1 << 20)
+        for _ in range(size // len(block)):
+            parts.append(pack.compress(block))
+        parts.append(pack.compress(('\\"}' + tail).encode()) + pack.flush())
+        self._send_bytes(b"".join(parts), {"Content-Encoding": "gzip"})
+
+    def _huge(self, model: str, size: int) -> None:
+        """A completion whose content pads to `size` x's, sent a megabyte at a time (so the
+        server never holds it, and memory measured in this process is the client's)."""
+        head, tail = json.dumps(self._completion(model, "\0")).split("\\u0000")
+        head = (head + '{\\"choice\\": \\"B\\", \\"pad\\": \\"').encode()
+        tail = ('\\"}' + tail).encode()
+        block = memoryview(b"x" * (1 << 20))
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(head) + size + len(tail)))
+            self.end_headers()
+            self.wfile.write(head)
+            for start in range(0, size, len(block)):
+                self.wfile.write(block[: size - start])
+            self.wfile.write(tail)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading
+
+    def _drip(self) -> None:
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.flush()
+            for _ in range(100):
+                if self.server.fake.stopping.wait(0.2):
+                    return
+                self.wfile.write(b" ")
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         fake = self.server.fake
@@ -95,13 +163,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         fake = self.server.fake
-        if self.path != "/v1/chat/completions":
-            self._error(404, f"no route {self.path}")
+        path, _, query = self.path.partition("?")
+        if path != "/v1/chat/completions":
+            self._error(404, f"no route {path}")
             return
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         prompt = body["messages"][0]["content"]
         auth = self.headers.get("Authorization", "")
         with fake.lock:
+            fake.auth.append(auth)
+            fake.queries.append(query)
             fake.bodies.append(body)
             fake.counts[prompt] += 1
             n = fake.counts[prompt]
@@ -132,6 +203,21 @@ class _Handler(BaseHTTPRequestHandler):
         elif answer.startswith("slow"):
             time.sleep(fake.slow_s)
             self._reply(model, '{"choice": "B"}')
+        elif answer.startswith("echo-key-most"):
+            self._error(400, f"Incorrect API key provided: {auth[:-4]}****")
+        elif answer.startswith("echo-url"):
+            self._error(400, f"Unknown route {self.path} (auth: {auth})")
+        elif answer.startswith("huge:"):
+            self._huge(model, int(answer.removeprefix("huge:")))
+        elif answer.startswith("gzip-ok"):
+            data = json.dumps(self._completion(model, '{"choice": "C"}')).encode()
+            self._send_bytes(gzip.compress(data), {"Content-Encoding": "gzip"})
+        elif answer.startswith("gzip-bomb:"):
+            self._gzip_bomb(model, int(answer.removeprefix("gzip-bomb:")))
+        elif answer.startswith("deep"):
+            self._reply(model, '{"choice": "B", "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+        elif answer.startswith("drip"):
+            self._drip()
         elif answer.startswith("echo-key-ok"):
             self._reply(model, json.dumps({"choice": "B", "note": auth}))
         elif answer.startswith("echo-key"):
@@ -163,6 +249,8 @@ class FakeOpenAI:
         self.stopping = threading.Event()
         self.counts: Counter[str] = Counter()
         self.bodies: list[dict] = []
+        self.auth: list[str] = []
+        self.queries: list[str] = []
         self.completions = 0
         self.model_lists = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)

@@ -379,8 +379,8 @@ def test_missing_key_is_refused_without_base_url(monkeypatch, server):
     with pytest.raises(JudgeConfigError, match="set OPENAI_API_KEY"):
         Judge()
     # a local server needs no key: a placeholder is sent
-    (v,) = local_judge(server).judge_all([request("echo-key-ok")], progress=False)
-    assert json.loads(v["raw"])["note"] == "Bearer no-key"
+    (v,) = local_judge(server).judge_all([request("choose:B")], progress=False)
+    assert v["choice"] == "B" and server.auth == ["Bearer no-key"]
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -548,6 +548,7 @@ def _image_run(folder: Path, answers: list[str]) -> Path:
     lines = "".join(json.dumps(r) + "\n" for r in rows)
     (folder / "generations_override-semantic.jsonl").write_text(lines)
     doc = {
+        "run_id": "instruction-000000000000",
         "seeds": [0],
         "layer_selection": None,
         "config": {
@@ -558,6 +559,9 @@ def _image_run(folder: Path, answers: list[str]) -> Path:
         },
     }
     (folder / "pending_results.json").write_text(json.dumps(doc))
+    from harness.overriding.scoring import seal_generations
+
+    seal_generations(folder, "override_semantic", rows, doc)  # as the run seals what it wrote
     return folder
 
 
@@ -614,10 +618,9 @@ def test_labelled_answers_none_judged_have_null_judge_figures():
     from harness.overriding.scoring import method_result
     from harness.results import entry_header
 
-    rows = [
-        {"doc_id": f"d{i}", "seed": 0, "exact_override": i == 0, "exact_original": i == 1}
-        for i in range(3)
-    ]
+    labels = {"override_label": "Euro", "original_label": "Paris"}
+    answers = ["Euro", "Paris", "London"]
+    rows = [{"doc_id": f"d{i}", "seed": 0, "answer": a, **labels} for i, a in enumerate(answers)]
     failed = {"choice": None, "success": None, "parse": None, "error": "APITimeoutError"}
     verdicts = {("override_text", "original", 0, r["doc_id"]): failed for r in rows}
     header = entry_header(get_method("original"), "instruction", 5, None)

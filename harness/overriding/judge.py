@@ -4,27 +4,30 @@ any OpenAI-compatible server given by `base_url` (vLLM, llama.cpp, Ollama, `tran
 serve`, Azure). Temperature 0 and a small `max_tokens`; every verdict records the model, the
 base_url, the sha256 of the exact prompt and how the reply was read; a failed judgement is
 recorded as failed, never filled in. The key is read only from OPENAI_API_KEY and is written
-nowhere (error text is scrubbed). How requests are bounded: see `Judge`.
+nowhere: every URL and every text from the server is scrubbed first (`redact`). How requests
+and replies are bounded: see `Judge`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
 import logging
-import os
 import re
 import threading
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, NamedTuple
 
 from benchmark.files import write_json_atomic
 
 from ..errors import JudgeConfigError
+from .redact import env_key, public_url, scrub, scrub_logs, split_url, url_secrets
 from .verdicts import (
     SUCCESS_CHOICES,
     JudgeRequest,
@@ -47,15 +50,19 @@ PLACEHOLDER_KEY = "no-key"
 # `transformers serve` generates up to 1024 tokens), and the requests time out.
 MAX_TOKENS = 64
 
+# The most of one HTTP reply the judge reads (after decompression): a verdict is a few hundred
+# bytes and a /models list tens of kilobytes, so a larger reply is a broken or hostile server,
+# refused before it fills memory (a 30 MB reply, a gzip bomb).
+MAX_REPLY_BYTES = 4 << 20
+# The most of a reply a verdict or the cache stores; a longer one is cut and marked.
+MAX_STORED_REPLY = 2000
+
 _DATED = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _MAX_ERROR_CHARS = 500
+# Text from the server is cut to this before it is scrubbed (a scrub is linear in its length),
+# and to the limits above after, so a secret cut at the first cut is cut off by the second.
+_SCRUB_WINDOW = 20_000
 _SHOWN_MODELS = 10
-_REDACTED = "[REDACTED]"
-# Scrubbed from error text besides the key itself: bearer tokens and OpenAI-style secret keys.
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)(bearer\s+)\S+"),
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),
-)
 # A model named by a local path: absolute, home-relative, ./ or ../, or a Windows drive.
 _LOCAL_PATH = re.compile(r"\A(?:[/~]|\.{1,2}[/\\]|[A-Za-z]:[/\\]|\\\\)")
 
@@ -72,14 +79,107 @@ def public_name(model: str) -> str:
     return re.split(r"[/\\]", model.rstrip("/\\"))[-1] or model
 
 
-def public_url(url: str | None) -> str | None:
-    """`url` without a user name or password in it (they would be a secret in results)."""
-    if url is None:
-        return None
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+def stored_reply(raw: str, secrets: Sequence[str | None] = ()) -> str:
+    """A reply as a verdict or the cache stores it: scrubbed of secrets, and at most
+    MAX_STORED_REPLY characters, a longer one marked as cut (with its full length)."""
+    if len(raw) <= MAX_STORED_REPLY:
+        return scrub(raw, secrets)
+    kept = scrub(raw[: MAX_STORED_REPLY + 200], secrets)[:MAX_STORED_REPLY]
+    return f"{kept}... [truncated: the reply has {len(raw)} characters]"
+
+
+# -- bounded replies ------------------------------------------------------------------------
+
+
+class _NotRead(Exception):
+    """A reply that is not read (too large, encoded oddly, damaged): why, as recorded."""
+
+
+def _read_bounded(response: Any, limit: int, deadline: float | None) -> bytes:
+    """A streamed response's body, decompressed, refused (`_NotRead`) past `limit` bytes read
+    or decoded; a body still coming at `deadline` raises the HTTP library's ReadTimeout (the
+    client's timeout bounds each read, not a server that drips bytes). Compressed bodies are
+    asked not to come; gzip and deflate are decoded in bounded steps all the same."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        decoder = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        decoder = zlib.decompressobj(wbits=47)  # gzip or zlib framing, found from the header
+    else:
+        raise _NotRead(f"the judge server sent its reply as {encoding!r}, which is not decoded")
+    body = bytearray()
+    read = 0
+    for chunk in response.iter_raw():
+        read += len(chunk)
+        if deadline is not None and time.monotonic() > deadline:
+            lib = importlib.import_module(type(response.request).__module__.split(".")[0])
+            raise lib.ReadTimeout("the reply did not end in time", request=response.request)
+        while chunk and decoder is not None:
+            try:
+                body += decoder.decompress(chunk, limit + 1 - len(body))
+            except zlib.error as err:
+                raise _NotRead(f"the judge server's {encoding} reply is damaged ({err})") from None
+            chunk = decoder.unconsumed_tail if len(body) <= limit else b""
+        if decoder is None:
+            body += chunk
+        if len(body) > limit or read > limit:
+            raise _NotRead(
+                f"the judge server's reply is over {limit} bytes and was not read further (a "
+                f"verdict is a few hundred bytes)"
+            )
+    if decoder is not None and not decoder.eof:
+        raise _NotRead(f"the judge server's {encoding} reply ends early")
+    return bytes(body)
+
+
+@functools.cache
+def _bounded_client_class(base: type) -> type:
+    """A subclass of the openai client's HTTP client (`openai.DefaultHttpxClient`: httpx or
+    httpx2, whichever that openai version uses, with its proxies and defaults) whose replies
+    are read by `_read_bounded`. A reply that is not read becomes a 502 that is not retried,
+    its reason the error message, so the verdict records it as failed."""
+
+    class BoundedClient(base):  # type: ignore[misc, valid-type]
+        max_reply_bytes = MAX_REPLY_BYTES
+
+        def send(self, request: Any, *, stream: bool = False, **kwargs: Any) -> Any:
+            if stream:  # the judge never streams; a caller that does reads as it likes
+                return super().send(request, stream=True, **kwargs)
+            request.headers["Accept-Encoding"] = "identity"
+            timeout = (request.extensions.get("timeout") or {}).get("read")
+            deadline = time.monotonic() + timeout if timeout else None
+            response = super().send(request, stream=True, **kwargs)
+            status, headers = response.status_code, response.headers
+            try:
+                body = _read_bounded(response, self.max_reply_bytes, deadline)
+            except _NotRead as err:
+                message = {"error": {"message": str(err), "type": "reply_not_read", "code": None}}
+                body = json.dumps(message).encode("utf-8")
+                status = status if status >= 400 else 502
+                headers = {"content-type": "application/json", "x-should-retry": "false"}
+            finally:
+                response.close()
+            drop = ("content-encoding", "content-length", "transfer-encoding")
+            items = headers.multi_items() if hasattr(headers, "multi_items") else headers.items()
+            kept = [(k, v) for k, v in items if k.lower() not in drop]
+            extensions = {
+                k: v
+                for k, v in response.extensions.items()
+                if k in ("http_version", "reason_phrase")
+            }
+            out = type(response)(
+                status,
+                headers=kept,
+                content=body,
+                request=request,
+                extensions=extensions,
+                history=response.history,
+            )
+            out.read()
+            out._elapsed = response.elapsed  # as the client sets it on a response it reads
+            return out
+
+    return BoundedClient
 
 
 class Outcome(NamedTuple):
@@ -107,7 +207,10 @@ class Judge:
 
     What bounds the requests, so that they cannot pile up on a slow or hung server:
 
-    1. Each HTTP request is limited to `timeout` seconds. The openai client retries a request
+    1. Each HTTP request is limited to `timeout` seconds (a reply still coming after it is cut
+       off, so a server that drips bytes cannot hold a request), and each reply to
+       MAX_REPLY_BYTES read and decoded (a larger one, or a gzip bomb, is recorded as failed,
+       not retried). The openai client retries a request
        up to `max_retries` times on connection errors, timeouts, 408, 409, 429 and 5xx,
        waiting what `Retry-After` asks (up to 120 s) or backing off exponentially; then the
        verdict is recorded as failed. So a prompt costs at most 1 + `max_retries` requests.
@@ -123,12 +226,17 @@ class Judge:
     answer; verdicts already judged stay in the cache.
 
     The key comes only from OPENAI_API_KEY. With `base_url` the key (or, when unset, a
-    placeholder) is sent to that server, as the openai client does. Without `base_url` the
-    requests go to https://api.openai.com/v1 (OPENAI_BASE_URL is not consulted).
+    placeholder) is sent to that server, as the openai client does; a query in `base_url`
+    (`?api-version=...&api-key=...`) is sent with every request. Without `base_url` the
+    requests go to https://api.openai.com/v1 (OPENAI_BASE_URL is not consulted). Nothing the
+    judge writes or logs holds a secret: URLs are written as `redact.public_url` shows them
+    (no user name, password or query value but api-version) and every text from the server
+    is scrubbed (`redact.scrub`: the key, even in part, the URL's secrets, credential-shaped
+    text); a stored reply keeps at most MAX_STORED_REPLY characters, marked when cut.
 
     With `cache_dir`, each successful verdict's choice and reply are stored as JSON keyed by
-    sha256 of (model, base_url, prompt); a cached prompt is not sent again, and failures are not
-    cached, so a rerun re-asks only what failed.
+    sha256 of (model, public base_url, prompt); a cached prompt is not sent again, and failures
+    are not cached, so a rerun re-asks only what failed.
     """
 
     def __init__(
@@ -151,8 +259,8 @@ class Judge:
         base_url = base_url.strip().rstrip("/") if base_url else None
         if base_url is not None and not re.match(r"(?i)https?://", base_url):
             raise JudgeConfigError(
-                f"judge base_url {base_url!r} is not an http(s) URL; pass the server's API root, "
-                "e.g. http://127.0.0.1:8000/v1"
+                f"judge base_url {public_url(base_url)!r} is not an http(s) URL; pass the "
+                "server's API root, e.g. http://127.0.0.1:8000/v1"
             )
         if base_url is None and not _DATED.search(model):
             raise JudgeConfigError(
@@ -172,7 +280,7 @@ class Judge:
             raise JudgeConfigError(f"timeout must be > 0 seconds, not {timeout!r}")
         if budget_s is not None and not budget_s > 0:
             raise JudgeConfigError(f"budget_s must be > 0 seconds or None, not {budget_s!r}")
-        key = os.environ.get("OPENAI_API_KEY") or None
+        key = env_key()
         if key is None and base_url is None:
             raise JudgeConfigError(
                 "set OPENAI_API_KEY in the environment to use the OpenAI judge (or pass a "
@@ -195,13 +303,20 @@ class Judge:
         self.stop_after_failures = stop_after_failures
         self.budget_s = budget_s
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._key = key
+        self._secrets = [key, *url_secrets(base_url)]
+        scrub_logs(self._secrets)
         self._openai = openai
+        # Credentials and query go to the client apart from the URL, so that the URL it logs
+        # and puts in errors holds neither; the server gets what the whole URL would send.
+        root, credentials, query = split_url(base_url or OPENAI_API_URL)
+        http_client = _bounded_client_class(openai.DefaultHttpxClient)
         self._client = openai.OpenAI(
             api_key=key or PLACEHOLDER_KEY,
-            base_url=base_url or OPENAI_API_URL,
+            base_url=root,
+            default_query=dict(query) or None,
             timeout=self.timeout,
             max_retries=max_retries,
+            http_client=http_client(timeout=self.timeout, auth=credentials),
         )
         self._served_as: str | None = None  # the id requests use, once checked
         self._deadline: float | None = None
@@ -229,15 +344,10 @@ class Judge:
 
     # -- errors -----------------------------------------------------------------------------
 
-    def _scrub_key(self, text: str) -> str:
-        return text.replace(self._key, _REDACTED) if self._key else text
-
     def _scrub(self, text: str) -> str:
-        """Error text without the key, bearer tokens or anything shaped like a secret key."""
-        text = self._scrub_key(text)
-        for pattern in _SECRET_PATTERNS:
-            text = pattern.sub(lambda m: (m.group(1) if m.lastindex else "") + _REDACTED, text)
-        return text
+        """Text from the server without the key (even in part), the URL's secrets or anything
+        shaped like a credential."""
+        return scrub(text, self._secrets)
 
     def _error_text(self, err: BaseException) -> str:
         message = " ".join(str(err).split())
@@ -248,7 +358,7 @@ class Judge:
         if isinstance(detail, (str, list)) and detail:
             message += f" - {' '.join(str(detail).split())}"
         text = f"{type(err).__name__}: {message}" if message else type(err).__name__
-        return clip(self._scrub(text), _MAX_ERROR_CHARS)
+        return clip(self._scrub(text[:_SCRUB_WINDOW]), _MAX_ERROR_CHARS)
 
     def _refused(self, err: BaseException) -> JudgeConfigError:
         return JudgeConfigError(
@@ -304,7 +414,7 @@ class Judge:
     def _cache_path(self, prompt: str) -> Path | None:
         if self.cache_dir is None:
             return None
-        ident = json.dumps([self.model, self.base_url, prompt], ensure_ascii=False)
+        ident = json.dumps([self.model, public_url(self.base_url), prompt], ensure_ascii=False)
         return self.cache_dir / f"{hashlib.sha256(ident.encode('utf-8')).hexdigest()}.json"
 
     def _cache_get(self, prompt: str) -> Outcome | None:
@@ -323,8 +433,16 @@ class Judge:
         return Outcome(choice, raw, how, None)
 
     def _cache_put(self, prompt: str, outcome: Outcome) -> None:
+        """Store a judged prompt, unless its stored reply (scrubbed, cut) no longer reads as
+        its choice: `_cache_get` would refuse it, so it is asked again next time."""
         path = self._cache_path(prompt)
-        if path is not None:
+        if path is None:
+            return
+        try:
+            readable = parse_reply(outcome.raw or "")[0] == outcome.choice
+        except ValueError:
+            readable = False
+        if readable:
             write_json_atomic(
                 path,
                 {
@@ -389,13 +507,13 @@ class Judge:
             return Outcome(None, None, None, error)
         with self._lock:
             self._failures_in_a_row = 0
-        if raw is not None:
-            raw = self._scrub_key(raw)  # a server echoing the key must not store it
         try:
             choice, how = parse_reply(raw)
         except ValueError as err:  # not re-asked: at temperature 0 the reply would be the same
-            return Outcome(None, raw, None, self._error_text(err))
-        return Outcome(choice, raw, how, None)
+            stored = stored_reply(raw, self._secrets) if isinstance(raw, str) else None
+            return Outcome(None, stored, None, self._error_text(err))
+        # Read whole, stored scrubbed and cut: a server echoing the key must not store it.
+        return Outcome(choice, stored_reply(raw, self._secrets), how, None)
 
     def judge_all(self, requests: Sequence[JudgeRequest], progress: bool = True) -> list[dict]:
         """One verdict per request, in the same order.

@@ -81,6 +81,10 @@ def _json_choice(text: str, content: str) -> str:
         obj, _ = decoder.raw_decode(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"the judge's reply is not JSON: {clip(content, 80)!r}") from err
+    except RecursionError:  # a hostile reply: [[[[...]]]] a hundred thousand deep
+        raise ValueError(
+            f"the judge's reply is JSON nested too deeply: {clip(content, 80)!r}"
+        ) from None
     if not isinstance(obj, dict):
         raise ValueError(f"the judge's reply is not a JSON object: {clip(content, 80)!r}")
     if "choice" not in obj:
