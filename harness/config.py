@@ -30,6 +30,7 @@ from benchmark.scoring import SCORES
 from .checkpoints import SCHEMES
 from .errors import ConfigError
 from .items import DEMO_DRAWS, PER_QUERY
+from .overriding.redact import public_url
 from .templates import CHAT_FORMATS
 
 # Fields left out of the run id: the folder holds generations, which any judge may score later.
@@ -86,9 +87,13 @@ class RunConfig:
     preset_departures: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
+        """The config as written to config.json and results: the judge URL without its
+        credentials (a password or a key in its query would otherwise reach every file)."""
         out = asdict(self)
         for key in ("tasks", "seeds", "methods", "preset_departures"):
             out[key] = list(out[key])
+        if out.get("judge_base_url"):
+            out["judge_base_url"] = public_url(out["judge_base_url"])
         return out
 
     def identity(self) -> dict[str, Any]:
@@ -144,6 +149,12 @@ class RunConfig:
 
     def validate(self) -> None:
         """The checks the fields allow alone, each a one-line ConfigError naming the fix."""
+        if self.tasks and not self.overriding and (self.judge or self.judge_base_url):
+            named = f"--judge {self.judge}" if self.judge else "--judge_base_url"
+            raise ConfigError(
+                f"{named}: nothing in this run is judged (only the overriding tasks' answers "
+                "are); leave it out, or judge an overriding run (--tasks override_text)"
+            )
         if self.spec not in SPECS:
             raise ConfigError(f"unknown spec {self.spec!r}; use one of {', '.join(SPECS)}")
         if self.query not in QUERIES:

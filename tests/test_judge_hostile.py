@@ -97,9 +97,9 @@ def run(tiny_llama_path, server, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def copy(run, tmp_path) -> Path:
-    """A copy of the run folder to tamper with; without the run's config.json, which holds
-    the run's judge URL as given (see the xfail above), so what is found is the judge's."""
-    ignore = shutil.ignore_patterns(".lock*", "config.json")
+    """A copy of the run folder to tamper with (its config.json too: it records the judge URL
+    without credentials, so any secret found is one the judge step wrote)."""
+    ignore = shutil.ignore_patterns(".lock*")
     return Path(shutil.copytree(run, tmp_path / "run", ignore=ignore))
 
 
@@ -129,12 +129,6 @@ def test_a_run_judged_through_a_url_with_a_password_writes_it_nowhere(run, serve
     assert doc["config"]["judge_base_url"] == server.url
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.json is RunConfig.as_dict() written by store.write_config with the URL as "
-    "given; the run's config must record public_url(judge_base_url) (harness/config.py or "
-    "store.py, not the judge's files)",
-)
 def test_the_run_config_records_the_judge_url_without_its_password(run):
     assert leaks(run / "config.json") == []
 
@@ -334,11 +328,6 @@ def test_flipped_exact_flags_do_not_change_acc(copy, server):
 # -- a judge named where nothing is judged ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="prepare.py checks --judge only on overriding runs (`if config.overriding and ...`): "
-    "a first-token run records an unchecked judge (not the judge's files)",
-)
 def test_a_floating_judge_alias_is_refused_on_a_first_token_run(env, tmp_path, capsys):
     args = ["--tasks", "country_capital", "--judge", "gpt-4o", "--model", "hf:/nonexistent"]
     assert main([*args, "--output_path", str(tmp_path)]) == 2
