@@ -50,11 +50,12 @@ template-paper: install
 	cp "$$(ls -t runs/template-paper/$(TEMPLATE_MODEL)/*/results.json | head -1)" docs/template-paper/$(TEMPLATE_MODEL)/results.json
 	$(BIN)/vlm-tv-eval analyze spec-curves --model $(TEMPLATE_MODEL) --template paper --output_path docs/template-paper
 
-# Table 5 on text (override_text), at the main layer, 60 items x 3 seeds: docs/<model>/override_text/
+# Table 5 on text (override_text), at the main layer, 60 items, seed 0: docs/<model>/override_text/
 override-text: install
-	$(BIN)/vlm-tv-eval --model $(TEMPLATE_MODEL) --tasks override_text --limit 60 --output_path runs/override-text
+	$(BIN)/vlm-tv-eval --model $(TEMPLATE_MODEL) --tasks override_text --seeds 0 --limit 60 --output_path runs/override-text
 	mkdir -p docs/$(TEMPLATE_MODEL)/override_text
-	cp "$$(ls -t runs/override-text/$(TEMPLATE_MODEL)/*/results.json | head -1)" docs/$(TEMPLATE_MODEL)/override_text/results.json
+	run="$$(dirname "$$(ls -t runs/override-text/$(TEMPLATE_MODEL)/*/results.json | head -1)")"; \
+	cp "$$run/results.json" "$$run/generations_override-text.jsonl" docs/$(TEMPLATE_MODEL)/override_text/
 
 # The README's figures from the committed JSON: the CPU scores and the paper-findings table.
 findings: install

@@ -22,6 +22,7 @@ from . import ROOT
 
 DOCS = ROOT.parent / "docs"
 OVERRIDE_RUN = "override_text/results.json"  # under docs/<model>/: the committed overriding run
+OVERRIDE_ANSWERS = "override_text/generations_override-text.jsonl"  # its answers
 YES, NO, UNSURE, UNTESTABLE = (
     "reproduces",
     "does not reproduce",
@@ -71,6 +72,13 @@ class Evidence:
 
     def file(self, relative: str) -> Any:
         return self._load(self.docs / relative)
+
+    def lines(self, relative: str) -> list[Any]:
+        """A JSON Lines file's rows."""
+        path = self.docs / relative
+        if not path.is_file():
+            raise NotRun(path.relative_to(path.parents[2]).as_posix())
+        return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 def num(x: float) -> str:
@@ -214,6 +222,10 @@ def patch_overrides(e: Evidence) -> tuple[str, str]:
         f"{num(acc['system_prompt'])}, original {num(acc['original'])}; "
         f"n = {r['instruction_patch']['n']} x {len(r['instruction_patch']['per_seed'])} seeds"
     )
+    rows = e.lines(OVERRIDE_ANSWERS)
+    patched = [r for r in rows if r["method"] == "instruction_patch"]
+    empty = sum(1 for r in patched if not r["answer"].strip())
+    text += f"; {empty} of {len(patched)} patched answers empty"
     best_other = max(acc["system_prompt"], acc["original"])
     return text, YES if acc["instruction_patch"] >= best_other + 0.05 else NO
 
