@@ -62,8 +62,11 @@ def check_run(config: RunConfig) -> None:
             "tasks"
         )
     if config.overriding and (config.judge or config.judge_base_url):
-        with Judge(config.judge or DEFAULT_JUDGE, config.judge_base_url):
-            pass  # made, so its model, base_url and key are checked
+        with Judge(config.judge or DEFAULT_JUDGE, config.judge_base_url) as judge:
+            # Made, so its model, base_url and key are checked; a server of the user's is asked
+            # once for its models, so a wrong name stops the run before any generation.
+            if config.judge_base_url:
+                judge.check_model()
     if any(task_family(t) == VQA for t in config.tasks) and not config.data:
         raise ConfigError(f"the VQA tasks need their items: {VQA_HINT}")
     _check_device(config)

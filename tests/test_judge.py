@@ -732,3 +732,20 @@ def test_a_real_transformers_serve_judges_prose_replies(transformers_serve, tmp_
     with pytest.raises(JudgeConfigError, match="is not served") as info:
         Judge("gpt2", base_url=url).judge_all([request("x")], progress=False)
     assert str(model) in str(info.value)
+
+
+def test_a_run_with_a_judge_its_server_does_not_serve_stops_before_generating(
+    tiny_llama_path, tmp_path, capsys
+):
+    """The served models are asked for before the model loads, so a wrong judge name costs
+    seconds, not a generation pass."""
+    fake = FakeOpenAI(models=("local-judge",)).start()
+    try:
+        argv = ["--model", f"hf:{tiny_llama_path}", "--tasks", "override_text", "--limit", "2"]
+        argv += ["--seeds", "0", "--layer", "1", "--judge", "nope", "--judge_base_url", fake.url]
+        assert main([*argv, "--output_path", str(tmp_path)]) == 2
+    finally:
+        fake.stop()
+    err = capsys.readouterr().err
+    assert "'local-judge'" in err and fake.total() == 0
+    assert not list(tmp_path.rglob("generations_*.jsonl"))
