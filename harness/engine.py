@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import transformers
 
-from . import prefix
+from . import prefix, progress
 from .adapters.base import BATCHED_IMAGES, CUT_AFTER_TASK_TOKEN, KV_STEPS, Adapter
 from .hooks import Intervention, captured, patched
 from .templates import Prompt
@@ -46,6 +46,14 @@ def length_batches(adapter: Adapter, prompts: Sequence[Prompt], size: int) -> li
     return [[order[i] for i in idx] for idx in _chunks(len(order), size)]
 
 
+def ticked(batches: Sequence[list[int]]) -> Iterator[list[int]]:
+    """`batches`, ticking the running progress bar by each batch's items once it is done, so a
+    long unit's bar moves batch by batch (progress.advance: a no-op without a bar)."""
+    for idx in batches:
+        yield idx
+        progress.advance(len(idx))
+
+
 @torch.inference_mode()
 def first_tokens(
     adapter: Adapter,
@@ -65,8 +73,9 @@ def first_tokens(
         shared = prefix.last_logits_sharing_prefixes(adapter, rows, batch_size, keep=keep)
         for idx, logits in shared:
             out[idx] = logits.argmax(-1).cpu()
+            progress.advance(len(idx))
         return out
-    for idx in length_batches(adapter, prompts, batch_size):
+    for idx in ticked(length_batches(adapter, prompts, batch_size)):
         batch = adapter.encode([prompts[i] for i in idx])
         ivs = []
         if vector is not None:
@@ -133,7 +142,7 @@ def capture_task_states(
         return shared
     base = adapter.body()
     states: torch.Tensor | None = None
-    for idx in length_batches(adapter, prompts, batch_size):
+    for idx in ticked(length_batches(adapter, prompts, batch_size)):
         batch = adapter.encode([prompts[i] for i in idx])
         got: list[torch.Tensor | None] = []
         inputs, task_index = batch.model_inputs, batch.task_index
@@ -367,7 +376,7 @@ def last_token_variants(
     items_per_chunk = max(1, max_rows // max(len(g) for g in groups))
     cached = adapter.path_on(KV_STEPS)
     out = []
-    for idx in length_batches(adapter, prompts, items_per_chunk):
+    for idx in ticked(length_batches(adapter, prompts, items_per_chunk)):
         batch = adapter.encode([prompts[i] for i in idx])
         if not cached:
             out.append(
@@ -410,7 +419,7 @@ def query_and_patched(
     size = max(1, min(batch_size, max_rows // max(k, 1))) if k else batch_size
     keep = last_logits_only(adapter.model)
     cached = not k or adapter.path_on(KV_STEPS)
-    for idx in length_batches(adapter, prompts, size):
+    for idx in ticked(length_batches(adapter, prompts, size)):
         batch = adapter.encode([prompts[i] for i in idx])
         if k:
             _require_two_tokens(batch.model_inputs)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from .adapters.base import Adapter
-from .engine import last_logits_only, length_batches
+from .engine import last_logits_only, length_batches, ticked
 from .hooks import Intervention, patched
 from .templates import Prompt
 
@@ -38,7 +38,7 @@ def generate(
         raise ValueError("patching needs a layer")
     eos = adapter.tokenizer.eos_token_id
     out: list[str] = [""] * len(prompts)
-    for idx in length_batches(adapter, prompts, batch_size):
+    for idx in ticked(length_batches(adapter, prompts, batch_size)):
         batch = adapter.encode([prompts[i] for i in idx])
         inputs = batch.model_inputs
         ivs = []

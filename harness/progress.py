@@ -78,14 +78,18 @@ class ItemBar:
         desc: str,
         enabled: bool = True,
         unit: str = "item",
+        ticks: bool = True,
     ):
         self.size = size
+        self.ticks = ticks  # False: the engine's batches are not this bar's items
         total = sum(size(j) for j in jobs)
         self.bar = tqdm(total=total, desc=desc, unit=unit, disable=not enabled, dynamic_ncols=True)
         self._done = 0  # items of finished units
         self._cap = 0  # items the running unit may still tick
 
     def advance(self, n: int) -> None:
+        if not self.ticks:
+            return
         step = max(0, min(n, self._cap))
         self._cap -= step
         self.bar.update(step)

@@ -117,3 +117,23 @@ def test_warnings_and_log_lines_go_above_the_bars(monkeypatch):
         warnings.simplefilter("always")
         warnings.warn("after", UserWarning, stacklevel=1)
     assert written == []
+
+
+def test_the_engine_ticks_the_bar_batch_by_batch(tiny_adapter):
+    """Inside a unit, each engine batch moves the bar by its items before the unit ends (a
+    long unit no longer sits at 0 until it is done); a bar made with ticks=False does not move."""
+    from harness import engine
+    from harness.templates import Prompt
+
+    prompts = [Prompt(f"Q: item {i}\nA:") for i in range(6)]
+    seen = []
+    bar = ItemBar(["unit"], lambda _job: 6, "test")
+    with bar.unit("unit"):
+        engine.first_tokens(tiny_adapter, prompts, batch_size=2, sharing_prefixes=False)
+        seen.append(bar.bar.n)
+    assert seen == [6] and bar.bar.n == 6
+    quiet = ItemBar(["task"], lambda _job: 1, "analysis", ticks=False)
+    with quiet.unit("task"):
+        engine.first_tokens(tiny_adapter, prompts, batch_size=2, sharing_prefixes=False)
+        assert quiet.bar.n == 0
+    assert quiet.bar.n == 1

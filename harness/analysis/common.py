@@ -59,7 +59,7 @@ class Session:
     def progress(self, what: str) -> Iterator[str]:
         """The tasks, with a progress bar on stderr that names the task being worked on (an
         analysis runs minutes per task on a CPU); warnings print above the bar, not in it."""
-        bar = ItemBar(self.tasks, lambda _task: 1, what, unit="task")
+        bar = ItemBar(self.tasks, lambda _task: 1, what, unit="task", ticks=False)
         try:
             with routed_output():
                 for task in self.tasks:
