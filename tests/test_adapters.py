@@ -86,9 +86,7 @@ def test_task_vectors_are_cached_with_metadata(tiny_adapter, monkeypatch):
     assert found[0]["pretrained"] == tiny_adapter.pretrained
 
 
-def test_a_cached_vector_is_not_reused_after_the_tokenizer_changes(
-    tiny_llama_path, monkeypatch
-):
+def test_a_cached_vector_is_not_reused_after_the_tokenizer_changes(tiny_llama_path, monkeypatch):
     """Same weights, same prompt text, another tokenization (a tokenizer fix, a BOS now added):
     another vector, so the cache must miss."""
     from tokenizers import processors

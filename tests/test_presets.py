@@ -115,6 +115,7 @@ def test_preset_paper_on_a_gpu_without_bitsandbytes_names_the_extra(monkeypatch,
     real = importlib.util.find_spec
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
     def find_spec(name, *args):
         return None if name == "bitsandbytes" else real(name, *args)
 

@@ -74,7 +74,7 @@ def _plugin(tmp_path: Path) -> dict[str, str]:
     entry_points.txt names it in the methods group. Nothing imports it by hand."""
     (tmp_path / "toy_plugin.py").write_text(
         textwrap.dedent(
-            '''
+            """
             from harness import engine
             from harness.methods import register_method
 
@@ -84,7 +84,7 @@ def _plugin(tmp_path: Path) -> dict[str, str]:
                 prompts = [ctx.adapter.query_prompt(r["input"] * 2) for r in items]
                 ids = engine.first_tokens(ctx.adapter, prompts, ctx.config.batch_size)
                 return ctx.score_tokens(task, items, ids.tolist(), prompts)
-            '''
+            """
         )
     )
     info = tmp_path / "toy_plugin-0.1.dist-info"
