@@ -101,8 +101,16 @@ def by_interval(pair: list[float]) -> str:
     return YES if low > 0 else NO if high < 0 else UNSURE
 
 
-def _avg(results: dict[str, Any], method: str, key: str = "acc") -> float:
-    return statistics.fmean(by[method][key] for by in results["results"].values())
+def task_mean(results: dict[str, Any], method: str, *path: str) -> float:
+    """A method's figure at `path` (e.g. "acc", or "whole_answer", "acc"), averaged over the
+    tasks of a results file."""
+    values = []
+    for by_method in results["results"].values():
+        value: Any = by_method[method]
+        for key in path:
+            value = value[key]
+        values.append(value)
+    return statistics.fmean(values)
 
 
 # -- the claims, one function each: Evidence -> (our figures, verdict) ---------------------------
@@ -110,8 +118,8 @@ def patch_beats_prompt(e: Evidence) -> tuple[str, str]:
     """Rule: the paired interval of patch - prompt (first token, 6 tasks, 3 seeds) above 0."""
     r = e.results()
     pair = r["intervals"]["average"]["patch - prompt"]
-    diff = _avg(r, "patch") - _avg(r, "prompt")
-    text = f"patch {num(_avg(r, 'patch'))}, prompt {num(_avg(r, 'prompt'))}: {signed(diff)} "
+    patch, prompt = task_mean(r, "patch", "acc"), task_mean(r, "prompt", "acc")
+    text = f"patch {num(patch)}, prompt {num(prompt)}: {signed(patch - prompt)} "
     return text + interval(pair), by_interval(pair)
 
 

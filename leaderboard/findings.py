@@ -14,12 +14,12 @@ committed under docs/<model>/template-paper/.
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import ROOT, claims
+from .claims import interval, num, signed, task_mean
 
 README = ROOT.parent / "README.md"
 BEGIN = "<!-- cpu-scores: written by `python -m leaderboard.findings` from the submissions -->"
@@ -32,28 +32,6 @@ FINDINGS_END = "<!-- /paper-findings -->"
 TEMPLATE_DOCS = "template-paper"  # docs/template-paper/<model>/: results.json, analysis/
 MODELS = {m.label: m.submission for m in claims.MODELS}  # column label -> submission
 METHODS = ("prompt", "patch")
-
-
-def _avg(results: dict[str, Any], method: str, *path: str) -> float:
-    values = []
-    for by_method in results["results"].values():
-        value: Any = by_method[method]
-        for key in path:
-            value = value[key]
-        values.append(value)
-    return statistics.fmean(values)
-
-
-def _num(x: float) -> str:
-    return f"{x:.2f}".replace("0.", ".", 1) if x >= 0 else f"-{-x:.2f}".replace("0.", ".", 1)
-
-
-def _signed(x: float) -> str:
-    return ("+" if x >= 0 else "") + _num(x)
-
-
-def _interval(pair: list[float]) -> str:
-    return f"[{_num(pair[0])}, {_num(pair[1])}]"
 
 
 def scores_block(submissions: Path = ROOT / "submissions") -> str:
@@ -77,13 +55,13 @@ def scores_block(submissions: Path = ROOT / "submissions") -> str:
 
         rows.append([label] + [shown(doc, method) for doc in docs.values() for method in METHODS])
 
-    row("first token (the paper's rule)", lambda d, m: _num(_avg(d, m, "acc")))
-    row("its 95% interval", lambda d, m: _interval(d["intervals"]["average"][m]))
-    row("whole answer, exactly", lambda d, m: _num(_avg(d, m, "whole_answer", "acc")))
-    row("its 95% interval", lambda d, m: _interval(d["intervals"]["whole_answer"]["average"][m]))
+    row("first token (the paper's rule)", lambda d, m: num(task_mean(d, m, "acc")))
+    row("its 95% interval", lambda d, m: interval(d["intervals"]["average"][m]))
+    row("whole answer, exactly", lambda d, m: num(task_mean(d, m, "whole_answer", "acc")))
+    row("its 95% interval", lambda d, m: interval(d["intervals"]["whole_answer"]["average"][m]))
     row(
         "whole answer, normalised",
-        lambda d, m: _num(_avg(d, m, "whole_answer", "acc_normalised")),
+        lambda d, m: num(task_mean(d, m, "whole_answer", "acc_normalised")),
     )
 
     def near(d: dict[str, Any], m: str) -> str:
@@ -92,7 +70,7 @@ def scores_block(submissions: Path = ROOT / "submissions") -> str:
         first = next(iter(d["results"].values()))["patch"]
         layer = first["layer"]
         shown = [
-            f"L{n}: {_num(_avg(d, 'patch', 'neighbour_layers', str(n)))}"
+            f"L{n}: {num(task_mean(d, 'patch', 'neighbour_layers', str(n)))}"
             for n in (layer - 1, layer + 1)
             if str(n) in first.get("neighbour_layers", {})
         ]
@@ -107,13 +85,14 @@ def scores_block(submissions: Path = ROOT / "submissions") -> str:
     for model, d in docs.items():
         if "whole_answer" not in d.get("intervals", {}):
             continue
-        first = _avg(d, "patch", "acc") - _avg(d, "prompt", "acc")
-        whole = _avg(d, "patch", "whole_answer", "acc") - _avg(d, "prompt", "whole_answer", "acc")
+        first = task_mean(d, "patch", "acc") - task_mean(d, "prompt", "acc")
+        whole = task_mean(d, "patch", "whole_answer", "acc")
+        whole -= task_mean(d, "prompt", "whole_answer", "acc")
         diffs.append(
-            f"{model}: patch - prompt {_signed(first)} "
-            f"{_interval(d['intervals']['average']['patch - prompt'])} on the first token, "
-            f"{_signed(whole)} "
-            f"{_interval(d['intervals']['whole_answer']['average']['patch - prompt'])} "
+            f"{model}: patch - prompt {signed(first)} "
+            f"{interval(d['intervals']['average']['patch - prompt'])} on the first token, "
+            f"{signed(whole)} "
+            f"{interval(d['intervals']['whole_answer']['average']['patch - prompt'])} "
             "on whole answers"
         )
     tail = ["", "; ".join(diffs) + "."] if diffs else []
@@ -159,14 +138,14 @@ def template_lines(docs: Path, submissions: Path) -> list[str]:
             evidence = claims.Evidence(model, root, submissions)
             try:
                 doc = load(evidence)
-                prompt, patch = _avg(doc, "prompt", "acc"), _avg(doc, "patch", "acc")
+                prompt, patch = task_mean(doc, "prompt", "acc"), task_mean(doc, "patch", "acc")
                 pair = doc["intervals"]["average"]["patch - prompt"]
-                cells += [_num(prompt), _num(patch), f"{_signed(patch - prompt)} {_interval(pair)}"]
+                cells += [num(prompt), num(patch), f"{signed(patch - prompt)} {interval(pair)}"]
             except claims.NotRun:
                 cells += ["not run"] * 3
             try:
                 avg = evidence.analysis("spec-curves")["test_average"]["instruction"]
-                cells.append(_num(avg["session_layer"]))
+                cells.append(num(avg["session_layer"]))
             except claims.NotRun:
                 cells.append("not run")
             rows.append(cells)
