@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .reading import read_text
+
 # No file of this project nests deeper than 10; anything past this is refused before a schema
 # (or Python's recursion limit) sees it.
 MAX_DEPTH = 32
@@ -207,7 +209,7 @@ def read_json(path: str | Path) -> tuple[Any, list[SchemaError]]:
     """`loads_checked` on a UTF-8 file; the errors name the file."""
     name = str(path)
     try:
-        text = Path(path).read_text("utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         return None, [SchemaError("$", f"cannot read file: {exc}", file=name)]
     obj, errors = loads_checked(text)

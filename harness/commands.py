@@ -16,11 +16,11 @@ from pathlib import Path
 
 from benchmark import TASKS, kinds, validate_file
 from benchmark.flags import spellings
+from benchmark.reading import file_problem
 from benchmark.strict_json import SchemaError
 
 from .adapters import describe_adapters
 from .errors import ConfigError
-from .items import file_problem
 from .methods import get_method, method_names
 from .overriding.judge import DEFAULT_JUDGE
 from .run_folder import Checked, check_run_folder, is_run_folder, not_a_run_folder, unchecked_files

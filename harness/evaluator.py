@@ -45,7 +45,7 @@ from .results import (
     sample_rows,
     transfer_similarity,
 )
-from .store import RunStore
+from .store import RunStore, run_id
 from .vectors import extract_seeds_together, task_vector
 
 Vectors = dict[tuple[str, int], torch.Tensor]
@@ -81,6 +81,9 @@ def _evaluate(
     adapter = load_adapter(config.model, config.model_args, config)
     if config.source_model:
         _check_pair(source_model, adapter, config)
+    store.bind_weights(
+        adapter.describe()["fingerprint"], source_model.get("describe", {}).get("fingerprint")
+    )
     store.time("load", time.perf_counter() - start)
     if config.layer is not None:
         check_layer(config.layer, config.model, adapter.num_layers)
@@ -102,6 +105,11 @@ def _evaluate(
     selection = None
     if needs_vectors and config.layer_from:
         selection = layer_from_results(config.layer_from, config.model, adapter.num_layers)
+        if store.run_id != run_id(config, data):  # the file's content is in the run id
+            raise ConfigError(
+                f"--layer_from {config.layer_from} changed while this run started; run the "
+                "command again (its run folder follows the file's content)"
+            )
     elif needs_vectors and config.sweeps_override_layer and config.override_layer == "main":
         selection = _main_layer(config, adapter, store, shard)
     elif needs_vectors:

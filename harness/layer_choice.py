@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import best_layer, validate_file
+from benchmark.reading import file_problem
 from benchmark.strict_json import read_json
 
 from .errors import ConfigError
@@ -48,6 +49,9 @@ def layer_from_results(path: str, model: str, n_layers: int | None) -> dict[str,
         part = doc.get(outer) if isinstance(doc, dict) else None
         return part.get(inner) if isinstance(part, dict) else None
 
+    problem = file_problem(path)
+    if problem:
+        raise ConfigError(f"--layer_from {path} {problem}; give the results.json of a run")
     doc, errors = read_json(path)
     layer, source_model = field("layer_selection", "layer"), field("model", "name")
     if errors or not isinstance(layer, int) or isinstance(layer, bool):  # not true, 21.9, "7"

@@ -27,10 +27,10 @@ from benchmark import (
     validate,
     validate_file,
 )
+from benchmark.reading import file_problem
 from benchmark.strict_json import read_json
 
 from .config import JUDGE_KEYS, RunConfig
-from .items import file_problem
 from .store import unit_file_problem
 
 RESULTS = "results.json"
@@ -209,7 +209,8 @@ def _config_against_results(config: dict[str, Any], folder: Path) -> list[Schema
 
 
 def _state_errors(path: Path) -> list[SchemaError]:
-    """state.json is {"created": ISO date-time, "timings": {kind: seconds}} (`RunStore`)."""
+    """state.json is {"created": ISO date-time, "timings": {kind: seconds}[, "weights": the
+    loaded weights' fingerprints]} (`RunStore`)."""
     name = str(path)
     doc, errors = read_json(path)
     if errors or not isinstance(doc, dict):
@@ -222,8 +223,13 @@ def _state_errors(path: Path) -> list[SchemaError]:
     out += [
         SchemaError(f"$.{key}", "not a field of the run state", name)
         for key in doc
-        if key not in ("created", "timings")
+        if key not in ("created", "timings", "weights")
     ]
+    weights = doc.get("weights")
+    if "weights" in doc and not (
+        isinstance(weights, list) and all(w is None or isinstance(w, str) for w in weights)
+    ):
+        out.append(SchemaError("$.weights", f"{weights!r} is not a list of fingerprints", name))
     created = doc.get("created")
     if "created" in doc and not _is_date_time(created):
         out.append(SchemaError("$.created", f"{created!r} is not a 'date-time'", name))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from benchmark.files import atomic_write_text, slug, write_json_atomic
+from benchmark.reading import read_bytes, read_text
 from benchmark.strict_json import loads_checked
 
 from .config import RunConfig
@@ -30,15 +31,29 @@ from .items import TaskData, record_digest, sha256
 from .progress import say
 
 T = TypeVar("T")
+OTHER_WEIGHTS = "computed with other weights (the model file changed at the same path)"
+
+
+def layer_from_digest(path: str) -> str:
+    """The sha256 of a `--layer_from` file's bytes: the layer it names changes every patched
+    number, so another file at the same path is another run."""
+    try:
+        return hashlib.sha256(read_bytes(path)).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"--layer_from {path}: {exc}; give a results.json file") from None
 
 
 def run_id(config: RunConfig, data: Mapping[str, TaskData]) -> str:
-    """`<spec>-<12 hex>`: the items themselves are part of the identity."""
+    """`<spec>-<12 hex>`: the items themselves are part of the identity, and so is the content
+    of a `--layer_from` file (its path alone says nothing of the layer in it)."""
     items = {
         t: {s: [record_digest(r) for r in rs] for s, rs in d.splits.items()}
         for t, d in data.items()
     }
-    return f"{config.spec}-{sha256([config.identity(), items])[:12]}"
+    identity = config.identity()
+    if config.layer_from:
+        identity["layer_from_sha256"] = layer_from_digest(config.layer_from)
+    return f"{config.spec}-{sha256([identity, items])[:12]}"
 
 
 @functools.cache
@@ -91,7 +106,7 @@ def _read_checked(path: Path) -> tuple[Any, str | None]:
     """A JSON file parsed strictly (deep nesting and duplicate keys refused, never a crash),
     or None and why not."""
     try:
-        obj, errors = loads_checked(path.read_text("utf-8"))
+        obj, errors = loads_checked(read_text(path))
     except (OSError, UnicodeDecodeError) as exc:
         return None, f"unreadable ({exc})"
     return obj, (f"unreadable ({errors[0].path}: {errors[0].message})" if errors else None)
@@ -158,7 +173,7 @@ def unit_kind(name: str) -> str:
     return name.split("/")[-1].split("-")[0]
 
 
-UNIT_KEYS = ("unit", "run_id", "code", "items", "checksum", "data")
+UNIT_KEYS = ("unit", "run_id", "code", "items", "weights", "checksum", "data")
 
 
 def unit_file_problem(path: Path, parts: Path) -> str | None:
@@ -191,6 +206,12 @@ class RunStore:
         self.timings: dict[str, float] = {}  # over every call of the run (resumes add up)
         self.this_call: dict[str, float] = {}  # this call's share
         self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        # The loaded weights' fingerprints (`bind_weights`): the run id is known before the
+        # model loads, so a model file replaced at the same path keeps it; units prove the
+        # weights they were computed with instead.
+        self.weights: list[str | None] = []
+        self._stored_weights: list[str | None] | None = None
+        self._weights_announced = False
         self._lock: IO[str] | None = None
         self._load_state()
 
@@ -221,10 +242,31 @@ class RunStore:
             _warn(f"{path} is damaged ({exc}); the run's start time and timings start anew")
             return
         self.created, self.timings = created, {k: float(v) for k, v in timings.items()}
+        weights = state.get("weights")
+        if isinstance(weights, list):
+            self._stored_weights = weights
 
     def _save_state(self) -> None:
         state = {"created": self.created, "timings": self.timings}
+        if self.weights:
+            state["weights"] = self.weights
         write_json_atomic(self.dir / "state.json", state)
+
+    def bind_weights(self, *fingerprints: str | None) -> None:
+        """Record the fingerprints of the weights this call loaded (the model's, and a
+        `--source_model`'s); every unit is then written with them and reused only by the same
+        weights. When the folder's earlier calls loaded other weights (a GGUF or checkpoint
+        replaced at the same path), say so once: each unit is computed again."""
+        self.weights = list(fingerprints)
+        before = self._stored_weights
+        if before is not None and before != self.weights:
+            _warn(
+                f"{self.dir}: this run's earlier calls loaded other weights (fingerprint "
+                f"{before} now {self.weights}): the model file changed at the same path, so "
+                "every stored unit is computed again and results.json is replaced"
+            )
+            self._weights_announced = True
+        self._save_state()
 
     def time(self, kind: str, seconds: float, this_call: bool = False) -> None:
         """Add `seconds` to the run's `kind` (kept in state.json, so a resumed run's times add
@@ -255,7 +297,8 @@ class RunStore:
             stored, problem = self._read_unit(path, expected, list(items))
             if problem is None:
                 return stored
-            _warn(f"{path}: {problem}; computing it again (it is replaced: nothing to delete)")
+            if not (problem == OTHER_WEIGHTS and self._weights_announced):
+                _warn(f"{path}: {problem}; computing it again (it is replaced: nothing to delete)")
         start = time.perf_counter()
         out = compute()
         kind = unit_kind(name)
@@ -270,6 +313,7 @@ class RunStore:
             "run_id": self.run_id,
             "code": code_version(),
             "items": sha256(list(items)),
+            "weights": sha256(self.weights),
         }
 
     def stored(self, name: str, items: Sequence[str]) -> bool:
@@ -287,14 +331,15 @@ class RunStore:
             return None, problem
         if not isinstance(stored, dict) or not {"checksum", "data", *expected} <= set(stored):
             return None, "not a unit this harness wrote"
-        for key, what in (
-            ("run_id", "another run"),
-            ("code", "another version of the harness code"),
-            ("unit", "another unit"),
-            ("items", "other items"),
+        for key, problem in (
+            ("run_id", "written by another run"),
+            ("code", "written by another version of the harness code"),
+            ("unit", "written by another unit"),
+            ("items", "computed on other items"),
+            ("weights", OTHER_WEIGHTS),
         ):
             if stored[key] != expected[key]:
-                return None, f"written by {what}" if key != "items" else "computed on other items"
+                return None, problem
         data = stored["data"]
         if stored["checksum"] != _checksum(data):
             return None, "its content does not match the checksum it was written with (edited?)"

@@ -28,7 +28,14 @@ from benchmark.flags import HelpFormatter, spellings
 from benchmark.strict_json import read_json
 
 from . import ROOT, build, paper, reproductions, standing
-from .guards import TEXT_LIMITS, date_problem, read_capped, root_problem, text_problem, today_utc
+from .guards import (
+    TEXT_LIMITS,
+    date_problem,
+    read_leaderboard_file,
+    root_problem,
+    text_problem,
+    today_utc,
+)
 from .integrity import run_id_problem
 from .submissions import (
     SubmissionError,
@@ -134,7 +141,7 @@ def _open_root(args: argparse.Namespace) -> str | None:
 def _results_problem(path: Path) -> str | None:
     """Why the results file cannot be read at all: a FIFO or device would make the validator
     wait forever, an enormous file exhaust memory."""
-    _, why = read_capped(path, follow_symlinks=True)
+    _, why = read_leaderboard_file(path, follow_symlinks=True)
     return f"{path} {why}; add takes a results.json written by vlm-tv-eval" if why else None
 
 

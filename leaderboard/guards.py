@@ -5,19 +5,20 @@ A submission's name becomes a file name, a table cell, a plot title and a link; 
 render as nothing or reorder the text around them (bidi overrides, zero-width spaces) would let
 two rows look alike, or one look like another, so they are refused rather than shown. A file
 read from `submissions/` may be anything a pull request can hold (a link to /dev/zero, a FIFO, a
-gigabyte of JSON); it is opened without blocking, checked to be a regular file of bounded size,
-and read no further than that bound, so `check` cannot hang or run out of memory.
+gigabyte of JSON); it is read through `benchmark.reading` (opened without blocking, checked to
+be a regular file, read no further than a bound), with a tighter bound than a run's files and no
+symbolic links, so `check` cannot hang, run out of memory, or read outside the folder.
 """
 
 from __future__ import annotations
 
 import datetime
-import errno
 import os
 import re
-import stat
 import unicodedata
 from pathlib import Path
+
+from benchmark.reading import read_capped
 
 # Longest accepted values (the submission schema's maxLength): a name is also a file name.
 TEXT_LIMITS = {"name": 80, "submitted_by": 80, "hardware": 200, "model_card": 500, "notes": 2000}
@@ -31,13 +32,6 @@ MULTILINE_OK = frozenset("\n\t")
 # No submission or results file comes near this (the largest committed one is ~20 kB).
 MAX_FILE_BYTES = 20 * 1024 * 1024
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-_FILE_TYPES = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
 
 
 def text_problem(value: str, field: str) -> str | None:
@@ -94,46 +88,10 @@ def root_problem(root: Path, submissions: Path) -> str | None:
     return None
 
 
-def _file_type(mode: int) -> str | None:
-    """What a non-regular file is, in words; None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    return next((words for test, words in _FILE_TYPES if test(mode)), "not a regular file")
-
-
-def _open_flags(follow_symlinks: bool) -> int:
-    """Read-only and non-blocking (opening a FIFO with no writer would wait forever), and not
-    through a symbolic link unless asked."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    return flags if follow_symlinks else flags | getattr(os, "O_NOFOLLOW", 0)
-
-
-def read_capped(
-    path: Path, *, follow_symlinks: bool = False, limit: int = MAX_FILE_BYTES
+def read_leaderboard_file(
+    path: Path, *, follow_symlinks: bool = False
 ) -> tuple[bytes | None, str | None]:
-    """The bytes of `path`, or None and why it was not read: a symbolic link (unless
-    `follow_symlinks`), anything but a regular file, or more than `limit` bytes. The type and
-    size are taken from the opened file itself, so a file swapped in between cannot slip by."""
-    if not follow_symlinks and path.is_symlink():
-        return None, "is a symbolic link, not a file; replace it with the file itself"
-    try:
-        fd = os.open(path, _open_flags(follow_symlinks))
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return None, "is a symbolic link, not a file; replace it with the file itself"
-        return None, f"cannot be opened: {exc.strerror or exc}"
-    try:
-        info = os.fstat(fd)
-        kind = _file_type(info.st_mode)
-        if kind:
-            return None, f"is {kind}, not a regular file; remove it"
-        too_big = f"is larger than {limit} bytes, which no vlm-tv-eval file is; remove it"
-        if info.st_size > limit:
-            return None, too_big
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(limit + 1)
-        return (None, too_big) if len(data) > limit else (data, None)
-    except OSError as exc:
-        return None, f"cannot be read: {exc.strerror or exc}"
-    finally:
-        os.close(fd)
+    """The bytes of a file the leaderboard reads, or None and why not (`read_capped` with the
+    leaderboard's bound, and links refused unless `follow_symlinks`: a file named on the
+    command line may be one, a file inside `submissions/` may not)."""
+    return read_capped(path, follow_symlinks=follow_symlinks, limit=MAX_FILE_BYTES)

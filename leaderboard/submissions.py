@@ -7,8 +7,8 @@ the sha256 of its results (`submission.results_sha256`), and `integrity.py` chec
 results against themselves, reported rows against the paper, and near-duplicates.
 Files are read strictly (`benchmark.strict_json.loads_checked`: no NaN, no duplicate keys, no
 deep nesting, no number that is not finite or has too many digits), and only when they are
-regular files of bounded size (`guards.read_capped`). A file is written under the folder's lock
-and never over another (`write_submission`), so concurrent `add`s lose nothing.
+regular files of bounded size (`guards.read_leaderboard_file`). A file is written under the folder's
+lock and never over another (`write_submission`), so concurrent `add`s lose nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from benchmark.files import atomic_create_text, atomic_write_text, slug
 from benchmark.strict_json import canonical_sha256, loads_checked
 
 from . import labels, reproductions
-from .guards import read_capped
+from .guards import read_leaderboard_file
 from .integrity import near_duplicate, submission_problems
 
 
@@ -172,10 +172,10 @@ def schema_problems(data: Any, file: str) -> list[str]:
 def read_submission_file(path: Path) -> tuple[Any, list[str]]:
     """The parsed JSON of `path`, or None and its problems as `file: $.path: message` lines.
 
-    Read through `guards.read_capped`: a link, FIFO, device or oversized file in `submissions/`
-    is named and skipped instead of hanging `check` or exhausting its memory.
+    Read through `guards.read_leaderboard_file`: a link, FIFO, device or oversized file in
+    `submissions/` is named and skipped instead of hanging `check` or exhausting its memory.
     """
-    raw, problem = read_capped(path)
+    raw, problem = read_leaderboard_file(path)
     if raw is None:
         return None, [f"{path.name}: $: {problem}"]
     try:

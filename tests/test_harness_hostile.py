@@ -213,7 +213,11 @@ def odd_paths(tmp_path):
     os.mkfifo(fifo)
     zero = tmp_path / "zero.jsonl"
     zero.symlink_to("/dev/zero")
-    return [(folder, "is a folder"), (fifo, "is not a regular file"), (zero, "is not a regular")]
+    return [
+        (folder, "is a folder"),
+        (fifo, "is a FIFO, not a regular file"),
+        (zero, "is a character device, not a regular file"),
+    ]
 
 
 def test_a_task_file_that_is_no_regular_file_is_named(odd_paths, capsys, no_model_load):

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 from examples import good, rehash
 
+from benchmark.reading import read_capped
 from benchmark.strict_json import canonical_sha256
 from leaderboard import ROOT, paper
 from leaderboard.cli import main
-from leaderboard.guards import MAX_FILE_BYTES, date_problem, read_capped
+from leaderboard.guards import MAX_FILE_BYTES, date_problem
 from leaderboard.submissions import dumps, submission_filename
 
 SMOLLM2 = ROOT / "submissions" / "smollm2-135m-instruct-cpu_text-examples-to-text.json"

@@ -101,7 +101,7 @@ def _samples(run: Path) -> str:
 def _config_fifo(run: Path) -> str:
     (run / "config.json").unlink()
     os.mkfifo(run / "config.json")  # a read would block: it must be named, never opened
-    return "is not a regular file"
+    return "is a FIFO, not a regular file"
 
 
 # (case, damage, the file named, how many files fail): broken samples fail results.json too,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import slug
+from ..reading import read_text
 from ..scoring import WHOLE_ANSWER_METHODS, lenient_match, strict_is_possible, whole_answer_match
 from ..strict_json import SchemaError, json_path, jsonl_lines
 from .numbers import TOLERANCE, is_count, is_number
@@ -28,7 +29,7 @@ def read_rows(path: Path) -> list[tuple[int, Row]] | None:
     """(line number, row) of a per-sample JSONL file; None when any line cannot be read (that
     file's own `validate` names the line)."""
     try:
-        text = path.read_text("utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError):
         return None
     rows = []

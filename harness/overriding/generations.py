@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.files import slug, write_json_atomic
+from benchmark.reading import read_text
 from benchmark.strict_json import jsonl_lines, read_json
 
 from ..errors import RunFolderError
@@ -28,7 +29,7 @@ from ..store import code_version
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """A JSONL file's rows, parsed strictly: a bad line is an error naming file and line."""
     rows = []
-    for number, row, errors in jsonl_lines(path.read_text("utf-8")):
+    for number, row, errors in jsonl_lines(read_text(path)):
         if errors:
             raise RunFolderError(f"{path}:{number}: {errors[0].path}: {errors[0].message}")
         rows.append(row)

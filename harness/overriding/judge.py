@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from benchmark.files import write_json_atomic
+from benchmark.reading import read_text
 
 from ..errors import JudgeConfigError
 from .redact import env_key, public_url, scrub, scrub_logs, split_url, url_secrets
@@ -54,6 +55,8 @@ MAX_TOKENS = 64
 # bytes and a /models list tens of kilobytes, so a larger reply is a broken or hostile server,
 # refused before it fills memory (a 30 MB reply, a gzip bomb).
 MAX_REPLY_BYTES = 4 << 20
+# A cached verdict holds a reply cut to a few thousand characters: a larger file is not ours.
+MAX_CACHE_ENTRY_BYTES = 1 << 20
 # The most of a reply a verdict or the cache stores; a longer one is cut and marked.
 MAX_STORED_REPLY = 2000
 
@@ -422,7 +425,7 @@ class Judge:
         if path is None or not path.is_file():
             return None
         try:
-            entry = json.loads(path.read_text("utf-8"))
+            entry = json.loads(read_text(path, limit=MAX_CACHE_ENTRY_BYTES))
             choice, raw = entry["choice"], entry["raw"]
             parsed, how = parse_reply(raw)
             if parsed != choice:
