@@ -150,7 +150,8 @@ def make_card(
     with_images = any(
         row.get("image") for by in rows_by_config.values() for rows in by.values() for row in rows
     )
-    table = card.configs_table(splits, row_counts(rows_by_config))
+    counts = row_counts(rows_by_config)
+    table = card.configs_table(splits, counts)
     tasks = "\n".join(
         f'- `{t}`: {get_task(t).description} Instruction: "{get_task(t).instruction}"'
         for t in splits
@@ -193,7 +194,7 @@ def make_card(
             ("Items without an image", card.missing_section(missing or {})),
         ]
         title = "vlm-tv-eval: cross-modal tasks (text and Wikipedia images)"
-        licence = "other"
+        meta: dict[str, Any] = dict(card.WIKIMEDIA_LICENCE, license="other")
     else:
         provenance = (
             "Text-only build made offline from the shipped pools of vlm-tv-eval "
@@ -208,12 +209,9 @@ def make_card(
             ("Licence", "Released with vlm-tv-eval under Apache-2.0."),
         ]
         title = "vlm-tv-eval: cross-modal tasks (text only)"
-        licence = "apache-2.0"
+        meta = {"license": "apache-2.0", "task_categories": card.TEXT_TASK_CATEGORIES}
     sections.append(("Citation", card.citations(card.PAPER_BIBTEX)))
-    name, link = card.WIKIMEDIA_LICENCE if licence == "other" else (None, None)
-    front = card.front_matter(
-        splits, pretty_name=title, license=licence, license_name=name, license_link=link
-    )
+    front = card.front_matter(splits, pretty_name=title, counts=counts, **meta)
     return card.render(front, title, sections)
 
 

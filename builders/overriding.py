@@ -243,7 +243,8 @@ def make_card(
     from .layout import config_splits
 
     splits = config_splits(rows_by_config)
-    table = card.configs_table(splits, row_counts(rows_by_config))
+    counts = row_counts(rows_by_config)
+    table = card.configs_table(splits, counts)
     skips = "\n".join(
         f"- `{c}`: " + (", ".join(f"{k} {v}" for k, v in sorted(s.items())) or "none")
         for c, s in skipped.items()
@@ -285,8 +286,7 @@ def make_card(
         ("Licences", licences),
         ("Citation", card.citations(*bib)),
     ]
-    name, link = card.COCO_VQA_LICENCE
-    front = card.front_matter(splits, pretty_name=title, license_name=name, license_link=link)
+    front = card.front_matter(splits, pretty_name=title, counts=counts, **card.COCO_VQA_LICENCE)
     return card.render(front, title, sections)
 
 

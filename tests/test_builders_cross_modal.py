@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from huggingface_hub import DatasetCard
 from PIL import Image
 
 from benchmark import CROSS_MODAL_TASKS, load_task, validate
 from builders import cli
+from builders.card import IMAGE_TASK_CATEGORIES, TEXT_TASK_CATEGORIES, front_matter, size_category
 from builders.cross_modal import image_value, json_row, write_dataset
 from builders.layout import data_file
 
@@ -60,6 +62,72 @@ def test_card_yaml_lists_every_config_and_its_files(text_only):
     assert meta["license"] == "apache-2.0"
     readme = (text_only / "README.md").read_text("utf-8")
     assert "arXiv:2410.22330" in readme and "Text-only build" in readme
+
+
+def test_text_only_card_is_text_tasks_with_a_default_config_and_its_size(text_only, tmp_path):
+    meta = _front_matter(text_only)
+    # No image in any row: text question answering / generation, not visual QA.
+    assert meta["task_categories"] == list(TEXT_TASK_CATEGORIES)
+    assert "visual-question-answering" not in meta["task_categories"]
+    assert [c["config_name"] for c in meta["configs"] if c.get("default")] == [CROSS_MODAL_TASKS[0]]
+    rows = sum(len(load_task(t, s)) for t in CROSS_MODAL_TASKS for s in ("validation", "test"))
+    assert rows == 6 * 130 and meta["size_categories"] == [size_category(rows)] == ["n<1K"]
+    # Without a config name, `load_dataset` opens the default one.
+    import datasets
+
+    ds = datasets.load_dataset(str(text_only), cache_dir=str(tmp_path / "hf-cache"))
+    assert ds["test"][0]["task"] == CROSS_MODAL_TASKS[0]
+
+
+def test_card_round_trips_through_huggingface_hub(text_only):
+    card = DatasetCard.load(text_only / "README.md")
+    assert card.data.to_dict() == _front_matter(text_only)
+    assert card.data.license == "apache-2.0" and card.data.size_categories == ["n<1K"]
+    configs = card.data["configs"]
+    assert [c["config_name"] for c in configs] == list(CROSS_MODAL_TASKS)
+    assert configs[0]["default"] is True and all("default" not in c for c in configs[1:])
+    for config in configs:
+        name = config["config_name"]
+        assert config["data_files"] == [
+            {"split": s, "path": data_file(name, s)} for s in ("validation", "test")
+        ]
+    assert card.text.startswith("\n# vlm-tv-eval: cross-modal tasks (text only)\n")
+    assert str(card) == (text_only / "README.md").read_text("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("rows", "bucket"),
+    [
+        (0, "n<1K"),
+        (999, "n<1K"),
+        (1_000, "1K<n<10K"),
+        (9_999, "1K<n<10K"),
+        (10_000, "10K<n<100K"),
+        (99_999, "10K<n<100K"),
+        (100_000, "100K<n<1M"),
+        (1_000_000, "1M<n<10M"),
+        (10**8, "100M<n<1B"),
+        (10**12 - 1, "100B<n<1T"),
+        (10**12, "n>1T"),
+    ],
+)
+def test_size_category_uses_the_hubs_buckets(rows, bucket):
+    assert size_category(rows) == bucket
+
+
+def test_size_category_refuses_a_negative_count():
+    with pytest.raises(ValueError):
+        size_category(-1)
+
+
+def test_front_matter_counts_every_config_and_split_and_marks_the_first_default():
+    counts = {"a": {"validation": 400, "test": 500}, "b": {"test": 100}}
+    meta = front_matter(
+        {"a": ["validation", "test"], "b": ["test"]}, pretty_name="P", counts=counts
+    )
+    assert meta.size_categories == ["1K<n<10K"]  # 1000 rows in all
+    assert [c.get("default", False) for c in meta["configs"]] == [True, False]
+    assert "size_categories" not in front_matter({"a": ["test"]}, pretty_name="P").to_dict()
 
 
 def _pil(colour, size=(40, 30)) -> Image.Image:
@@ -112,13 +180,14 @@ def test_write_dataset_from_pil_images(tmp_path):
     assert meta["license"] == "other"
     assert meta["license_name"] == "wikimedia-per-image-licences"
     assert meta["license_link"] == "https://commons.wikimedia.org/wiki/Commons:Licensing"
+    # Images: the image categories stay; three rows; the one config is the default.
+    assert meta["task_categories"] == list(IMAGE_TASK_CATEGORIES)
+    assert meta["size_categories"] == ["n<1K"] and meta["configs"][0]["default"] is True
 
 
 def test_front_matter_names_other_licences():
-    from builders.card import front_matter
-
     def meta(**kwargs) -> dict:
-        return yaml.safe_load(front_matter({"c": ["test"]}, pretty_name="P", **kwargs)[4:-4])
+        return front_matter({"c": ["test"]}, pretty_name="P", **kwargs).to_dict()
 
     named = meta(license_name="coco-vqa-terms", license_link="https://cocodataset.org/#termsofuse")
     assert (named["license"], named["license_name"]) == ("other", "coco-vqa-terms")

@@ -237,6 +237,9 @@ def test_vqa_build_selects_usable_items_and_validates(inputs, tmp_path, capsys):
     meta = yaml.safe_load((out / "README.md").read_text().split("---\n", 2)[1])
     configs = [c["config_name"] for c in meta["configs"]]
     assert configs == ["vqa_food_class", "vqa_shirt_color", "vqa_man_holding", "vqa_sport"]
+    assert [c.get("default", False) for c in meta["configs"]] == [True, False, False, False]
+    assert meta["task_categories"] == ["visual-question-answering"]
+    assert meta["size_categories"] == ["n<1K"]
     food = _load(out, "vqa_food_class", tmp_path)
     assert {s: food[s].num_rows for s in food} == {"validation": 2, "test": 3}
     rows = [r for s in ("validation", "test") for r in food[s]]
@@ -398,6 +401,8 @@ def test_overriding_sets_validate_and_conflict(inputs, tmp_path, capsys):
         "override_semantic", "override_syntax", "override_creative", "override_factual"
     ]  # fmt: skip
     assert all([f["split"] for f in c["data_files"]] == ["test"] for c in meta["configs"])
+    assert [c.get("default", False) for c in meta["configs"]] == [True, False, False, False]
+    assert meta["size_categories"] == ["n<1K"]
     sets = {c["config_name"]: list(_load(out, c["config_name"], tmp_path)["test"])
             for c in meta["configs"]}  # fmt: skip
     for rows in sets.values():
