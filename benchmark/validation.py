@@ -13,6 +13,8 @@ parse".
 from __future__ import annotations
 
 import json
+import unicodedata
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +24,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 
 from .consistency.results import check_results_consistency, check_submission
+from .reading import read_text
 from .strict_json import SchemaError, json_path, jsonl_lines, loads_checked
 
 # kind -> schema file stem. A document names its kind in a top-level "kind" field; row files
@@ -176,7 +179,7 @@ def _validate_file(path: Path, kind: str | None) -> list[SchemaError]:
     if not path.is_file():
         return [SchemaError("$", "no such file", file=name)]
     try:
-        text = path.read_text("utf-8")
+        text = read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
         return [SchemaError("$", f"cannot read file: {exc}", file=name)]
 
@@ -211,3 +214,30 @@ def _validate_file(path: Path, kind: str | None) -> list[SchemaError]:
         for err in _document_errors(doc, kind, path):
             errors.append(SchemaError(err.path, err.message, name, number))
     return errors
+
+
+# --- item identity ----------------------------------------------------------------------------
+
+
+def input_key(text: str) -> str:
+    """What makes two item inputs the same item: equal after Unicode NFC normalisation, case
+    folding and whitespace (ends stripped, inner runs as one space). "Zürich" typed composed
+    (NFC) and decomposed (NFD) is one input, as are "Paris", "paris " and "PARIS".
+
+    The one rule for repeated inputs: task files (`harness.items`), and imported item sets
+    (`builders.authors`, within a split and across validation and test) all compare with it.
+    """
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+    return " ".join(folded.split())
+
+
+def repeated_inputs(inputs: Iterable[str]) -> list[tuple[int, int]]:
+    """(index of the first, index of the repeat) for each input whose `input_key` an earlier
+    one has, in order; empty when all are distinct."""
+    first: dict[str, int] = {}
+    out = []
+    for i, text in enumerate(inputs):
+        j = first.setdefault(input_key(text), i)
+        if j != i:
+            out.append((j, i))
+    return out

@@ -12,6 +12,8 @@ back at its own size, and the models must still see what the paper's models saw.
 
 from __future__ import annotations
 
+import re
+import warnings
 from io import BytesIO
 
 from PIL import Image, UnidentifiedImageError
@@ -23,13 +25,37 @@ class CorruptImageError(ValueError):
     pass
 
 
+class ImageTooLargeError(CorruptImageError):
+    """More pixels than PIL's `Image.MAX_IMAGE_PIXELS`: a decompression bomb, refused from its
+    header, before any pixel is decoded."""
+
+
+def _too_large(exc: Exception) -> ImageTooLargeError:
+    """The one-line refusal of an image over the pixel limit (PIL's bomb error or warning)."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    size = f"{int(found.group(1)):,} pixels" if found else "its size"
+    return ImageTooLargeError(
+        f"image too large: {size} declared, over the limit of {Image.MAX_IMAGE_PIXELS:,} pixels "
+        "(PIL's Image.MAX_IMAGE_PIXELS; a decompression bomb?)"
+    )
+
+
 def open_verified(data: bytes) -> Image.Image:
-    """Decode bytes fully, or raise CorruptImageError (verify() alone misses truncation)."""
+    """Decode bytes fully, or raise CorruptImageError (verify() alone misses truncation).
+
+    The one place images are opened from outside: an image of more than `Image.MAX_IMAGE_PIXELS`
+    pixels raises ImageTooLargeError (PIL only warns up to twice that and then raises its own
+    DecompressionBombError; both become this one error, before decoding).
+    """
     try:
-        with Image.open(BytesIO(data)) as probe:
-            probe.verify()
-        image = Image.open(BytesIO(data))
-        image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(BytesIO(data)) as probe:
+                probe.verify()
+            image = Image.open(BytesIO(data))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_large(exc) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         detail = str(exc).split(" <", 1)[0]  # drop PIL's "<_io.BytesIO object at 0x...>"
         raise CorruptImageError(f"corrupt image bytes ({detail})") from exc

@@ -30,6 +30,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from benchmark.reading import file_problem, read_bytes
 from benchmark.strict_json import loads_checked
 
 from .images import CorruptImageError, open_verified
@@ -73,24 +74,6 @@ def json_type(value: Any) -> str:
 def _one_line(exc: BaseException, limit: int = 200) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def file_problem(path: str | Path) -> str | None:
-    """Why `path` is not a file to read (None when it is one, or a link to one).
-
-    Asked before reading: a folder would fail with a misleading error, and a FIFO or device
-    would make the build wait forever for bytes that never come.
-    """
-    path = Path(path)
-    if path.is_file():
-        return None
-    if path.is_dir():
-        return "is a folder"
-    if path.is_symlink() and not path.exists():
-        return "is a link to a file that does not exist"
-    if not path.exists():
-        return "does not exist"
-    return "is not a regular file (a FIFO, socket or device)"
 
 
 def check_file(path: str | Path, fix: str) -> Path:
@@ -342,7 +325,7 @@ class CocoImages:
         path = self.path(image_id)
         if path is None:
             return None
-        data = check_file(path, "COCO images must be image files").read_bytes()
+        data = read_bytes(check_file(path, "COCO images must be image files"))
         try:
             open_verified(data)
         except CorruptImageError as exc:

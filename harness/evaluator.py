@@ -30,6 +30,7 @@ from .errors import ConfigError
 from .intervals import interval_block
 from .items import TaskData, sha256
 from .layer_choice import check_layer, choose_layer, layer_from_results
+from .lengths import check_prompt_lengths
 from .methods import Method, get_method
 from .overriding import scoring as overriding_scoring
 from .overriding.judge import DEFAULT_JUDGE, Judge
@@ -37,7 +38,7 @@ from .overriding.methods import OVERRIDE_VECTOR_READ
 from .overriding.methods import sweep as overriding_sweep
 from .parallel import Shard, current_shard
 from .prepare import load_run_data
-from .progress import ItemBar, routed_output, say
+from .progress import ItemBar, routed_output
 from .results import (
     PromptText,
     aggregate,
@@ -88,8 +89,7 @@ def _evaluate(
     if config.layer is not None:
         check_layer(config.layer, config.model, adapter.num_layers)
     own_ctx = EvalContext(config, data, adapter, vectors=_no_vectors)
-    if not config.overriding:
-        _check_lengths(own_ctx)
+    check_prompt_lengths(own_ctx)
 
     # 2. The vectors that are patched: the source model's, or the model's own (cached on disk).
     def own_vector(task: str, seed: int) -> torch.Tensor:
@@ -291,7 +291,7 @@ def _main_layer(config: RunConfig, adapter: Adapter, store: RunStore, shard: Sha
     main = main_layer_config(config)
     data = load_run_data(main)
     own_ctx = EvalContext(main, data, adapter, vectors=_no_vectors)
-    _check_lengths(own_ctx)
+    check_prompt_lengths(own_ctx)
 
     def own_vector(task: str, seed: int) -> torch.Tensor:
         return task_vector(adapter, own_ctx, task, seed)
@@ -395,39 +395,6 @@ def _sweeps(
         sweeps[task] = {s: got[seed_of[s]] for s in config.seeds}
     return sweeps
 
-
-LONG_ITEM_CHARS = 500
-
-
-def _check_lengths(ctx: EvalContext) -> None:
-    """The longest prompt a run can build must fit the model's context (an error before any
-    work), and an unusually long item is named in a warning."""
-    config, adapter = ctx.config, ctx.adapter
-    text_config = adapter.model.config.get_text_config()
-    limit = getattr(text_config, "max_position_embeddings", None)
-    for task, data in ctx.data.items():
-        records = [r for rs in data.splits.values() for r in rs]
-        for r in records:
-            size = len(r["input"]) + len(r["output"])
-            if size > LONG_ITEM_CHARS:
-                say(f"warning: {task}/{r['id']} is {size} characters long")
-        if not limit or config.uses_images:
-            continue
-        longest = sorted(records, key=lambda r: len(r["input"]) + len(r["output"]))
-        worst = longest[-(config.n_shot + 1) :]
-        instruction = data.instruction if config.spec == "ensemble" else None
-        prompt = adapter.example_prompt(
-            [(r["input"], r["output"]) for r in worst[:-1]] or [(worst[0]["input"], "")],
-            query=worst[-1]["input"],
-            instruction=instruction,
-        )
-        n_tokens = len(adapter.tokenizer(prompt.text)["input_ids"])
-        if n_tokens > limit:
-            raise ConfigError(
-                f"task {task}: a prompt with its {config.n_shot} longest examples is {n_tokens} "
-                f"tokens, more than {config.model}'s context of {limit}; lower --n_shot or "
-                "shorten the items"
-            )
 
 
 def _no_vectors(task: str, seed: int) -> torch.Tensor:

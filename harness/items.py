@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from benchmark import CROSS_MODAL_TASKS, UnknownTaskError, get_task, load_task
+from benchmark.reading import file_problem, read_text
 from benchmark.strict_json import jsonl_lines
-from benchmark.validation import task_id_pattern
+from benchmark.validation import input_key, task_id_pattern
 
 from .errors import ConfigError, TaskFileError
 
@@ -49,20 +50,6 @@ def _seeded_split(records: list[dict[str, Any]], seed: int) -> dict[str, list[di
             dict(rec, split="validation" if i in val else "test")
         )
     return out
-
-
-def file_problem(path: Path) -> str | None:
-    """Why `path` cannot be read as a data file, or None. Checked (S_ISREG) before opening: a
-    FIFO blocks a read forever, /dev/zero never ends, and "no such file" for a folder misleads."""
-    try:
-        if path.is_file():  # the target's mode, after links: a regular file
-            return None
-        if path.is_dir():
-            return "is a folder"
-        exists = path.exists()
-    except OSError as exc:  # e.g. a name too long for the file system
-        return f"cannot be read ({exc.strerror or exc})"
-    return "is not a regular file (a FIFO, device or socket)" if exists else "does not exist"
 
 
 def _task_lines(path: Path, text: str) -> tuple[list[dict], list[str], str | None]:
@@ -104,7 +91,7 @@ def load_task_file(
     if problem:
         raise TaskFileError(f"task file {path} {problem}; give a .jsonl file")
     try:
-        text = path.read_text("utf-8")
+        text = read_text(path)
     except UnicodeDecodeError as exc:
         raise TaskFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
@@ -112,7 +99,7 @@ def load_task_file(
     records, errors, file_instruction = _task_lines(path, text)
     seen: dict[str, int] = {}
     for r in records:
-        first = seen.setdefault(r["input"].strip().casefold(), r["line"])
+        first = seen.setdefault(input_key(r["input"]), r["line"])
         if first != r["line"]:
             errors.append(
                 f"{path}:{r['line']}: input {r['input']!r} repeats line {first} (an item would be "

@@ -304,6 +304,202 @@ def test_the_swept_layer_is_cached_and_a_tampered_cache_is_swept_again(
     assert "does not match this run" in capsys.readouterr().err
 
 
+# -- the layer cache proves itself; scaling never repeats an item ------------------------------
+def _sweeping_session(session, monkeypatch, tmp_path):
+    """A session that sweeps for its layer, its cache in tmp_path, and a count of its sweeps."""
+    monkeypatch.setenv("VLM_TV_EVAL_CACHE", str(tmp_path / "cache"))
+    sweeps = []
+    real = engine.sweep_layers
+
+    def counted(*args, **kwargs):
+        sweeps.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "sweep_layers", counted)
+    monkeypatch.setattr(EvalContext, "score_tokens", _by_parity)  # curves that are not all 0
+
+    def make():
+        s = session()
+        s.config = dataclasses.replace(s.config, layer=None)
+        return s
+
+    return make, sweeps
+
+
+def _edited_cache(tmp_path, edit):
+    """The one layer cache file, after `edit(doc)` (None: leave it) or written as `edit`
+    (a string)."""
+    [cached] = (tmp_path / "cache" / "analysis-layers").glob("*.json")
+    if isinstance(edit, str):
+        cached.write_text(edit)
+    else:
+        doc = json.loads(cached.read_text())
+        edit(doc)
+        cached.write_text(json.dumps(doc))
+    return cached
+
+
+def _set_layer(value):
+    def edit(doc):
+        doc["layer"]["layer"] = value
+
+    return edit
+
+
+def _one_recompute_warning(err, cached):
+    lines = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1, err
+    assert str(cached) in lines[0] and "recomputing it" in lines[0]
+    assert "Traceback" not in err
+
+
+def test_a_cached_layer_edited_to_another_valid_layer_is_swept_again(
+    session, monkeypatch, tmp_path, capsys
+):
+    """The file holds the sweep scores the layer was chosen from: a layer they do not choose
+    is an edit, and the run's layer is a fresh sweep's, not the file's."""
+    make, sweeps = _sweeping_session(session, monkeypatch, tmp_path)
+    first = make().layer()
+    n_layers = len(first["mean_curve"])
+    assert len(sweeps) == 2  # one per task
+    capsys.readouterr()
+    wrong = (first["layer"] + 1) % n_layers
+    cached = _edited_cache(tmp_path, _set_layer(wrong))
+    got = make().layer()
+    assert got == first and got["layer"] != wrong
+    assert len(sweeps) == 4
+    err = capsys.readouterr().err
+    _one_recompute_warning(err, cached)
+    assert f"holds the layer {wrong}, but its sweep scores choose {first['layer']}" in err
+    # the file is overwritten with the sweep's choice, and then reused as it is
+    assert json.loads(cached.read_text())["layer"] == first
+    assert make().layer() == first and len(sweeps) == 4
+    assert capsys.readouterr().err.count("warning:") == 0
+
+
+def test_a_cached_layer_whose_scores_were_edited_to_choose_it_still_rederives(
+    session, monkeypatch, tmp_path, capsys
+):
+    """Scores edited so that they no longer choose the stored layer (or its curve) are found
+    the same way: the record is re-derived from the scores by `choose_layer`."""
+    make, sweeps = _sweeping_session(session, monkeypatch, tmp_path)
+    first = make().layer()
+    capsys.readouterr()
+    other = (first["layer"] + 1) % len(first["mean_curve"])
+
+    def edit(doc):
+        for by_seed in doc["sweeps"].values():
+            acc = by_seed["0"]["acc"]
+            acc[:] = [0.0] * len(acc)
+            acc[other] = 1.0
+
+    cached = _edited_cache(tmp_path, edit)
+    assert make().layer() == first
+    _one_recompute_warning(capsys.readouterr().err, cached)
+
+
+@pytest.mark.parametrize(
+    "edit, why",
+    [
+        (_set_layer(99), "holds the layer 99, not a layer of"),
+        (_set_layer(-1), "holds the layer -1, not a layer of"),
+        (_set_layer("x"), 'holds the layer "x", not an integer'),
+        (_set_layer(True), "holds the layer true, not an integer"),
+        (_set_layer(2.0), "holds the layer 2.0, not an integer"),
+        (lambda doc: doc.update(layer=[]), "holds no layer record"),
+        (lambda doc: doc.update(layer=5), "holds no layer record"),
+        (lambda doc: doc.pop("sweeps"), "does not hold the sweep scores"),
+        (lambda doc: doc["sweeps"]["food_color"]["0"]["acc"].pop(), "malformed sweep scores"),
+        (lambda doc: doc["sweeps"]["food_color"]["0"]["acc"].__setitem__(0, 7), "malformed"),
+        (lambda doc: doc["sweeps"].update(food_color="0"), "malformed sweep scores"),
+        ("[]", "is not a layer record (a JSON list"),
+        ("5", "is not a layer record (a JSON int"),
+        ('{"key": ', "is not readable, valid JSON"),
+        ('{"key": NaN}', "is not readable, valid JSON"),
+        ("", "is not readable, valid JSON"),
+    ],
+)
+def test_a_malformed_layer_cache_is_one_warning_and_a_fresh_sweep(
+    edit, why, session, monkeypatch, tmp_path, capsys
+):
+    make, sweeps = _sweeping_session(session, monkeypatch, tmp_path)
+    first = make().layer()
+    capsys.readouterr()
+    cached = _edited_cache(tmp_path, edit)
+    assert make().layer() == first
+    err = capsys.readouterr().err
+    _one_recompute_warning(err, cached)
+    assert why in err
+    assert len(sweeps) == 4
+    assert json.loads(cached.read_text())["layer"] == first
+
+
+def test_an_analysis_run_records_the_fresh_sweeps_layer_not_an_edited_cache(
+    tiny_llama_path, monkeypatch, tmp_path, capsys
+):
+    """End to end: `analyze` with no --layer, its layer cache edited in between, writes the
+    layer a fresh sweep chooses, with one warning and exit 0."""
+    monkeypatch.setenv("VLM_TV_EVAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(EvalContext, "score_tokens", _by_parity)
+    argv = ["cosine", "--model", f"hf:{tiny_llama_path}", "--tasks", ",".join(TASKS)]
+    argv += ["--seeds", "0", "--limit", "6", "--output_path", str(tmp_path / "out")]
+    assert main(["analyze", *argv]) == 0
+    written = tmp_path.glob("out/*/analysis/cosine.json")
+    first = json.loads(next(written).read_text())["result"]["layer"]
+    assert "validation sweep" in first["source"]
+    capsys.readouterr()
+    for edit in (_set_layer((first["layer"] + 1) % len(first["mean_curve"])), _set_layer(99)):
+        cached = _edited_cache(tmp_path, edit)
+        assert main(["analyze", *argv]) == 0
+        doc = json.loads(next(tmp_path.glob("out/*/analysis/cosine.json")).read_text())
+        assert doc["result"]["layer"] == first
+        _one_recompute_warning(capsys.readouterr().err, cached)
+
+
+def test_scaling_refuses_more_prompts_than_distinct_items(
+    tiny_llama_path, tmp_path, capsys, monkeypatch
+):
+    """30 validation items make six five-shot prompts of different items: --max_r 100 would
+    reuse each item 16 times and count it as 16 examples, so it is refused, naming the
+    largest --max_r that fits, before the model loads."""
+    argv = ["scaling", "--model", f"hf:{tiny_llama_path}", "--tasks", ",".join(TASKS)]
+    argv += ["--seeds", "0", "--limit", "6", "--layer", "2", "--max_r", "100"]
+    monkeypatch.setattr(engine, "capture_task_states", None)  # no model time is spent
+    assert main(["analyze", *argv, "--output_path", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "Loading" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("vlm-tv-eval analyze: error: ")
+    assert "--max_r 100 needs 500 distinct validation items" in err
+    assert "has 30" in err and "use --max_r 6 or less" in err
+    assert not list(tmp_path.glob("*/analysis/scaling.json"))
+
+
+def test_scaling_prompts_use_distinct_items_up_to_the_largest_max_r(session):
+    from harness.analysis import scaling
+    from harness.errors import ConfigError
+
+    s = session()
+    data = s.data
+    seen = []
+    real = s.adapter.example_prompt
+
+    def recording(examples, **kwargs):
+        seen.extend(x for x, _ in examples)
+        return real(examples, **kwargs)
+
+    s.adapter.example_prompt = recording
+    n = len(s.data["food_color"].splits["validation"])
+    prompts = scaling._prompts(s, "food_color", 0, n // scaling.SHOTS)
+    assert len(prompts) == n // scaling.SHOTS
+    assert len(seen) == len(set(seen)) == scaling.SHOTS * (n // scaling.SHOTS)
+    with pytest.raises(ConfigError, match=rf"use --max_r {n // scaling.SHOTS} or less"):
+        scaling._prompts(s, "food_color", 0, n // scaling.SHOTS + 1)
+    scaling.check_max_r(data, n // scaling.SHOTS)
+    with pytest.raises(ConfigError, match="--max_r 7 needs 35"):
+        scaling.check_max_r(data, 7)
+    assert "fewer than the 5 of one 5-shot prompt" in scaling._too_few("t", 4, 1)
+
+
 def test_analyses_need_their_extra(monkeypatch, capsys):
     import importlib.util
 

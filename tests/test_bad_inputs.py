@@ -38,6 +38,8 @@ def _cases(tmp_path):
     b.mkdir()
     same_name = [_task_file(d / "task.jsonl", PAIRS) for d in (a, b)]
     dup = _task_file(tmp_path / "dup.jsonl", [*PAIRS, ("Word3", "other")])
+    # "Zürich" composed (NFC) on line 11, decomposed (NFD: u + U+0308) on line 12
+    nfd = _task_file(tmp_path / "nfd.jsonl", [*PAIRS, ("Z\u00fcrich", "a"), ("Zu\u0308rich ", "b")])
     latin1 = tmp_path / "latin1.jsonl"
     latin1.write_bytes('{"input": "caf\xe9", "output": "x"}\n'.encode("latin-1"))
     a_file = tmp_path / "file.txt"
@@ -56,6 +58,7 @@ def _cases(tmp_path):
         (["--tasks", str(a)], "is a folder"),
         (["--tasks", ",".join(map(str, same_name)), "--n_shot", "2"], "two tasks are named"),
         (["--tasks", str(dup)], "repeats line 4"),
+        (["--tasks", str(nfd)], "nfd.jsonl:12: input 'Zu\u0308rich ' repeats line 11"),
         (["--tasks", str(latin1)], "not UTF-8"),
         (["--tasks", "override_text", "--layer_from", str(tmp_path / "none.json")], "--layer_from"),
         (["--max_new_tokens", "0", "--tasks", "override_text"], "--max_new_tokens"),
@@ -81,7 +84,7 @@ def test_a_prompt_longer_than_the_context_is_refused_before_the_run(
     assert main([*args, "--output_path", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "context of 1024" in err and "lower --n_shot" in err
-    assert "characters long" in err  # the long items are named too
+    assert "tokens long" in err  # the long items are named too
     assert not list((tmp_path / "out").glob("*/*/parts/*/*.json"))
 
 

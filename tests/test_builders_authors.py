@@ -4,6 +4,10 @@ our Hub layout, which the harness's image loader reads item for item; bad input 
 from __future__ import annotations
 
 import json
+import struct
+import unicodedata
+import zlib
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +16,10 @@ from PIL import Image
 
 from benchmark import load_task, validate
 from builders import cli
-from builders.authors import KIND, item_id
+from builders.authors import KIND
+from builders.authors_items import item_id
 from builders.cross_modal import json_row
+from builders.images import CorruptImageError, ImageTooLargeError, open_verified
 from builders.output import read_marker
 from harness.adapters.vlm import resize_to_width
 from harness.arguments import parse_run_config
@@ -25,7 +31,7 @@ from harness.prepare import load_run_data
 ITEMS = {
     "country-capital": {
         "val": [("France", "Paris"), ("Peru", "Lima"), ("Côte d'Ivoire", "Yamoussoukro")],
-        "test": [("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Chile", "Santiago"), ("Peru", "x")],
+        "test": [("Japan", "Tokyo"), ("Kenya", "Nairobi"), ("Chile", "Santiago"), ("Ghana", "x")],
     },
     "food-color": {
         "val": [("Banana", "yellow"), ("Tomato", "red")],
@@ -46,7 +52,8 @@ def _authors_data(root: Path, wide: bool = True) -> Path:
             items = []
             for i, (text, label) in enumerate(pairs):
                 name = f"{mode}_{i}.png"
-                Image.new("RGB", (448 if wide else 100, 300), (i * 40, 90, 200)).save(folder / name)
+                colour = (i * 40, 90 if mode == "val" else 150, 200)  # no two items alike
+                Image.new("RGB", (448 if wide else 100, 300), colour).save(folder / name)
                 items.append({"input": text, "output": label, "image": f"images/{task}/{name}"})
             doc = {"data": items} if task == "food-color" else items  # both shapes they read
             (data / "annotations" / f"{task}_{mode}.json").write_text(json.dumps(doc), "utf-8")
@@ -87,7 +94,6 @@ def test_import_keeps_their_items_splits_and_order_and_the_harness_loads_it(
     assert read_marker(out)["kind"] == KIND
     assert _expected("country-capital", "val")[0][0] == load_task("country_capital")[0]["id"]
     assert [i for i, _ in _expected("country-capital", "val")] == ["france", "peru", "cote_divoire"]
-    assert _expected("country-capital", "test")[-1][0] == "peru_2"  # repeated input, unique id
 
     for task in ("country_capital", "food_color"):
         theirs = task.replace("_", "-")
@@ -248,7 +254,107 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (unknown / f.name).write_bytes(f.read_bytes())
     (unknown / "country-capitol_val.json").write_text("[]", "utf-8")
     cases.append((["--annotations", str(unknown)], ["country-capitol_val.json", "move it out"]))
-    return [(base + argv, words) for argv, words in cases]
+    return [(base + argv, words) for argv, words in cases + _refused_cases(tmp_path, data)]
+
+
+def _variant(tmp_path: Path, data: Path, name: str, edit=None, extra=None) -> list[str]:
+    """--annotations for a copy of the authors' files: `edit(mode, items)` changes
+    country-capital's items; `extra` maps more file names to copies of existing ones."""
+    folder = tmp_path / name
+    folder.mkdir()
+    for f in (data / "annotations").iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    for mode in ("val", "test"):
+        path = folder / f"country-capital_{mode}.json"
+        items = json.loads(path.read_text("utf-8"))
+        if edit:
+            edit(mode, items)
+        path.write_text(json.dumps(items, ensure_ascii=False), "utf-8")
+    for new, old in (extra or {}).items():
+        (folder / new).write_bytes((folder / old).read_bytes())
+    return ["--annotations", str(folder)]
+
+
+def _new_image(data: Path, name: str, colour: tuple[int, int, int]) -> str:
+    Image.new("RGB", (64, 48), colour).save(data / "images" / "country-capital" / name)
+    return f"images/country-capital/{name}"
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG of a few bytes whose header declares width x height pixels."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def _nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+def _refused_cases(tmp_path: Path, data: Path) -> list[tuple[list[str], list[str]]]:
+    """Inputs that would silently change the item set: two spellings of one task file, an
+    item repeated within a file (Unicode form and case aside), validation left without items
+    once test items are taken out, and a decompression bomb."""
+    cases = []
+    twice = _variant(
+        tmp_path, data, "twice", extra={"country_capital_val.json": "country-capital_val.json"}
+    )
+    words = ["country-capital_val.json and", "country_capital_val.json", "two spellings"]
+    cases.append((twice, [*words, "remove one"]))
+    upper = _variant(
+        tmp_path, data, "upper", extra={"food-color_test.JSON": "food-color_test.json"}
+    )
+    cases.append((upper, ["food-color_test.JSON and", "food-color_test.json", "remove one"]))
+
+    spare = _new_image(data, "spare.png", (1, 2, 3))
+
+    def nfd_repeat(mode, items):
+        if mode == "val":  # "Côte d'Ivoire" again, decomposed (NFD) and upper case
+            items.append({"input": _nfd("CÔTE D'IVOIRE "), "output": "x", "image": spare})
+
+    cases.append(
+        (
+            _variant(tmp_path, data, "nfd", nfd_repeat),
+            ["country-capital_val.json[3]", "repeats [2]", "remove one"],
+        )
+    )
+
+    def same_picture(mode, items):
+        if mode == "val":
+            items.append({"input": "Spain", "output": "Madrid", "image": items[0]["image"]})
+
+    cases.append(
+        (
+            _variant(tmp_path, data, "picture", same_picture),
+            ["country-capital_val.json[3]", "same picture as [0]", "remove one"],
+        )
+    )
+
+    extra = [_new_image(data, f"extra{i}.png", (9, 9, i)) for i in range(2)]
+
+    def mostly_test(mode, items):
+        if mode == "test":  # two of the three validation items: one left, too few
+            items.append({"input": "france", "output": "Paris", "image": extra[0]})
+            items.append({"input": _nfd("Côte d'Ivoire"), "output": "Y", "image": extra[1]})
+
+    words = ["country-capital_val.json:", "2 of its 3", "country-capital_test.json", "leaving 1"]
+    cases.append((_variant(tmp_path, data, "overlap", mostly_test), words))
+
+    bomb = data / "images" / "country-capital" / "bomb.png"
+    bomb.write_bytes(_png_declaring(30000, 30000))
+
+    def bomb_image(mode, items):
+        if mode == "test":
+            items[1]["image"] = "images/country-capital/bomb.png"
+
+    words = ["bomb.png", "900,000,000 pixels", f"limit of {Image.MAX_IMAGE_PIXELS:,} pixels"]
+    cases.append((_variant(tmp_path, data, "bomb", bomb_image), words))
+    return cases
 
 
 def test_bad_input_is_one_line_naming_the_file_and_the_fix(tmp_path, capsys):
@@ -276,3 +382,49 @@ def test_a_missing_or_corrupt_image_is_named_and_nothing_is_written(tmp_path, ca
     err = capsys.readouterr().err
     assert "test_1.png" in err and "re-download images.zip" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_validation_items_the_test_split_holds_are_dropped_and_said(tmp_path, hf_cache, capsys):
+    data = _authors_data(tmp_path)
+    lima = _new_image(data, "lima.png", (5, 5, 5))
+
+    def overlap(mode, items):
+        if mode == "val":  # its image is test item 0's (Japan's) file content
+            items.append({"input": "Spain", "output": "Madrid", "image": "x/test_0.png"})
+            (data / "x").mkdir()
+            (data / "x" / "test_0.png").write_bytes(
+                (data / "images" / "country-capital" / "test_0.png").read_bytes()
+            )
+        else:  # val's "Peru", in another case and Unicode-equal spacing
+            items.append({"input": " PERU", "output": "Lima", "image": lima})
+
+    argv = ["import-authors", *_variant(tmp_path, data, "ann", overlap), "--images", str(data)]
+    out = tmp_path / "out"
+    assert cli.main([*argv, "--out", str(out), "--tasks", TASKS]) == 0
+    captured = capsys.readouterr()
+    (warning,) = captured.err.splitlines()
+    assert warning.startswith("warning: country_capital: 2 item(s) of ") and "'Peru'" in warning
+    assert "country-capital_val.json" in warning and "country-capital_test.json" in warning
+    assert "country_capital: validation 2, test 5" in captured.out
+    import datasets
+
+    built = datasets.load_dataset(str(out), "country_capital")
+    assert [r["id"] for r in built["validation"]] == ["france", "cote_divoire"]
+    assert [r["id"] for r in built["test"]][-1] == "peru"  # the test item keeps its pool id
+    readme = (out / "README.md").read_text("utf-8")
+    assert (
+        "Dropped from `validation`" in readme and "`country_capital`: 2 ('Peru', 'Spain')" in readme
+    )
+    assert "food_color: validation 2, test 3" in captured.out  # untouched
+
+
+def test_a_decompression_bomb_is_refused_from_its_header_in_one_place(monkeypatch):
+    with pytest.raises(ImageTooLargeError, match="900,000,000 pixels declared"):
+        open_verified(_png_declaring(30000, 30000))  # over twice the limit: PIL raises
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)
+    buffer = BytesIO()
+    Image.new("RGB", (100, 80), (1, 2, 3)).save(buffer, format="PNG")
+    # 8,000 pixels: over the limit but under twice it, where PIL only warns and decodes
+    with pytest.raises(ImageTooLargeError, match="limit of 5,000 pixels"):
+        open_verified(buffer.getvalue())
+    assert issubclass(ImageTooLargeError, CorruptImageError)  # every caller already refuses it

@@ -255,7 +255,7 @@ def test_a_fifo_input_is_refused_not_read(vqa_inputs, tmp_path, capsys, no_hang,
     vqa_inputs[which] = fifo(tmp_path / f"{which}.fifo")
     code, err = run(vqa_argv(vqa_inputs, tmp_path / "out"), capsys)
     line = one_line(err)
-    assert code == 2 and f"{vqa_inputs[which]} is not a regular file" in line
+    assert code == 2 and f"{vqa_inputs[which]} is a FIFO, not a regular file" in line
 
 
 def test_a_broken_link_input_says_so(vqa_inputs, tmp_path, capsys):
@@ -271,7 +271,7 @@ def test_a_fifo_coco_image_is_refused_not_read(vqa_inputs, tmp_path, capsys, no_
         image.unlink()
     fifo(vqa_inputs["coco"] / "COCO_val2014_000000000001.jpg")
     code, err = run(vqa_argv(vqa_inputs, tmp_path / "out"), capsys)
-    assert code == 2 and "is not a regular file" in one_line(err)
+    assert code == 2 and "not a regular file" in one_line(err)
 
 
 def test_a_fifo_coco_dir_is_not_called_a_file(tmp_path, capsys, vqa_inputs):
@@ -292,7 +292,7 @@ def test_authors_folder_and_fifo_are_named_as_such(tmp_path, capsys, no_hang):
     annotation.unlink()
     fifo(annotation)
     code, err = run(authors_argv(data, tmp_path / "out"), capsys)
-    assert code == 2 and f"{annotation} is not a regular file" in one_line(err)
+    assert code == 2 and f"{annotation} is a FIFO, not a regular file" in one_line(err)
 
 
 # --- the rule the splits keep: small modules -----------------------------------------------------

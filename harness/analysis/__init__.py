@@ -82,7 +82,13 @@ def analyze_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("vector", "query"),
         help="tsne: the patched instruction vector (the paper's) or instruction + a query",
     )
-    flag("--max_r", type=int, default=6, help="scaling: up to r five-shot prompts")
+    flag(
+        "--max_r",
+        type=int,
+        default=6,
+        help="scaling: up to r five-shot prompts, 5r distinct validation items (at most a "
+        "task's validation items / 5)",
+    )
     flag("--swaps", default="0,1,2", help="noise: swap counts s")
     flag(
         "--swap_scope",
@@ -155,13 +161,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     try:
         data = load_run_data(config)  # bad tasks or --data fail before the model loads
+        module = importlib.import_module(f".{ANALYSES[name][0]}", __name__)
+        if hasattr(module, "check"):  # options the items cannot serve, also before it loads
+            module.check(data, options)
         adapter = load_adapter(config.model, config.model_args, config)
         # Analyses compare specs: on a VLM given --data, image examples are one of them, so
         # the items come with their images even when the run's own spec is text.
         if adapter.supports_images and config.data is not None and not config.uses_images:
             data = load_run_data(dataclasses.replace(config, spec="image_examples"))
         session = Session(config, dict(data), adapter, options, spec_given)
-        module = importlib.import_module(f".{ANALYSES[name][0]}", __name__)
         (result, figure, table), seconds = timed(lambda: module.run(session))
         path, png = write_outputs(session, name, result, figure, seconds)
     except KeyboardInterrupt:

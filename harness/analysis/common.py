@@ -109,7 +109,14 @@ class Session:
 
     def _sweep_layer(self) -> dict[str, Any]:
         """The sweep's choice, from the cache when this model, code, template, spec, seed and
-        items chose it before (each analysis would otherwise sweep again for minutes)."""
+        items chose it before (each analysis would otherwise sweep again for minutes).
+
+        The cache file proves itself: it holds the per-task sweep scores the layer was chosen
+        from, and is reused only when its key is this run's, its scores are this run's tasks'
+        accuracies at every layer, and `choose_layer` on them gives back exactly the layer
+        record stored beside them (an integer in [0, num_layers)). Anything else (not JSON,
+        not an object, another run's, edited) is named in a one-line warning, swept again and
+        overwritten."""
         seed = self.config.seeds[0]
         ctx = self.context()
         key = {
@@ -125,25 +132,100 @@ class Session:
             },
         }
         path = cache_root() / "analysis-layers" / f"{sha256(key)[:24]}.json"
-        cached, errors = read_json(path) if path.is_file() else (None, [])
-        if isinstance(cached, dict) and cached.get("key") == json.loads(json.dumps(key)):
-            return cached["layer"]
-        if path.exists():
-            warn(f"layer cache {path} does not match this run ({errors or 'other key'}); sweeping")
-        sweeps: dict[str, dict[int, dict]] = {}
+        if path.exists() or path.is_symlink():
+            layer, problem = self._cached_layer(path, json.loads(json.dumps(key)), seed)
+            if layer is not None:
+                return layer
+            warn(
+                f"layer cache {path} {problem}; recomputing it (sweeping again, the file is "
+                "replaced)"
+            )
+        sweeps: dict[str, dict[str, dict[str, list[float]]]] = {}
         for task in self.progress("layer sweep"):
             items = ctx.items(task, "validation")
             prompts = [ctx.query_prompt(r) for r in items]
             ids = engine.sweep_layers(self.adapter, prompts, ctx.vector(task, seed))
-            sweeps[task] = {seed: {"acc": accuracies(ctx, task, items, ids, prompts)}}
+            sweeps[task] = {str(seed): {"acc": accuracies(ctx, task, items, ids, prompts)}}
+        layer = self._swept_choice(sweeps, seed)
+        try:
+            write_json_atomic(path, {"key": key, "sweeps": sweeps, "layer": layer})
+        except OSError as exc:  # the layer is right; only the next analysis sweeps again
+            warn(f"cannot write layer cache {path} ({exc.strerror or exc}); it is not cached")
+        return layer
+
+    def _swept_choice(
+        self, sweeps: dict[str, dict[str, dict[str, list[float]]]], seed: int
+    ) -> dict[str, Any]:
+        """The layer record the run protocol's rule (`choose_layer`) makes of sweep scores:
+        the one rule for a fresh sweep and for checking a cached one."""
         chosen = choose_layer(sweeps, self.adapter.num_layers, None)
-        layer = {
+        return {
             "layer": chosen["layer"],
             "source": f"validation sweep ({self.config.spec}, seed {seed})",
             "mean_curve": chosen["mean_curve"],
         }
-        write_json_atomic(path, {"key": key, "layer": layer})
-        return layer
+
+    def _cached_layer(
+        self, path: Path, key: Any, seed: int
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """(the layer record re-derived from the cache file, None), or (None, what is wrong
+        with the file, as words that follow its name)."""
+        doc, errors = read_json(path)
+        if errors:
+            first = " ".join(f"{errors[0].path}: {errors[0].message}".split())
+            return None, f"is not readable, valid JSON ({first})"
+        if not isinstance(doc, dict):
+            return None, f"is not a layer record (a JSON {type(doc).__name__}, not an object)"
+        if doc.get("key") != key:
+            return (
+                None,
+                "does not match this run (another model, code, template, spec, seed or items)",
+            )
+        n_layers = self.adapter.num_layers
+        sweeps = doc.get("sweeps")
+        if not isinstance(sweeps, dict) or set(sweeps) != set(self.tasks):
+            return (
+                None,
+                "does not hold the sweep scores of this run's tasks the layer was chosen from",
+            )
+        for task in self.tasks:
+            by_seed = sweeps[task]
+            scores = by_seed.get(str(seed)) if isinstance(by_seed, dict) else None
+            acc = scores.get("acc") if isinstance(scores, dict) else None
+            well_formed = (
+                isinstance(by_seed, dict)
+                and list(by_seed) == [str(seed)]
+                and isinstance(scores, dict)
+                and list(scores) == ["acc"]
+                and isinstance(acc, list)
+                and len(acc) == n_layers
+                and all(_is_accuracy(a) for a in acc)
+            )
+            if not well_formed:
+                return None, (
+                    f"holds malformed sweep scores for {task} (expected {n_layers} accuracies "
+                    f"in [0, 1] for seed {seed})"
+                )
+        stored = doc.get("layer")
+        if not isinstance(stored, dict):
+            return None, f"holds no layer record (its 'layer' is {_shown(stored)}, not an object)"
+        stored_layer = stored.get("layer")
+        if not isinstance(stored_layer, int) or isinstance(stored_layer, bool):
+            return None, f"holds the layer {_shown(stored_layer)}, not an integer"
+        if not 0 <= stored_layer < n_layers:
+            return None, (
+                f"holds the layer {stored_layer}, not a layer of {self.config.model} "
+                f"(0..{n_layers - 1})"
+            )
+        derived = self._swept_choice({t: sweeps[t] for t in self.tasks}, seed)
+        if stored != derived:
+            if stored_layer != derived["layer"]:
+                return None, (
+                    f"holds the layer {stored_layer}, but its sweep scores choose "
+                    f"{derived['layer']} (edited?)"
+                )
+            return None, "holds a layer record its sweep scores do not re-derive (edited?)"
+        return derived, None
 
 
 def accuracies(
@@ -248,6 +330,17 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     start = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - start
+
+
+def _shown(value: Any) -> str:
+    """A value read from a file, for a one-line message: its JSON, cut short."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_accuracy(value: Any) -> bool:
+    """A finite number in [0, 1] (not a bool: JSON true is no accuracy)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
 
 
 def warn(message: str) -> None:

@@ -2,12 +2,15 @@
 
 For r = 1..R, the vector is the mean task-token state of r separate 5-shot prompts (n = 5r
 examples seen in all), with examples drawn without replacement from the validation split
-(seeded); with and without the instruction vector (the ensemble: their mean). It is patched into
-every test query at the session's layer and scored case-insensitively, as the paper's ensemble
-study is; mean and std over the seeds, and paired bootstrap 95% intervals over seeds and test
-items (harness/intervals.py) for each curve point and for the differences the claims rest on
-(r = max against r = 1; ensemble against examples). The per-item 0/1 scores are kept in the
-JSON (`item_scores`, [seeds][items] per task and variant), so the intervals can be drawn again.
+(seeded), so the n examples are n distinct items: an R (--max_r) that needs more items than a
+task's validation split holds is refused, naming the largest R that fits, rather than repeating
+items and counting them again; with and without the instruction vector (the ensemble: their
+mean). It is patched into every test query at the session's layer and scored
+case-insensitively, as the paper's ensemble study is; mean and std over the seeds, and paired
+bootstrap 95% intervals over seeds and test items (harness/intervals.py) for each curve point
+and for the differences the claims rest on (r = max against r = 1; ensemble against examples).
+The per-item 0/1 scores are kept in the JSON (`item_scores`, [seeds][items] per task and
+variant), so the intervals can be drawn again.
 
 This is not `--n_shot 30`: one prompt of 30 examples is a different quantity (a longer context,
 not an average of short ones). The plot shows the average of r five-shot prompts.
@@ -16,30 +19,81 @@ not an average of short ones). The plot shows the average of r five-shot prompts
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
 from .. import engine
+from ..errors import ConfigError
 from ..intervals import analysis_intervals, bracket, estimates, stored_scores
+from ..items import TaskData
 from .common import Session, mean_std
 
 SHOTS = 5
 VARIANTS = ("examples", "ensemble")  # the examples vector alone, and averaged with the instruction
 
 
+def _pool(data: Mapping[str, TaskData], task: str) -> list[dict]:
+    """The task's validation items, each once (by id), in the split's order."""
+    seen: set[str] = set()
+    pool = []
+    for record in data[task].splits["validation"]:
+        if record["id"] not in seen:
+            seen.add(record["id"])
+            pool.append(record)
+    return pool
+
+
+def _too_few(task: str, n_items: int, r_max: int) -> str | None:
+    """Why `r_max` prompts of SHOTS distinct examples do not fit in `n_items`, or None."""
+    if n_items < SHOTS:
+        return (
+            f"scaling: task {task} has {n_items} distinct validation items, fewer than the "
+            f"{SHOTS} of one {SHOTS}-shot prompt; leave it out of --tasks"
+        )
+    if SHOTS * r_max > n_items:
+        return (
+            f"--max_r {r_max} needs {SHOTS * r_max} distinct validation items per task "
+            f"({SHOTS} per prompt, none repeated), but task {task} has {n_items}: use "
+            f"--max_r {n_items // SHOTS} or less"
+        )
+    return None
+
+
+def check_max_r(data: Mapping[str, TaskData], r_max: int) -> None:
+    """`r_max` prompts of SHOTS distinct examples each fit in every task's validation split:
+    else a ConfigError naming --max_r, the items there are and the largest --max_r that fits
+    (the task with the fewest items decides)."""
+    sizes = {task: len(_pool(data, task)) for task in data}
+    task = min(sizes, key=lambda t: sizes[t])
+    problem = _too_few(task, sizes[task], r_max)
+    if problem:
+        raise ConfigError(problem)
+
+
+def check(data: Mapping[str, TaskData], options: Mapping[str, Any]) -> None:
+    """The options against the tasks' items, before the model loads (`cmd_analyze`)."""
+    check_max_r(data, _max_r(options))
+
+
+def _max_r(options: Mapping[str, Any]) -> int:
+    return int(options.get("max_r") or 6)
+
+
 def _prompts(session: Session, task: str, seed: int, r_max: int) -> list:
-    """r_max five-shot prompts whose examples are all different (as far as the split allows)."""
+    """r_max five-shot prompts whose examples are all different items (`check_max_r`)."""
     ctx = session.context("text_examples")
-    items = list(session.data[task].splits["validation"])
-    if len(items) < SHOTS:
-        raise ValueError(f"task {task}: {len(items)} validation items, fewer than {SHOTS}")
+    items = _pool(session.data, task)
+    problem = _too_few(task, len(items), r_max)
+    if problem:  # `run` refuses first; here too, so that no caller repeats items
+        raise ConfigError(problem)
     rng = random.Random(f"scaling:{seed}:{task}")
     order = rng.sample(items, len(items))
     prompts = []
     for r in range(r_max):
-        chosen = [order[(r * SHOTS + k) % len(order)] for k in range(SHOTS)]
+        chosen = order[r * SHOTS : (r + 1) * SHOTS]
         prompts.append(
             session.adapter.example_prompt([(ctx.spec_input(d), d["output"]) for d in chosen])
         )
@@ -68,9 +122,10 @@ def differences(r_max: int) -> list[tuple[str, str]]:
 
 
 def run(session: Session) -> tuple[dict[str, Any], Any, str]:
+    r_max = _max_r(session.options)
+    check_max_r(session.data, r_max)  # before the layer sweep (`check` did, before the model)
     layer = session.layer()
     la = layer["layer"]
-    r_max = int(session.options.get("max_r") or 6)
     rs = list(range(1, r_max + 1))
     ctx = session.context("text_examples", case_insensitive=True)
     seeds = list(session.config.seeds)
