@@ -3,7 +3,9 @@ submission, a mistyped --root is refused, metadata that is blank, dated in the f
 invisible characters is refused, unknown keys fail `check`, files that are not plain JSON
 (links, FIFOs, devices, huge files) are named and skipped instead of hanging `check`, numbers
 that are not numbers (1e999, 4,000 digits) are refused in one line, concurrent `add`s of one
-name lose nothing, the hash error gives away no hash, and a made-up run id is refused."""
+name lose nothing, the hash error gives away no hash, a made-up run id is refused, and markup or
+quotes in a submission are only text on the page (its template is autoescaped and refuses a
+value it is not given)."""
 
 from __future__ import annotations
 
@@ -495,3 +497,50 @@ def test_a_run_id_of_the_harness_shape_is_accepted(tmp_path, capsys):
     results["run_id"] = "text_examples-0123456789ab"
     rc, out = run(capsys, *add_args(root, results_file(tmp_path, results), "--name", "Fine"))
     assert rc == 0, out
+
+
+def test_markup_and_quotes_in_a_submission_stay_text_in_the_page(tmp_path, capsys):
+    """The page's template is autoescaped: a name or model that would close an attribute or
+    open a script is shown as text; with autoescape off this page would run it."""
+    root = make_root(tmp_path)
+    results = good("results")
+    results["model"]["name"] = 'm" onmouseover="alert(2)'
+    name = '<script>alert(1)</script>" onmouseover="alert(3)'
+    rc, out = run(capsys, *add_args(root, results_file(tmp_path, results), "--name", name))
+    assert rc == 0, out
+    assert run(capsys, "--root", str(root), "build")[0] == 0
+    html = (root / "index.html").read_text("utf-8")
+    assert html.count("<script") == 1  # the page's own sorting and filtering
+    assert "onmouseover=" not in html.replace("onmouseover=&#34;", "")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&#34; onmouseover=&#34;alert(3)</a>" in html
+    assert 'title="model m&#34; onmouseover=&#34;alert(2)"' in html
+
+
+def test_the_page_template_is_autoescaped_and_refuses_a_missing_value():
+    """Every value is escaped by the template, and a value it is not given is an error, never
+    an empty cell."""
+    from jinja2 import StrictUndefined, UndefinedError
+
+    from leaderboard import html_page
+    from leaderboard.build import load
+    from leaderboard.overriding import override_rows
+    from leaderboard.table import all_rows
+
+    env = html_page.environment()
+    assert env.autoescape is True and env.undefined is StrictUndefined
+    submissions, problems = load(ROOT)
+    assert not problems
+    rows, overriding = all_rows(submissions), override_rows(submissions)
+    data = html_page.page_data(rows, overriding)
+    assets = {"css": html_page.CSS, "js": html_page.JS}
+    assert html_page.template().render(data, **assets) == html_page.render_html(rows, overriding)
+    shown = html_page.template().render({**data, "sources": "<b>x</b>"}, **assets)
+    assert "Reported rows: &lt;b&gt;x&lt;/b&gt;." in shown
+    for missing in ("sources", "overriding", "css"):
+        given = {k: v for k, v in {**data, **assets}.items() if k != missing}
+        with pytest.raises(UndefinedError):
+            html_page.template().render(given)
+    first = data["ranked"]["rows"][0]["cells"][-1]
+    del first["sort"]
+    with pytest.raises(UndefinedError):
+        html_page.template().render(data, **assets)
