@@ -55,8 +55,17 @@ def layer_from_results(path: str, model: str, n_layers: int | None) -> dict[str,
     doc, errors = read_json(path)
     layer, source_model = field("layer_selection", "layer"), field("model", "name")
     if errors or not isinstance(layer, int) or isinstance(layer, bool):  # not true, 21.9, "7"
-        why = f"{errors[0].path}: {errors[0].message}" if errors else f"the layer is {layer!r}"
-        raise ConfigError(f"--layer_from {path}: not a results file with a chosen layer ({why})")
+        why = (
+            f"{errors[0].path}: {errors[0].message}"
+            if errors
+            else "it records no layer_selection.layer"
+            if layer is None
+            else f"its layer_selection.layer is {layer!r}, not a layer number"
+        )
+        raise ConfigError(
+            f"--layer_from {path}: not a results file with a chosen layer ({why}); give the "
+            "results.json of a run of this model that chose a layer"
+        )
     if source_model != model:
         raise ConfigError(
             f"--layer_from {path} is a run of {source_model}, not {model}: a layer does not carry "

@@ -264,7 +264,8 @@ def test_layer_from_refuses_a_layer_that_is_not_an_integer(tmp_path, layer):
     doc = smollm2()
     doc["layer_selection"]["layer"] = layer
     path = source(tmp_path, doc)
-    with pytest.raises(ConfigError, match=f"--layer_from {re.escape(path)}: .*the layer is"):
+    words = ".*layer_selection.layer is .* not a layer number"
+    with pytest.raises(ConfigError, match=f"--layer_from {re.escape(path)}: {words}"):
         layer_from_results(path, "smollm2-135m", 30)
 
 

@@ -56,7 +56,9 @@ class GGUFAdapter(CausalLMAdapter):
             raise ConfigError(f"--model gguf:{self.gguf}: {self.gguf} {what}; give a .gguf file")
         with self.gguf.open("rb") as f:
             if f.read(4) != b"GGUF":
-                raise ConfigError(f"--model gguf:{self.gguf}: not a GGUF file (no GGUF header)")
+                raise ConfigError(
+                    f"--model gguf:{self.gguf}: not a GGUF file (no GGUF header); give a .gguf file"
+                )
         return self.gguf
 
     def cached_folder(self, gguf: Path) -> Path:
