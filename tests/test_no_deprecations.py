@@ -102,3 +102,29 @@ def test_vlm_paths_say_nothing_deprecated(tmp_path, arch, build):
     with deprecation_notices() as said:
         _run_the_paths(adapter, queries, _texts(adapter))
     assert said == []
+
+
+def test_the_suite_fails_on_a_deprecation_our_code_triggers(tmp_path):
+    """pyproject's filterwarnings turn a FutureWarning or DeprecationWarning attributed to our
+    packages into a failure in every test, not only in the runs above; a third party's own
+    warning about itself stays a warning."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    test = tmp_path / "test_warns.py"
+    test.write_text(
+        "import warnings\n"
+        "def test_ours():\n"
+        "    warnings.warn_explicit('old', FutureWarning, 'e.py', 1, module='harness.engine')\n"
+        "def test_theirs():\n"
+        "    warnings.warn_explicit('old', FutureWarning, 'x.py', 1, module='somelib.core')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
+         str(root / "pyproject.toml"), "--rootdir", str(tmp_path), str(test)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "1 failed, 1 passed" in done.stdout, done.stdout[-2000:]
+    assert "test_ours" in done.stdout and "FutureWarning" in done.stdout
