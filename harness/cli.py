@@ -77,12 +77,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{transfer.get('mean_mismatched_cosine', float('nan')):.2f})"
         )
     sel = doc.get("layer_selection")
+    # The run's total over all its calls (a resumed run's earlier calls included), not this
+    # call's: the time line above gives both.
     total = doc["timings"].get("total", 0)
+    spent = f"total {total:.0f} s over all the run's calls"
     where = store.dir / "results.json"
     if sel:
-        print(f"layer {sel['layer']} ({sel['mode']}); total {total:.0f} s; results: {where}")
+        print(f"layer {sel['layer']} ({sel['mode']}); {spent}; results: {where}")
     else:
-        print(f"total {total:.0f} s; results: {where}")
+        print(f"{spent}; results: {where}")
     return 0
 
 

@@ -44,6 +44,7 @@ from .results import (
     aggregate,
     results_document,
     sample_rows,
+    timings_block,
     transfer_similarity,
 )
 from .store import RunStore, run_id
@@ -58,7 +59,11 @@ def evaluate(
     """Run every unit not done yet and write results.json; None in a non-main process.
     Warnings and log lines printed meanwhile go above the progress bars, not through them."""
     with routed_output():
-        return _evaluate(config, data, store)
+        store.begin_call()  # this call's `total` runs from here (see RunStore's timings)
+        try:
+            return _evaluate(config, data, store)
+        finally:
+            store.end_call()  # an interrupted or failed call keeps the time it spent
 
 
 def _evaluate(
@@ -136,7 +141,6 @@ def _evaluate(
     units = {
         (t, m.name, s): plan.run(ctx, t, m, s) for t in data for m in methods for s in config.seeds
     }
-    store.time("total", time.perf_counter() - start, this_call=True)
 
     # 5. The results file (an overriding run: its generations, judged where a judge is named).
     if config.overriding:
@@ -153,7 +157,7 @@ def _evaluate(
         prompting=adapter.prompting(),
         results=results,
         selection=selection,
-        timings=store.report_timings(),
+        timings={},  # set once everything is computed, below
         created=store.created,
     )
     doc["intervals"] = intervals
@@ -162,6 +166,7 @@ def _evaluate(
         doc["transfer"] = transfer_similarity(
             source, own, list(data), config.seeds, selection["layer"], config.source_model or ""
         )
+    doc["timings"] = timings_block(store.report_timings())  # the call's clock ends here
     errors = validate(doc, "results")
     if errors:  # a bug in the harness, not the user's input
         raise RuntimeError("results do not match the schema: " + "; ".join(map(str, errors)))
@@ -394,7 +399,6 @@ def _sweeps(
         seed_of = {s: s if uses_examples(config.spec) else config.seeds[0] for s in config.seeds}
         sweeps[task] = {s: got[seed_of[s]] for s in config.seeds}
     return sweeps
-
 
 
 def _no_vectors(task: str, seed: int) -> torch.Tensor:

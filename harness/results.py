@@ -4,6 +4,7 @@ per-sample rows and the summary table printed at the end of a run."""
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import subprocess
@@ -180,6 +181,19 @@ def transfer_similarity(
     return out
 
 
+def timings_block(timings: Mapping[str, float]) -> dict[str, float]:
+    """The results file's `timings` (`RunStore.report_timings`: seconds, the run's over all its
+    calls and `<kind>_this_call` this call's own), to the millisecond: a `total` rounded up and
+    every phase down, so the file's `total` >= the sum of its phases holds as measured."""
+    scale = 1000
+
+    def ms(kind: str, seconds: float) -> float:
+        up = kind in ("total", "total_this_call")
+        return (math.ceil if up else math.floor)(round(seconds * scale, 6)) / scale
+
+    return {k: ms(k, v) for k, v in timings.items()}
+
+
 def results_document(
     *,
     run_id: str,
@@ -222,7 +236,7 @@ def results_document(
         "versions": versions(),
         "seeds": list(config.seeds),
         "results": results,
-        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "timings": timings_block(timings),
         "splits": {
             t: {
                 "source": d.source,
@@ -386,7 +400,8 @@ def _duration(seconds: float) -> str:
 
 def timing_line(timings: Mapping[str, float]) -> str:
     """How long this call took and how long the whole run has, over every call (a resumed run
-    adds up its calls; its units computed earlier cost this call nothing)."""
+    adds up its calls, interrupted ones included, each with its model load; its units computed
+    earlier cost this call nothing)."""
     if "total" not in timings:
         return ""
     run = f"the run {_duration(timings['total'])} over all its calls"

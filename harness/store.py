@@ -128,6 +128,11 @@ def _clear_non_file(path: Path) -> None:
         raise RunFolderError(f"{path} is in the way and cannot be removed ({exc})") from None
 
 
+def _is_main_process() -> bool:
+    """Not a rank > 0 of an `accelerate launch` (or torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"
+
+
 def _lock_name() -> str:
     """Each process of an `accelerate launch` locks its own rank: the ranks of one launch share
     the folder, and a second launch's rank N meets the first one's."""
@@ -203,8 +208,13 @@ class RunStore:
         self.run_id = run_id(config, data)
         self.dir = Path(config.output_path) / slug(config.model, "model") / self.run_id
         self.parts = self.dir / "parts"
-        self.timings: dict[str, float] = {}  # over every call of the run (resumes add up)
-        self.this_call: dict[str, float] = {}  # this call's share
+        # Seconds per kind (see `time`): `timings` over every call of the run, this one's
+        # included so far; `this_call` this call's own; `_earlier` what state.json held when
+        # this call began. `_call_start` runs this call's clock (`begin_call`).
+        self.timings: dict[str, float] = {}
+        self.this_call: dict[str, float] = {}
+        self._earlier: dict[str, float] = {}
+        self._call_start: float | None = None
         self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         # The loaded weights' fingerprints (`bind_weights`): the run id is known before the
         # model loads, so a model file replaced at the same path keeps it; units prove the
@@ -241,12 +251,31 @@ class RunStore:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             _warn(f"{path} is damaged ({exc}); the run's start time and timings start anew")
             return
-        self.created, self.timings = created, {k: float(v) for k, v in timings.items()}
+        self.created, self._earlier = created, {k: float(v) for k, v in timings.items()}
+        phases = sum(v for k, v in self._earlier.items() if k != "total")
+        if self._earlier.get("total", 0.0) < phases:
+            # An interrupted call of older code saved its units' time but not its own: the
+            # run's total is at least the time its phases took.
+            _warn(
+                f"{path}: the run's total ({self._earlier.get('total', 0.0):.1f} s) is less "
+                f"than the time its phases took ({phases:.1f} s): an interrupted call's time "
+                "was not saved; the run's total counts it as the phases' time (a lower bound)"
+            )
+            self._earlier["total"] = phases
+        self.timings = dict(self._earlier)
         weights = state.get("weights")
         if isinstance(weights, list):
             self._stored_weights = weights
 
     def _save_state(self) -> None:
+        """Write state.json with the run's timings as they stand now (this call's running
+        `total` included), so a call interrupted or killed keeps the time it spent up to its
+        last save. Only the main process writes it: under `accelerate launch` the ranks share
+        the folder, and each rank's own view would overwrite the others' (the timings are the
+        main process's)."""
+        self._tick()
+        if not _is_main_process():
+            return
         state = {"created": self.created, "timings": self.timings}
         if self.weights:
             state["weights"] = self.weights
@@ -268,17 +297,58 @@ class RunStore:
             self._weights_announced = True
         self._save_state()
 
-    def time(self, kind: str, seconds: float, this_call: bool = False) -> None:
-        """Add `seconds` to the run's `kind` (kept in state.json, so a resumed run's times add
-        up over its calls); with `this_call`, also record them as this call's `kind`."""
-        self.timings[kind] = self.timings.get(kind, 0.0) + seconds
-        if this_call:
-            self.this_call[kind] = self.this_call.get(kind, 0.0) + seconds
+    # -- timings ------------------------------------------------------------------------------
+    # Every value is seconds of this process's wall clock. `total` is a call's elapsed time from
+    # `begin_call` (the start of `evaluate`, before the model loads) to `report_timings` (the
+    # results file assembled) or to its interruption; `load` is the model's loading (under
+    # LLM->VLM transfer, the source model's vectors too); each unit kind (sweep, no_context,
+    # majority, prompt, patch, ...) is the time spent computing units of that kind. A reused
+    # unit costs nothing. The phases are disjoint stretches of the call, so in every call, and
+    # over the run, `total` >= the sum of the other kinds. The run's values (no suffix) add up
+    # over all its calls -- a resumed run counts each call's model load and the time its
+    # interrupted calls spent, including on units they did not finish -- and `<kind>_this_call`
+    # is this call's own. The time a killed process spent after its last finished unit is lost.
+
+    def begin_call(self) -> None:
+        """Start this call's clock: its `total` runs from here and is saved in state.json with
+        every finished unit, so an interrupted or killed call keeps the time it spent."""
+        self._call_start = time.perf_counter()
+        self.this_call = {"total": 0.0}
+
+    def end_call(self) -> None:
+        """Stop this call's clock and save its time (a call interrupted or failing included);
+        nothing to do once `report_timings` has stopped it, or before `begin_call`."""
+        if self._call_start is None:
+            return
+        try:
+            self._save_state()
+        except OSError as exc:  # never hide the error that ends the call
+            _warn(f"cannot save this call's time in {self.dir / 'state.json'} ({exc})")
+        self._call_start = None
+
+    def _tick(self) -> None:
+        """Bring this call's running `total` and the run's timings up to now."""
+        if self._call_start is not None:
+            self.this_call["total"] = time.perf_counter() - self._call_start
+        kinds = {**self._earlier, **self.this_call}
+        self.timings = {k: self._earlier.get(k, 0.0) + self.this_call.get(k, 0.0) for k in kinds}
+
+    def time(self, kind: str, seconds: float) -> None:
+        """Add `seconds` to this call's `kind` (and so to the run's, kept in state.json so a
+        resumed run's times add up over its calls). `total` is not given this way: it is the
+        call's clock (`begin_call`)."""
+        if kind == "total":
+            raise ValueError("`total` is the call's clock (begin_call), not a phase")
+        self.this_call[kind] = self.this_call.get(kind, 0.0) + seconds
         self._save_state()
 
     def report_timings(self) -> dict[str, float]:
-        """The results file's timings: the run's, over all its calls, and this call's own
-        (`<kind>_this_call`) where recorded: a resumed run's `total` is not this call's."""
+        """The results file's timings, and the end of this call's clock: the run's, over all
+        its calls (`total` >= the sum of the other kinds), and this call's own as
+        `<kind>_this_call` for every kind it recorded (`total_this_call` always): a resumed
+        run's `total` is not this call's. state.json is saved with the same numbers."""
+        self._save_state()
+        self._call_start = None
         return {**self.timings, **{f"{k}_this_call": v for k, v in self.this_call.items()}}
 
     # -- units --------------------------------------------------------------------------------
@@ -288,8 +358,9 @@ class RunStore:
         A stored unit is reused only if it proves it belongs here: this run id, this code
         version, the same item ids in the same order, and content matching the checksum taken
         when it was written. Otherwise it is recomputed, with a warning naming the file.
-        Time spent computing is added to `timings` under the unit's kind (the part of its
-        last path component before the first '-': sweep, prompt, patch, ...)."""
+        Time spent computing (and writing) it is added to `timings` under the unit's kind (the
+        part of its last path component before the first '-': sweep, prompt, patch, ...), and
+        state.json saved with the call's running `total`; a reused unit adds nothing."""
         path = self.parts / f"{name}.json"
         expected = self._expected(name, items)
         _clear_non_file(path)

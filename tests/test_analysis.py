@@ -10,11 +10,12 @@ import io
 import json
 import re
 import statistics
+from pathlib import Path
 
 import pytest
 import torch
 
-from benchmark import validate
+from benchmark import ANALYSES, validate
 from harness import engine
 from harness.analysis.common import Session, final_norm, read_out
 from harness.analysis.cosine import _pair_stats
@@ -758,3 +759,226 @@ def test_spec_curves_use_every_seed(seeded, tiny_llama_path, monkeypatch):
         ]
         mean = [statistics.fmean(pair) for pair in zip(*curves, strict=True)]
         assert result["validation_curve"]["text_examples"][task] == pytest.approx(mean)
+
+
+# -- one file per setting: an analysis's identity keys its file ---------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ["--tasks", ",".join(TASKS), "--seeds", "0", "--limit", "6", "--layer", "2"]
+
+
+def _no_model(monkeypatch):
+    """A refusal must come before the model loads: loading one fails the test."""
+    import harness.adapters
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("the model was loaded for a refused analysis")
+
+    monkeypatch.setattr(harness.adapters, "load_adapter", refuse)
+
+
+def _refused(argv, path, capsys, *there_here):
+    """`analyze argv` exits 2 with one line naming the file, what differs and the way out."""
+    assert main(["analyze", *argv]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("vlm-tv-eval analyze: error: ")
+    assert str(path) in err and "of another setting" in err
+    assert "give another --output_path, or remove it" in err
+    for words in there_here:
+        assert words in err, (words, err)
+
+
+@pytest.mark.parametrize(
+    "change, there_here",
+    [
+        (["--seeds", "0,1"], "--seeds [0] there, [0, 1] here"),
+        (["--layer", "1"], "--layer 2 there, 1 here"),
+        (["--tasks", "country_capital"], "--tasks"),
+        (["--n_shot", "3"], "--n_shot 5 there, 3 here"),
+        (["--template", "paper"], '--template null there, "paper" here'),
+        (["--spec", "text_examples"], "--spec given false there, true here"),
+        (["--spec", "instruction"], '--spec "text_examples" there, "instruction" here'),
+        (["--limit", "4"], "--limit 6 there, 4 here"),
+    ],
+)
+def test_other_run_flags_never_replace_an_analysis_file(
+    change, there_here, tiny_llama_path, tmp_path, monkeypatch, capsys
+):
+    """Two settings of one analysis into one --output_path: the second is refused, naming the
+    file and the flag that differs, before the model loads, and the first file is untouched;
+    given its own --output_path it is written there, so both results are kept."""
+    argv = ["cosine", "--model", f"hf:{tiny_llama_path}", *BASE]
+    assert main(["analyze", *argv, "--output_path", str(tmp_path / "a")]) == 0
+    [path] = tmp_path.glob("a/*/analysis/cosine.json")
+    first = path.read_bytes()
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        _no_model(m)
+        _refused([*argv, *change, "--output_path", str(tmp_path / "a")], path, capsys, there_here)
+    assert path.read_bytes() == first
+    assert main(["analyze", *argv, *change, "--output_path", str(tmp_path / "b")]) == 0
+    [other] = tmp_path.glob("b/*/analysis/cosine.json")
+    assert json.loads(first)["identity"]["config"]["seeds"] == [0]
+    assert json.loads(other.read_text())["identity"] != json.loads(first)["identity"]
+    assert path.read_bytes() == first
+
+
+def test_the_same_setting_rerun_replaces_its_own_file(tiny_llama_path, tmp_path, capsys):
+    """The same flags replace their own file, and so do options the analysis does not read
+    (cosine reads none: --max_r and --runs change none of its numbers)."""
+    argv = ["cosine", "--model", f"hf:{tiny_llama_path}", *BASE, "--output_path", str(tmp_path)]
+    assert main(["analyze", *argv]) == 0
+    [path] = tmp_path.glob("*/analysis/cosine.json")
+    for extra in ([], ["--max_r", "3", "--runs", "7", "--points", "5"]):
+        doc = json.loads(path.read_text())
+        doc["result"]["marker"] = "an earlier file"
+        path.write_text(json.dumps(doc))
+        assert main(["analyze", *argv, *extra]) == 0
+        doc = json.loads(path.read_text())
+        assert "marker" not in doc["result"] and validate(doc, "analysis") == []
+        assert doc["identity"]["options"] == {} and doc["identity"]["analysis"] == "cosine"
+    assert str(path) in capsys.readouterr().out
+
+
+def test_another_max_r_never_replaces_a_scaling_file(seeded, monkeypatch, capsys):
+    """The tester's case: `scaling --max_r 1` after `--max_r 2` into the same folder."""
+    doc, _ = seeded["scaling"]
+    out = doc["config"]["output_path"]
+    [path] = Path(out).glob("*/analysis/scaling.json")
+    before = path.read_bytes()
+    argv = ["scaling", "--model", doc["config"]["model"], "--tasks", ",".join(TASKS)]
+    argv += ["--seeds", "0,1", "--limit", "6", "--layer", "2", "--output_path", out]
+    _no_model(monkeypatch)
+    _refused([*argv, "--max_r", "1"], path, capsys, "--max_r 2 there, 1 here")
+    _refused([*argv], path, capsys, "--max_r 2 there, 6 here")  # the default is a setting too
+    assert path.read_bytes() == before
+    assert json.loads(before)["identity"]["options"] == {"max_r": 2}
+
+
+def test_write_outputs_refuses_another_settings_file_and_drops_a_stale_figure(session, tmp_path):
+    """The check is made again when the file is written (another run may have written it
+    meanwhile); a result without a figure leaves no earlier PNG beside it."""
+    from harness.analysis.common import write_outputs
+    from harness.errors import ConfigError
+
+    s = session()
+    s.config = dataclasses.replace(s.config, output_path=str(tmp_path))
+    result = {"layer": {"layer": 2, "source": "--layer"}, "per_layer": {}, "task_matrix": {}}
+
+    def figure(path):
+        path.write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    path, png = write_outputs(s, "cosine", result, figure, 1.0)
+    assert png is not None and png.exists()
+    assert write_outputs(s, "cosine", result, None, 1.0) == (path, None)
+    assert not png.exists()
+    before = path.read_bytes()
+    s.config = dataclasses.replace(s.config, seeds=(0, 1))
+    with pytest.raises(ConfigError, match=re.escape("--seeds [0] there, [0, 1] here")):
+        write_outputs(s, "cosine", result, figure, 1.0)
+    assert path.read_bytes() == before and not png.exists()
+
+
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        ("not json", "is not readable, valid JSON"),
+        ('{"kind": "results"}', "is not a cosine analysis file"),
+        ('{"kind": "analysis", "analysis": "tsne"}', "is not a cosine analysis file"),
+        ('{"kind": "analysis", "analysis": "cosine"}', "records no identity, and its config"),
+    ],
+)
+def test_a_file_that_is_no_analysis_of_this_setting_is_refused(content, why, tmp_path):
+    from harness.analysis import parse
+    from harness.analysis.common import check_output, identity, json_path
+    from harness.errors import ConfigError
+
+    name, config, options, given = parse(["cosine", "--output_path", str(tmp_path)])
+    path = json_path(config, name)
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=re.escape(f"{path} {why}")):
+        check_output(path, identity(name, config, options, given))
+    assert path.read_text() == content
+
+
+# The Makefile's commands that wrote the committed analysis files (`make analyses`, with and
+# without MODEL, and `make template-paper`), which were written before analyses recorded their
+# identity: their config and options must say it.
+def _make(args, model):
+    """`analyze ARGS` with `$(if $(MODEL),--model $(MODEL))` after the name."""
+    return [args[0], *(["--model", model] if model else []), *args[1:]]
+
+
+COMMITTED = [
+    *[_make([n, "--output_path", "docs"], m) for n in ANALYSES for m in ("", "gemma3-270m")],
+    *[
+        _make(["overhead", "--context", "dense", "--output_path", "docs/overhead-dense"], m)
+        for m in ("", "gemma3-270m")
+    ],
+    *[
+        _make(["spec-curves", "--template", "paper", "--output_path", "docs/template-paper"], m)
+        for m in ("smollm2-135m", "gemma3-270m")
+    ],
+]
+
+
+@pytest.mark.parametrize("argv", COMMITTED)
+def test_the_committed_analysis_files_are_their_make_commands_own(argv, monkeypatch):
+    """`make analyses` replaces the committed files (each is its command's own setting, read
+    from the config and options it records), and another setting there is refused: the README's
+    files cannot be overwritten by a run of other flags."""
+    from harness.analysis import parse
+    from harness.analysis.common import _not_own, identity, json_path
+
+    monkeypatch.chdir(ROOT)
+    name, config, options, given = parse(argv)
+    path = json_path(config, name)
+    assert path.is_file(), path
+    assert _not_own(path, identity(name, config, options, given)) is None
+    name, config, options, given = parse([*argv, "--seeds", "0"])
+    assert "--seeds [0, 1, 2] there, [0] here" in _not_own(
+        path, identity(name, config, options, given)
+    )
+
+
+def test_a_file_without_an_identity_is_read_from_its_config(seeded, tmp_path):
+    """A file written before analyses recorded their identity: its config, options and (for
+    the spec-comparing analyses) the specs it compared say whose it is."""
+    from harness.analysis import parse
+    from harness.analysis.common import _not_own, identity
+
+    doc, _ = seeded["noise"]
+    legacy = {k: v for k, v in doc.items() if k != "identity"}
+    path = tmp_path / "noise.json"
+    path.write_text(json.dumps(legacy))
+    argv = ["noise", "--model", doc["config"]["model"], "--tasks", ",".join(TASKS)]
+    argv += ["--seeds", "0,1", "--limit", "6", "--layer", "2"]
+    assert _not_own(path, identity(*parse(argv))) is None
+    assert "--swaps [0, 1, 2] there, [0, 1] here" in _not_own(
+        path, identity(*parse([*argv, "--swaps", "0,1"]))
+    )
+    # a logit-lens of one spec was run with --spec, which narrows the specs it compares
+    lens = {**legacy, "analysis": "logit-lens", "result": {"specs": ["text_examples"]}}
+    path.write_text(json.dumps(lens))
+    lens_argv = ["logit-lens", *argv[1:]]
+    assert _not_own(path, identity(*parse([*lens_argv, "--spec", "text_examples"]))) is None
+    assert "--spec given true there, false here" in _not_own(path, identity(*parse(lens_argv)))
+
+
+def test_every_option_an_analysis_reads_is_in_its_identity():
+    """Each module's `options.get("X") or DEFAULT` names an option of `OPTIONS[name]`, with
+    the same default; the command line's defaults give those values too."""
+    import ast
+
+    from harness.analysis import ANALYSES as MODULES
+    from harness.analysis import OPTIONS, parse
+    from harness.analysis.common import identity
+
+    for name, (module, _) in MODULES.items():
+        source = (ROOT / "harness" / "analysis" / f"{module}.py").read_text()
+        read = set(re.findall(r"options(?:\.get\(|\[)\"(\w+)\"", source))
+        assert read == set(OPTIONS[name]), (name, read)
+        for option, default in re.findall(r"options\.get\(\"(\w+)\"\) or ([^)\n]+)", source):
+            assert ast.literal_eval(default) == OPTIONS[name][option], (name, option)
+        assert identity(*parse([name]))["options"] == OPTIONS[name]

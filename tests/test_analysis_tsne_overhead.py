@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmark import validate
-from harness.analysis import overhead, tsne
+from harness.analysis import OPTIONS, overhead, tsne
 from harness.analysis.common import Session, write_outputs
 from harness.config import RunConfig
 from harness.prepare import load_run_data
@@ -37,6 +37,10 @@ def _written(session: Session, name: str, result, figure) -> dict:
     doc = json.loads(path.read_text())
     assert validate(doc, "analysis") == []
     assert png is not None and png.stat().st_size > 0
+    # the identity keys the file: the options this analysis reads, at the values it used
+    assert doc["identity"]["analysis"] == name
+    assert doc["identity"]["config"]["layer"] == session.config.layer
+    assert set(doc["identity"]["options"]) == set(OPTIONS[name])
     return doc
 
 

@@ -356,3 +356,159 @@ def test_judge_waits_for_a_run_still_writing_its_folder(tmp_path, capsys):
         assert main(["judge", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "another vlm-tv-eval is running" in err and "4242" in err
+
+
+# -- 4. a Hub that cannot be reached, files that go while the model loads ---------------------
+
+UNKNOWN = "nobody/no-such-model-xyz"
+CLI = "import sys; from harness.entry import main; sys.exit(main())"
+
+
+def _cli(tmp_path: Path, argv: list[str], **env: str) -> tuple[int, str, float]:
+    """The console script in a fresh process (huggingface_hub reads its settings on import),
+    with an empty Hugging Face cache and no proxy: exit status, stderr, seconds taken."""
+    import subprocess
+    import sys
+    import time
+
+    clean = {k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")}
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT"):
+        clean.pop(name, None)
+    clean.update(HF_HUB_CACHE=str(tmp_path / "hub"), NO_PROXY="*", **env)
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", CLI, *argv], capture_output=True, text=True, env=clean, timeout=60
+    )
+    return done.returncode, done.stderr, time.perf_counter() - start
+
+
+# Offline by the environment, or a Hub that refuses connections (as with no network): no
+# minute of retries, no run folder, one line naming the id and the way to get it.
+OFFLINE = {"HF_HUB_OFFLINE": "1"}
+REFUSED = {"HF_ENDPOINT": "http://127.0.0.1:9"}
+
+
+@pytest.mark.parametrize("scheme", ["hf", "hf-vlm"])
+@pytest.mark.parametrize("env", [OFFLINE, REFUSED], ids=["HF_HUB_OFFLINE", "refused"])
+def test_an_unknown_hub_id_without_the_hub_fails_fast_in_one_line(tmp_path, env, scheme):
+    out = tmp_path / "runs"
+    argv = ["--model", f"{scheme}:{UNKNOWN}", *RUN, "--output_path", str(out)]
+    code, err, seconds = _cli(tmp_path, argv, **env)
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert seconds < 30, f"{seconds:.0f} s: the Hub was retried"
+    for words in (
+        f"cannot reach the Hub for {UNKNOWN}",
+        "neither a folder on disk nor in the local Hugging Face cache",
+        f"hf download {UNKNOWN}",
+        f"--model {scheme}:/path/to/folder",
+        "--model_args pretrained=/path/to/folder",
+    ):
+        assert words in err, err
+    assert not out.exists()  # refused before the run folder is made
+
+
+def test_a_hub_id_in_the_local_cache_loads_without_the_hub(tmp_path, tiny_llama_path):
+    """The other side of failing fast: an id the local cache holds is found there, and loaded
+    from it at once (transformers alone would ask the unreachable Hub for each file first)."""
+    import shutil
+
+    repo = tmp_path / "hub" / "models--acme--tiny"
+    shutil.copytree(tiny_llama_path, repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    argv = ["--model", "hf:acme/tiny", *RUN, "--methods", "majority,prompt"]
+    code, err, seconds = _cli(tmp_path, [*argv, "--output_path", str(tmp_path / "runs")], **REFUSED)
+    assert code == 0, err[-2000:]
+    assert seconds < 45, f"{seconds:.0f} s: the Hub was retried"
+    assert list((tmp_path / "runs").glob("*/*/results.json"))
+
+
+def _copy(tiny_llama_path: str, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(tiny_llama_path, tmp_path / "checkpoint"))
+
+
+def _error_line(err: str) -> str:
+    """The run's one error line (the run folder is named on stderr before the load)."""
+    assert "Traceback" not in err, err[-2000:]
+    lines = [line for line in err.strip().splitlines() if not line.startswith("run folder:")]
+    assert len(lines) == 1, err[-2000:]
+    return lines[0]
+
+
+def _truncate_weights(folder: Path) -> None:
+    with (folder / "model.safetensors").open("r+b") as f:
+        f.truncate(100)
+
+
+@pytest.mark.parametrize("how", ["folder deleted", "weights rewritten"])
+def test_a_checkpoint_folder_changed_while_it_loads_is_one_line(
+    tiny_llama_path, tmp_path, capsys, monkeypatch, how
+):
+    """The folder is there when checked and changes under transformers: removed (an OSError
+    about a repo id) or its weights truncated (a SafetensorError, which escaped)."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    folder = _copy(tiny_llama_path, tmp_path)
+    real = AutoModelForCausalLM.from_pretrained.__func__
+
+    def meanwhile(cls, *args, **kwargs):
+        shutil.rmtree(folder) if how == "folder deleted" else _truncate_weights(folder)
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", classmethod(meanwhile))
+    argv = ["--model", f"hf:{folder}", *RUN, "--output_path", str(tmp_path / "runs")]
+    assert main(argv) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert f"the model files in {folder} changed or disappeared while loading" in line, line
+    assert line.endswith(": run again"), line
+
+
+def test_a_damaged_weights_file_is_one_line(tiny_llama_path, tmp_path, capsys):
+    """Truncated before the run (not while it loads): the folder is named as not loadable."""
+    folder = _copy(tiny_llama_path, tmp_path)
+    _truncate_weights(folder)
+    argv = ["--model", f"hf:{folder}", *RUN, "--output_path", str(tmp_path / "runs")]
+    assert main(argv) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert f"cannot load the checkpoint folder {folder}" in line and "changed" not in line
+
+
+def test_a_converted_gguf_folder_deleted_while_it_loads_is_one_line(
+    tiny_llama_path, tmp_path, monkeypatch
+):
+    """The converted folder under the cache goes between its check and its read: one line,
+    and the folder is made again on the next run. The folder is a proven conversion made by
+    hand (the tiny Llama, fingerprinted for a stand-in GGUF file), so nothing is converted."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from harness.adapters import make_adapter
+    from harness.adapters.gguf import GGUFAdapter
+    from harness.adapters.gguf_cache import FINGERPRINT, _folder_hashes, file_sha256
+    from harness.errors import ModelLoadError
+
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"GGUF" + bytes(60))
+    cached = Path(shutil.copytree(tiny_llama_path, tmp_path / "models" / "model-64-0"))
+    fingerprint = {"gguf_sha256": file_sha256(source), "files": _folder_hashes(cached)}
+    (cached / FINGERPRINT).write_text(json.dumps(fingerprint))
+    monkeypatch.setattr(GGUFAdapter, "cached_folder", lambda self, gguf: cached)
+    real = AutoTokenizer.from_pretrained.__func__
+
+    def meanwhile(cls, *args, **kwargs):
+        tokenizer = real(cls, *args, **kwargs)
+        shutil.rmtree(cached)
+        return tokenizer
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", classmethod(meanwhile))
+    with pytest.raises(ModelLoadError) as raised:
+        make_adapter(f"gguf:{source}").load()
+    message = str(raised.value)
+    assert f"the model files in {cached} changed or disappeared while loading" in message
+    assert "the folder is made again on the next run" in message and "\n" not in message

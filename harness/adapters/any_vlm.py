@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..errors import ConfigError, ModelLoadError
 from .base import BATCHED_IMAGES, CUT_AFTER_TASK_TOKEN, KV_STEPS, SHARED_PREFIXES
-from .causal_lm import load_error
+from .causal_lm import reading
 from .vlm import VLMAdapter, complete_processor
 
 # model_type -> why the engine cannot serve it yet, whatever paths it turns off.
@@ -78,10 +78,11 @@ class AnyVLMAdapter(VLMAdapter):
         from transformers import AutoConfig
 
         if getattr(self, "_hf_config", None) is None:
+            self.local_files()  # a checkpoint that cannot be had fails here, before any retries
             try:
                 self._hf_config = AutoConfig.from_pretrained(self.pretrained, **self._revision())
             except (OSError, ValueError) as exc:  # offline, no config.json, remote code only
-                raise load_error(str(self.pretrained), exc) from None
+                raise self._load_error(exc) from None
         return self._hf_config
 
     def _check(self, config: Any) -> None:
@@ -104,22 +105,19 @@ class AnyVLMAdapter(VLMAdapter):
         if not self.pretrained:
             raise ConfigError("--model hf-vlm:<repo-or-path> needs a checkpoint")
         self._check(self._config())
-        try:
-            self.processor = AutoProcessor.from_pretrained(self.pretrained, **self._revision())
-        except ImportError as exc:  # e.g. a video processor that needs torchvision
-            raise ModelLoadError(
-                f"the processor of {self.pretrained} needs a package that is not installed "
-                f"({' '.join(str(exc).split())[:200]}); install it (pip install torchvision, "
-                "with the torch build you run) and run again"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise load_error(str(self.pretrained), exc) from None
-        self.tokenizer = self.processor.tokenizer
-        self._set_image_splitting()
-        try:
+        # Offline, a folder without the files, or files deleted while read: one line.
+        with reading(self.local_files(), self._load_error):
+            try:
+                self.processor = AutoProcessor.from_pretrained(self.pretrained, **self._revision())
+            except ImportError as exc:  # e.g. a video processor that needs torchvision
+                raise ModelLoadError(
+                    f"the processor of {self.pretrained} needs a package that is not installed "
+                    f"({' '.join(str(exc).split())[:200]}); install it (pip install torchvision, "
+                    "with the torch build you run) and run again"
+                ) from None
+            self.tokenizer = self.processor.tokenizer
+            self._set_image_splitting()
             self.model = self._load_weights(self._model_class())
-        except (OSError, ValueError) as exc:
-            raise load_error(str(self.pretrained), exc) from None
         self.image_placeholder = image_placeholder(self.processor, f"hf-vlm:{self.pretrained}")
         self._finish_load()
 

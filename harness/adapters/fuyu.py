@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..templates import Prompt
 from .base import Batch, left_pad, token_covering
-from .causal_lm import load_error
+from .causal_lm import reading
 from .vlm import VLMAdapter
 
 # FuyuImageProcessor's defaults, which Mantis trains and runs with: images larger than
@@ -71,11 +71,10 @@ class MantisFuyuAdapter(VLMAdapter):
     def load(self) -> None:
         from transformers import AutoTokenizer
 
-        try:
+        # Offline, a folder without the files, or files deleted while read: one line.
+        with reading(self.local_files(), self._load_error):
             self.tokenizer = AutoTokenizer.from_pretrained(self.pretrained, **self._revision())
             self.model = self._load_weights(self._model_class())
-        except (OSError, ValueError) as exc:  # offline, or a folder without the files: one line
-            raise load_error(str(self.pretrained), exc) from None
         self._finish_load()
 
     def _finish_load(self) -> None:

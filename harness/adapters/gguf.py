@@ -2,13 +2,15 @@
 
 transformers reads a GGUF file and de-quantizes it; that takes ~20 s for 135M parameters, so it
 is done once and the result saved as safetensors under the cache, in a folder that proves on
-every load that it is the conversion of this very file (`gguf_cache.converted`).
+every load that it is the conversion of this very file (`gguf_cache.conversion`); another file
+at the same path replaces it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,8 @@ from benchmark.strict_json import read_json
 from ..cache import cache_root
 from ..checkpoints import GEMMA3_PACKAGE
 from ..errors import ConfigError, ModelLoadError
-from .causal_lm import CausalLMAdapter, resolve_dtype
-from .gguf_cache import converted
+from .causal_lm import CausalLMAdapter, load_error, reading, resolve_dtype
+from .gguf_cache import ConversionGone, conversion
 
 
 class GGUFAdapter(CausalLMAdapter):
@@ -62,8 +64,11 @@ class GGUFAdapter(CausalLMAdapter):
         return self.gguf
 
     def cached_folder(self, gguf: Path) -> Path:
+        """`<stem>-<size>-<mtime>` under the cache's models/: another file at the path gets
+        another folder (and `gguf_cache.conversion` removes the older ones of the same path).
+        The stem is the resolved file's, so a link to a GGUF and the GGUF share one folder."""
         stat = gguf.stat()
-        name = slug(gguf.stem, "model")[:80]
+        name = slug(gguf.resolve().stem, "model")[:80]
         return cache_root() / "models" / f"{name}-{stat.st_size}-{int(stat.st_mtime)}"
 
     def describe(self) -> dict[str, Any]:
@@ -104,16 +109,38 @@ class GGUFAdapter(CausalLMAdapter):
             model.save_pretrained(folder)
             tok.save_pretrained(folder)
 
-        try:
-            cached, self._fingerprint = converted(gguf, self.cached_folder(gguf), convert)
-        except (ValueError, KeyError, OSError) as exc:  # an architecture transformers cannot read
-            raise ModelLoadError(
-                f"--model gguf:{gguf}: transformers cannot load this GGUF "
-                f"({type(exc).__name__}: {exc})"
-            ) from None
-        self.tokenizer = AutoTokenizer.from_pretrained(cached)
-        self.model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
+        folder = self.cached_folder(gguf)
+        self._gguf_path = gguf
+        # An architecture transformers cannot read is one line; so is the GGUF file changing
+        # or disappearing while it is converted.
+        # The folder stays marked in use while its weights load, so a run removing the older
+        # conversions of this path (`gguf_cache.conversion`) leaves it alone.
+        with ExitStack() as in_use:
+            with reading(gguf, self._load_error, kinds=(KeyError,)):
+                try:
+                    cached, self._fingerprint = in_use.enter_context(
+                        conversion(gguf, folder, convert)
+                    )
+                except ConversionGone as exc:  # the folder deleted right after it was checked
+                    raise load_error(str(folder), exc, vanished=True, rebuilt=True) from None
+            # The converted folder deleted or changed while it is read: made again next run.
+            with reading(cached, self._load_error, rebuilt=True):
+                self.tokenizer = AutoTokenizer.from_pretrained(cached)
+                self.model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
         self._finish_load()
+
+    def _load_error(self, exc: Exception) -> ModelLoadError:
+        """An architecture transformers cannot read, in one line."""
+        gguf = getattr(self, "_gguf_path", self.gguf)
+        reason = " ".join(str(exc).split())[:300]
+        return ModelLoadError(
+            f"--model gguf:{gguf}: transformers cannot load this GGUF ({type(exc).__name__}: "
+            f"{reason})"
+        )
+
+    def preflight(self) -> None:
+        """Nothing to look up: a local file, checked when it is read (`gguf_file`)."""
+        return None
 
 
 def smollm2_gguf() -> Path:

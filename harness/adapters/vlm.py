@@ -18,7 +18,7 @@ from PIL import Image
 from ..errors import ModelLoadError
 from ..templates import Prompt
 from .base import Batch
-from .causal_lm import CausalLMAdapter, load_error
+from .causal_lm import CausalLMAdapter, reading
 
 IMAGE_WIDTH = 224  # the paper resizes every image to width 224, keeping the aspect ratio
 
@@ -142,17 +142,15 @@ class VLMAdapter(CausalLMAdapter):
         then the weights."""
         from transformers import AutoProcessor
 
+        files = self.local_files()  # first: it decides whether the Hub is asked at all
         revision = self._revision()
-        try:
+        # Offline, a folder without the files, or files deleted while read: one line.
+        with reading(files, self._load_error):
             self.processor = AutoProcessor.from_pretrained(self.pretrained, **revision)
             self.processor.image_processor = pil_image_processor(self.pretrained, **revision)
             self.tokenizer = self.processor.tokenizer
             use_tokenizer_json_as_written(self.tokenizer, self.pretrained, **revision)
             self.model = self._load_weights(self._model_class())
-        except ModelLoadError:
-            raise
-        except (OSError, ValueError) as exc:  # offline, or a folder without the files: one line
-            raise load_error(str(self.pretrained), exc) from None
         self._finish_load()
 
     def _finish_load(self) -> None:

@@ -2,8 +2,11 @@
 
 Each analysis is a module with `run(session) -> (result, figure, table)`; this file names them,
 parses the command line (the run's own flags plus a few of the analysis's), and writes
-`<output_path>/<model>/analysis/<name>.json` and `.png`. Modules are imported only when their
-analysis is asked for, so `--help` stays fast.
+`<output_path>/<model>/analysis/<name>.json` and `.png`. The JSON records the analysis's
+identity (its name, the options it reads, the run's flags: `common.identity`); a file there of
+another identity is refused before the model loads, naming the file, and one of the same
+identity is replaced. Modules are imported only when their analysis is asked for, so `--help`
+stays fast.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..arguments import add_run_arguments, config_from_args
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..prepare import check_run, load_run_data
+from .options import OPTIONS
 
 # name -> (module, one line for --help), for every name of `benchmark.ANALYSES`
 ANALYSES: dict[str, tuple[str, str]] = {
@@ -51,6 +55,9 @@ ANALYSES: dict[str, tuple[str, str]] = {
 if tuple(ANALYSES) != ANALYSIS_NAMES:  # one list of analyses: benchmark.ANALYSES
     raise RuntimeError("harness.analysis.ANALYSES must name benchmark.ANALYSES, in order")
 
+if tuple(OPTIONS) != ANALYSIS_NAMES:
+    raise RuntimeError("harness.analysis.OPTIONS must name benchmark.ANALYSES, in order")
+
 # Modules an analysis imports beyond the core install (the `analysis` extra).
 _NEEDS = {"tsne": ("matplotlib", "sklearn")}
 
@@ -59,7 +66,9 @@ def analyze_arguments(parser: argparse.ArgumentParser) -> None:
     """`vlm-tv-eval analyze`'s command line: NAME, the run's own flags, the analyses' options."""
     parser.description = (
         "The paper's analyses, on a run given by the run's own flags; writes "
-        "<output_path>/<model>/analysis/<NAME>.json and .png. NAME is one of:\n\n"
+        "<output_path>/<model>/analysis/<NAME>.json and .png (the same flags replace their own "
+        "file; other flags that change the numbers are refused there: give another "
+        "--output_path). NAME is one of:\n\n"
     )
     parser.description += "\n".join(f"  {name:12} {about}" for name, (_, about) in ANALYSES.items())
     parser.add_argument("name", metavar="NAME", help="which analysis: " + ", ".join(ANALYSES))
@@ -157,13 +166,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError(f"{name} needs {', '.join(missing)}; pip install 'vlm-tv-eval[analysis]'")
     # Here, not at the top: the analyses import torch, and `--help` must not.
     from ..adapters import load_adapter
-    from .common import Session, timed, write_outputs
+    from .common import Session, check_output, identity, json_path, timed, write_outputs
 
     try:
         data = load_run_data(config)  # bad tasks or --data fail before the model loads
         module = importlib.import_module(f".{ANALYSES[name][0]}", __name__)
         if hasattr(module, "check"):  # options the items cannot serve, also before it loads
             module.check(data, options)
+        # another setting's file where this one would go: refused before minutes of work
+        check_output(json_path(config, name), identity(name, config, options, spec_given))
         adapter = load_adapter(config.model, config.model_args, config)
         # Analyses compare specs: on a VLM given --data, image examples are one of them, so
         # the items come with their images even when the run's own spec is text.

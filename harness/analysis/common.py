@@ -13,7 +13,7 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,9 @@ from ..items import TaskData, record_digest, sha256
 from ..layer_choice import check_layer, choose_layer, layer_from_results
 from ..progress import ItemBar, routed_output
 from ..results import versions
-from ..store import code_version
+from ..store import code_version, layer_from_digest
 from ..vectors import task_vector
+from .options import OPTIONS
 
 # Bumped when an analysis's numbers would change for the same inputs.
 ANALYSIS_VERSION = 1
@@ -280,9 +281,144 @@ def normed(adapter: Adapter, hidden: torch.Tensor) -> torch.Tensor:
     return norm(hidden).float().cpu()
 
 
+# -- identity: what changes an analysis's numbers ---------------------------------------------
+def identity(
+    name: str, config: RunConfig, options: Mapping[str, Any], specs_given: bool
+) -> dict[str, Any]:
+    """What changes an analysis's numbers, as JSON data (recorded in its file as "identity"):
+    the analysis; the options it reads (`OPTIONS`), at the value it uses, so a flag given at
+    its default is the same setting; the run's measurement flags (`RunConfig.identity()`, the
+    rule a run folder's id hashes: model, tasks, spec, seeds, n_shot, layer, template, ...);
+    whether --spec narrowed the specs an analysis compares to one; and the sha256 of a
+    --layer_from file (its path says nothing of the layer in it)."""
+    out: dict[str, Any] = {
+        "analysis": name,
+        "options": {key: options.get(key) or default for key, default in OPTIONS[name].items()},
+        "config": config.identity(),
+        "spec_given": bool(specs_given),
+    }
+    if config.layer_from:
+        out["layer_from_sha256"] = layer_from_digest(config.layer_from)
+    return json.loads(json.dumps(out))  # tuples as lists: as it reads back from the file
+
+
+def check_output(path: Path, own: dict[str, Any]) -> None:
+    """Nothing at `path`, or this identity's own file there (a rerun replaces it): else a
+    ConfigError naming the file, why it is not this run's, and the way out. Another setting's
+    file is never replaced, so a file's numbers are always those of the identity it records."""
+    if not (path.exists() or path.is_symlink()):
+        return
+    problem = _not_own(path, own)
+    if problem:
+        raise ConfigError(
+            f"{path} {problem}; give another --output_path, or remove it (and its .png) to "
+            "replace it"
+        )
+
+
+def _not_own(path: Path, own: dict[str, Any]) -> str | None:
+    """None when the file at `path` is an analysis file of identity `own`; else what it is,
+    as words that follow its name."""
+    name = own["analysis"]
+    if path.is_symlink() or not path.is_file():
+        return "is not a regular file"
+    doc, errors = read_json(path)
+    if errors:
+        first = " ".join(f"{errors[0].path}: {errors[0].message}".split())
+        return f"is not readable, valid JSON ({first})"
+    if not isinstance(doc, dict) or doc.get("kind") != "analysis" or doc.get("analysis") != name:
+        return f"is not a {name} analysis file"
+    if "identity" in doc:
+        recorded = doc["identity"]
+    else:  # written before analysis files recorded their identity: its config says it
+        recorded, problem = _identity_of_record(doc, name)
+        if problem:
+            return f"records no identity, and {problem}"
+    if recorded != own:
+        return f"holds {name} of another setting ({_differences(recorded, own)})"
+    return None
+
+
+# RunConfig fields that are tuples (a file records them as lists).
+_TUPLE_FIELDS = ("tasks", "seeds", "methods", "preset_departures")
+
+
+def _identity_of_record(doc: dict[str, Any], name: str) -> tuple[dict[str, Any] | None, str]:
+    """The identity of an analysis file that records none (written before they did), from the
+    config and options it records: (identity, "") or (None, why it cannot be told)."""
+    config, options, result = doc.get("config"), doc.get("options"), doc.get("result")
+    if not (isinstance(config, dict) and isinstance(options, dict) and isinstance(result, dict)):
+        return None, "its config, options or result is not an object"
+    if config.get("layer_from"):
+        return None, "the content of its --layer_from file then is unknown"
+    fields = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(config) - fields)
+    if unknown:
+        return (
+            None,
+            f"its config has fields this code does not know ({_shown(unknown)})",
+        )
+    values = {
+        k: tuple(v) if k in _TUPLE_FIELDS and isinstance(v, list) else v for k, v in config.items()
+    }
+    try:
+        run = RunConfig(**values)
+        return identity(name, run, options, _one_spec(result)), ""
+    except (TypeError, ValueError, KeyError, ConfigError) as exc:
+        return None, f"its config does not read as a run's ({exc})"
+
+
+def _one_spec(result: dict[str, Any]) -> bool:
+    """Whether a result compares a single spec, as an analysis does only when --spec is given
+    (every default list has text examples and the instruction): logit-lens and tsne record
+    their specs, cosine names them in its pairs ("a vs a" per spec)."""
+    specs = result.get("specs")
+    per_layer = result.get("per_layer")
+    if specs is None and isinstance(per_layer, dict):
+        specs = [k for k in per_layer if len(set(str(k).split(" vs "))) == 1]
+    return isinstance(specs, list) and len(specs) == 1
+
+
+def _differences(there: Any, here: dict[str, Any], most: int = 3) -> str:
+    """What differs between two identities, as flags: "--max_r 6 there, 3 here; ..."."""
+    if not isinstance(there, dict):
+        return f"its identity is {_shown(there)}"
+
+    def flat(ident: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for key, value in ident.items():
+            if key in ("options", "config") and isinstance(value, dict):
+                out.update({f"--{k}": v for k, v in value.items()})
+            elif key == "spec_given":
+                out["--spec given"] = value
+            elif key == "layer_from_sha256":
+                out["--layer_from content"] = value[:12] if isinstance(value, str) else value
+            else:
+                out[key] = value
+        return out
+
+    a, b = flat(there), flat(here)
+    absent = object()  # a field an identity leaves out at its default (`RunConfig.identity`)
+
+    def value(side: dict[str, Any], key: str) -> str:
+        got = side.get(key, absent)
+        return "(default)" if got is absent else _shown(got)
+
+    keys = [k for k in dict.fromkeys([*a, *b]) if a.get(k, absent) != b.get(k, absent)]
+    shown = [f"{k} {value(a, k)} there, {value(b, k)} here" for k in keys[:most]]
+    if len(keys) > most:
+        shown.append(f"{len(keys) - most} more")
+    return "; ".join(shown) or "its identity is not one this code writes"
+
+
 # -- output -----------------------------------------------------------------------------------
 def out_dir(config: RunConfig) -> Path:
     return Path(config.output_path) / slug(config.model, "model") / "analysis"
+
+
+def json_path(config: RunConfig, name: str) -> Path:
+    """Where analysis `name` of this run's flags writes its JSON (its PNG is beside it)."""
+    return out_dir(config) / f"{name}.json"
 
 
 def write_outputs(
@@ -292,12 +428,15 @@ def write_outputs(
     figure: Callable[[Path], None] | None,
     seconds: float,
 ) -> tuple[Path, Path | None]:
-    """<output_path>/<model>/analysis/<name>.json (schema-checked) and .png."""
+    """<output_path>/<model>/analysis/<name>.json (schema-checked, recording its identity) and
+    .png. A JSON there of another identity (written while this one ran) is refused, not
+    replaced (`check_output`); this identity's own is replaced, and so is its PNG."""
     folder = out_dir(session.config)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {folder}: {exc.strerror or exc}") from None
+    own = identity(name, session.config, session.options, session.specs_given)
     doc = {
         "kind": "analysis",
         "analysis": name,
@@ -306,6 +445,7 @@ def write_outputs(
         "model": session.adapter.describe(),
         "config": session.config.as_dict(),
         "options": session.options,
+        "identity": own,
         "tasks": session.tasks,
         "versions": versions(),
         "seconds": round(seconds, 3),
@@ -316,14 +456,17 @@ def write_outputs(
         raise RuntimeError(
             f"{name} result does not match the schema: " + "; ".join(map(str, errors))
         )
-    path = folder / f"{name}.json"
+    path = json_path(session.config, name)
+    check_output(path, own)
     write_json_atomic(path, doc)
-    png = None
+    png = folder / f"{name}.png"
     if figure is not None:
-        png = folder / f"{name}.png"
         with atomic_output(png) as tmp:
             figure(tmp)
-    return path, png
+        return path, png
+    if png.is_file() or png.is_symlink():  # an earlier figure is not this result's
+        png.unlink()
+    return path, None
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
