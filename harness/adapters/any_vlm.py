@@ -25,7 +25,7 @@ from PIL import Image
 
 from ..errors import ConfigError, ModelLoadError
 from .base import BATCHED_IMAGES, CUT_AFTER_TASK_TOKEN, KV_STEPS, SHARED_PREFIXES
-from .causal_lm import reading
+from .model_files import reading
 from .vlm import VLMAdapter, complete_processor
 
 # model_type -> why the engine cannot serve it yet, whatever paths it turns off.

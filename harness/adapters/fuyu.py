@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..templates import Prompt
 from .base import Batch, left_pad, token_covering
-from .causal_lm import reading
+from .model_files import reading
 from .vlm import VLMAdapter
 
 # FuyuImageProcessor's defaults, which Mantis trains and runs with: images larger than

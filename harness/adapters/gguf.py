@@ -20,8 +20,9 @@ from benchmark.strict_json import read_json
 from ..cache import cache_root
 from ..checkpoints import GEMMA3_PACKAGE
 from ..errors import ConfigError, ModelLoadError
-from .causal_lm import CausalLMAdapter, load_error, reading, resolve_dtype
+from .causal_lm import CausalLMAdapter, resolve_dtype
 from .gguf_cache import ConversionGone, conversion
+from .model_files import load_error, reading
 
 
 class GGUFAdapter(CausalLMAdapter):

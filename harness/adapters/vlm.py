@@ -18,7 +18,8 @@ from PIL import Image
 from ..errors import ModelLoadError
 from ..templates import Prompt
 from .base import Batch
-from .causal_lm import CausalLMAdapter, reading
+from .causal_lm import CausalLMAdapter
+from .model_files import reading
 
 IMAGE_WIDTH = 224  # the paper resizes every image to width 224, keeping the aspect ratio
 
