@@ -1,4 +1,5 @@
-"""File names and atomic writes: one slug rule and one way to write output files.
+"""File names, atomic writes, and the cache's place: one slug rule, one way to write output
+files, one answer to where computed-once files are kept.
 
 Every output file is written to a temporary name in its own folder and renamed into place, so
 an interrupted run (Ctrl-C included) leaves the old file or none, never a half-written one.
@@ -122,3 +123,18 @@ def atomic_create_text(path: str | Path, text: str) -> None:
             os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def cache_root() -> Path:
+    """Where the project keeps what it computes once and reuses across runs (converted
+    weights, task vectors, judge verdicts, analysis layers, the builders' HTTP responses):
+    `$VLM_TV_EVAL_CACHE`, else `$XDG_CACHE_HOME/vlm-tv-eval` (the XDG base-directory rule
+    every Linux cache follows), else `~/.cache/vlm-tv-eval`. Everything kept there proves it
+    belongs before it is reused (fingerprints, checksums); this only says where. Model
+    downloads stay in Hugging Face's own cache (`HF_HOME`), which huggingface_hub manages."""
+    own = os.environ.get("VLM_TV_EVAL_CACHE")
+    if own:
+        return Path(own).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "vlm-tv-eval"

@@ -22,10 +22,11 @@ the file); 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from benchmark.files import cache_root
 
 from . import hub
 from .cli_args import DEFAULT_RATE as DEFAULT_RATE
@@ -36,8 +37,7 @@ from .sources import InputError
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("VLM_TV_EVAL_CACHE", Path.home() / ".cache" / "vlm-tv-eval")
-    return Path(root) / "wikipedia"
+    return cache_root() / "wikipedia"
 
 
 def _counts_line(counts: dict[str, dict[str, int]]) -> str:

@@ -18,12 +18,11 @@ from typing import Any
 import torch
 
 from benchmark import CROSS_MODAL_TASKS, uses_examples, validate
-from benchmark.files import slug
+from benchmark.files import cache_root, slug
 
 from . import engine
 from .adapters import load_adapter
 from .adapters.base import Adapter
-from .cache import cache_root
 from .config import RunConfig
 from .context import EvalContext, Scored
 from .errors import ConfigError

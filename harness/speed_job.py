@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
+from benchmark.files import cache_root
+
 from .adapters import make_adapter
 from .arguments import parse_run_config
-from .cache import cache_root
 from .context import EvalContext
 from .evaluator import evaluate
 from .floor import layer_gflop_per_token, linear_gflops, matmul_gflops, prompt_tokens

@@ -13,11 +13,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from benchmark import uses_examples
-from benchmark.files import atomic_output, slug
+from benchmark.files import atomic_output, cache_root, slug
 
 from . import engine
 from .adapters.base import Adapter
-from .cache import cache_root
 from .context import EvalContext
 from .items import record_digest, sha256
 

@@ -73,7 +73,7 @@ def test_task_vectors_are_cached_with_metadata(tiny_adapter, monkeypatch):
     monkeypatch.setattr(engine, "extract_task_vector", boom)
     again = cached_vector(tiny_adapter, 4, "country_capital", meta, prompts)
     assert torch.equal(first, again)
-    from harness.cache import cache_root
+    from benchmark.files import cache_root
 
     found = []
     for path in (cache_root() / "vectors").rglob("country-capital-*.safetensors"):

@@ -137,7 +137,7 @@ def test_two_first_runs_at_once_convert_once(gguf, tmp_path):
 
 def _vector_file(adapter, prompts, meta):
     vector = cached_vector(adapter, 4, "country_capital", meta, prompts)
-    from harness.cache import cache_root
+    from benchmark.files import cache_root
 
     for path in (cache_root() / "vectors").rglob("country-capital-*.safetensors"):
         with safe_open(str(path), "pt") as f:
@@ -186,3 +186,23 @@ def test_other_weights_under_the_same_name_get_their_own_vectors(tiny_adapter, m
     monkeypatch.setattr(tiny_adapter, "_fingerprint", "other-weights")
     _, second = _vector_file(tiny_adapter, prompts, dict(meta))
     assert first != second
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    """One rule for every cache (harness and builders): $VLM_TV_EVAL_CACHE, else the XDG
+    base-directory variable, else ~/.cache; a relative XDG_CACHE_HOME is ignored, as the
+    XDG specification says."""
+    from benchmark.files import cache_root
+    from builders.cli import default_cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VLM_TV_EVAL_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert cache_root() == tmp_path / "home" / ".cache" / "vlm-tv-eval"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")
+    assert cache_root() == tmp_path / "home" / ".cache" / "vlm-tv-eval"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "vlm-tv-eval"
+    assert default_cache_dir() == tmp_path / "xdg" / "vlm-tv-eval" / "wikipedia"
+    monkeypatch.setenv("VLM_TV_EVAL_CACHE", str(tmp_path / "own"))
+    assert cache_root() == tmp_path / "own"

@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
+from benchmark.files import cache_root
 from harness import engine, prefix
 from harness.adapters import make_adapter
 from harness.adapters.gguf import gemma3_gguf
-from harness.cache import cache_root
 from harness.errors import ModelLoadError
 from harness.hooks import Intervention, patched
 

@@ -118,7 +118,7 @@ def write_rows(folder: Path, rows: list[dict]) -> None:
 
 
 def test_a_run_judged_through_a_url_with_a_password_writes_it_nowhere(run, server):
-    from harness.cache import cache_root
+    from benchmark.files import cache_root
 
     config = run / "config.json"  # the run's own config: see the test below
     files = [p for p in run.rglob("*") if p.is_file() and p != config]
@@ -137,7 +137,7 @@ def test_the_run_config_records_the_judge_url_without_its_password(run):
 def test_judging_through_a_secret_url_writes_no_secret(copy, server, which, capsys, caplog):
     """`judge RUN_DIR` through a URL with a password or a query key, against a server that
     echoes the Authorization header, the request's URL and most of the key into errors."""
-    from harness.cache import cache_root
+    from benchmark.files import cache_root
 
     caplog.set_level(logging.DEBUG)
     rows = rows_of(copy)

@@ -14,10 +14,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from benchmark.files import slug
+from benchmark.files import cache_root, slug
 from benchmark.strict_json import read_json
 
-from ..cache import cache_root
 from ..checkpoints import GEMMA3_PACKAGE
 from ..errors import ConfigError, ModelLoadError
 from .causal_lm import CausalLMAdapter, resolve_dtype

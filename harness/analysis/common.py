@@ -21,12 +21,11 @@ from typing import Any
 import torch
 
 from benchmark import validate
-from benchmark.files import atomic_output, slug, write_json_atomic
+from benchmark.files import atomic_output, cache_root, slug, write_json_atomic
 from benchmark.strict_json import read_json
 
 from .. import engine
 from ..adapters.base import Adapter
-from ..cache import cache_root
 from ..config import RunConfig
 from ..context import EvalContext
 from ..errors import ConfigError

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import get_task, validate, validate_file
-from benchmark.files import atomic_write_text, slug, write_json_atomic
+from benchmark.files import atomic_write_text, cache_root, slug, write_json_atomic
 from benchmark.scoring import lenient_match
 from benchmark.strict_json import read_json
 
-from ..cache import cache_root
 from ..errors import JudgeConfigError, RunFolderError
 from ..methods import get_method
 from ..results import entry_header, unit_items
