@@ -48,6 +48,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with store.locked():  # a second identical run stops here instead of redoing the work
             doc = evaluate(config, data, store)
+    except HarnessError:
+        store.discard_if_unused()  # refused before any work: no empty run folder left behind
+        raise
     except KeyboardInterrupt:
         print(
             f"\ninterrupted; finished units are kept in {store.parts}. Run the same command "

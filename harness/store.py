@@ -8,6 +8,7 @@ unit of work (a validation sweep, one method on one task for one seed) is writte
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
@@ -208,6 +209,7 @@ class RunStore:
         self.run_id = run_id(config, data)
         self.dir = Path(config.output_path) / slug(config.model, "model") / self.run_id
         self.parts = self.dir / "parts"
+        self.new = not os.path.lexists(self.dir)  # this call makes the folder
         # Seconds per kind (see `time`): `timings` over every call of the run, this one's
         # included so far; `this_call` this call's own; `_earlier` what state.json held when
         # this call began. `_call_start` runs this call's clock (`begin_call`).
@@ -224,6 +226,19 @@ class RunStore:
         self._weights_announced = False
         self._lock: IO[str] | None = None
         self._load_state()
+
+    def discard_if_unused(self) -> None:
+        """Remove the run folder when this call made it and nothing of a run is in it yet (a
+        run refused at model load or by a length check): an empty folder with a config.json
+        would look like a run that was started. Anything a unit wrote keeps it."""
+        if not self.new or not self.dir.is_dir() or os.path.lexists(self.parts):
+            return
+        ours = {"config.json", "state.json", _lock_name()}
+        names = {p.name for p in self.dir.iterdir()}
+        if names <= ours | {n for n in names if n.startswith(".lock")}:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.dir.parent.rmdir()  # the model's folder, when it holds no other run
 
     # -- one run per folder at a time ---------------------------------------------------------
     @contextmanager

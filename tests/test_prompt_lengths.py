@@ -35,7 +35,8 @@ def test_items_short_in_characters_but_long_in_tokens_are_refused(
     assert "longest examples prompt is" in err and "context of 1024" in err
     assert "lower --n_shot" in err and "Traceback" not in err
     assert "tokens long" in err  # the long items are named, in tokens
-    assert not list((tmp_path / "out").glob("*/*/parts/*/*.json"))
+    # refused before any work: no run folder is left behind to look like a started run
+    assert not list((tmp_path / "out").glob("*/*"))
 
 
 def test_a_long_instruction_is_measured(tiny_llama_path, tmp_path, capsys):
@@ -67,3 +68,19 @@ def test_prompts_that_fit_run(tiny_llama_path, tmp_path, spec):
     args = ["--spec", spec, "--n_shot", "2", "--limit", "2", "--methods", "prompt"]
     args += ["--instruction", "Give the answer."]
     assert _run(tiny_llama_path, tmp_path, task, *args) == 0
+
+
+def test_a_refused_run_keeps_a_folder_that_has_work_in_it(tiny_llama_path, tmp_path, capsys):
+    """Only a folder this call made, with nothing computed in it, is removed on refusal."""
+    pairs = [(f"word{i}", f"answer{i}") for i in range(14)]
+    task = _task_file(tmp_path / "fine.jsonl", pairs)
+    args = ["--n_shot", "2", "--limit", "2", "--methods", "prompt"]
+    assert _run(tiny_llama_path, tmp_path, task, *args) == 0
+    (folder,) = (tmp_path / "out").glob("*/*")
+    from harness.config import RunConfig
+    from harness.store import RunStore
+
+    store = RunStore(RunConfig(output_path=str(tmp_path / "out")), {})
+    store.dir = folder  # an existing run's folder, as a resumed call sees it
+    store.discard_if_unused()
+    assert (folder / "results.json").is_file()
