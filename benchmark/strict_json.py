@@ -174,6 +174,14 @@ def loads_checked(text: str) -> tuple[Any, list[SchemaError]]:
     -Infinity anywhere, or a number that reads as one (1e999); an integer of more than
     MAX_INT_DIGITS digits; a key given twice in one object; nesting deeper than MAX_DEPTH.
     """
+    if text.startswith("\ufeff"):  # json.loads names the fix in Python's terms only
+        return None, [
+            SchemaError(
+                "$",
+                "starts with a UTF-8 byte-order mark (BOM), which JSON does not allow: save the "
+                "file as UTF-8 without a BOM",
+            )
+        ]
     try:
         obj = json.loads(
             text,

@@ -81,6 +81,10 @@ def _task_lines(path: Path, text: str) -> tuple[list[dict], list[str], str | Non
     return records, errors, file_instruction
 
 
+# The malformed lines a task file's error names (the rest are counted): one line, any file.
+_SHOWN = 3
+
+
 def load_task_file(
     path: str | Path, instruction: str | None = None, split_seed: int = 0
 ) -> TaskData:
@@ -107,7 +111,13 @@ def load_task_file(
             )
     records = [{k: v for k, v in r.items() if k != "line"} for r in records]
     if errors:
-        raise TaskFileError("malformed task file:\n  " + "\n  ".join(errors))
+        shown = "; ".join(errors[:_SHOWN]) + (
+            f"; and {len(errors) - _SHOWN} more" if len(errors) > _SHOWN else ""
+        )
+        raise TaskFileError(
+            f"malformed task file: {shown}; fix those lines: each is a JSON object "
+            '{"input": "...", "output": "..."} (optionally "split", "id")'
+        )
     if len(records) < 4:
         raise TaskFileError(f"{path}: needs at least 4 records, has {len(records)}")
     dup = [i for i, c in Counter(r["id"] for r in records).items() if c > 1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from pathlib import Path
 from typing import Any
 
 from benchmark import get_task
@@ -38,6 +39,16 @@ def load_built(data: str, task_id: str, hint: str) -> Any:
         import datasets
     except ImportError:  # pragma: no cover - datasets is a dependency of the dev install
         raise ConfigError("--data needs `datasets`: pip install 'vlm-tv-eval[builders]'") from None
+    folder = Path(data).expanduser()
+    if folder.is_file():
+        raise TaskFileError(f"--data {data} is a file, not a built dataset folder; {hint}")
+    if folder.is_dir() and not (folder / "README.md").is_file():
+        raise TaskFileError(
+            f"--data {data} is not a folder vlm-tv-build wrote (no README.md card naming its "
+            f"configs); {hint}"
+        )
+    if data.startswith(("/", ".", "~")) and not folder.exists():  # a path; a Hub id is org/name
+        raise TaskFileError(f"--data {data} does not exist; {hint}")
     try:
         return datasets.load_dataset(data, config_name(task_id))
     except Exception as exc:  # noqa: BLE001 - datasets raises many kinds; all mean "cannot load"

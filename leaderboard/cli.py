@@ -140,7 +140,17 @@ def _open_root(args: argparse.Namespace) -> str | None:
 
 def _results_problem(path: Path) -> str | None:
     """Why the results file cannot be read at all: a FIFO or device would make the validator
-    wait forever, an enormous file exhaust memory."""
+    wait forever, an enormous file exhaust memory. A run folder, or the pending results of an
+    overriding run not yet judged, is named as such with its fix."""
+    if path.is_dir() and (path / "results.json").is_file():
+        return f"{path} is a run folder: give the results file in it, {path / 'results.json'}"
+    pending = path.name == "pending_results.json" and path.is_file()
+    if pending or (path / "pending_results.json").is_file():
+        folder = path.parent if pending else path
+        return (
+            f"{path} holds the results of an overriding run not judged yet (no number): run "
+            f"`vlm-tv-eval judge {folder}` until it writes {folder / 'results.json'}, and add that"
+        )
     _, why = read_leaderboard_file(path, follow_symlinks=True)
     return f"{path} {why}; add takes a results.json written by vlm-tv-eval" if why else None
 
@@ -185,11 +195,13 @@ def _add(args: argparse.Namespace) -> int:
     if problem:
         return _usage_error("add", problem)
     errors = validate_file(args.results, "results")
-    if errors:
-        print(f"{args.results} is not a valid results file:", file=sys.stderr)
-        for error in errors:
-            print(f"  {error}", file=sys.stderr)  # file: $.json.path: problem
-        print("add takes a results.json written by vlm-tv-eval.", file=sys.stderr)
+    if errors:  # one line: the first problem (file: $.json.path: problem) and how many more
+        more = f" (and {len(errors) - 1} more: `vlm-tv-eval validate {args.results}`)"
+        print(
+            f"vlm-tv-leaderboard add: {args.results} is not a valid results file: {errors[0]}"
+            f"{more if len(errors) > 1 else ''}; add takes a results.json written by vlm-tv-eval",
+            file=sys.stderr,
+        )
         return 1
     results, errors = read_json(args.results)
     if errors:  # changed since validate read it

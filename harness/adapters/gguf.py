@@ -9,6 +9,7 @@ at the same path replaces it.
 from __future__ import annotations
 
 import importlib.util
+import struct
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -22,6 +23,9 @@ from ..errors import ConfigError, ModelLoadError
 from .causal_lm import CausalLMAdapter, resolve_dtype
 from .gguf_cache import ConversionGone, conversion
 from .model_files import load_error, reading
+
+# Magic, version, tensor count and metadata count: what every GGUF file starts with.
+_HEADER = 24
 
 
 class GGUFAdapter(CausalLMAdapter):
@@ -57,11 +61,22 @@ class GGUFAdapter(CausalLMAdapter):
             what = "is a folder" if self.gguf.is_dir() else "does not exist"
             raise ConfigError(f"--model gguf:{self.gguf}: {self.gguf} {what}; give a .gguf file")
         with self.gguf.open("rb") as f:
-            if f.read(4) != b"GGUF":
-                raise ConfigError(
-                    f"--model gguf:{self.gguf}: not a GGUF file (no GGUF header); give a .gguf file"
-                )
+            header = f.read(_HEADER)
+        if header[:4] != b"GGUF":
+            raise ConfigError(
+                f"--model gguf:{self.gguf}: not a GGUF file (no GGUF header); give a .gguf file"
+            )
+        if len(header) < _HEADER:
+            raise self._damaged(self.gguf, f"it ends inside its header, after {len(header)} bytes")
         return self.gguf
+
+    @staticmethod
+    def _damaged(gguf: Path, why: str) -> ConfigError:
+        """A GGUF file cut short or damaged (a partial download), in one line with the fix."""
+        return ConfigError(
+            f"--model gguf:{gguf}: the file is truncated or damaged ({why}); download or "
+            "convert it again"
+        )
 
     def cached_folder(self, gguf: Path) -> Path:
         """`<stem>-<size>-<mtime>` under the cache's models/: another file at the path gets
@@ -86,11 +101,14 @@ class GGUFAdapter(CausalLMAdapter):
             return layers
         from gguf import GGUFReader
 
-        fields = GGUFReader(str(gguf)).fields
-        arch = fields["general.architecture"]
-        name = bytes(arch.parts[arch.data[0]]).decode()
-        count = fields.get(f"{name}.block_count")
-        return int(count.parts[count.data[0]][0]) if count is not None else None
+        try:
+            fields = GGUFReader(str(gguf)).fields
+            arch = fields["general.architecture"]
+            name = bytes(arch.parts[arch.data[0]]).decode()
+            count = fields.get(f"{name}.block_count")
+            return int(count.parts[count.data[0]][0]) if count is not None else None
+        except (ValueError, IndexError, KeyError, struct.error) as exc:  # a cut or bad file
+            raise self._damaged(gguf, f"{type(exc).__name__} reading its metadata") from None
 
     def load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -116,7 +134,7 @@ class GGUFAdapter(CausalLMAdapter):
         # The folder stays marked in use while its weights load, so a run removing the older
         # conversions of this path (`gguf_cache.conversion`) leaves it alone.
         with ExitStack() as in_use:
-            with reading(gguf, self._load_error, kinds=(KeyError,)):
+            with reading(gguf, self._load_error, kinds=(KeyError, struct.error)):
                 try:
                     cached, self._fingerprint = in_use.enter_context(
                         conversion(gguf, folder, convert)
@@ -132,10 +150,13 @@ class GGUFAdapter(CausalLMAdapter):
     def _load_error(self, exc: Exception) -> ModelLoadError:
         """An architecture transformers cannot read, in one line."""
         gguf = getattr(self, "_gguf_path", self.gguf)
+        if isinstance(exc, struct.error):  # the file ends where the reader expected more
+            return ModelLoadError(str(self._damaged(gguf, "it ends before its metadata does")))
         reason = " ".join(str(exc).split())[:300]
         return ModelLoadError(
             f"--model gguf:{gguf}: transformers cannot load this GGUF ({type(exc).__name__}: "
-            f"{reason})"
+            f"{reason}); check that the file is whole (download or convert it again) and that "
+            "transformers reads its architecture from GGUF"
         )
 
     def preflight(self) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from benchmark.files import write_json_atomic
 from benchmark.reading import read_text
@@ -44,6 +45,26 @@ DEFAULT_JUDGE = "gpt-4o-2024-08-06"
 # Used when no base_url is given, so that an OPENAI_BASE_URL in the environment cannot send the
 # requests elsewhere while the verdicts say "the OpenAI API".
 OPENAI_API_URL = "https://api.openai.com/v1"
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a judge server's API root (no http(s) scheme, no host, a bad port,
+    a space), or None. Checked before any client is made, so the HTTP client never raises on
+    it."""
+    url = url.strip()
+    if not re.match(r"(?i)https?://", url):
+        scheme = url.split("://", 1)[0] + "://" if "://" in url else ""
+        return f"uses {scheme}, not http(s)://" if scheme else "has no http:// or https://"
+    if any(c.isspace() for c in url):
+        return "holds a space"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not 0-65535
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    return None if parts.hostname else "names no host"
+
+
 # Sent to an OpenAI-compatible server when OPENAI_API_KEY is unset (local servers ignore it).
 PLACEHOLDER_KEY = "no-key"
 # Enough for the verdict ({"choice": "B"} is about 6 tokens, fenced about 12) and a little
@@ -259,12 +280,13 @@ class Judge:
             raise JudgeConfigError(
                 f"the judge model is empty; pass a model name, e.g. --judge {DEFAULT_JUDGE}"
             )
-        base_url = base_url.strip().rstrip("/") if base_url else None
-        if base_url is not None and not re.match(r"(?i)https?://", base_url):
+        why = base_url_problem(base_url) if base_url else None
+        if why:
             raise JudgeConfigError(
-                f"judge base_url {public_url(base_url)!r} is not an http(s) URL; pass the "
-                "server's API root, e.g. http://127.0.0.1:8000/v1"
+                f"--judge_base_url {public_url(base_url.strip())!r} {why}; pass the server's API "
+                "root, e.g. http://127.0.0.1:8000/v1"
             )
+        base_url = base_url.strip().rstrip("/") if base_url else None
         if base_url is None and not _DATED.search(model):
             raise JudgeConfigError(
                 f"judge model {model!r} is a floating alias; pin a dated snapshot such as "

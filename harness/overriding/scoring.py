@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmark import get_task, validate, validate_file
+from benchmark import OVERRIDING, get_task, task_family, validate, validate_file
 from benchmark.files import atomic_write_text, cache_root, slug, write_json_atomic
 from benchmark.scoring import lenient_match
 from benchmark.strict_json import read_json
@@ -286,27 +286,36 @@ def judge_run_dir(
 ) -> tuple[dict[str, Any], Path]:
     """`vlm-tv-eval judge RUN_DIR`: judge a run's logged generations and score it."""
     folder = Path(run_dir)
+    give = "give the run folder an overriding run printed (runs/<model>/<run-id>)"
+    if folder.is_file():
+        raise RunFolderError(f"{folder} is a file, not a run folder: {give}, e.g. {folder.parent}")
+    if not folder.is_dir():
+        raise RunFolderError(f"{folder} does not exist: {give}")
     source = next(
         (p for p in (folder / "results.json", folder / "pending_results.json") if p.is_file()),
         None,
     )
     if source is None:
-        raise RunFolderError(
-            f"{folder} holds no results.json or pending_results.json: give the run folder an "
-            "overriding run printed (runs/<model>/<run-id>)"
-        )
+        raise RunFolderError(f"{folder} holds no results.json or pending_results.json: {give}")
     doc = _run_doc(source)
     tasks = doc["config"]["tasks"]
-    missing = [t for t in tasks if not (folder / f"generations_{slug(t)}.jsonl").is_file()]
-    if not tasks or missing:
+    if not tasks or any(task_family(t) != OVERRIDING for t in tasks):
         raise RunFolderError(
-            f"{source} is not an overriding run with logged generations (missing "
-            f"generations for {', '.join(missing) or 'every task'})"
+            f"{source} is not an overriding run (tasks {', '.join(tasks) or 'none'}): only the "
+            "overriding tasks' answers are judged; give the folder of a run with --tasks "
+            "override_text (or another override_* task)"
+        )
+    missing = [t for t in tasks if not (folder / f"generations_{slug(t)}.jsonl").is_file()]
+    if missing:
+        files = ", ".join(f"generations_{slug(t)}.jsonl" for t in missing)
+        raise RunFolderError(
+            f"{folder} has no logged generations ({files} missing): rerun the run to log them"
         )
     for task in tasks:  # every row as the run writes it, or the file and line that is not
         errors = validate_file(generations_path(folder, task), kind="generation")
         if errors:
-            raise RunFolderError(f"{errors[0]} (and {len(errors) - 1} more); rerun the run")
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise RunFolderError(f"{errors[0]}{more}; rerun the run to write it again")
     # Then the rows the run wrote, and all of them: nothing edited, added or left out.
     rows_by_task = {task: checked_generations(folder, task, doc) for task in tasks}
     methods = [get_method(m) for m in doc["config"]["methods"]]
