@@ -30,7 +30,7 @@ run: install-run
 	$(BIN)/vlm-tv-eval
 
 test: install /usr/bin/chromium
-	@echo "ruff, then the test suite (about 8 minutes on 2 cores), then vlm-tv-leaderboard check"
+	@echo "ruff, then the test suite (about 9 minutes on 2 cores), then vlm-tv-leaderboard check"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	$(BIN)/vlm-tv-leaderboard check
