@@ -46,7 +46,7 @@ from .results import (
     timings_block,
     transfer_similarity,
 )
-from .store import RunStore, run_id
+from .store import RunStore, layer_from_digest
 from .vectors import extract_seeds_together, task_vector
 
 Vectors = dict[tuple[str, int], torch.Tensor]
@@ -109,7 +109,7 @@ def _evaluate(
     selection = None
     if needs_vectors and config.layer_from:
         selection = layer_from_results(config.layer_from, config.model, adapter.num_layers)
-        if store.run_id != run_id(config, data):  # the file's content is in the run id
+        if layer_from_digest(config.layer_from) != store.layer_from_sha256:  # in the run id
             raise ConfigError(
                 f"--layer_from {config.layer_from} changed while this run started; run the "
                 "command again (its run folder follows the file's content)"

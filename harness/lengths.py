@@ -27,8 +27,6 @@ from .templates import Prompt
 # An item (input and label together) longer than this is named in a warning: the shipped tasks'
 # items are under 30 tokens, so one this long is usually a mistake in a task file.
 LONG_ITEM_TOKENS = 256
-# Specs whose prompts or vectors hold the task's instruction.
-INSTRUCTION_SPECS = ("instruction", "ensemble", "instruction_marker")
 
 
 def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
@@ -50,17 +48,17 @@ def _task_prompts(ctx: EvalContext, task: str, records: list[dict]) -> Iterator[
     tokenizer = adapter.tokenizer
     inputs = count_tokens(tokenizer, [r["input"] for r in records])
     outputs = count_tokens(tokenizer, [r["output"] for r in records])
-    for record, size in zip(records, map(sum, zip(inputs, outputs, strict=True)), strict=True):
+    sizes = [i + o for i, o in zip(inputs, outputs, strict=True)]
+    for record, size in zip(records, sizes, strict=True):
         if size > LONG_ITEM_TOKENS:
             say(f"warning: {task}/{record['id']} is {size} tokens long (input and label)")
     query = _longest(records, inputs, 1)[0]["input"]
     instruction = ctx.data[task].instruction
     if uses_examples(config.spec):
-        sizes = [i + o for i, o in zip(inputs, outputs, strict=True)]
         pairs = [(r["input"], r["output"]) for r in _longest(records, sizes, config.n_shot)]
         with_instruction = instruction if config.spec == "ensemble" else None
         yield "examples", adapter.example_prompt(pairs, query=query, instruction=with_instruction)
-    if config.spec in INSTRUCTION_SPECS and instruction:
+    if (not uses_examples(config.spec) or config.spec == "ensemble") and instruction:
         yield "instruction", adapter.query_prompt(query, instruction=instruction)
         yield "instruction alone", adapter.instruction_prompt(instruction)
     yield "query", adapter.query_prompt(query)

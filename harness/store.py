@@ -44,16 +44,19 @@ def layer_from_digest(path: str) -> str:
         raise ConfigError(f"--layer_from {path}: {exc}; give a results.json file") from None
 
 
-def run_id(config: RunConfig, data: Mapping[str, TaskData]) -> str:
+def run_id(
+    config: RunConfig, data: Mapping[str, TaskData], layer_from_sha256: str | None = None
+) -> str:
     """`<spec>-<12 hex>`: the items themselves are part of the identity, and so is the content
-    of a `--layer_from` file (its path alone says nothing of the layer in it)."""
+    of a `--layer_from` file (its path alone says nothing of the layer in it; its digest is
+    read here unless given)."""
     items = {
         t: {s: [record_digest(r) for r in rs] for s, rs in d.splits.items()}
         for t, d in data.items()
     }
     identity = config.identity()
     if config.layer_from:
-        identity["layer_from_sha256"] = layer_from_digest(config.layer_from)
+        identity["layer_from_sha256"] = layer_from_sha256 or layer_from_digest(config.layer_from)
     return f"{config.spec}-{sha256([identity, items])[:12]}"
 
 
@@ -129,15 +132,19 @@ def _clear_non_file(path: Path) -> None:
         raise RunFolderError(f"{path} is in the way and cannot be removed ({exc})") from None
 
 
+def _rank() -> str:
+    """This process's rank under `accelerate launch` (or torchrun); "0" when it runs alone."""
+    return os.environ.get("RANK", "0") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "0"
+
+
 def _is_main_process() -> bool:
-    """Not a rank > 0 of an `accelerate launch` (or torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("RANK", "0") == "0"
+    return _rank() == "0"
 
 
 def _lock_name() -> str:
     """Each process of an `accelerate launch` locks its own rank: the ranks of one launch share
     the folder, and a second launch's rank N meets the first one's."""
-    rank = os.environ.get("RANK", "0") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "0"
+    rank = _rank()
     return ".lock" if rank == "0" else f".lock-rank{rank}"
 
 
@@ -206,7 +213,10 @@ def unit_file_problem(path: Path, parts: Path) -> str | None:
 
 class RunStore:
     def __init__(self, config: RunConfig, data: Mapping[str, TaskData]):
-        self.run_id = run_id(config, data)
+        # The --layer_from file's digest, as the run id took it: the run checks the file it
+        # reads again against it (`evaluator`), so a file replaced meanwhile is not used.
+        self.layer_from_sha256 = layer_from_digest(config.layer_from) if config.layer_from else None
+        self.run_id = run_id(config, data, self.layer_from_sha256)
         self.dir = Path(config.output_path) / slug(config.model, "model") / self.run_id
         self.parts = self.dir / "parts"
         self.new = not os.path.lexists(self.dir)  # this call makes the folder
@@ -233,9 +243,8 @@ class RunStore:
         would look like a run that was started. Anything a unit wrote keeps it."""
         if not self.new or not self.dir.is_dir() or os.path.lexists(self.parts):
             return
-        ours = {"config.json", "state.json", _lock_name()}
-        names = {p.name for p in self.dir.iterdir()}
-        if names <= ours | {n for n in names if n.startswith(".lock")}:
+        ours = {"config.json", "state.json"}
+        if all(p.name in ours or p.name.startswith(".lock") for p in self.dir.iterdir()):
             shutil.rmtree(self.dir, ignore_errors=True)
             with contextlib.suppress(OSError):
                 self.dir.parent.rmdir()  # the model's folder, when it holds no other run

@@ -60,6 +60,21 @@ JUDGE_TEST_KEY = "sk-test-JUDGE-key-0123456789abcdef"
 
 
 @pytest.fixture
+def computed(monkeypatch):
+    """The names of the units a run computes (rather than reuses), in order."""
+    from harness.store import RunStore
+
+    names = []
+    real = RunStore.unit
+
+    def counting(self, name, compute, items):
+        return real(self, name, lambda: (names.append(name), compute())[1], items)
+
+    monkeypatch.setattr(RunStore, "unit", counting)
+    return names
+
+
+@pytest.fixture
 def judge_server(monkeypatch):
     """The loopback OpenAI-compatible server of judge_server.py, with a fake key set and no
     proxy or base URL in the environment to lead the client elsewhere."""

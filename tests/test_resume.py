@@ -10,7 +10,6 @@ from examples import run_results
 
 import harness.store as store_module
 from harness.cli import main
-from harness.store import RunStore
 
 
 def _args(tiny_llama_path, out):
@@ -26,18 +25,6 @@ def _stable(doc):
         doc.pop(key)
     doc["config"].pop("output_path")
     return doc
-
-
-@pytest.fixture
-def computed(monkeypatch):
-    names = []
-    real = RunStore.unit
-
-    def counting(self, name, compute, items):
-        return real(self, name, lambda: (names.append(name), compute())[1], items)
-
-    monkeypatch.setattr(RunStore, "unit", counting)
-    return names
 
 
 @pytest.fixture

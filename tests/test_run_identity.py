@@ -34,18 +34,6 @@ def _numbers(doc: dict) -> dict:
     return {task: doc["results"][task] for task in doc["results"]}
 
 
-@pytest.fixture
-def computed(monkeypatch):
-    names = []
-    real = RunStore.unit
-
-    def counting(self, name, compute, items):
-        return real(self, name, lambda: (names.append(name), compute())[1], items)
-
-    monkeypatch.setattr(RunStore, "unit", counting)
-    return names
-
-
 def _reweigh(folder: Path, seed: int) -> None:
     """Other weights saved over the checkpoint at `folder`, same architecture and tokenizer."""
     from transformers import AutoModelForCausalLM
